@@ -1,0 +1,1 @@
+"""Front ends: ONNX import (and, later, tracing)."""

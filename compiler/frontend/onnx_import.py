@@ -1,0 +1,411 @@
+"""ONNX importer: ModelProto -> IR Model with static types.
+
+Steps: read the file safely (external data must resolve inside the model's folder); bind symbolic input dims
+(``input_shapes``) and turn chosen scalar inputs into constants (``bind``); list every unsupported op in one
+error; then walk the nodes in order, rewriting old op versions (``onnx_canon``), inferring output types with
+the registry, folding nodes whose inputs are all constant and whose result is small (this folds the
+Shape/Gather/Concat/Range subgraphs that feed Reshape, Expand and Resize), and inlining an ``If`` whose
+condition became constant. The verifier runs on the result.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import ModelImportError, ShapeError, UnsupportedOpError
+from ..interpreter import run_node
+from ..ir.graph import Graph, Model, Node
+from ..ir.types import OptionalType, SequenceType, TensorType, onnx_elem_to_name, type_of_value
+from ..ir.verify import verify
+from ..ops import registry
+from .onnx_canon import canonicalize
+
+log = logging.getLogger(__name__)
+
+#: Results up to this many elements are folded to constants at import (shape subgraphs, small tables).
+FOLD_MAX_ELEMENTS = 1 << 16
+_NO_FOLD = {"If", "Loop", "Scan", "SequenceMap"}
+
+
+# ------------------------------------------------------------------------------------------------ file reading
+def _check_external_paths(proto: onnx.ModelProto, base: Path) -> None:
+    """Reject external-data locations that are absolute or escape the model's folder (path traversal)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+    root = base.resolve()
+    for t in _get_all_tensors(proto):
+        if not uses_external_data(t):
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        p = Path(loc)
+        if not loc or p.is_absolute() or loc.startswith(("/", "\\")) or (p.parts and ":" in p.parts[0]):
+            raise ModelImportError(f"tensor {t.name!r}: external data location {loc!r} must be a relative path inside the model's folder")
+        full = (root / p).resolve()
+        if root != full and root not in full.parents:
+            raise ModelImportError(f"tensor {t.name!r}: external data location {loc!r} escapes the model's folder {str(root)!r}")
+        if not full.is_file():
+            raise ModelImportError(f"tensor {t.name!r}: external data file {str(full)!r} not found")
+
+
+def read_model_proto(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
+    """Read an ONNX file and its external data. Returns (proto, sha256 of the file).
+
+    Raises ModelImportError for a missing, unreadable or malformed file, or an unsafe external data path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelImportError(f"model file {str(path)!r} not found")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as ex:  # noqa: BLE001 - protobuf raises several types
+        raise ModelImportError(f"{str(path)!r} is not a valid ONNX model: {type(ex).__name__}: {str(ex)[:200]}") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelImportError(f"{str(path)!r} holds no graph (is it an ONNX model?)")
+    _check_external_paths(proto, path.parent)
+    try:
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(proto, str(path.parent))
+    except Exception as ex:  # noqa: BLE001
+        raise ModelImportError(f"{str(path)!r}: cannot load external data: {ex}") from None
+    return proto, sha
+
+
+# ------------------------------------------------------------------------------------------------ types
+def type_from_proto(tp: onnx.TypeProto, where: str) -> object:
+    """IR type of an ONNX TypeProto; symbolic or missing dims become None."""
+    kind = tp.WhichOneof("value")
+    if kind == "tensor_type":
+        tt = tp.tensor_type
+        try:
+            dtype = onnx_elem_to_name(tt.elem_type)
+        except KeyError:
+            raise ModelImportError(f"{where}: unsupported element type {tt.elem_type}") from None
+        if not tt.HasField("shape"):
+            return TensorType(dtype, None)
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        return TensorType(dtype, dims)
+    if kind == "sequence_type":
+        return SequenceType(type_from_proto(tp.sequence_type.elem_type, where))
+    if kind == "optional_type":
+        return OptionalType(type_from_proto(tp.optional_type.elem_type, where))
+    if kind is None:
+        return None
+    raise ModelImportError(f"{where}: unsupported value kind {kind}")
+
+
+def _static(t) -> object:
+    """Replace symbolic (string) dims by None."""
+    if isinstance(t, TensorType) and t.shape is not None:
+        return TensorType(t.dtype, tuple(d if isinstance(d, int) else None for d in t.shape))
+    return t
+
+
+def _attr_value(a: onnx.AttributeProto, importer, scope) -> object:
+    if a.type == onnx.AttributeProto.GRAPH:
+        return importer.subgraph(a.g, scope)
+    if a.type == onnx.AttributeProto.GRAPHS:
+        return [importer.subgraph(g, scope) for g in a.graphs]
+    if a.type == onnx.AttributeProto.TENSOR:
+        return numpy_helper.to_array(a.t)
+    if a.type == onnx.AttributeProto.SPARSE_TENSOR:
+        return _sparse_to_dense(a.sparse_tensor)
+    if a.type == onnx.AttributeProto.TENSORS:
+        return [numpy_helper.to_array(t) for t in a.tensors]
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [s.decode("utf-8", errors="replace") for s in v]
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
+    vals = numpy_helper.to_array(sp.values)
+    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
+    dims = tuple(sp.dims)
+    out = np.zeros(int(np.prod(dims)), dtype=vals.dtype)
+    if idx.ndim == 2:
+        idx = np.ravel_multi_index(idx.T, dims)
+    out[idx.ravel()] = vals.ravel()
+    return out.reshape(dims)
+
+
+def _constant_node_value(n: onnx.NodeProto) -> np.ndarray:
+    a = n.attribute[0]
+    kind = a.name
+    v = helper.get_attribute_value(a)
+    if kind == "value":
+        return numpy_helper.to_array(v)
+    if kind == "sparse_value":
+        return _sparse_to_dense(v)
+    if kind == "value_float":
+        return np.array(v, dtype=np.float32)
+    if kind == "value_floats":
+        return np.array(v, dtype=np.float32)
+    if kind == "value_int":
+        return np.array(v, dtype=np.int64)
+    if kind == "value_ints":
+        return np.array(v, dtype=np.int64)
+    if kind == "value_string":
+        return np.array(v.decode("utf-8"), dtype=object)
+    if kind == "value_strings":
+        return np.array([s.decode("utf-8") for s in v], dtype=object)
+    raise ModelImportError(f"Constant node {n.name!r}: unsupported attribute {kind!r}")
+
+
+# ------------------------------------------------------------------------------------------------ importer
+class _Importer:
+    def __init__(self, proto: onnx.ModelProto):
+        self.proto = proto
+        self.opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version for o in proto.opset_import}
+        self.counter = 0
+        self.functions = {(f.domain, f.name): f for f in proto.functions}
+
+    def fresh(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}__bornc{self.counter}"
+
+    # -- unsupported ops, all at once
+    def unsupported(self, g: onnx.GraphProto, acc: dict) -> dict:
+        for i, n in enumerate(g.node):
+            if n.op_type != "Constant" and registry.get(n.op_type, n.domain) is None \
+                    and (n.domain, n.op_type) not in self.functions:
+                label = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+                acc.setdefault(label, []).append(n.name or f"#{i}")
+            for a in n.attribute:
+                for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                    self.unsupported(sub, acc)
+        return acc
+
+    def subgraph(self, gp: onnx.GraphProto, scope) -> Graph:
+        inputs = [i.name for i in gp.input]
+        types = {i.name: _static(type_from_proto(i.type, f"subgraph {gp.name!r} input {i.name!r}")) for i in gp.input}
+        g = Graph(gp.name or "body", inputs, [], [], {}, types)
+        self.fill(g, gp, scope)
+        return g
+
+    def fill(self, g: Graph, gp: onnx.GraphProto, scope) -> None:
+        """Import ``gp``'s initializers and nodes into ``g``. ``scope`` maps outer value names to
+        (type, constant or None)."""
+        declared = {v.name: _static(type_from_proto(v.type, f"value {v.name!r}")) for v in list(gp.value_info) + list(gp.output)}
+        for init in gp.initializer:
+            g.constants[init.name] = numpy_helper.to_array(init)
+        for init in gp.sparse_initializer:
+            g.constants[init.values.name] = _sparse_to_dense(init)
+        for name, arr in g.constants.items():
+            g.types[name] = type_of_value(arr)
+        g.inputs = [i for i in g.inputs if i not in g.constants]
+        for i, n in enumerate(gp.node):
+            self.node(g, n, i, scope, declared)
+        g.outputs = [o.name for o in gp.output]
+        for o in g.outputs:
+            if o not in g.types:
+                if o in scope:
+                    g.types[o] = scope[o][0]
+                else:
+                    raise ModelImportError(f"graph output {o!r} is never produced")
+            t, d = g.types[o], declared.get(o)
+            if isinstance(t, TensorType) and t.shape is None and isinstance(d, TensorType):
+                g.types[o] = d
+
+    def lookup(self, g: Graph, scope, name: str):
+        if name in g.types:
+            return g.types[name], g.constants.get(name)
+        if name in scope:
+            return scope[name]
+        raise ModelImportError(f"value {name!r} is used before it is defined (graph {g.name!r})")
+
+    def node(self, g: Graph, n: onnx.NodeProto, index: int, scope, declared) -> None:
+        name = n.name or f"{n.op_type}_{index}"
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            arr = _constant_node_value(n)
+            g.constants[n.output[0]] = arr
+            g.types[n.output[0]] = type_of_value(arr)
+            return
+        if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
+            return self.inline_function(g, n, index, scope, declared)
+        inner_scope = _Scope(g, scope)
+        node = Node(n.op_type, list(n.input), list(n.output),
+                    {a.name: _attr_value(a, self, inner_scope) for a in n.attribute}, name,
+                    "" if n.domain in ("", "ai.onnx") else n.domain)
+
+        def const(arr):
+            cname = self.fresh(f"{name}_const")
+            g.constants[cname] = np.asarray(arr)
+            g.types[cname] = type_of_value(np.asarray(arr))
+            return cname
+
+        node = canonicalize(node, self.opsets.get(node.domain, 1), const)
+        opdef = registry.get(node.op, node.domain)
+        looked = [self.lookup(g, scope, i) if i else (None, None) for i in node.inputs]
+        in_types = [t for t, _ in looked]
+        consts = [c for _, c in looked]
+        if node.op == "If" and consts and consts[0] is not None:
+            return self.inline_if(g, node, bool(np.asarray(consts[0]).ravel()[0]))
+        attrs = registry.attrs_with_defaults(opdef, node)
+        opset = self.opsets.get(node.domain, 1)
+        if self.foldable(opdef, node, consts):
+            outs = run_node(node, [c if i else None for c, i in zip(consts, node.inputs)], self.opsets)
+            if all(isinstance(o, np.ndarray) and o.size <= FOLD_MAX_ELEMENTS for o in outs):
+                for o, v in zip(node.outputs, outs):
+                    if o:
+                        g.constants[o] = v
+                        g.types[o] = type_of_value(v)
+                return
+        scope_types = _Scope(g, scope)
+        ctx = registry.InferCtx(node, attrs, opset, in_types, consts, scope_types)
+        try:
+            out_types = registry.infer_types(opdef, ctx)
+        except ShapeError:
+            raise
+        except Exception as ex:  # noqa: BLE001
+            raise ShapeError(f"node {name!r} ({node.op}): cannot infer output types from inputs "
+                             f"{[str(t) for t in in_types]}: {type(ex).__name__}: {ex}") from None
+        for k, o in enumerate(node.outputs):
+            if not o:
+                continue
+            t = out_types[k] if k < len(out_types) else None
+            d = declared.get(o)
+            if (t is None or (isinstance(t, TensorType) and t.shape is None)) and d is not None:
+                t = d if t is None or not isinstance(d, TensorType) else TensorType(t.dtype, d.shape)
+            g.types[o] = t if t is not None else TensorType("float32", None)
+        g.nodes.append(node)
+
+    @staticmethod
+    def foldable(opdef, node: Node, consts) -> bool:
+        if opdef.stateful or node.op in _NO_FOLD or node.subgraphs():
+            return False
+        present = [c for c, i in zip(consts, node.inputs) if i]
+        return bool(present) and all(c is not None and isinstance(c, np.ndarray) and c.size <= FOLD_MAX_ELEMENTS for c in present)
+
+    def inline_if(self, g: Graph, node: Node, cond: bool) -> None:
+        """Replace an If with a constant condition by the chosen branch's nodes."""
+        branch: Graph = node.attrs["then_branch" if cond else "else_branch"]
+        g.constants.update(branch.constants)
+        g.types.update(branch.types)
+        g.nodes.extend(branch.nodes)
+        for out, bout in zip(node.outputs, branch.outputs):
+            if bout in g.constants:
+                g.constants[out] = g.constants[bout]
+                g.types[out] = g.types[bout]
+            else:
+                g.nodes.append(Node("Identity", [bout], [out], {}, f"{node.name}/{out}"))
+                g.types[out] = g.types[bout]
+
+    def inline_function(self, g, n, index, scope, declared) -> None:
+        """Expand a call to a model-local function (ONNX FunctionProto) into its body, renaming values."""
+        f = self.functions[(n.domain, n.op_type)]
+        rename = dict(zip(f.input, n.input))
+        rename.update(zip(f.output, n.output))
+        attrs = {a.name: a for a in n.attribute}
+        prefix = self.fresh(n.name or n.op_type)
+        for k, fn in enumerate(f.node):
+            new = onnx.NodeProto()
+            new.CopyFrom(fn)
+            new.name = f"{prefix}/{fn.name or k}"
+            new.ClearField("input")
+            new.ClearField("output")
+            new.input.extend([rename.get(i, f"{prefix}/{i}") if i else "" for i in fn.input])
+            new.output.extend([rename.get(o, f"{prefix}/{o}") for o in fn.output])
+            new.ClearField("attribute")
+            for a in fn.attribute:
+                if a.ref_attr_name:
+                    if a.ref_attr_name in attrs:
+                        b = onnx.AttributeProto()
+                        b.CopyFrom(attrs[a.ref_attr_name])
+                        b.name = a.name
+                        new.attribute.append(b)
+                else:
+                    new.attribute.append(a)
+            self.node(g, new, index, scope, declared)
+
+
+class _Scope(dict):
+    """Read-only view of the names visible to a subgraph: this graph's values, then the outer scope."""
+
+    def __init__(self, g: Graph, outer):
+        super().__init__()
+        self.g, self.outer = g, outer
+
+    def __contains__(self, name):
+        return name in self.g.types or name in self.outer
+
+    def __getitem__(self, name):
+        if name in self.g.types:
+            return self.g.types[name], self.g.constants.get(name)
+        return self.outer[name]
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+def _parse_bound_inputs(proto, input_shapes, bind):
+    input_shapes = dict(input_shapes or {})
+    bind = dict(bind or {})
+    inits = {i.name for i in proto.graph.initializer}
+    names = [i.name for i in proto.graph.input if i.name not in inits]
+    for k in list(input_shapes) + list(bind):
+        if k not in names:
+            raise ShapeError(f"no model input named {k!r}; inputs are {', '.join(map(repr, names))}")
+    return input_shapes, bind
+
+
+def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | None = None,
+               bind: dict | None = None) -> Model:
+    """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors."""
+    input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)
+    imp = _Importer(proto)
+    if imp.opsets.get("", 1) < 7:
+        raise ModelImportError(f"opset {imp.opsets.get('', 1)} is older than 7, the oldest bornc imports; "
+                               "upgrade the model with onnx.version_converter")
+    missing = imp.unsupported(proto.graph, {})
+    if missing:
+        raise UnsupportedOpError(missing)
+    gp = proto.graph
+    inits = {i.name for i in gp.initializer}
+    g = Graph(gp.name or "main", [], [], [], {}, {})
+    for vi in gp.input:
+        if vi.name in inits:
+            continue
+        t = type_from_proto(vi.type, f"input {vi.name!r}")
+        if vi.name in bind:
+            arr = np.asarray(bind[vi.name], dtype=np.dtype(t.dtype) if isinstance(t, TensorType) and t.dtype != "string" else None)
+            if isinstance(t, TensorType) and t.shape is not None and len(t.shape) != arr.ndim:
+                raise ShapeError(f"--bind {vi.name}: the input has shape {list(t.shape)}, a value of rank {arr.ndim} was given")
+            g.constants[vi.name] = arr
+            g.types[vi.name] = type_of_value(arr)
+            continue
+        if vi.name in input_shapes:
+            shape = tuple(int(d) for d in input_shapes[vi.name])
+            if isinstance(t, TensorType) and t.shape is not None:
+                if len(t.shape) != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(t.shape, shape)):
+                    raise ShapeError(f"input {vi.name!r} has shape {list(t.shape)}; --input-shape gave {list(shape)}")
+            t = TensorType(t.dtype, shape)
+        elif isinstance(t, TensorType) and (t.shape is None or not all(isinstance(d, int) for d in t.shape)):
+            dims = "unknown rank" if t.shape is None else "[" + ", ".join(str(d) if d is not None else "?" for d in t.shape) + "]"
+            raise ShapeError(f"input {vi.name!r} has symbolic dims {dims}; bind them with "
+                             f"--input-shape {vi.name}=" + ",".join(str(d) if isinstance(d, int) else "N" for d in (t.shape or ["N"])))
+        g.inputs.append(vi.name)
+        g.types[vi.name] = t
+    imp.fill(g, gp, {})
+    model = Model(g, dict(imp.opsets), proto.producer_name, sha256,
+                  {p.key: p.value for p in proto.metadata_props})
+    verify(model)
+    return model
+
+
+def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: dict | None = None) -> Model:
+    """Import an ONNX file into a verified IR Model.
+
+    ``input_shapes`` maps input name -> tuple of ints binding its symbolic dims; ``bind`` maps a (scalar)
+    input name -> value, turning that input into a constant so the graph specializes. Raises
+    ModelImportError (bad file, unsafe external data), UnsupportedOpError (every unsupported op type with its
+    node names), ShapeError (unbound symbolic dim, bad binding, shapes that do not fit an op)."""
+    proto, sha = read_model_proto(path)
+    return from_proto(proto, sha, input_shapes, bind)

@@ -1,0 +1,478 @@
+"""Neural-network operators: Conv, ConvTranspose, pooling, Gemm/MatMul, normalizations, Softmax family.
+
+Source: ONNX operator spec (opsets 7 to 24). Convolution is computed as im2col over a strided window view
+followed by a matrix product (grouped: one product per group; depthwise: one multiply-add per kernel tap).
+Padding rules (``auto_pad`` SAME_UPPER/SAME_LOWER/VALID, ``ceil_mode``) follow the spec text of Conv and
+MaxPool/AveragePool.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..errors import ShapeError
+from .registry import InferCtx, TensorType, register, same_as_input
+
+_CONV_ATTRS = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None, "strides": None}
+
+
+def conv_pads(in_sp, kernel, strides, dilations, auto_pad, pads) -> list[tuple[int, int]]:
+    """(begin, end) padding per spatial axis for Conv and pooling (spec: Conv, attribute auto_pad)."""
+    nd = len(in_sp)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = []
+        for i in range(nd):
+            o = -(-in_sp[i] // strides[i])
+            total = max((o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sp[i], 0)
+            small = total // 2
+            out.append((small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small))
+        return out
+    if auto_pad == "VALID" or pads is None:
+        return [(0, 0)] * nd
+    return [(int(pads[i]), int(pads[i + nd])) for i in range(nd)]
+
+
+def _spatial(attrs, x_shape, kernel):
+    nd = len(kernel)
+    strides = list(attrs.get("strides") or [1] * nd)
+    dil = list(attrs.get("dilations") or [1] * nd)
+    pads = conv_pads(x_shape[2:], kernel, strides, dil, attrs.get("auto_pad", "NOTSET"), attrs.get("pads"))
+    return strides, dil, pads
+
+
+def windows(xp: np.ndarray, kernel, strides, dilations, out_sp) -> np.ndarray:
+    """Read-only view (N, C, *kernel, *out) of a padded NC... array: element [n,c,k..,o..] is
+    xp[n, c, o*stride + k*dilation]."""
+    st = xp.strides
+    shape = xp.shape[:2] + tuple(kernel) + tuple(out_sp)
+    strides = st[:2] + tuple(s * d for s, d in zip(st[2:], dilations)) + tuple(s * t for s, t in zip(st[2:], strides))
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _out_size(n, k, s, d, pb, pe, ceil_mode=False):
+    span = (k - 1) * d + 1
+    q = (n + pb + pe - span) / s
+    o = (math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    if ceil_mode and (o - 1) * s >= n + pb:   # last window must start inside the input or left padding
+        o -= 1
+    return max(o, 0)
+
+
+def _conv_infer(ctx: InferCtx) -> list:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if xs is None or ws is None:
+        return [TensorType(ctx.dtype(0), None)]
+    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
+    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    if xs[1] is not None and xs[1] != ws[1] * ctx.attrs["group"]:
+        raise ShapeError(f"Conv {ctx.node.name!r}: input has {xs[1]} channels, weight {tuple(ws)} with group "
+                         f"{ctx.attrs['group']} expects {ws[1] * ctx.attrs['group']}")
+    out = [_out_size(n, k, s, d, pb, pe) for n, k, s, d, (pb, pe) in zip(xs[2:], kernel, strides, dil, pads)]
+    return [TensorType(ctx.dtype(0), (xs[0], ws[0], *out))]
+
+
+def conv_nchw(x, w, b, group, strides, dilations, pads):
+    """Grouped N-d convolution. x (N, C, *S), w (M, C/group, *K), b (M,) or None -> (N, M, *O)."""
+    nd = x.ndim - 2
+    kernel = w.shape[2:]
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(pads)) if any(p != (0, 0) for p in pads) else x
+    out_sp = [_out_size(xp.shape[2 + i], kernel[i], strides[i], dilations[i], 0, 0) for i in range(nd)]
+    v = windows(xp, kernel, strides, dilations, out_sp)          # (N, C, *K, *O)
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    cg, mg = c // group, m // group
+    k = int(np.prod(kernel, dtype=np.int64))
+    if cg == 1 and mg == 1:                                       # depthwise: multiply-add per tap
+        vv = v.reshape((n, c, k) + tuple(out_sp)) if v.flags.c_contiguous else v
+        wf = w.reshape(m, k)
+        y = np.zeros((n, m) + tuple(out_sp), dtype=np.result_type(x, w))
+        for t in range(k):
+            tap = np.unravel_index(t, kernel)
+            sl = v[(slice(None), slice(None)) + tuple(tap)]
+            y += sl * wf[:, t].reshape((1, m) + (1,) * nd)
+    else:
+        y = np.empty((n, m) + tuple(out_sp), dtype=np.result_type(x, w))
+        for g in range(group):
+            cols = v[:, g * cg:(g + 1) * cg].reshape(n, cg * k, -1)          # im2col (copy)
+            wg = w[g * mg:(g + 1) * mg].reshape(mg, cg * k)
+            y[:, g * mg:(g + 1) * mg] = np.matmul(wg, cols).reshape((n, mg) + tuple(out_sp))
+    if b is not None:
+        y += b.reshape((1, m) + (1,) * nd)
+    return y
+
+
+@register("Conv", attrs=_CONV_ATTRS, infer=_conv_infer, versions="1-24")
+def ref_conv(ctx, x, w, b=None):
+    kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
+    strides, dil, pads = _spatial(ctx.attrs, x.shape, kernel)
+    return conv_nchw(x, w, b, ctx.attrs["group"], strides, dil, pads).astype(x.dtype, copy=False)
+
+
+def _convtranspose_geometry(attrs, x_shape, w_shape):
+    nd = len(x_shape) - 2
+    kernel = list(attrs["kernel_shape"] or w_shape[2:])
+    strides = list(attrs["strides"] or [1] * nd)
+    dil = list(attrs["dilations"] or [1] * nd)
+    opad = list(attrs["output_padding"] or [0] * nd)
+    full = [strides[i] * (x_shape[2 + i] - 1) + opad[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(nd)]
+    if attrs["output_shape"] is not None:
+        target = list(attrs["output_shape"])[-nd:]
+        total = [full[i] - target[i] for i in range(nd)]
+        if attrs["auto_pad"] == "SAME_LOWER":
+            pads = [(t - t // 2, t // 2) for t in total]
+        else:
+            pads = [(t // 2, t - t // 2) for t in total]
+    elif attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
+        target = [x_shape[2 + i] * strides[i] for i in range(nd)]
+        total = [max(full[i] - target[i], 0) for i in range(nd)]
+        pads = [(t // 2, t - t // 2) if attrs["auto_pad"] == "SAME_UPPER" else (t - t // 2, t // 2) for t in total]
+    elif attrs["pads"] is not None and attrs["auto_pad"] != "VALID":
+        p = attrs["pads"]
+        pads = [(int(p[i]), int(p[i + nd])) for i in range(nd)]
+    else:
+        pads = [(0, 0)] * nd
+    out = [full[i] - pads[i][0] - pads[i][1] for i in range(nd)]
+    return kernel, strides, dil, pads, full, out
+
+
+def _convtranspose_infer(ctx: InferCtx) -> list:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if xs is None or ws is None or not all(isinstance(d, int) for d in xs):
+        return [TensorType(ctx.dtype(0), None)]
+    *_, out = _convtranspose_geometry(ctx.attrs, xs, ws)
+    return [TensorType(ctx.dtype(0), (xs[0], ws[1] * ctx.attrs["group"], *out))]
+
+
+@register("ConvTranspose", attrs={**_CONV_ATTRS, "output_padding": None, "output_shape": None},
+          infer=_convtranspose_infer, versions="1-24")
+def ref_convtranspose(ctx, x, w, b=None):
+    """Scatter form: each input pixel adds W[:, :, tap] to output position i*stride + tap*dilation."""
+    kernel, strides, dil, pads, full, out = _convtranspose_geometry(ctx.attrs, x.shape, w.shape)
+    group = ctx.attrs["group"]
+    n, c = x.shape[:2]
+    cg, mg = c // group, w.shape[1]
+    nd = x.ndim - 2
+    in_sp = x.shape[2:]
+    y = np.zeros((n, mg * group) + tuple(full), dtype=np.result_type(x, w))
+    for g in range(group):
+        xg = x[:, g * cg:(g + 1) * cg]
+        for tap in np.ndindex(*kernel):
+            contrib = np.tensordot(xg, w[g * cg:(g + 1) * cg][(slice(None), slice(None)) + tap], axes=([1], [0]))
+            contrib = np.moveaxis(contrib, -1, 1)                         # (N, mg, *in_sp)
+            sl = tuple(slice(tap[i] * dil[i], tap[i] * dil[i] + strides[i] * (in_sp[i] - 1) + 1, strides[i]) for i in range(nd))
+            y[(slice(None), slice(g * mg, (g + 1) * mg)) + sl] += contrib
+    crop = tuple(slice(pads[i][0], pads[i][0] + out[i]) for i in range(nd))
+    y = y[(slice(None), slice(None)) + crop]
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * nd)
+    return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------------- pooling
+_POOL_ATTRS = {"auto_pad": "NOTSET", "ceil_mode": 0, "dilations": None, "kernel_shape": None, "pads": None,
+               "strides": None}
+
+
+def _pool_geometry(attrs, x_shape):
+    kernel = list(attrs["kernel_shape"])
+    strides, dil, pads = _spatial(attrs, x_shape, kernel)
+    out = [_out_size(n, k, s, d, pb, pe, bool(attrs.get("ceil_mode", 0)))
+           for n, k, s, d, (pb, pe) in zip(x_shape[2:], kernel, strides, dil, pads)]
+    if attrs.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER"):
+        out = [-(-n // s) for n, s in zip(x_shape[2:], strides)]
+    # extra end padding so that every output window lies inside the padded array
+    ext = [max((o - 1) * s + (k - 1) * d + 1 - (n + pb + pe), 0)
+           for o, s, k, d, n, (pb, pe) in zip(out, strides, kernel, dil, x_shape[2:], pads)]
+    return kernel, strides, dil, pads, ext, out
+
+
+def _pool_infer(ctx: InferCtx) -> list:
+    xs = ctx.shape(0)
+    if xs is None:
+        return [TensorType(ctx.dtype(0), None)] * len(ctx.node.outputs)
+    *_, out = _pool_geometry(ctx.attrs, xs)
+    shape = (*xs[:2], *out)
+    res = [TensorType(ctx.dtype(0), shape)]
+    return res + [TensorType("int64", shape)] * (len(ctx.node.outputs) - 1)
+
+
+def _pool_windows(x, attrs, fill):
+    kernel, strides, dil, pads, ext, out = _pool_geometry(attrs, x.shape)
+    width = [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)]
+    xp = np.pad(x, width, constant_values=fill)
+    return windows(xp, kernel, strides, dil, out), kernel, strides, dil, pads, ext, out
+
+
+@register("MaxPool", attrs={**_POOL_ATTRS, "storage_order": 0}, infer=_pool_infer, versions="8-24")
+def ref_maxpool(ctx, x):
+    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    v, kernel, strides, dil, pads, ext, out = _pool_windows(x, ctx.attrs, fill)
+    nd = len(kernel)
+    k = int(np.prod(kernel))
+    flat = v.reshape(x.shape[:2] + (k,) + tuple(out))
+    y = flat.max(axis=2)
+    if ctx.n_outputs < 2:
+        return y
+    arg = flat.argmax(axis=2)
+    taps = np.unravel_index(arg, kernel)
+    grids = np.indices(tuple(out))
+    coords = [grids[i] * strides[i] - pads[i][0] + taps[i] * dil[i] for i in range(nd)]
+    sp = x.shape[2:]
+    if ctx.attrs["storage_order"] == 0:
+        idx = np.zeros_like(arg)
+        for i in range(nd):
+            idx = idx * sp[i] + coords[i]
+    else:
+        idx = np.zeros_like(arg)
+        for i in reversed(range(nd)):
+            idx = idx * sp[i] + coords[i]
+    nc = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2] + (1,) * nd)
+    return y, (idx + nc * int(np.prod(sp))).astype(np.int64)
+
+
+@register("AveragePool", attrs={**_POOL_ATTRS, "count_include_pad": 0}, infer=_pool_infer, versions="7-24")
+def ref_averagepool(ctx, x):
+    v, kernel, strides, dil, pads, ext, out = _pool_windows(x.astype(np.float64), ctx.attrs, 0.0)
+    axes = tuple(range(2, 2 + len(kernel)))
+    s = v.sum(axis=axes)
+    # divisor: number of window elements inside the input (plus explicit pads when count_include_pad)
+    ones = np.ones((1, 1) + x.shape[2:])
+    if ctx.attrs["count_include_pad"]:
+        ones = np.pad(ones, [(0, 0), (0, 0)] + list(pads), constant_values=1.0)
+        width = [(0, 0), (0, 0)] + [(0, e) for e in ext]
+    else:
+        width = [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)]
+    cnt = windows(np.pad(ones, width), kernel, strides, dil, out).sum(axis=axes)
+    return (s / cnt).astype(x.dtype)
+
+
+@register("LpPool", attrs={**_POOL_ATTRS, "p": 2}, infer=_pool_infer, versions="11-24")
+def ref_lppool(ctx, x):
+    p = ctx.attrs["p"]
+    v, kernel, *_ = _pool_windows(np.abs(x.astype(np.float64)) ** p, ctx.attrs, 0.0)
+    return (v.sum(axis=tuple(range(2, 2 + len(kernel)))) ** (1.0 / p)).astype(x.dtype)
+
+
+def _global_infer(ctx: InferCtx) -> list:
+    xs = ctx.shape(0)
+    return [TensorType(ctx.dtype(0), None if xs is None else (*xs[:2],) + (1,) * (len(xs) - 2))]
+
+
+@register("GlobalAveragePool", infer=_global_infer, versions="1-24")
+def ref_globalaveragepool(ctx, x):
+    return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64).astype(x.dtype)
+
+
+@register("GlobalMaxPool", infer=_global_infer, versions="1-24")
+def ref_globalmaxpool(ctx, x):
+    return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+@register("GlobalLpPool", attrs={"p": 2}, infer=_global_infer, versions="2-24")
+def ref_globallppool(ctx, x):
+    p = ctx.attrs["p"]
+    return (np.sum(np.abs(x.astype(np.float64)) ** p, axis=tuple(range(2, x.ndim)), keepdims=True) ** (1 / p)).astype(x.dtype)
+
+
+@register("MaxUnpool", attrs={"kernel_shape": None, "pads": None, "strides": None}, value_inputs=(2,), versions="11-24")
+def ref_maxunpool(ctx, x, idx, output_shape=None):
+    nd = x.ndim - 2
+    if output_shape is None:
+        k, s = ctx.attrs["kernel_shape"], ctx.attrs["strides"] or [1] * nd
+        p = ctx.attrs["pads"] or [0] * (2 * nd)
+        output_shape = list(x.shape[:2]) + [(x.shape[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nd] for i in range(nd)]
+    y = np.zeros(int(np.prod(output_shape)), dtype=x.dtype)
+    y[idx.ravel()] = x.ravel()
+    return y.reshape([int(d) for d in output_shape])
+
+
+# ---------------------------------------------------------------------------------------------------- matmul
+def _gemm_infer(ctx: InferCtx) -> list:
+    a, b = ctx.shape(0), ctx.shape(1)
+    if a is None or b is None:
+        return [TensorType(ctx.dtype(0), None)]
+    m = a[1] if ctx.attrs["transA"] else a[0]
+    n = b[0] if ctx.attrs["transB"] else b[1]
+    return [TensorType(ctx.dtype(0), (m, n))]
+
+
+@register("Gemm", attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}, infer=_gemm_infer, versions="7-24")
+def ref_gemm(ctx, a, b, c=None):
+    at = a.T if ctx.attrs["transA"] else a
+    bt = b.T if ctx.attrs["transB"] else b
+    y = np.matmul(at, bt)
+    if ctx.attrs["alpha"] != 1.0:
+        y = y * ctx.attrs["alpha"]
+    if c is not None:
+        y = y + (c * ctx.attrs["beta"] if ctx.attrs["beta"] != 1.0 else c)
+    return y.astype(a.dtype, copy=False)
+
+
+def matmul_shape(a, b, node=None):
+    """Output shape of numpy-style MatMul (ONNX MatMul spec: 1-D operands promoted then squeezed)."""
+    from .registry import broadcast_shapes
+    if a is None or b is None:
+        return None
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    if None not in (a2[-1], b2[-2]) and a2[-1] != b2[-2]:
+        raise ShapeError(f"MatMul{' ' + repr(node.name) if node else ''}: inner dimensions differ, {tuple(a)} @ {tuple(b)}")
+    batch = broadcast_shapes(a2[:-2], b2[:-2], node=node)
+    out = tuple(batch) + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
+@register("MatMul", infer=lambda c: [TensorType(c.dtype(0), matmul_shape(c.shape(0), c.shape(1), c.node))],
+          versions="9-24")
+def ref_matmul(ctx, a, b):
+    return np.matmul(a, b).astype(a.dtype, copy=False)
+
+
+@register("Einsum", attrs={"equation": ""}, versions="12-24")
+def ref_einsum(ctx, *xs):
+    return np.einsum(ctx.attrs["equation"], *xs, optimize=len(xs) > 2).astype(xs[0].dtype, copy=False)
+
+
+@register("Det", versions="11-24")
+def ref_det(ctx, x):
+    return np.linalg.det(x).astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------- softmax
+def _axis_from(ctx, x):
+    default = -1 if ctx.opset >= 13 else 1
+    a = ctx.attrs["axis"] if ctx.attrs["axis"] is not None else default
+    return a + x.ndim if a < 0 else a
+
+
+def _legacy_2d(ctx, x, fn):
+    """Opset < 13 semantics: coerce to 2-D at ``axis`` and apply along the second dimension."""
+    ax = _axis_from(ctx, x)
+    if ctx.opset >= 13:
+        return fn(x, ax)
+    shape = x.shape
+    flat = x.reshape(int(np.prod(shape[:ax], dtype=np.int64)), -1)
+    return fn(flat, 1).reshape(shape)
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` (max subtracted first)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@register("Softmax", attrs={"axis": None}, infer=same_as_input, versions="1-24 (coerced 2-D before 13)")
+def ref_softmax(ctx, x):
+    return _legacy_2d(ctx, x, softmax).astype(x.dtype, copy=False)
+
+
+@register("LogSoftmax", attrs={"axis": None}, infer=same_as_input, versions="1-24 (coerced 2-D before 13)")
+def ref_logsoftmax(ctx, x):
+    def f(v, ax):
+        s = v - v.max(axis=ax, keepdims=True)
+        return s - np.log(np.exp(s).sum(axis=ax, keepdims=True))
+    return _legacy_2d(ctx, x, f).astype(x.dtype, copy=False)
+
+
+@register("Hardmax", attrs={"axis": None}, infer=same_as_input, versions="1-24 (coerced 2-D before 13)")
+def ref_hardmax(ctx, x):
+    def f(v, ax):
+        idx = np.expand_dims(v.argmax(axis=ax), ax)
+        y = np.zeros_like(v)
+        np.put_along_axis(y, idx, 1, axis=ax)
+        return y
+    return _legacy_2d(ctx, x, f)
+
+
+# ---------------------------------------------------------------------------------------------------- norms
+@register("BatchNormalization", attrs={"epsilon": 1e-5, "momentum": 0.9, "training_mode": 0, "spatial": 1},
+          versions="7-24 (inference and training_mode outputs)")
+def ref_batchnormalization(ctx, x, scale, bias, mean, var):
+    eps = ctx.attrs["epsilon"]
+    shp = (1, -1) + (1,) * (x.ndim - 2)
+    if ctx.attrs["training_mode"] and ctx.n_outputs > 1:
+        axes = (0,) + tuple(range(2, x.ndim))
+        cur_mean, cur_var = x.mean(axis=axes), x.var(axis=axes)
+        y = (x - cur_mean.reshape(shp)) / np.sqrt(cur_var.reshape(shp) + eps) * scale.reshape(shp) + bias.reshape(shp)
+        mom = ctx.attrs["momentum"]
+        return (y.astype(x.dtype), (mean * mom + cur_mean * (1 - mom)).astype(mean.dtype),
+                (var * mom + cur_var * (1 - mom)).astype(var.dtype))
+    y = (x - mean.reshape(shp)) / np.sqrt(var.reshape(shp) + eps) * scale.reshape(shp) + bias.reshape(shp)
+    return y.astype(x.dtype, copy=False)
+
+
+@register("InstanceNormalization", attrs={"epsilon": 1e-5}, infer=same_as_input, versions="6-24")
+def ref_instancenormalization(ctx, x, scale, bias):
+    axes = tuple(range(2, x.ndim))
+    shp = (1, -1) + (1,) * (x.ndim - 2)
+    xd = x.astype(np.float64)
+    y = (xd - xd.mean(axis=axes, keepdims=True)) / np.sqrt(xd.var(axis=axes, keepdims=True) + ctx.attrs["epsilon"])
+    return (y * scale.reshape(shp) + bias.reshape(shp)).astype(x.dtype)
+
+
+@register("LayerNormalization", attrs={"axis": -1, "epsilon": 1e-5, "stash_type": 1}, versions="17-24")
+def ref_layernormalization(ctx, x, scale, bias=None):
+    ax = ctx.attrs["axis"] % x.ndim
+    axes = tuple(range(ax, x.ndim))
+    xd = x.astype(np.float64) if ctx.attrs["stash_type"] == 1 else x
+    mean = xd.mean(axis=axes, keepdims=True)
+    inv = 1.0 / np.sqrt(((xd - mean) ** 2).mean(axis=axes, keepdims=True) + ctx.attrs["epsilon"])
+    y = (xd - mean) * inv * scale
+    if bias is not None:
+        y = y + bias
+    sd = np.float32 if ctx.attrs["stash_type"] == 1 else x.dtype
+    return y.astype(x.dtype), mean.astype(sd), inv.astype(sd)
+
+
+@register("RMSNormalization", attrs={"axis": -1, "epsilon": 1e-5, "stash_type": 1}, infer=same_as_input, versions="23-24")
+def ref_rmsnormalization(ctx, x, scale):
+    ax = ctx.attrs["axis"] % x.ndim
+    xd = x.astype(np.float64)
+    rms = np.sqrt((xd ** 2).mean(axis=tuple(range(ax, x.ndim)), keepdims=True) + ctx.attrs["epsilon"])
+    return (xd / rms * scale).astype(x.dtype)
+
+
+@register("GroupNormalization", attrs={"epsilon": 1e-5, "num_groups": 1, "stash_type": 1}, infer=same_as_input,
+          versions="18-24 (per-group scale of 18 and per-channel scale of 21)")
+def ref_groupnormalization(ctx, x, scale, bias):
+    g = ctx.attrs["num_groups"]
+    n, c = x.shape[:2]
+    xg = x.astype(np.float64).reshape(n, g, -1)
+    y = (xg - xg.mean(axis=2, keepdims=True)) / np.sqrt(xg.var(axis=2, keepdims=True) + ctx.attrs["epsilon"])
+    shp = (1, -1) + (1,) * (x.ndim - 2)
+    if scale.size == g and g != c:
+        y = y.reshape((n, g, -1)) * scale.reshape(1, g, 1) + bias.reshape(1, g, 1)
+        return y.reshape(x.shape).astype(x.dtype)
+    return (y.reshape(x.shape) * scale.reshape(shp) + bias.reshape(shp)).astype(x.dtype)
+
+
+@register("LRN", attrs={"alpha": 1e-4, "beta": 0.75, "bias": 1.0, "size": 1}, infer=same_as_input, versions="1-24")
+def ref_lrn(ctx, x):
+    size = ctx.attrs["size"]
+    sq = x.astype(np.float64) ** 2
+    c = x.shape[1]
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    pad = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    s = sum(pad[:, i:i + c] for i in range(size))
+    a = ctx.attrs
+    return (x / (a["bias"] + a["alpha"] / size * s) ** a["beta"]).astype(x.dtype)
+
+
+@register("MeanVarianceNormalization", attrs={"axes": [0, 2, 3]}, infer=same_as_input, versions="9-24")
+def ref_meanvariancenormalization(ctx, x):
+    axes = tuple(ctx.attrs["axes"])
+    m = x.mean(axis=axes, keepdims=True)
+    return ((x - m) / (np.sqrt(((x - m) ** 2).mean(axis=axes, keepdims=True)) + 1e-9)).astype(x.dtype)
+
+
+@register("LpNormalization", attrs={"axis": -1, "p": 2}, infer=same_as_input, versions="1-24")
+def ref_lpnormalization(ctx, x):
+    norm = np.sum(np.abs(x) ** ctx.attrs["p"], axis=ctx.attrs["axis"], keepdims=True) ** (1 / ctx.attrs["p"])
+    with np.errstate(all="ignore"):
+        return np.where(norm == 0, 0, x / norm).astype(x.dtype)

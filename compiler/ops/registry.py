@@ -1,0 +1,199 @@
+"""The operator registry: one :class:`OpDef` per (domain, op type).
+
+Each entry holds the attribute schema with defaults, ``infer`` (output types from input types, attributes and
+any constant input values), ``reference`` (the numpy kernel the reference interpreter runs) and per-backend
+lowerings that backends attach later with :func:`lowering`. Semantics follow the ONNX operator spec
+(https://onnx.ai/onnx/operators/); each entry says which opset versions it handles in ``versions``. The
+importer rewrites older versions' attribute forms into the newest form (see ``frontend/onnx_canon.py``), so a
+kernel sees one form, and reads ``ctx.opset`` only where semantics (not just spelling) changed.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir.types import OptionalType, SequenceType, TensorType, type_of_value, np_dtype
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpDef:
+    """A registered operator. ``value_inputs``: input indices whose *values* decide output shapes (Reshape's
+    shape); ``dynamic``: output shape depends on input data (NonZero); ``stateful``: never constant-fold
+    (random ops)."""
+
+    name: str
+    domain: str
+    reference: Callable
+    infer: Callable | None
+    attrs: dict[str, Any]
+    versions: str
+    value_inputs: tuple[int, ...] = ()
+    dynamic: bool = False
+    stateful: bool = False
+    lowerings: dict[str, Callable] = field(default_factory=dict)
+
+
+REGISTRY: dict[tuple[str, str], OpDef] = {}
+
+
+def _norm_domain(domain: str) -> str:
+    return "" if domain in ("", "ai.onnx") else domain
+
+
+def register(name: str, *, attrs: dict | None = None, infer: Callable | None = None, versions: str = "",
+             domain: str = "", value_inputs: tuple[int, ...] = (), dynamic: bool = False, stateful: bool = False):
+    """Decorator that registers a reference kernel ``fn(ctx, *inputs) -> array | tuple`` under ``name``."""
+    def deco(fn):
+        key = (_norm_domain(domain), name)
+        if key in REGISTRY:
+            raise RuntimeError(f"op {name} registered twice")
+        REGISTRY[key] = OpDef(name, key[0], fn, infer, dict(attrs or {}), versions, value_inputs, dynamic, stateful)
+        return fn
+    return deco
+
+
+def lowering(backend: str, name: str, domain: str = ""):
+    """Decorator that attaches a backend lowering to an existing registry entry."""
+    def deco(fn):
+        get(name, domain).lowerings[backend] = fn
+        return fn
+    return deco
+
+
+def get(name: str, domain: str = "") -> OpDef | None:
+    return REGISTRY.get((_norm_domain(domain), name))
+
+
+class KernelCtx:
+    """What a reference kernel sees besides its inputs: attributes with defaults filled, the opset version of
+    its domain, the node (for names in errors), the number of outputs asked for, and ``run_graph`` to execute a
+    subgraph (If/Loop/Scan) with the interpreter."""
+
+    __slots__ = ("node", "attrs", "opset", "n_outputs", "run_graph")
+
+    def __init__(self, node, attrs, opset, run_graph=None):
+        self.node, self.attrs, self.opset, self.run_graph = node, attrs, opset, run_graph
+        self.n_outputs = len(node.outputs)
+
+
+class InferCtx:
+    """What ``infer`` sees: input types (None for omitted inputs), constant input values where known
+    (``consts[i]`` is an ndarray or None), attributes with defaults, opset, the node, and the types of values
+    in enclosing scopes (for subgraphs)."""
+
+    def __init__(self, node, attrs, opset, types, consts, scope_types=None, infer_graph=None):
+        self.node, self.attrs, self.opset = node, attrs, opset
+        self.types, self.consts = types, consts
+        self.scope_types = scope_types or {}
+        self.infer_graph = infer_graph
+
+    def shape(self, i: int) -> tuple | None:
+        t = self.types[i] if i < len(self.types) else None
+        return t.shape if isinstance(t, TensorType) else None
+
+    def dtype(self, i: int) -> str | None:
+        t = self.types[i] if i < len(self.types) else None
+        return t.dtype if isinstance(t, TensorType) else None
+
+    def const(self, i: int):
+        return self.consts[i] if i < len(self.consts) else None
+
+    def has(self, i: int) -> bool:
+        return i < len(self.node.inputs) and bool(self.node.inputs[i])
+
+
+def attrs_with_defaults(opdef: OpDef, node) -> dict:
+    a = dict(opdef.attrs)
+    a.update(node.attrs)
+    return a
+
+
+# ----------------------------------------------------------------------------------------------------------
+# infer helpers shared by many entries
+# ----------------------------------------------------------------------------------------------------------
+
+def broadcast_shapes(*shapes, node=None) -> tuple | None:
+    """Multidirectional (numpy-style) broadcast of shapes (ONNX spec, docs/Broadcasting.md)."""
+    if any(s is None for s in shapes):
+        return None
+    rank = max(len(s) for s in shapes)
+    out = []
+    for k in range(rank):
+        dims = {s[len(s) - rank + k] for s in shapes if len(s) - rank + k >= 0}
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            name = f" in node {node.name!r} ({node.op})" if node is not None else ""
+            raise ShapeError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast{name}")
+        if known:
+            out.append(known.pop())
+        elif None in dims:
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def same_as_input(ctx: InferCtx) -> list:
+    """Every output has the type of input 0 (unary elementwise ops)."""
+    return [ctx.types[0]] * len(ctx.node.outputs)
+
+
+def broadcast_infer(ctx: InferCtx) -> list:
+    """Output dtype of input 0, shape the broadcast of all inputs."""
+    shapes = [ctx.shape(i) for i in range(len(ctx.types)) if ctx.types[i] is not None]
+    return [TensorType(ctx.dtype(0), broadcast_shapes(*shapes, node=ctx.node))]
+
+
+def broadcast_bool_infer(ctx: InferCtx) -> list:
+    """Comparison ops: bool output, broadcast shape."""
+    return [TensorType("bool", broadcast_infer(ctx)[0].shape)]
+
+
+def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
+    """Fallback inference for entries without ``infer``: run the reference kernel on zeros of the input
+    shapes (constants where known) and read the output types. Outputs are unknown (shape None) when a
+    value-deciding input is not constant, an input shape is not static, or the op is data dependent."""
+    unknown = [TensorType(ctx.dtype(0) or "float32", None) for _ in ctx.node.outputs]
+    args = []
+    for i, t in enumerate(ctx.types):
+        if not ctx.has(i):
+            args.append(None)
+        elif ctx.consts[i] is not None:
+            args.append(ctx.consts[i])
+        elif i in opdef.value_inputs or not getattr(t, "is_static", False):
+            return unknown
+        elif isinstance(t, TensorType):
+            args.append(np.zeros(t.shape, dtype=np_dtype(t.dtype)) if t.dtype != "string" else np.full(t.shape, "", dtype=object))
+        else:
+            return unknown
+    kctx = KernelCtx(ctx.node, ctx.attrs, ctx.opset, None)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = opdef.reference(kctx, *args)
+    except Exception:  # noqa: BLE001 - evaluation on dummy data may fail; the type is then unknown
+        log.debug("infer by evaluation failed for %s", ctx.node.name, exc_info=True)
+        return unknown
+    res = res if isinstance(res, tuple) else (res,)
+    out = [type_of_value(r) for r in res[:len(ctx.node.outputs)]]
+    if opdef.dynamic:
+        out = [TensorType(t.dtype, (None,) * len(t.shape)) if isinstance(t, TensorType) else t for t in out]
+    return out
+
+
+def infer_types(opdef: OpDef, ctx: InferCtx) -> list:
+    if opdef.infer is not None:
+        return list(opdef.infer(ctx))
+    return infer_by_evaluation(opdef, ctx)
+
+
+__all__ = ["OpDef", "REGISTRY", "register", "lowering", "get", "KernelCtx", "InferCtx", "broadcast_shapes",
+           "same_as_input", "broadcast_infer", "broadcast_bool_infer", "infer_types", "attrs_with_defaults",
+           "SequenceType", "OptionalType", "TensorType"]

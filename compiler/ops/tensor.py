@@ -1,0 +1,436 @@
+"""Data-movement and shape operators: Cast, Reshape, Transpose, Concat, Split, Slice, Gather/Scatter, Pad,
+Expand, Tile, Shape, Range, and friends.
+
+Source: ONNX operator spec, opsets 7 to 24. Axes-as-attribute forms of older opsets are rewritten into the
+input forms at import (``frontend/onnx_canon.py``), so these kernels implement the newest signature. Output
+types of these cheap ops come from evaluating the kernel on the known shapes (``infer_by_evaluation``), with
+``value_inputs`` naming the inputs whose values decide the output shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir.types import dtype_name, np_dtype, onnx_elem_to_name
+from .registry import InferCtx, TensorType, register, same_as_input
+
+try:
+    import ml_dtypes
+except ImportError:  # pragma: no cover
+    ml_dtypes = None
+
+
+def _axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+# ------------------------------------------------------------------------------------------------ Cast
+def _float_to_string(x: np.ndarray) -> np.ndarray:
+    flat = [("NaN" if np.isnan(v) else ("INF" if v > 0 else "-INF")) if not np.isfinite(v) else repr(v)
+            for v in x.astype(np.float64).ravel().tolist()] if x.dtype.kind == "f" else [str(v) for v in x.ravel().tolist()]
+    if x.dtype == np.float32:
+        flat = [s if s in ("NaN", "INF", "-INF") else np.format_float_positional(np.float32(float(s)), unique=True, trim="-")
+                if abs(float(s)) >= 1e-4 and abs(float(s)) < 1e16 or float(s) == 0 else np.format_float_scientific(np.float32(float(s)), unique=True, trim="-")
+                for s in flat]
+    return np.array(flat, dtype=object).reshape(x.shape)
+
+
+def cast_array(x: np.ndarray, to: str, saturate: bool = True) -> np.ndarray:
+    """ONNX Cast (spec opsets 6-24): numeric casts as numpy does them, strings parsed and printed, and the
+    float8 types saturated to their largest finite value when ``saturate`` (spec table "Saturation")."""
+    if to == "string":
+        return _float_to_string(x) if x.dtype != object else x.copy()
+    dt = np_dtype(to)
+    if x.dtype == object:
+        return np.array([float(s) if dt.kind == "f" else int(s) for s in x.ravel()], dtype=np.float64 if dt.kind == "f" else np.int64).reshape(x.shape).astype(dt)
+    if to.startswith("float8") or to.startswith("float4"):
+        src = x.astype(np.float32)
+        if saturate and ml_dtypes is not None:
+            m = float(ml_dtypes.finfo(dt).max)
+            if to in ("float8_e5m2", "float8_e5m2fnuz", "float8_e4m3fnuz", "float8_e4m3fn", "float4_e2m1fn"):
+                src = np.where(np.isnan(src), src, np.clip(src, -m, m))
+        return src.astype(dt)
+    if x.dtype.kind == "f" and x.dtype.itemsize == 1 or (ml_dtypes is not None and x.dtype in (np.dtype(ml_dtypes.float4_e2m1fn),)):
+        return x.astype(np.float32).astype(dt)
+    if to in ("int4", "uint4") and x.dtype.kind == "f":
+        return np.round(x.astype(np.float32)).astype(dt)
+    with np.errstate(all="ignore"):
+        return x.astype(dt)
+
+
+@register("Cast", attrs={"to": 1, "saturate": 1, "round_mode": "up"},
+          infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="6-24")
+def ref_cast(ctx, x):
+    return cast_array(x, onnx_elem_to_name(ctx.attrs["to"]), bool(ctx.attrs["saturate"]))
+
+
+@register("CastLike", attrs={"saturate": 1, "round_mode": "up"},
+          infer=lambda c: [TensorType(c.dtype(1), c.shape(0))], versions="15-24")
+def ref_castlike(ctx, x, like):
+    return cast_array(x, dtype_name(like.dtype), bool(ctx.attrs["saturate"]))
+
+
+@register("Identity", infer=same_as_input, versions="1-24")
+def ref_identity(ctx, x):
+    return x if not isinstance(x, np.ndarray) else x.copy()
+
+
+@register("Dropout", attrs={"seed": 0}, versions="12-24 (inference: identity; ratio/training_mode inputs)")
+def ref_dropout(ctx, x, ratio=None, training_mode=None):
+    if training_mode is not None and bool(training_mode):
+        raise ShapeError(f"Dropout {ctx.node.name!r}: training_mode=True is not supported (inference only)")
+    return (x.copy(), np.ones(x.shape, dtype=bool)) if ctx.n_outputs > 1 else x.copy()
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+@register("Reshape", attrs={"allowzero": 0}, value_inputs=(1,), versions="5-24")
+def ref_reshape(ctx, x, shape):
+    shape = [int(s) for s in shape]
+    if not ctx.attrs["allowzero"]:
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@register("Flatten", attrs={"axis": 1}, versions="1-24")
+def ref_flatten(ctx, x):
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    return x.reshape(int(np.prod(x.shape[:ax], dtype=np.int64)), -1) if x.size else x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
+
+
+@register("Transpose", attrs={"perm": None}, versions="1-24")
+def ref_transpose(ctx, x):
+    perm = ctx.attrs["perm"]
+    return np.transpose(x, perm if perm is not None else None).copy()
+
+
+@register("Squeeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)")
+def ref_squeeze(ctx, x, axes=None):
+    if axes is None:
+        return np.squeeze(x)
+    return np.squeeze(x, axis=tuple(_axis(int(a), x.ndim) for a in axes))
+
+
+@register("Unsqueeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)")
+def ref_unsqueeze(ctx, x, axes):
+    rank = x.ndim + len(axes)
+    shape = list(x.shape)
+    for a in sorted(_axis(int(a), rank) for a in axes):
+        shape.insert(a, 1)
+    return x.reshape(shape)
+
+
+@register("Shape", attrs={"start": 0, "end": None},
+          infer=lambda c: [TensorType("int64", (None,) if c.shape(0) is None else
+                                      (len(range(*slice(c.attrs["start"], c.attrs["end"]).indices(len(c.shape(0))))),))],
+          versions="1-24")
+def ref_shape(ctx, x):
+    return np.array(x.shape[slice(ctx.attrs["start"], ctx.attrs["end"])], dtype=np.int64)
+
+
+@register("Size", infer=lambda c: [TensorType("int64", ())], versions="1-24")
+def ref_size(ctx, x):
+    return np.array(x.size, dtype=np.int64)
+
+
+@register("ConstantOfShape", attrs={"value": None}, value_inputs=(0,), versions="9-24")
+def ref_constantofshape(ctx, shape):
+    v = ctx.attrs["value"]
+    v = np.zeros(1, np.float32) if v is None else v
+    return np.full([int(s) for s in shape], v.ravel()[0], dtype=v.dtype)
+
+
+@register("Expand", value_inputs=(1,), versions="8-24")
+def ref_expand(ctx, x, shape):
+    shape = [int(s) for s in shape]
+    out_shape = np.broadcast_shapes(x.shape, tuple(shape))
+    return np.broadcast_to(x, out_shape).copy()
+
+
+@register("Tile", value_inputs=(1,), versions="6-24")
+def ref_tile(ctx, x, repeats):
+    return np.tile(x, [int(r) for r in repeats])
+
+
+@register("Range", value_inputs=(0, 1, 2), versions="11-24")
+def ref_range(ctx, start, limit, delta):
+    n = max(int(np.ceil((float(limit) - float(start)) / float(delta))), 0)
+    return (start + np.arange(n, dtype=np.float64 if start.dtype.kind == "f" else np.int64) * delta).astype(start.dtype)
+
+
+# ------------------------------------------------------------------------------------------------ concat/split
+def _concat_infer(ctx: InferCtx) -> list:
+    shapes = [ctx.shape(i) for i in range(len(ctx.types))]
+    if any(s is None for s in shapes):
+        return [TensorType(ctx.dtype(0), None)]
+    ax = _axis(ctx.attrs["axis"], len(shapes[0]))
+    out = list(shapes[0])
+    for s in shapes[1:]:
+        if len(s) != len(out) or any(a != b for k, (a, b) in enumerate(zip(s, out)) if k != ax and None not in (a, b)):
+            raise ShapeError(f"Concat {ctx.node.name!r}: shapes {shapes} differ outside axis {ax}")
+    out[ax] = None if any(s[ax] is None for s in shapes) else sum(s[ax] for s in shapes)
+    return [TensorType(ctx.dtype(0), tuple(out))]
+
+
+@register("Concat", attrs={"axis": 0}, infer=_concat_infer, versions="4-24")
+def ref_concat(ctx, *xs):
+    return np.concatenate(xs, axis=ctx.attrs["axis"])
+
+
+@register("Split", attrs={"axis": 0, "num_outputs": None}, value_inputs=(1,),
+          versions="13-24 (split input; opset 2-11 attribute rewritten; num_outputs since 18)")
+def ref_split(ctx, x, split=None):
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    n = ctx.attrs["num_outputs"] or ctx.n_outputs
+    if split is None:
+        chunk = -(-x.shape[ax] // n)
+        split = [min(chunk, x.shape[ax] - chunk * i) for i in range(n)]
+    idx = np.cumsum([int(s) for s in split])[:-1]
+    return tuple(np.split(x, idx, axis=ax))
+
+
+@register("Slice", value_inputs=(1, 2, 3, 4), versions="10-24 (inputs; opset 1-9 attributes rewritten)")
+def ref_slice(ctx, x, starts, ends, axes=None, steps=None):
+    axes = range(len(starts)) if axes is None else [_axis(int(a), x.ndim) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    sl = [slice(None)] * x.ndim
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        s, e, st = int(s), int(e), int(st)
+        dim = x.shape[a]
+        if st > 0:
+            s = min(max(s + dim if s < 0 else s, 0), dim)
+            e = min(max(e + dim if e < 0 else e, 0), dim)
+        else:
+            s = min(max(s + dim if s < 0 else s, -1), dim - 1)
+            e = min(max(e + dim if e < 0 else e, -1), dim - 1)
+            e = None if e < 0 else e
+        sl[a] = slice(s, e, st)
+    return x[tuple(sl)].copy()
+
+
+# ------------------------------------------------------------------------------------------------ gather/scatter
+@register("Gather", attrs={"axis": 0}, versions="1-24")
+def ref_gather(ctx, x, indices):
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    return np.take(x, idx, axis=ax)
+
+
+@register("GatherElements", attrs={"axis": 0}, versions="11-24")
+def ref_gatherelements(ctx, x, indices):
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    return np.take_along_axis(x, idx, axis=ax)
+
+
+@register("GatherND", attrs={"batch_dims": 0}, versions="11-24")
+def ref_gathernd(ctx, x, indices):
+    b = ctx.attrs["batch_dims"]
+    bshape = x.shape[:b]
+    nb = int(np.prod(bshape, dtype=np.int64))
+    xs = x.reshape((nb,) + x.shape[b:])
+    ids = indices.reshape((nb,) + indices.shape[b:])
+    k = ids.shape[-1]
+    outs = []
+    for i in range(nb):
+        ii = ids[i].reshape(-1, k)
+        outs.append(np.stack([xs[i][tuple(r)] for r in ii]) if len(ii) else np.zeros((0,) + xs.shape[1 + k:], x.dtype))
+    out = np.stack(outs)
+    return out.reshape(bshape + indices.shape[b:-1] + x.shape[b + k:])
+
+
+def _reduce_into(data, idx_tuple, upd, reduction):
+    if reduction == "none":
+        data[idx_tuple] = upd
+    elif reduction == "add":
+        np.add.at(data, idx_tuple, upd)
+    elif reduction == "mul":
+        np.multiply.at(data, idx_tuple, upd)
+    elif reduction == "max":
+        np.maximum.at(data, idx_tuple, upd)
+    elif reduction == "min":
+        np.minimum.at(data, idx_tuple, upd)
+    else:
+        raise ShapeError(f"unknown reduction {reduction!r}")
+
+
+@register("ScatterElements", attrs={"axis": 0, "reduction": "none"}, infer=same_as_input, versions="11-24")
+def ref_scatterelements(ctx, x, indices, updates):
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    out = x.copy()
+    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[ax] = idx
+    _reduce_into(out, tuple(grid), updates, ctx.attrs["reduction"])
+    return out
+
+
+@register("Scatter", attrs={"axis": 0}, infer=same_as_input, versions="9-10 (deprecated; as ScatterElements)")
+def ref_scatter(ctx, x, indices, updates):
+    ctx.attrs.setdefault("reduction", "none")
+    return ref_scatterelements(ctx, x, indices, updates)
+
+
+@register("ScatterND", attrs={"reduction": "none"}, infer=same_as_input, versions="11-24")
+def ref_scatternd(ctx, x, indices, updates):
+    out = x.copy()
+    k = indices.shape[-1]
+    ids = indices.reshape(-1, k)
+    upd = updates.reshape((ids.shape[0],) + x.shape[k:])
+    for i in range(ids.shape[0]):
+        _reduce_into(out, tuple(ids[i]), upd[i], ctx.attrs["reduction"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ pad
+@register("Pad", attrs={"mode": "constant"}, value_inputs=(1, 3),
+          versions="11-24 (pads/value/axes as inputs; opset 2 attributes rewritten; wrap since 19)")
+def ref_pad(ctx, x, pads, value=None, axes=None):
+    rank = x.ndim
+    axes = list(range(rank)) if axes is None else [_axis(int(a), rank) for a in axes]
+    n = len(axes)
+    width = [(0, 0)] * rank
+    for k, a in enumerate(axes):
+        width[a] = (int(pads[k]), int(pads[k + n]))
+    # negative pads crop
+    sl = tuple(slice(-b if b < 0 else 0, (x.shape[i] + e) if e < 0 else None) for i, (b, e) in enumerate(width))
+    x = x[sl]
+    width = [(max(b, 0), max(e, 0)) for b, e in width]
+    mode = ctx.attrs["mode"]
+    if mode == "constant":
+        v = 0 if value is None or value.size == 0 else value.ravel()[0]
+        return np.pad(x, width, mode="constant", constant_values=v)
+    return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
+
+
+# ------------------------------------------------------------------------------------------------ misc
+@register("OneHot", attrs={"axis": -1}, value_inputs=(1,), versions="9-24")
+def ref_onehot(ctx, indices, depth, values):
+    d = int(np.asarray(depth).ravel()[0])
+    ind = indices.astype(np.int64)
+    ind = np.where(ind < 0, ind + d, ind)
+    rank = indices.ndim + 1
+    ax = _axis(ctx.attrs["axis"], rank)
+    hot = np.arange(d).reshape((1,) * ax + (d,) + (1,) * (rank - ax - 1))
+    y = np.expand_dims(ind, ax) == hot
+    return np.where(y, values[1], values[0]).astype(values.dtype)
+
+
+@register("Trilu", attrs={"upper": 1}, infer=same_as_input, versions="14-24")
+def ref_trilu(ctx, x, k=None):
+    k = 0 if k is None else int(k)
+    return np.triu(x, k) if ctx.attrs["upper"] else np.tril(x, k)
+
+
+@register("NonZero", dynamic=True, versions="9-24")
+def ref_nonzero(ctx, x):
+    return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
+
+
+@register("Compress", attrs={"axis": None}, dynamic=True, versions="11-24")
+def ref_compress(ctx, x, cond):
+    return np.compress(cond, x, axis=ctx.attrs["axis"])
+
+
+@register("TopK", attrs={"axis": -1, "largest": 1, "sorted": 1}, value_inputs=(1,),
+          versions="11-24 (K input; opset 1 attribute rewritten)")
+def ref_topk(ctx, x, k):
+    k = int(np.asarray(k).ravel()[0])
+    ax = _axis(ctx.attrs["axis"], x.ndim)
+    # stable sort; ties keep the lower index first (spec)
+    key = -x if ctx.attrs["largest"] else x
+    if x.dtype.kind == "u" and ctx.attrs["largest"]:
+        key = -(x.astype(np.int64))
+    idx = np.argsort(key, axis=ax, kind="stable")
+    idx = np.take(idx, np.arange(k), axis=ax)
+    return np.take_along_axis(x, idx, axis=ax), idx.astype(np.int64)
+
+
+@register("Unique", attrs={"axis": None, "sorted": 1}, dynamic=True, versions="11-24")
+def ref_unique(ctx, x):
+    ax = ctx.attrs["axis"]
+    y, first, inverse, counts = np.unique(x, return_index=True, return_inverse=True, return_counts=True,
+                                           axis=None if ax is None else _axis(ax, x.ndim))
+    inverse = inverse.reshape(-1)
+    if not ctx.attrs["sorted"]:
+        order = np.argsort(first, kind="stable")
+        remap = np.empty_like(order)
+        remap[order] = np.arange(len(order))
+        y = np.take(y, order, axis=0 if ax is None else _axis(ax, x.ndim))
+        first, counts, inverse = first[order], counts[order], remap[inverse]
+    return y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
+
+
+@register("DepthToSpace", attrs={"blocksize": 1, "mode": "DCR"}, versions="1-24")
+def ref_depthtospace(ctx, x):
+    n, c, h, w = x.shape
+    b = ctx.attrs["blocksize"]
+    if ctx.attrs["mode"] == "DCR":
+        t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return t.reshape(n, c // (b * b), h * b, w * b)
+
+
+@register("SpaceToDepth", attrs={"blocksize": 1}, versions="1-24")
+def ref_spacetodepth(ctx, x):
+    n, c, h, w = x.shape
+    b = ctx.attrs["blocksize"]
+    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return t.reshape(n, c * b * b, h // b, w // b)
+
+
+@register("EyeLike", attrs={"dtype": None, "k": 0}, versions="9-24")
+def ref_eyelike(ctx, x):
+    dt = np_dtype(onnx_elem_to_name(ctx.attrs["dtype"])) if ctx.attrs["dtype"] is not None else x.dtype
+    return np.eye(x.shape[0], x.shape[1], k=ctx.attrs["k"], dtype=dt)
+
+
+def _cum(ctx, x, axis, ufunc):
+    ax = _axis(int(np.asarray(axis).ravel()[0]), x.ndim)
+    y = np.flip(x, ax) if ctx.attrs["reverse"] else x
+    out = ufunc.accumulate(y, axis=ax, dtype=x.dtype)
+    if ctx.attrs["exclusive"]:
+        ident = np.zeros_like(out) if ufunc is np.add else np.ones_like(out)
+        out = np.concatenate([np.take(ident, [0], axis=ax), np.take(out, np.arange(out.shape[ax] - 1), axis=ax)], axis=ax)
+    return np.flip(out, ax).copy() if ctx.attrs["reverse"] else out
+
+
+@register("CumSum", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="11-24")
+def ref_cumsum(ctx, x, axis):
+    return _cum(ctx, x, axis, np.add)
+
+
+@register("CumProd", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="26")
+def ref_cumprod(ctx, x, axis):
+    return _cum(ctx, x, axis, np.multiply)
+
+
+@register("ReverseSequence", attrs={"batch_axis": 1, "time_axis": 0}, infer=same_as_input, versions="10-24")
+def ref_reversesequence(ctx, x, lens):
+    y = x.copy()
+    b, t = ctx.attrs["batch_axis"], ctx.attrs["time_axis"]
+    for i, n in enumerate(lens):
+        src = [slice(None)] * x.ndim
+        src[b], src[t] = i, slice(0, int(n))
+        dst = list(src)
+        dst[t] = slice(int(n) - 1, None, -1) if n > 0 else slice(0, 0)
+        y[tuple(src)] = x[tuple(dst)]
+    return y
+
+
+@register("CenterCropPad", attrs={"axes": None}, value_inputs=(1,), versions="18-24")
+def ref_centercroppad(ctx, x, shape):
+    axes = ctx.attrs["axes"] or list(range(x.ndim))
+    y = x
+    for a, s in zip(axes, shape):
+        a, s = _axis(a, x.ndim), int(s)
+        d = y.shape[a]
+        if d > s:
+            st = (d - s) // 2
+            y = np.take(y, np.arange(st, st + s), axis=a)
+        elif d < s:
+            before = (s - d) // 2
+            w = [(0, 0)] * y.ndim
+            w[a] = (before, s - d - before)
+            y = np.pad(y, w)
+    return y

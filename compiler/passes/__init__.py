@@ -1,0 +1,1 @@
+"""Optimizer passes (IR -> IR)."""

@@ -1,0 +1,1 @@
+"""Package data shipped with bornc: templates, runtime sources and target descriptions."""
