@@ -100,15 +100,19 @@ def type_from_proto(tp: onnx.TypeProto, where: str) -> object:
 
 
 def _static(t) -> object:
-    """Replace symbolic (string) dims by None."""
+    """Replace symbolic (string) dims by None, also inside sequence and optional types."""
     if isinstance(t, TensorType) and t.shape is not None:
         return TensorType(t.dtype, tuple(d if isinstance(d, int) else None for d in t.shape))
+    if isinstance(t, SequenceType):
+        return SequenceType(_static(t.elem))
+    if isinstance(t, OptionalType):
+        return OptionalType(_static(t.elem))
     return t
 
 
-def _attr_value(a: onnx.AttributeProto, importer, scope) -> object:
+def _attr_value(a: onnx.AttributeProto, importer, scope, hints=None) -> object:
     if a.type == onnx.AttributeProto.GRAPH:
-        return importer.subgraph(a.g, scope)
+        return importer.subgraph(a.g, scope, hints)
     if a.type == onnx.AttributeProto.GRAPHS:
         return [importer.subgraph(g, scope) for g in a.graphs]
     if a.type == onnx.AttributeProto.TENSOR:
@@ -183,9 +187,16 @@ class _Importer:
                     self.unsupported(sub, acc)
         return acc
 
-    def subgraph(self, gp: onnx.GraphProto, scope) -> Graph:
+    def subgraph(self, gp: onnx.GraphProto, scope, hints=None) -> Graph:
+        """Import a subgraph; ``hints`` are types for its inputs taken from the parent node (Loop/Scan),
+        used where the subgraph leaves an input's type out."""
         inputs = [i.name for i in gp.input]
-        types = {i.name: _static(type_from_proto(i.type, f"subgraph {gp.name!r} input {i.name!r}")) for i in gp.input}
+        types = {}
+        for k, i in enumerate(gp.input):
+            t = _static(type_from_proto(i.type, f"subgraph {gp.name!r} input {i.name!r}"))
+            if hints and k < len(hints) and hints[k] is not None and (t is None or (isinstance(t, TensorType) and t.shape is None)):
+                t = hints[k]
+            types[i.name] = t
         g = Graph(gp.name or "body", inputs, [], [], {}, types)
         self.fill(g, gp, scope)
         return g
@@ -231,8 +242,9 @@ class _Importer:
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
             return self.inline_function(g, n, index, scope, declared)
         inner_scope = _Scope(g, scope)
+        hints = _body_hints(n, [self.lookup(g, scope, i)[0] if i else None for i in n.input])
         node = Node(n.op_type, list(n.input), list(n.output),
-                    {a.name: _attr_value(a, self, inner_scope) for a in n.attribute}, name,
+                    {a.name: _attr_value(a, self, inner_scope, hints) for a in n.attribute}, name,
                     "" if n.domain in ("", "ai.onnx") else n.domain)
 
         def const(arr):
@@ -326,6 +338,18 @@ class _Importer:
             self.node(g, new, index, scope, declared)
 
 
+def _body_hints(n: onnx.NodeProto, in_types: list) -> list | None:
+    """Types of a Loop or Scan body's inputs, derived from the node's inputs."""
+    if n.op_type == "Loop":
+        return [TensorType("int64", ()), TensorType("bool", ())] + in_types[2:]
+    if n.op_type == "Scan":
+        m = next((a.i for a in n.attribute if a.name == "num_scan_inputs"), 1)
+        states, scans = in_types[:len(in_types) - m], in_types[len(in_types) - m:]
+        return states + [TensorType(t.dtype, None if t.shape is None else tuple(t.shape[1:])) if isinstance(t, TensorType) else None
+                         for t in scans]
+    return None
+
+
 class _Scope(dict):
     """Read-only view of the names visible to a subgraph: this graph's values, then the outer scope."""
 
@@ -361,9 +385,6 @@ def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | No
     """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors."""
     input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)
     imp = _Importer(proto)
-    if imp.opsets.get("", 1) < 7:
-        raise ModelImportError(f"opset {imp.opsets.get('', 1)} is older than 7, the oldest bornc imports; "
-                               "upgrade the model with onnx.version_converter")
     missing = imp.unsupported(proto.graph, {})
     if missing:
         raise UnsupportedOpError(missing)

@@ -127,19 +127,19 @@ def ref_sequenceconstruct(ctx, *xs):
 @register("SequenceInsert", infer=_seq_of, versions="11-24")
 def ref_sequenceinsert(ctx, seq, x, pos=None):
     out = list(seq)
-    out.insert(len(out) if pos is None else int(pos), x)
+    out.insert(len(out) if pos is None else int(np.asarray(pos).ravel()[0]), x)
     return out
 
 
 @register("SequenceAt", infer=lambda c: [c.types[0].elem if isinstance(c.types[0], SequenceType) else None], versions="11-24")
 def ref_sequenceat(ctx, seq, pos):
-    return seq[int(pos)]
+    return seq[int(np.asarray(pos).ravel()[0])]
 
 
 @register("SequenceErase", infer=_seq_of, versions="11-24")
 def ref_sequenceerase(ctx, seq, pos=None):
     out = list(seq)
-    out.pop(-1 if pos is None else int(pos))
+    out.pop(-1 if pos is None else int(np.asarray(pos).ravel()[0]))
     return out
 
 

@@ -120,10 +120,10 @@ def _convtranspose_geometry(attrs, x_shape, w_shape):
     if attrs["output_shape"] is not None:
         target = list(attrs["output_shape"])[-nd:]
         total = [full[i] - target[i] for i in range(nd)]
-        if attrs["auto_pad"] == "SAME_LOWER":
-            pads = [(t - t // 2, t // 2) for t in total]
-        else:
+        if attrs["auto_pad"] == "SAME_UPPER":
             pads = [(t // 2, t - t // 2) for t in total]
+        else:
+            pads = [(t - t // 2, t // 2) for t in total]
     elif attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
         target = [x_shape[2 + i] * strides[i] for i in range(nd)]
         total = [max(full[i] - target[i], 0) for i in range(nd)]
@@ -163,6 +163,9 @@ def ref_convtranspose(ctx, x, w, b=None):
             contrib = np.moveaxis(contrib, -1, 1)                         # (N, mg, *in_sp)
             sl = tuple(slice(tap[i] * dil[i], tap[i] * dil[i] + strides[i] * (in_sp[i] - 1) + 1, strides[i]) for i in range(nd))
             y[(slice(None), slice(g * mg, (g + 1) * mg)) + sl] += contrib
+    if any(b < 0 or e < 0 for b, e in pads):     # negative padding (output_shape larger than full): add zeros
+        y = np.pad(y, [(0, 0), (0, 0)] + [(max(-b, 0), max(-e, 0)) for b, e in pads])
+        pads = [(max(b, 0), max(e, 0)) for b, e in pads]
     crop = tuple(slice(pads[i][0], pads[i][0] + out[i]) for i in range(nd))
     y = y[(slice(None), slice(None)) + crop]
     if b is not None:
@@ -336,7 +339,8 @@ def ref_matmul(ctx, a, b):
 
 @register("Einsum", attrs={"equation": ""}, versions="12-24")
 def ref_einsum(ctx, *xs):
-    return np.einsum(ctx.attrs["equation"], *xs, optimize=len(xs) > 2).astype(xs[0].dtype, copy=False)
+    ys = [x.astype(np.float32) if x.dtype.kind == "V" else x for x in xs]
+    return np.einsum(ctx.attrs["equation"], *ys, optimize=len(xs) > 2).astype(xs[0].dtype, copy=False)
 
 
 @register("Det", versions="11-24")

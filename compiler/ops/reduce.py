@@ -40,8 +40,9 @@ def _reducer(name: str, fn, versions):
         ax = _axes(ctx, x, axes)
         if ax == ():
             return x.copy()
+        xc = x.astype(np.float32) if x.dtype.kind == "V" or (x.dtype.kind == "f" and x.dtype.itemsize == 1) else x
         with np.errstate(all="ignore"):
-            y = fn(x, ax, bool(ctx.attrs["keepdims"]))
+            y = fn(xc, ax, bool(ctx.attrs["keepdims"]))
         return np.asarray(y).astype(x.dtype, copy=False)
     kernel.__name__ = f"ref_{name.lower()}"
     register(name, attrs={"keepdims": 1, "noop_with_empty_axes": 0}, infer=_reduce_infer, versions=versions)(kernel)
@@ -51,7 +52,7 @@ def _ext(x, ax, keep, f, init):
     if x.dtype.kind == "f":
         return f(x, axis=ax, keepdims=keep, initial=init)
     if x.dtype == np.bool_:
-        return f(x, axis=ax, keepdims=keep)
+        return f(x, axis=ax, keepdims=keep, initial=init > 0)
     info = np.iinfo(x.dtype)
     return f(x, axis=ax, keepdims=keep, initial=info.min if init < 0 else info.max)
 

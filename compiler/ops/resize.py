@@ -29,8 +29,8 @@ def source_coords(mode: str, out_len: int, in_len: int, scale: float, roi=(0.0, 
         return in_len / 2 * (1 - adj) + (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros_like(x)
-    if mode == "align_corners":
-        return x * (in_len - 1) / (out_len - 1) if out_len > 1 else np.zeros_like(x)
+    if mode == "align_corners":   # the spec's length_resized is scale * length_original (a float)
+        return x * (in_len - 1) / (scale * in_len - 1) if out_len > 1 else np.zeros_like(x)
     if mode == "asymmetric":
         return x / scale
     if mode == "tf_crop_and_resize":

@@ -77,7 +77,7 @@ def ref_identity(ctx, x):
 
 @register("Dropout", attrs={"seed": 0}, versions="12-24 (inference: identity; ratio/training_mode inputs)")
 def ref_dropout(ctx, x, ratio=None, training_mode=None):
-    if training_mode is not None and bool(training_mode):
+    if training_mode is not None and bool(training_mode) and ratio is not None and float(ratio) != 0:
         raise ShapeError(f"Dropout {ctx.node.name!r}: training_mode=True is not supported (inference only)")
     return (x.copy(), np.ones(x.shape, dtype=bool)) if ctx.n_outputs > 1 else x.copy()
 
@@ -112,6 +112,7 @@ def ref_squeeze(ctx, x, axes=None):
 
 @register("Unsqueeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)")
 def ref_unsqueeze(ctx, x, axes):
+    axes = np.atleast_1d(axes)
     rank = x.ndim + len(axes)
     shape = list(x.shape)
     for a in sorted(_axis(int(a), rank) for a in axes):
@@ -153,6 +154,7 @@ def ref_tile(ctx, x, repeats):
 
 @register("Range", value_inputs=(0, 1, 2), versions="11-24")
 def ref_range(ctx, start, limit, delta):
+    start, limit, delta = (np.asarray(v).reshape(()) for v in (start, limit, delta))
     n = max(int(np.ceil((float(limit) - float(start)) / float(delta))), 0)
     return (start + np.arange(n, dtype=np.float64 if start.dtype.kind == "f" else np.int64) * delta).astype(start.dtype)
 
@@ -371,11 +373,12 @@ def ref_depthtospace(ctx, x):
     return t.reshape(n, c // (b * b), h * b, w * b)
 
 
-@register("SpaceToDepth", attrs={"blocksize": 1}, versions="1-24")
+@register("SpaceToDepth", attrs={"blocksize": 1, "mode": "DCR"}, versions="1-25 (CRD mode since 25)")
 def ref_spacetodepth(ctx, x):
     n, c, h, w = x.shape
     b = ctx.attrs["blocksize"]
-    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    t = x.reshape(n, c, h // b, b, w // b, b)
+    t = t.transpose(0, 1, 3, 5, 2, 4) if ctx.attrs["mode"] == "CRD" else t.transpose(0, 3, 5, 1, 2, 4)
     return t.reshape(n, c * b * b, h // b, w // b)
 
 
