@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: Results up to this many elements are folded to constants at import (shape subgraphs, small tables).
 FOLD_MAX_ELEMENTS = 1 << 16
 _NO_FOLD = {"If", "Loop", "Scan", "SequenceMap"}
+#: Ops whose result depends only on the input's type: folded whenever that type is static.
+_SHAPE_OF = {"Shape", "Size"}
 
 
 # ------------------------------------------------------------------------------------------------ file reading
@@ -262,6 +264,8 @@ class _Importer:
             return self.inline_if(g, node, bool(np.asarray(consts[0]).ravel()[0]))
         attrs = registry.attrs_with_defaults(opdef, node)
         opset = self.opsets.get(node.domain, 1)
+        if node.op in _SHAPE_OF and node.domain == "" and getattr(in_types[0], "is_static", False):
+            consts = [np.empty(in_types[0].shape, dtype=np.dtype(in_types[0].dtype) if in_types[0].dtype != "string" else object)] + consts[1:]
         if self.foldable(opdef, node, consts):
             outs = run_node(node, [c if i else None for c, i in zip(consts, node.inputs)], self.opsets)
             if all(isinstance(o, np.ndarray) and o.size <= FOLD_MAX_ELEMENTS for o in outs):
@@ -294,7 +298,8 @@ class _Importer:
         if opdef.stateful or node.op in _NO_FOLD or node.subgraphs():
             return False
         present = [c for c, i in zip(consts, node.inputs) if i]
-        return bool(present) and all(c is not None and isinstance(c, np.ndarray) and c.size <= FOLD_MAX_ELEMENTS for c in present)
+        limit = FOLD_MAX_ELEMENTS if node.op not in _SHAPE_OF else float("inf")
+        return bool(present) and all(c is not None and isinstance(c, np.ndarray) and c.size <= limit for c in present)
 
     def inline_if(self, g: Graph, node: Node, cond: bool) -> None:
         """Replace an If with a constant condition by the chosen branch's nodes."""
@@ -369,6 +374,24 @@ class _Scope(dict):
         return self[name] if name in self else default
 
 
+def _used_names(g: Graph, acc: set) -> set:
+    for n in g.nodes:
+        acc.update(i for i in n.inputs if i)
+        for sub in n.subgraphs():
+            _used_names(sub, acc)
+            acc.update(sub.outputs)
+    acc.update(g.outputs)
+    return acc
+
+
+def _drop_unused_constants(g: Graph) -> None:
+    """Remove constants no node, subgraph or output reads (left behind by folding and If inlining)."""
+    used = _used_names(g, set())
+    for name in [c for c in g.constants if c not in used]:
+        del g.constants[name]
+        g.types.pop(name, None)
+
+
 def _parse_bound_inputs(proto, input_shapes, bind):
     input_shapes = dict(input_shapes or {})
     bind = dict(bind or {})
@@ -415,6 +438,7 @@ def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | No
         g.inputs.append(vi.name)
         g.types[vi.name] = t
     imp.fill(g, gp, {})
+    _drop_unused_constants(g)
     model = Model(g, dict(imp.opsets), proto.producer_name, sha256,
                   {p.key: p.value for p in proto.metadata_props})
     verify(model)

@@ -38,6 +38,7 @@ class OpDef:
     dynamic: bool = False
     stateful: bool = False
     lowerings: dict[str, Callable] = field(default_factory=dict)
+    flops: Callable | None = None
 
 
 REGISTRY: dict[tuple[str, str], OpDef] = {}
@@ -63,6 +64,14 @@ def lowering(backend: str, name: str, domain: str = ""):
     """Decorator that attaches a backend lowering to an existing registry entry."""
     def deco(fn):
         get(name, domain).lowerings[backend] = fn
+        return fn
+    return deco
+
+
+def cost(name: str, domain: str = ""):
+    """Decorator attaching a FLOP count ``fn(node, in_types, out_types) -> int`` to a registry entry."""
+    def deco(fn):
+        get(name, domain).flops = fn
         return fn
     return deco
 

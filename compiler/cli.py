@@ -1,0 +1,305 @@
+"""The ``bornc`` command line: a thin layer over the library.
+
+User errors (BorncError, unreadable files) print one line ``bornc: error: ...`` and exit with status 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import BorncError, InputError
+
+log = logging.getLogger("bornc")
+
+
+# ------------------------------------------------------------------------------------------------ arg parsing
+def _parse_shape(text: str) -> tuple[str, tuple]:
+    name, sep, dims = text.rpartition("=")
+    if not sep or not name:
+        raise BorncError(f"--input-shape {text!r}: expected NAME=D1,D2,... (for example x=1,3,224,224)")
+    try:
+        shape = tuple(int(d) for d in dims.split(",") if d.strip() != "") if dims.strip() else ()
+    except ValueError:
+        raise BorncError(f"--input-shape {text!r}: dimensions must be integers") from None
+    if any(d < 0 for d in shape):
+        raise BorncError(f"--input-shape {text!r}: dimensions must be >= 0")
+    return name, shape
+
+
+def _parse_bind(text: str) -> tuple[str, object]:
+    name, sep, value = text.rpartition("=")
+    if not sep or not name:
+        raise BorncError(f"--bind {text!r}: expected NAME=VALUE (for example sr=16000)")
+    if value.endswith(".npy"):
+        return name, _load_npy(value, f"--bind {name}")
+    for conv in (int, float):
+        try:
+            return name, conv(value)
+        except ValueError:
+            pass
+    raise BorncError(f"--bind {text!r}: VALUE must be a number or a .npy file")
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{what}: file {path!r} not found") from None
+    except Exception as ex:  # noqa: BLE001 - numpy raises several types for bad files
+        raise InputError(f"{what}: {path!r} is not a readable .npy file ({type(ex).__name__}: {ex})") from None
+
+
+def _shapes(args) -> dict:
+    return dict(_parse_shape(s) for s in (args.input_shape or []))
+
+
+def _binds(args) -> dict:
+    return dict(_parse_bind(s) for s in (args.bind or []))
+
+
+def _load_model(args):
+    from .frontend.onnx_import import load_onnx
+    return load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
+
+
+def _read_inputs(args) -> dict[str, np.ndarray]:
+    feeds: dict[str, np.ndarray] = {}
+    if args.inputs:
+        try:
+            with np.load(args.inputs, allow_pickle=False) as z:
+                feeds.update({k: z[k] for k in z.files})
+        except FileNotFoundError:
+            raise InputError(f"--inputs: file {args.inputs!r} not found") from None
+        except Exception as ex:  # noqa: BLE001
+            raise InputError(f"--inputs: {args.inputs!r} is not a readable .npz file ({ex})") from None
+    for item in args.input or []:
+        name, sep, path = item.rpartition("=")
+        if not sep or not name:
+            raise InputError(f"--input {item!r}: expected NAME=FILE.npy")
+        feeds[name] = _load_npy(path, f"--input {name}")
+    return feeds
+
+
+def _write_outputs(outs: dict, dest: str) -> str:
+    from .golden import safe_name
+    if dest.endswith(".npz"):
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in outs.items()})
+        return f"wrote {len(outs)} output(s) to {dest}"
+    d = Path(dest)
+    d.mkdir(parents=True, exist_ok=True)
+    for k, v in outs.items():
+        np.save(d / (safe_name(k) + ".npy"), np.asarray(v))
+    return f"wrote {len(outs)} .npy file(s) to {d}/"
+
+
+def _fmt_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:g}"
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_inspect(args) -> int:
+    from .analysis import summarize, summarize_unsupported
+    from .errors import UnsupportedOpError
+    from .frontend.onnx_import import read_model_proto
+    from .ir.printer import format_model
+    try:
+        model = _load_model(args)
+    except UnsupportedOpError as ex:
+        proto, _ = read_model_proto(args.model)
+        info = summarize_unsupported(proto, ex.missing)
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"model: {args.model}\nnodes: {info['nodes']}\nunsupported ops: {ex}")
+        return 1
+    if args.ir:
+        sys.stdout.write(format_model(model))
+        return 0
+    info = summarize(model)
+    info["model"] = str(args.model)
+    info["sha256"] = model.source_sha256
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"model: {args.model}  (sha256 {model.source_sha256[:16]}..., opsets "
+          + ", ".join(f"{k}:{v}" for k, v in info["opsets"].items()) + ")")
+    print("inputs:")
+    for i in info["inputs"]:
+        print(f"  {i['name']:<32} {i['type']}")
+    print("outputs:")
+    for o in info["outputs"]:
+        print(f"  {o['name']:<32} {o['type']}")
+    print(f"nodes: {info['nodes']}   parameters: {_fmt_count(info['parameters'])} ({info['parameter_bytes']:,} bytes)   "
+          f"FLOPs: {_fmt_count(info['flops'])}")
+    print(f"{'op':<28}{'count':>7}{'FLOPs':>12}")
+    for op, n in info["op_histogram"].items():
+        print(f"  {op:<26}{n:>7}{_fmt_count(info['flops_per_op'].get(op, 0)):>12}")
+    if info["subgraph_op_histogram"]:
+        print("in subgraphs: " + ", ".join(f"{k} {v}" for k, v in info["subgraph_op_histogram"].items()))
+    print("unsupported ops: none")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .interpreter import run
+    model = _load_model(args)
+    feeds = _read_inputs(args)
+    outs = run(model, feeds)
+    if args.output:
+        print(_write_outputs(outs, args.output))
+    else:
+        for k, v in outs.items():
+            a = np.asarray(v)
+            stats = f" min {a.min():.6g} max {a.max():.6g} mean {a.astype(np.float64).mean():.6g}" if a.size and a.dtype.kind in "biuf" else ""
+            print(f"{k}: {a.dtype}{list(a.shape)}{stats}")
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from .targets import load_targets
+    rows = [(t.name, ", ".join(t.aliases), t.backend, t.status(), t.description) for t in load_targets().values()]
+    if args.json:
+        print(json.dumps([dict(zip(("name", "aliases", "backend", "status", "description"), r)) for r in rows], indent=2))
+        return 0
+    print(f"{'target':<12}{'aliases':<16}{'backend':<11}{'status':<46}description")
+    for r in rows:
+        print(f"{r[0]:<12}{r[1]:<16}{r[2]:<11}{r[3]:<46}{r[4]}")
+    return 0
+
+
+def cmd_conformance(args) -> int:
+    from .conformance import run_conformance, write_ops_matrix
+    from .golden import repo_root
+
+    def progress(i, n, name, status):
+        if args.verbose:
+            print(f"[{i}/{n}] {name}: {status}", file=sys.stderr)
+
+    res = run_conformance(args.executor, args.filter, progress)
+    if not args.filter:
+        docs = Path(args.docs) if args.docs else repo_root() / "docs"
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / f"conformance-{args.executor}.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+        write_ops_matrix(docs, docs / "ops.md")
+    if args.json:
+        print(json.dumps({k: res[k] for k in ("executor", "passed", "failed", "unsupported", "total", "per_op")}))
+        return 0
+    print(f"{'op':<36}{'passed':>8}{'failed':>8}{'unsupp':>8}")
+    for op, c in res["per_op"].items():
+        print(f"{op:<36}{c['passed']:>8}{c['failed']:>8}{c['unsupported']:>8}")
+    if args.verbose:
+        for name, (status, detail) in res["cases"].items():
+            if status != "passed":
+                print(f"{name}: {status}: {detail}")
+    pct = 100 * res["passed"] / max(res["total"], 1)
+    print(f"executor {res['executor']}: {res['passed']} passed, {res['failed']} failed, {res['unsupported']} unsupported, "
+          f"{res['total']} total ({pct:.1f}% passed) in {res['seconds']}s")
+    return 0
+
+
+def cmd_golden(args) -> int:
+    from . import golden
+    names = args.cases or golden.list_cases()
+    if args.action == "list":
+        for n in golden.list_cases():
+            c = golden.load_case(n)
+            print(f"{n:<36} targets: {', '.join(c.targets)}")
+        return 0
+    if args.action == "record":
+        for n in names:
+            for line in golden.record(golden.load_case(n), ort=not args.no_ort):
+                print(line)
+        return 0
+    from .targets import get_target
+    target = get_target(args.target).name
+    rows, skipped = [], []
+    for n in names:
+        case = golden.load_case(n)
+        if target not in case.targets and "reference" != target:
+            skipped.append(n)
+            continue
+        rows.extend(golden.check(case, target))
+    print(f"{'case':<30}{'output':<34}{'max abs err':>12}{'max rel err':>12}  {'tolerance':<22}result")
+    for r in rows:
+        print(f"{r.case:<30}{r.output[:33]:<34}{r.max_abs:>12.3g}{r.max_rel:>12.3g}  {f'rtol {r.rtol:g} atol {r.atol:g}':<22}"
+              f"{'pass' if r.ok else 'FAIL'}{' ' + r.note if r.note else ''}")
+    bad = [r for r in rows if not r.ok]
+    print(f"{len(rows) - len(bad)}/{len(rows)} outputs pass on {target}" + (f" ({len(skipped)} case(s) not for this target)" if skipped else ""))
+    return 1 if bad or not rows else 0
+
+
+# ------------------------------------------------------------------------------------------------ main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bornc", description="Compile ONNX models into standalone inference artifacts.")
+    p.add_argument("--version", action="version", version=f"bornc {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp):
+        sp.add_argument("model", help="path to an .onnx file")
+        sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="bind an input's symbolic dims (repeatable)")
+        sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="turn a scalar input into a constant (repeatable)")
+
+    sp = sub.add_parser("inspect", help="show a model's inputs, outputs, ops, parameters and FLOPs")
+    model_args(sp)
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--ir", action="store_true", help="print the IR as text")
+    sp.set_defaults(fn=cmd_inspect)
+
+    sp = sub.add_parser("run", help="run a model with the reference interpreter")
+    model_args(sp)
+    sp.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input (repeatable)")
+    sp.add_argument("--inputs", metavar="FILE.npz", help="all inputs from one .npz keyed by input name")
+    sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")
+    sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("targets", help="list the targets and whether they are ready on this machine")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_targets)
+
+    sp = sub.add_parser("conformance", help="run the ONNX backend node tests on an executor")
+    sp.add_argument("--executor", default="reference")
+    sp.add_argument("--json", action="store_true", help="print one JSON object (passed, failed, unsupported, total, per_op)")
+    sp.add_argument("--filter", metavar="REGEX", help="only cases whose name matches (results are then not written to docs/)")
+    sp.add_argument("--docs", metavar="DIR", help="where to write conformance-<executor>.json and ops.md (default: docs/)")
+    sp.add_argument("-v", "--verbose", action="store_true", help="print each case and the reasons of failures")
+    sp.set_defaults(fn=cmd_conformance)
+
+    sp = sub.add_parser("golden", help="record or check golden outputs")
+    sp.add_argument("action", choices=["record", "check", "list"])
+    sp.add_argument("cases", nargs="*", help="case names under golden/ (default: all)")
+    sp.add_argument("--target", default="reference", help="target to check on (default: reference)")
+    sp.add_argument("--no-ort", action="store_true", help="record without the onnxruntime cross-check")
+    sp.set_defaults(fn=cmd_golden)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return int(args.fn(args) or 0)
+    except (BorncError, OSError) as ex:
+        if args.debug:
+            raise
+        msg = str(ex) if isinstance(ex, BorncError) else f"{type(ex).__name__}: {ex}"
+        print(f"bornc: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Targets are data: ``targets/*.toml`` files describe each device (backend, triple, compiler and flags,
+features, alignment, how to run on this machine, Debian packages for the tools, memory budget).
+
+``status`` tells whether bornc can build and run for a target here: the backend must be implemented and the
+tools present; otherwise it names what is missing (the Debian package to install).
+"""
+from __future__ import annotations
+
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BorncError
+from .resources import resource_dir
+
+#: Backends implemented so far (target backends register here as they land).
+IMPLEMENTED_BACKENDS = {"reference"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target description, as read from its TOML file (unknown keys kept in ``extra``)."""
+
+    name: str
+    backend: str
+    description: str = ""
+    aliases: tuple = ()
+    triple: str = ""
+    cc: str = ""
+    cflags: tuple = ()
+    features: tuple = ()
+    alignment: int = 16
+    run: str = ""
+    qemu: str = ""
+    debian_packages: tuple = ()
+    ram_bytes: int = 0
+    flash_bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def status(self) -> str:
+        """'ready', or why not: backend not implemented yet / which tool (and Debian package) is missing."""
+        if self.backend not in IMPLEMENTED_BACKENDS:
+            return f"planned ({self.backend} backend not implemented yet)"
+        missing = [t for t in (self.cc, self.qemu) if t and shutil.which(t) is None]
+        if missing:
+            return f"missing {', '.join(missing)} (apt-get install {' '.join(self.debian_packages)})"
+        return "ready"
+
+
+_FIELDS = set(Target.__dataclass_fields__) - {"extra"}
+
+
+def load_targets() -> dict[str, Target]:
+    """All targets keyed by name (aliases not included)."""
+    out = {}
+    for p in sorted(resource_dir("targets").glob("*.toml")):
+        data = tomllib.loads(p.read_text())
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in _FIELDS}
+        kw["extra"] = {k: v for k, v in data.items() if k not in _FIELDS}
+        out[data["name"]] = Target(**kw)
+    return out
+
+
+def get_target(name: str) -> Target:
+    """Target by name or alias; BorncError listing the known names otherwise."""
+    targets = load_targets()
+    for t in targets.values():
+        if name == t.name or name in t.aliases:
+            return t
+    raise BorncError(f"unknown target {name!r}; known: {', '.join(sorted(targets))} (see `bornc targets`)")
