@@ -231,9 +231,9 @@ def cmd_golden(args) -> int:
             skipped.append(n)
             continue
         rows.extend(golden.check(case, target))
-    print(f"{'case':<30}{'output':<34}{'max abs err':>12}{'max rel err':>12}  {'tolerance':<22}result")
+    print(f"{'case':<30}{'output':<34}{'max abs err':>12}{'max rel err':>12}  {'tolerance':<26}result")
     for r in rows:
-        print(f"{r.case:<30}{r.output[:33]:<34}{r.max_abs:>12.3g}{r.max_rel:>12.3g}  {f'rtol {r.rtol:g} atol {r.atol:g}':<22}"
+        print(f"{r.case:<30}{r.output[:33]:<34}{r.max_abs:>12.3g}{r.max_rel:>12.3g}  {f'rtol {r.rtol:g} atol {r.atol:g}':<26}"
               f"{'pass' if r.ok else 'FAIL'}{' ' + r.note if r.note else ''}")
     bad = [r for r in rows if not r.ok]
     print(f"{len(rows) - len(bad)}/{len(rows)} outputs pass on {target}" + (f" ({len(skipped)} case(s) not for this target)" if skipped else ""))

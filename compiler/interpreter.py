@@ -53,7 +53,7 @@ def run_node(node: Node, args: list, opsets: Mapping[str, int], run_graph=None) 
         shapes = ", ".join(_describe(a) for a in args)
         raise KernelError(f"node {node.name!r} ({node.op}) failed on inputs ({shapes}): {type(ex).__name__}: {ex}") from ex
     res = list(res) if isinstance(res, tuple) else [res]
-    return res
+    return [np.asarray(r) if isinstance(r, np.generic) else r for r in res]
 
 
 def run_graph(graph: Graph, scope: Mapping, opsets: Mapping[str, int], observer: Observer | None = None) -> list:

@@ -90,7 +90,7 @@ def type_from_proto(tp: onnx.TypeProto, where: str) -> object:
             raise ModelImportError(f"{where}: unsupported element type {tt.elem_type}") from None
         if not tt.HasField("shape"):
             return TensorType(dtype, None)
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else (d.dim_param or None) for d in tt.shape.dim)
         return TensorType(dtype, dims)
     if kind == "sequence_type":
         return SequenceType(type_from_proto(tp.sequence_type.elem_type, where))

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real-model corpus in ../shared/models (optional) and helpers to run the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_MODELS = Path(os.environ.get("BORNC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+
+
+def shared_model_dirs() -> list[Path]:
+    if not SHARED_MODELS.is_dir():
+        return []
+    return sorted(p for p in SHARED_MODELS.iterdir() if (p / "model.onnx").is_file())
+
+
+def load_shared_model_case(d: Path) -> dict:
+    """Inputs (by model input name), expected outputs and per-output tolerances of a ../shared model folder."""
+    card = json.loads((d / "card.json").read_text())
+    inputs = {i["name"]: np.load(d / i["file"]) for i in card["inputs"]}
+    expected = {o["name"]: np.load(d / o["file"]) for o in card["outputs"]}
+    tol = {k: (float(v["rtol"]), float(v["atol"])) for k, v in card.get("suggested_tolerance", {}).items()}
+    return {"card": card, "inputs": inputs, "expected": expected, "tol": tol}
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m bornc ARGS`` and capture its output."""
+    return subprocess.run([sys.executable, "-m", "bornc", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
