@@ -217,6 +217,10 @@ def cmd_golden(args) -> int:
             c = golden.load_case(n)
             print(f"{n:<36} targets: {', '.join(c.targets)}")
         return 0
+    if args.action == "fetch":
+        for n in names:
+            print(golden.model_path(golden.load_case(n)))
+        return 0
     if args.action == "record":
         for n in names:
             for line in golden.record(golden.load_case(n), ort=not args.no_ort):
@@ -278,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_conformance)
 
     sp = sub.add_parser("golden", help="record or check golden outputs")
-    sp.add_argument("action", choices=["record", "check", "list"])
+    sp.add_argument("action", choices=["record", "check", "list", "fetch"],
+                    help="record expected outputs, check them on a target, list the cases, or fetch a case's model and print its path")
     sp.add_argument("cases", nargs="*", help="case names under golden/ (default: all)")
     sp.add_argument("--target", default="reference", help="target to check on (default: reference)")
     sp.add_argument("--no-ort", action="store_true", help="record without the onnxruntime cross-check")

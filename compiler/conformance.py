@@ -174,7 +174,7 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
     """Run every node test case (or those whose name matches ``pattern``) on an executor.
 
     Returns {"executor", "passed", "failed", "unsupported", "total", "per_op": {op: {passed, failed,
-    unsupported}}, "cases": {name: [status, detail]}, "seconds"}."""
+    unsupported}}, "cases": {name: [status, detail]}, "case_ops": {name: op}, "seconds"}."""
     executor = get_executor(executor_name)
     cases = collect_cases()
     if pattern:
@@ -183,16 +183,18 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
     t0 = time.time()
     res = {"executor": executor_name, "passed": 0, "failed": 0, "unsupported": 0, "total": len(cases)}
     per_op: dict = defaultdict(lambda: {"passed": 0, "failed": 0, "unsupported": 0})
-    details = {}
+    details, case_ops = {}, {}
     for i, c in enumerate(cases):
         status, detail = run_case(c, executor)
         res[status] += 1
-        per_op[op_of_case(c)][status] += 1
+        case_ops[c.name] = op_of_case(c)
+        per_op[case_ops[c.name]][status] += 1
         details[c.name] = [status, detail]
         if progress:
             progress(i + 1, len(cases), c.name, status)
     res["per_op"] = {k: per_op[k] for k in sorted(per_op)}
     res["cases"] = details
+    res["case_ops"] = case_ops
     res["seconds"] = round(time.time() - t0, 1)
     return res
 

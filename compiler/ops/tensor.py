@@ -35,7 +35,28 @@ def _float_to_string(x: np.ndarray) -> np.ndarray:
     return np.array(flat, dtype=object).reshape(x.shape)
 
 
-def cast_array(x: np.ndarray, to: str, saturate: bool = True) -> np.ndarray:
+def to_float8e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
+    """float8_e8m0fnu (an 8-bit power-of-two exponent) from float32 bits: the exponent field, raised by one when
+    rounding up a value with a nonzero fraction (``up``) or with fraction >= 1/2 (``nearest``); Inf and NaN map to
+    0xFF (spec: Cast, opset 24, round_mode)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
+    exp = ((bits >> 23) & 0xFF).astype(np.uint16)
+    frac = bits & 0x7FFFFF
+    special = exp == 0xFF
+    if round_mode == "up":
+        bump = frac > 0
+    elif round_mode == "nearest":
+        bump = frac >= 0x400000
+    else:
+        bump = np.zeros(exp.shape, dtype=bool)
+    bump &= ~special
+    if saturate:
+        bump &= exp != 0xFE
+    out = np.where(special, 0xFF, np.minimum(exp + bump, 0xFF)).astype(np.uint8)
+    return out.view(ml_dtypes.float8_e8m0fnu)
+
+
+def cast_array(x: np.ndarray, to: str, saturate: bool = True, round_mode: str = "up") -> np.ndarray:
     """ONNX Cast (spec opsets 6-24): numeric casts as numpy does them, strings parsed and printed, and the
     float8 types saturated to their largest finite value when ``saturate`` (spec table "Saturation")."""
     if to == "string":
@@ -43,6 +64,8 @@ def cast_array(x: np.ndarray, to: str, saturate: bool = True) -> np.ndarray:
     dt = np_dtype(to)
     if x.dtype == object:
         return np.array([float(s) if dt.kind == "f" else int(s) for s in x.ravel()], dtype=np.float64 if dt.kind == "f" else np.int64).reshape(x.shape).astype(dt)
+    if to == "float8_e8m0fnu":
+        return to_float8e8m0(x.astype(np.float32), saturate, round_mode)
     if to.startswith("float8") or to.startswith("float4"):
         src = x.astype(np.float32)
         if saturate and ml_dtypes is not None:
@@ -61,13 +84,13 @@ def cast_array(x: np.ndarray, to: str, saturate: bool = True) -> np.ndarray:
 @register("Cast", attrs={"to": 1, "saturate": 1, "round_mode": "up"},
           infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="6-24")
 def ref_cast(ctx, x):
-    return cast_array(x, onnx_elem_to_name(ctx.attrs["to"]), bool(ctx.attrs["saturate"]))
+    return cast_array(x, onnx_elem_to_name(ctx.attrs["to"]), bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"])
 
 
 @register("CastLike", attrs={"saturate": 1, "round_mode": "up"},
           infer=lambda c: [TensorType(c.dtype(1), c.shape(0))], versions="15-24")
 def ref_castlike(ctx, x, like):
-    return cast_array(x, dtype_name(like.dtype), bool(ctx.attrs["saturate"]))
+    return cast_array(x, dtype_name(like.dtype), bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"])
 
 
 @register("Identity", infer=same_as_input, versions="1-24")
@@ -75,11 +98,20 @@ def ref_identity(ctx, x):
     return x if not isinstance(x, np.ndarray) else x.copy()
 
 
-@register("Dropout", attrs={"seed": 0}, versions="12-24 (inference: identity; ratio/training_mode inputs)")
+@register("Dropout", attrs={"seed": None}, stateful=True,
+          versions="12-24 (ratio/training_mode inputs; identity unless training_mode)")
 def ref_dropout(ctx, x, ratio=None, training_mode=None):
-    if training_mode is not None and bool(training_mode) and ratio is not None and float(ratio) != 0:
-        raise ShapeError(f"Dropout {ctx.node.name!r}: training_mode=True is not supported (inference only)")
-    return (x.copy(), np.ones(x.shape, dtype=bool)) if ctx.n_outputs > 1 else x.copy()
+    """Inference: identity (mask all True). Training: keep each element with probability 1 - ratio, scaled by
+    1 / (1 - ratio); the mask draws from numpy's Mersenne Twister seeded with the ``seed`` attribute, so a seeded
+    node is reproducible."""
+    p = 0.5 if ratio is None else float(np.asarray(ratio).ravel()[0])
+    if training_mode is None or not bool(np.asarray(training_mode).ravel()[0]) or p == 0:
+        return (x.copy(), np.ones(x.shape, dtype=bool)) if ctx.n_outputs > 1 else x.copy()
+    seed = ctx.attrs["seed"]
+    rng = np.random.RandomState(int(seed)) if seed is not None else np.random.RandomState()
+    mask = rng.uniform(0, 1.0, x.shape) >= p
+    y = (mask * x * (1 / (1 - p))).astype(x.dtype)
+    return (y, mask) if ctx.n_outputs > 1 else y
 
 
 # ------------------------------------------------------------------------------------------------ shapes
