@@ -9,11 +9,8 @@ class BorncError(Exception):
     """Base class of every error bornc raises for bad input or a missing tool."""
 
 
-class ImportError_(BorncError):
+class ModelImportError(BorncError):
     """The model file cannot be read: malformed protobuf, bad external data path, unknown type."""
-
-
-ModelImportError = ImportError_
 
 
 class UnsupportedOpError(BorncError):

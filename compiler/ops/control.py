@@ -58,7 +58,7 @@ def ref_loop(ctx, max_trip=None, cond=None, *carried):
         feeds = {body.inputs[0]: np.array(i, dtype=np.int64), body.inputs[1]: np.array(keep)}
         feeds.update(zip(body.inputs[2:], state))
         outs = ctx.run_graph(body, feeds)
-        keep = bool(np.asarray(outs[0]).ravel()[0]) if cond is not None or True else True
+        keep = bool(np.asarray(outs[0]).ravel()[0])
         state = outs[1:1 + n_carried]
         for k, v in enumerate(outs[1 + n_carried:]):
             scans[k].append(v)

@@ -177,10 +177,6 @@ def _variadic(name: str, fold, finish=None):
     register(name, infer=broadcast_infer, versions="8-24")(kernel)
 
 
-def _nan_max(a, b):
-    return np.where(np.isnan(a) | np.isnan(b), np.nan, np.maximum(a, b)) if a.dtype.kind == "f" else np.maximum(a, b)
-
-
 _variadic("Max", np.maximum)
 _variadic("Min", np.minimum)
 _variadic("Sum", np.add)

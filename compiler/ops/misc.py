@@ -129,7 +129,7 @@ def _reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return np.zeros_like(x) + lo
     d = np.abs(x - lo) % (2 * span)
     flips = np.floor(np.abs(x - lo) / span).astype(np.int64)
-    return np.where(flips % 2 == 0, lo + d % span if True else d, hi - (d % span))
+    return np.where(flips % 2 == 0, lo + d % span, hi - (d % span))
 
 
 def _cubic_w(t: np.ndarray, a: float = -0.75) -> np.ndarray:
@@ -169,8 +169,7 @@ def ref_gridsample(ctx, x, grid):
                 ix = np.round(_reflect(ix.astype(np.float64), 0.0, sizes[i] - 1.0)).astype(np.int64) if align else \
                     np.clip(np.floor(_reflect(ix + 0.0, -0.5, sizes[i] - 0.5)).astype(np.int64), 0, sizes[i] - 1)
             fixed.append(np.clip(ix, 0, sizes[i] - 1))
-        bidx = np.arange(n).reshape((n,) + (1,) * len(out_sp))
-        vals = xd[(bidx, slice(None)) + tuple(fixed)] if False else np.stack([xd[b][(slice(None),) + tuple(f[b] for f in fixed)] for b in range(n)])
+        vals = np.stack([xd[b][(slice(None),) + tuple(f[b] for f in fixed)] for b in range(n)])
         return vals, valid[:, None]
 
     if mode == "nearest":

@@ -63,9 +63,6 @@ def _run_directions(x, lens, dirs, direction, step, init_states):
         hs = np.zeros((seq, batch, states[0].shape[-1]), dtype=np.float64)
         for k in range(seq):
             t = seq - 1 - k if reverse else k
-            if lens is not None:
-                tt = np.arange(seq)[::-1][k] if reverse else t
-                # with sequence_lens, reverse runs from each batch's last valid step
             new = step(d, x[t], states)
             if lens is not None:
                 valid = (t < lens).reshape(-1, 1)
