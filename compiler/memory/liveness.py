@@ -1,0 +1,96 @@
+"""Liveness: which tensors need arena space, from which step to which step, and which share a buffer.
+
+A *buffer* is one block of the arena. Values share a buffer when
+
+- an op is a view (Reshape, Flatten, Squeeze, Unsqueeze, Identity): its output is its input's bytes;
+- an elementwise op writes over an input whose last reader it is and whose byte size equals the output's
+  (in-place reuse: Relu, Add, FusedElementwise...).
+
+A buffer lives from the step that defines its first value to the last step that reads any of its values.
+Graph inputs and outputs are caller-owned and outside the arena unless ``io_in_arena``; constants never are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ShapeError
+from ..ir.graph import Model, Node
+from ..ir.types import TensorType
+from ..ops.composite import PROGRAM_OPS
+from .schedule import _reads
+
+VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+INPLACE_OPS = PROGRAM_OPS | {"FusedElementwise", "Not", "And", "Or", "Xor", "Where"}
+
+
+@dataclass
+class Buffer:
+    """One arena block: its values, byte size (aligned), and first/last step (inclusive)."""
+
+    name: str
+    size: int
+    first: int
+    last: int
+    values: list = field(default_factory=list)
+
+
+def align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: bool = False) -> tuple[list[Buffer], dict]:
+    """Buffers of ``model`` under ``schedule``; returns (buffers, value name -> buffer name)."""
+    g = model.graph
+    io = set(g.inputs) | set(g.outputs)
+    last_use: dict[str, int] = {}
+    for step, n in enumerate(schedule):
+        for v in _reads(n):
+            last_use[v] = step
+    for o in g.outputs:
+        last_use[o] = len(schedule)
+    owner: dict[str, str] = {}
+    bufs: dict[str, Buffer] = {}
+
+    def new_buffer(v: str, step: int) -> None:
+        t = g.types.get(v)
+        if not isinstance(t, TensorType):
+            return
+        if not t.is_static:
+            raise ShapeError(f"memory planning needs static shapes: value {v!r} has type {t}")
+        bufs[v] = Buffer(v, align(max(t.nbytes, 1), alignment), step, max(step, last_use.get(v, step)), [v])
+        owner[v] = v
+
+    if io_in_arena:
+        for v in g.inputs:
+            new_buffer(v, 0)
+    for step, n in enumerate(schedule):
+        for k, o in enumerate(n.outputs):
+            if not o or (o in io and not io_in_arena):
+                continue
+            src = _share_with(g, n, k, owner, bufs, last_use, step, io, io_in_arena)
+            if src is not None:
+                b = bufs[owner[src]]
+                b.values.append(o)
+                b.last = max(b.last, last_use.get(o, step))
+                owner[o] = b.name
+            else:
+                new_buffer(o, step)
+    return list(bufs.values()), owner
+
+
+def _share_with(g, n: Node, k: int, owner, bufs, last_use, step, io, io_in_arena) -> str | None:
+    """The input whose buffer output ``k`` of node ``n`` may reuse, or None."""
+    if k != 0 or n.subgraphs():
+        return None
+    out_t = g.types.get(n.outputs[0])
+    if not isinstance(out_t, TensorType) or not out_t.is_static:
+        return None
+    if n.op in VIEW_OPS and not n.domain:
+        x = n.inputs[0]
+        return x if x in owner else None
+    if n.op in INPLACE_OPS:
+        for x in n.inputs:
+            if x in owner and bufs[owner[x]].last == step and isinstance(g.types.get(x), TensorType) \
+                    and g.types[x].nbytes == out_t.nbytes and g.types[x].dtype == out_t.dtype:
+                return x
+    return None

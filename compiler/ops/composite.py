@@ -1,0 +1,87 @@
+"""bornc composite operators produced by the optimizer's fusion passes (domain ``bornc``).
+
+- ``FusedElementwise``: a chain of elementwise ops as one node holding a small program.
+- ``FusedConv`` / ``FusedGemm`` / ``FusedMatMul``: Conv, Gemm or MatMul followed by an elementwise epilogue
+  (bias, activation, residual add...) that a backend renders inside the same kernel.
+
+A program is a list of steps ``{"op": ONNX op, "args": [...], "attrs": {...}}``; an argument is
+``["in", i]`` (node input i; for the Fused* ops with a core, input 0 of the program is the core result and
+``["in", i]`` for i >= 1 is node input ``first_extra + i - 1``), ``["t", k]`` (the result of step k) or
+``["c", value]`` (a scalar literal). The program's result is its last step, cast to ``dtype``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.types import np_dtype
+from . import registry
+from .nn import _conv_infer, _gemm_infer, matmul_shape, ref_conv, ref_gemm
+from .registry import InferCtx, KernelCtx, TensorType, broadcast_shapes, register
+
+#: Elementwise ops a program may use (unary and binary ops that keep the input dtype).
+PROGRAM_OPS = {"Abs", "Neg", "Floor", "Ceil", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Sigmoid", "Erf",
+               "Reciprocal", "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Softplus",
+               "Softsign", "Mish", "Gelu", "Round", "Sign", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Clip",
+               "PRelu"}
+
+
+def run_program(program: list, inputs: list, dtype) -> np.ndarray:
+    """Evaluate a fused elementwise program on numpy arrays with the registry's reference kernels."""
+    temps: list = []
+    for step in program:
+        args = []
+        for kind, v in step["args"]:
+            if kind == "in":
+                args.append(inputs[v])
+            elif kind == "t":
+                args.append(temps[v])
+            else:
+                args.append(None if v is None else np.asarray(v, dtype=dtype))
+        opdef = registry.get(step["op"])
+        node = registry_node(step)
+        temps.append(opdef.reference(KernelCtx(node, registry.attrs_with_defaults(opdef, node), 21), *args))
+    return np.asarray(temps[-1]).astype(dtype, copy=False)
+
+
+def registry_node(step: dict):
+    from ..ir.graph import Node
+    return Node(step["op"], [f"a{i}" for i in range(len(step["args"]))], ["y"], dict(step.get("attrs", {})), step["op"])
+
+
+def _fused_ew_infer(ctx: InferCtx) -> list:
+    shapes = [ctx.shape(i) for i in range(len(ctx.types)) if ctx.types[i] is not None]
+    return [TensorType(ctx.attrs["dtype"], broadcast_shapes(*shapes, node=ctx.node))]
+
+
+@register("FusedElementwise", domain="bornc", attrs={"program": [], "dtype": "float32"}, infer=_fused_ew_infer,
+          versions="bornc composite")
+def ref_fusedelementwise(ctx, *xs):
+    return run_program(ctx.attrs["program"], list(xs), np_dtype(ctx.attrs["dtype"]))
+
+
+def _epilogue(ctx, core: np.ndarray, extras: tuple) -> np.ndarray:
+    prog = ctx.attrs["epilogue"]
+    return run_program(prog, [core, *extras], core.dtype) if prog else core
+
+
+_EPI = {"epilogue": [], "activation": ""}
+
+
+@register("FusedConv", domain="bornc", attrs={"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None,
+                                              "pads": None, "strides": None, **_EPI},
+          infer=_conv_infer, versions="bornc composite: Conv + epilogue")
+def ref_fusedconv(ctx, x, w, b=None, *extras):
+    return _epilogue(ctx, ref_conv(ctx, x, w, b), extras)
+
+
+@register("FusedGemm", domain="bornc", attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0, **_EPI},
+          infer=_gemm_infer, versions="bornc composite: Gemm + epilogue")
+def ref_fusedgemm(ctx, a, b, c=None, *extras):
+    return _epilogue(ctx, ref_gemm(ctx, a, b, c), extras)
+
+
+@register("FusedMatMul", domain="bornc", attrs=dict(_EPI),
+          infer=lambda c: [TensorType(c.dtype(0), matmul_shape(c.shape(0), c.shape(1), c.node))],
+          versions="bornc composite: MatMul + epilogue")
+def ref_fusedmatmul(ctx, a, b, *extras):
+    return _epilogue(ctx, np.matmul(a, b).astype(a.dtype, copy=False), extras)

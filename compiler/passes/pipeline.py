@@ -1,0 +1,74 @@
+"""Pass pipelines per ``--opt-level``. The lists below are the documentation of our order of operations.
+
+0: nothing. 1: clean-ups that keep every op (folding, dead code, CSE, no-ops). 2: level 1, then folding
+BatchNormalization and per-channel Mul/Add into Conv/Gemm, recognizing Softmax and LayerNormalization from
+their decomposed forms, MatMul+Add -> Gemm, elementwise chains -> FusedElementwise, and epilogue fusion into
+FusedConv/FusedGemm/FusedMatMul. The verifier runs after every pass when ``verify`` is set (always in tests).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import VerifyError
+from ..ir.graph import Model
+from ..ir.printer import format_model
+from ..ir.verify import verify
+from .eliminate_common_subexpressions import eliminate_common_subexpressions
+from .eliminate_dead_code import eliminate_dead_code
+from .fold_batchnorm import fold_batchnorm
+from .fold_constants import fold_constants
+from .fuse_elementwise import fuse_elementwise
+from .fuse_epilogue import fuse_epilogue
+from .fuse_matmul_add import fuse_matmul_add
+from .recognize_layernorm import recognize_layernorm
+from .recognize_softmax import recognize_softmax
+from .remove_noops import remove_noops
+
+log = logging.getLogger(__name__)
+
+Pass = Callable[[Model], Model]
+
+CLEANUP: list[Pass] = [fold_constants, remove_noops, eliminate_common_subexpressions, eliminate_dead_code]
+
+PIPELINES: dict[int, list[Pass]] = {
+    0: [],
+    1: CLEANUP,
+    2: CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
+                  eliminate_dead_code, fuse_elementwise, fuse_epilogue, eliminate_dead_code],
+}
+
+
+@dataclass
+class PassRecord:
+    """Node and constant counts after one pass."""
+
+    name: str
+    nodes: int
+    constants: int
+
+
+def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True) -> tuple[Model, list[PassRecord]]:
+    """Run the pipeline for ``opt_level``; returns the final model and the counts before/after each pass.
+
+    Raises VerifyError naming the pass (with the IR after it in the log at debug level) if a pass breaks an
+    invariant."""
+    if opt_level not in PIPELINES:
+        raise ValueError(f"opt level must be one of {sorted(PIPELINES)}")
+    records = [PassRecord("input", len(model.graph.nodes), len(model.graph.constants))]
+    for p in PIPELINES[opt_level]:
+        model = p(model)
+        if verify_each:
+            try:
+                verify(model)
+            except VerifyError as ex:
+                log.debug("IR after %s:\n%s", p.__name__, format_model(model))
+                raise VerifyError(f"after pass {p.__name__}: {ex}") from None
+        records.append(PassRecord(p.__name__, len(model.graph.nodes), len(model.graph.constants)))
+    return model, records
+
+
+def optimize(model: Model, opt_level: int = 2, verify_each: bool = True) -> Model:
+    """The model after the pipeline for ``opt_level``."""
+    return run_pipeline(model, opt_level, verify_each)[0]
