@@ -64,9 +64,13 @@ def _binds(args) -> dict:
     return dict(_parse_bind(s) for s in (args.bind or []))
 
 
-def _load_model(args):
+def _load_model(args, opt_level: int | None = None):
+    """Import the model and run the pass pipeline of ``opt_level`` (default: ``--opt-level``)."""
     from .frontend.onnx_import import load_onnx
-    return load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
+    from .passes.pipeline import optimize
+    model = load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
+    level = args.opt_level if opt_level is None else opt_level
+    return optimize(model, level, verify_each=getattr(args, "verify", False)) if level else model
 
 
 def _read_inputs(args) -> dict[str, np.ndarray]:
@@ -114,6 +118,10 @@ def cmd_inspect(args) -> int:
     from .errors import UnsupportedOpError
     from .frontend.onnx_import import read_model_proto
     from .ir.printer import format_model
+    if args.opt_level is None:
+        args.opt_level = 2 if (args.passes or args.plan) else 0
+    if args.passes:
+        return _inspect_passes(args)
     try:
         model = _load_model(args)
     except UnsupportedOpError as ex:
@@ -127,6 +135,8 @@ def cmd_inspect(args) -> int:
     if args.ir:
         sys.stdout.write(format_model(model))
         return 0
+    if args.plan:
+        return _inspect_plan(args, model)
     info = summarize(model)
     info["model"] = str(args.model)
     info["sha256"] = model.source_sha256
@@ -152,8 +162,93 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def _inspect_passes(args) -> int:
+    from .frontend.onnx_import import load_onnx
+    from .passes.pipeline import run_pipeline
+    model = load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
+    _, records = run_pipeline(model, args.opt_level)
+    if args.json:
+        print(json.dumps({"opt_level": args.opt_level, "passes": [r.__dict__ for r in records]}, indent=2))
+        return 0
+    print(f"{'pass':<36}{'nodes':>8}{'constants':>11}")
+    prev = records[0].nodes
+    for r in records:
+        print(f"{r.name:<36}{r.nodes:>8}{r.constants:>11}" + (f"  ({r.nodes - prev:+d})" if r.nodes != prev else ""))
+        prev = r.nodes
+    print(f"opt level {args.opt_level}: {records[0].nodes} -> {records[-1].nodes} nodes")
+    return 0
+
+
+def _inspect_plan(args, model) -> int:
+    from .memory import plan_model
+    from .targets import get_target
+    target = get_target(args.target)
+    plan = plan_model(model, target.alignment, args.schedule, io_in_arena=args.io_in_arena)
+    if args.plot:
+        _plot_plan(plan, args.plot)
+    if args.json:
+        print(json.dumps({"plan": plan.to_json()}, indent=1))
+        return 0
+    s = plan.summary()
+    print(f"schedule {s['schedule']}, {s['algorithm']}, alignment {s['alignment']} bytes, model inputs/outputs "
+          f"{'in the arena' if plan.io_in_arena else 'caller-owned (outside the arena)'}")
+    print(f"arena_bytes        {plan.arena_bytes:>14,}")
+    print(f"lower_bound_bytes  {plan.lower_bound_bytes:>14,}  (arena / lower bound = {plan.arena_bytes / max(plan.lower_bound_bytes, 1):.3f})")
+    print(f"no_reuse_bytes     {plan.no_reuse_bytes:>14,}")
+    print(f"weights_bytes      {plan.weights_bytes:>14,}")
+    print(f"{'tensor':<48}{'offset':>12}{'size':>12}{'steps':>12}")
+    for t in plan.to_json()["tensors"]:
+        shared = "" if t["buffer"] == t["name"] else f"  (shares {t['buffer']})"
+        print(f"{t['name'][:47]:<48}{t['offset']:>12}{t['size']:>12}{str(t['first_step']) + '-' + str(t['last_step']):>12}{shared}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot_plan(plan, path: str) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+    except ImportError:
+        raise BorncError("--plot needs matplotlib: pip install 'bornc[plot]'") from None
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for name, (off, size, first, last) in plan.offsets.items():
+        ax.add_patch(Rectangle((first, off / 1024), last - first + 1, size / 1024, alpha=0.6, edgecolor="black", linewidth=0.3))
+    ax.set_xlim(0, plan.steps)
+    ax.set_ylim(0, max(plan.arena_bytes, 1) / 1024)
+    ax.axhline(plan.lower_bound_bytes / 1024, color="red", linewidth=0.8, label="lower bound")
+    ax.set_xlabel("step")
+    ax.set_ylabel("arena offset (KiB)")
+    ax.set_title(f"arena {plan.arena_bytes:,} B, lower bound {plan.lower_bound_bytes:,} B")
+    ax.legend()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def cmd_debug(args) -> int:
+    from .debug import bisect
+    if args.opt_level is None:
+        args.opt_level = 2
+    model = _load_model(args, opt_level=0)
+    feeds = _read_inputs(args)
+    d = bisect(model, feeds, args.opt_level, args.rtol, args.atol)
+    if d is None:
+        print(f"no divergence: every value shared by opt level 0 and {args.opt_level} agrees within rtol {args.rtol} atol {args.atol}")
+        return 0
+    print(f"first divergence (opt level 0 vs {args.opt_level}, rtol {args.rtol}, atol {args.atol}):")
+    print(f"  node {d.node!r} ({d.op}) output {d.value!r}: max abs err {d.max_abs_err:.4g}")
+    for i in d.inputs:
+        stats = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in i.items() if k != "name")
+        print(f"  input {i['name']!r}: {stats}")
+    return 1
+
+
 def cmd_run(args) -> int:
     from .interpreter import run
+    if args.opt_level is None:
+        args.opt_level = 0
     model = _load_model(args)
     feeds = _read_inputs(args)
     outs = run(model, feeds)
@@ -251,23 +346,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def model_args(sp):
+    def model_args(sp, opt_help="optimizer level: 0 turns every pass off"):
         sp.add_argument("model", help="path to an .onnx file")
+        sp.add_argument("--opt-level", type=int, choices=[0, 1, 2], default=None, help=opt_help)
+        sp.add_argument("--verify", action="store_true", help="run the IR verifier after every pass")
         sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="bind an input's symbolic dims (repeatable)")
         sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="turn a scalar input into a constant (repeatable)")
 
     sp = sub.add_parser("inspect", help="show a model's inputs, outputs, ops, parameters and FLOPs")
-    model_args(sp)
+    model_args(sp, "optimizer level (default 0, or 2 with --passes / --plan)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("--ir", action="store_true", help="print the IR as text")
+    sp.add_argument("--passes", action="store_true", help="node counts before and after each pass")
+    sp.add_argument("--plan", action="store_true", help="the static memory plan (arena, lower bound, tensors)")
+    sp.add_argument("--plot", metavar="PLAN.png", help="with --plan: draw the arena over time (needs matplotlib)")
+    sp.add_argument("--schedule", choices=["topological", "memory"], default="topological", help="node order for --plan")
+    sp.add_argument("--target", default="reference", help="target whose alignment the plan uses")
+    sp.add_argument("--io-in-arena", action="store_true", help="plan model inputs and outputs inside the arena")
     sp.set_defaults(fn=cmd_inspect)
 
     sp = sub.add_parser("run", help="run a model with the reference interpreter")
-    model_args(sp)
+    model_args(sp, "optimizer level (default 0: the model as imported)")
     sp.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input (repeatable)")
     sp.add_argument("--inputs", metavar="FILE.npz", help="all inputs from one .npz keyed by input name")
     sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")
     sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("debug", help="find the first node whose output differs between opt level 0 and another level")
+    model_args(sp, "optimizer level to compare with level 0 (default 2)")
+    sp.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    sp.add_argument("--inputs", metavar="FILE.npz")
+    sp.add_argument("--rtol", type=float, default=1e-4)
+    sp.add_argument("--atol", type=float, default=1e-5)
+    sp.set_defaults(fn=cmd_debug)
 
     sp = sub.add_parser("targets", help="list the targets and whether they are ready on this machine")
     sp.add_argument("--json", action="store_true")
@@ -296,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return int(args.fn(args) or 0)
+    except BrokenPipeError:
+        return 0
     except (BorncError, OSError) as ex:
         if args.debug:
             raise

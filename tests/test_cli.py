@@ -121,3 +121,22 @@ def test_golden_check_table_and_exit_status(cli):
     r = cli("golden", "check", "light_bvlc_alexnet")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "light_bvlc_alexnet" in r.stdout and "pass" in r.stdout and "1/1 outputs pass on reference" in r.stdout
+
+
+def test_inspect_passes_plan_and_debug(cli, tmp_path):
+    from pathlib import Path
+    light = str(Path(onnx.__file__).parent / "backend/test/data/light/light_squeezenet.onnx")
+    r = cli("inspect", light, "--passes")
+    assert r.returncode == 0 and "fuse_epilogue" in r.stdout and "opt level 2:" in r.stdout
+    r = cli("inspect", light, "--plan", "--json")
+    plan = json.loads(r.stdout)["plan"]
+    assert {"arena_bytes", "lower_bound_bytes", "no_reuse_bytes", "weights_bytes"} <= set(plan)
+    assert plan["tensors"] and {"offset", "size", "first_step", "last_step"} <= set(plan["tensors"][0])
+    r = cli("inspect", light, "--plan", "--target", "webgpu")
+    assert r.returncode == 0 and "alignment 256 bytes" in r.stdout
+    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = cli("debug", light, "--input", f"data_0={tmp_path / 'x.npy'}", "--rtol", "1e-3", "--atol", "1e-3")
+    assert r.returncode == 0 and "no divergence" in r.stdout, r.stdout + r.stderr
+    r = cli("run", light, "--opt-level", "2", "--input", f"data_0={tmp_path / 'x.npy'}", "-o", str(tmp_path / "o2.npz"))
+    assert r.returncode == 0, r.stderr
