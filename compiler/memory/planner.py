@@ -175,7 +175,7 @@ def plan_model(model: Model, alignment: int = 16, schedule: str = "topological",
     table = {b.name: (offsets[b.name], b.size, b.first, b.last) for b in bufs}
     weights = sum(int(a.nbytes) for a in model.graph.constants.values())
     plan = MemoryPlan(table, owner, arena, lower_bound(bufs, len(order) + 1), sum(b.size for b in bufs), weights,
-                      alignment, [n.name for n in order], name, algo, io_in_arena, len(order) + 1)
+                      alignment, [n.name for n in order], name, algo, io_in_arena, len(order) + 1, {"order": order})
     plan.verify()
     return plan
 

@@ -1,0 +1,76 @@
+"""Building a C artifact with the target's toolchain, and finding the tools.
+
+Compiles with ``-std=c99 -Wall -Wextra -Werror -pedantic -fno-strict-aliasing`` plus the target's flags; builds
+``build/model_run`` (statically linked for qemu-user targets), ``build/libmodel.a`` and, for the host target,
+``build/libmodel.so`` for in-process use through cffi. A missing compiler is a ToolchainError that names the
+Debian package to install.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ...errors import ToolchainError
+from ...targets import Target
+
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fno-strict-aliasing"]
+SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+
+
+def find_tool(target: Target, tool: str) -> str:
+    """Path of ``tool`` or ToolchainError naming the Debian packages of the target."""
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolchainError(f"{tool} not found for target {target.name}: apt-get install {' '.join(target.debian_packages)} "
+                             f"(or copy the artifact to the device and run make there)")
+    return path
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode:
+        msg = (r.stderr or r.stdout).strip()
+        raise ToolchainError(f"{' '.join(cmd[:1])} failed in {cwd}:\n{msg[:4000]}")
+
+
+def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = None, sanitize: bool = False,
+          build_dir: str = "build", cc: str | None = None) -> dict[str, Path]:
+    """Compile the artifact in ``out_dir``; returns the built files by role (model_run, libmodel.a, libmodel.so)."""
+    out = Path(out_dir)
+    compiler = cc or target.cc or "cc"
+    find_tool(target, compiler)
+    flags = WARN + (list(cflags) if cflags else list(target.cflags)) + (SANITIZE if sanitize else [])
+    host = target.run == "native"
+    if host:
+        flags.append("-fPIC")
+    bdir = out / build_dir
+    bdir.mkdir(exist_ok=True)
+    sources = [f"{name}.c", "bornrt.c", "main.c"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda s: _run([compiler, *flags, "-c", s, "-o", f"{build_dir}/{Path(s).stem}.o"], out), sources))
+    objs = [f"{build_dir}/{name}.o", f"{build_dir}/bornrt.o"]
+    link = ["-static"] if target.run == "qemu-user" and not sanitize else []
+    _run([compiler, *flags, f"{build_dir}/main.o", *objs, "-o", f"{build_dir}/model_run", *link, "-lm"], out)
+    built = {"model_run": bdir / "model_run"}
+    ar = shutil.which(f"{target.triple}-ar") if target.triple and not host else shutil.which("ar")
+    if ar:
+        _run([ar, "rcs", f"{build_dir}/libmodel.a", *objs], out)
+        built["libmodel.a"] = bdir / "libmodel.a"
+    if host and not sanitize:
+        _run([compiler, *flags, "-shared", *objs, "-o", f"{build_dir}/libmodel.so", "-lm"], out)
+        built["libmodel.so"] = bdir / "libmodel.so"
+    return built
+
+
+def text_size(target: Target, binary: Path) -> int | None:
+    """Code (text) bytes of a built binary, from binutils' size, or None when it is not available."""
+    size = shutil.which(f"{target.triple}-size") if target.triple and target.run != "native" else shutil.which("size")
+    if not size or not binary.exists():
+        return None
+    r = subprocess.run([size, str(binary)], capture_output=True, text=True)
+    try:
+        return int(r.stdout.splitlines()[1].split()[0])
+    except (IndexError, ValueError):
+        return None

@@ -1,0 +1,44 @@
+"""C spellings of IR dtypes and of scalar literals."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import UnsupportedOpError
+
+C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t",
+           "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "uint64": "uint64_t",
+           "bool": "uint8_t"}
+#: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.
+C_DTYPE_ENUM = {"float32": "BORNC_FLOAT32", "float64": "BORNC_FLOAT64", "int8": "BORNC_INT8", "uint8": "BORNC_UINT8",
+                "int16": "BORNC_INT16", "uint16": "BORNC_UINT16", "int32": "BORNC_INT32", "uint32": "BORNC_UINT32",
+                "int64": "BORNC_INT64", "uint64": "BORNC_UINT64", "bool": "BORNC_BOOL"}
+
+
+def ctype(dtype: str, node=None) -> str:
+    """C type of a dtype; UnsupportedOpError (naming the node) for dtypes the C backend lacks."""
+    if dtype not in C_TYPES:
+        raise UnsupportedOpError({f"{node.op if node is not None else 'value'} on {dtype}": [node.name if node is not None else "?"]})
+    return C_TYPES[dtype]
+
+
+def literal(value, dtype: str) -> str:
+    """An exact C literal of ``value`` in ``dtype`` (floats as C99 hex floats, so no decimal rounding)."""
+    if dtype in ("float32", "float64"):
+        v = float(np.float32(value)) if dtype == "float32" else float(value)
+        if math.isnan(v):
+            return "(0.0f/0.0f)" if dtype == "float32" else "(0.0/0.0)"
+        if math.isinf(v):
+            return ("-" if v < 0 else "") + ("HUGE_VALF" if dtype == "float32" else "HUGE_VAL")
+        return v.hex() + ("f" if dtype == "float32" else "")
+    if dtype == "bool":
+        return "1" if value else "0"
+    v = int(value)
+    if dtype == "int64":
+        return f"INT64_C({v})" if v >= -(2 ** 63) + 1 else "INT64_MIN"
+    if dtype == "uint64":
+        return f"UINT64_C({v})"
+    if dtype == "int32" and v == -(2 ** 31):
+        return "INT32_MIN"
+    return str(v) + ("u" if dtype.startswith("uint") else "")

@@ -1,0 +1,239 @@
+"""The C backend driver: planned model -> artifact directory (sources, Makefile, manifest, weights, binaries).
+
+Walks the schedule once: lowers every node (all unsupported ops are reported together), gives every value a C
+pointer expression (caller-owned input/output, arena offset from the memory plan, or weights), renders one
+``static`` kernel function per node from ``templates/c`` and the ``run`` function that calls them in order.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ... import __version__
+from ...errors import ArtifactError, UnsupportedOpError
+from ...ir.graph import Model
+from ...ir.types import TensorType
+from ...memory import plan_model
+from ...resources import resource_dir
+from ...targets import Target
+from . import lower_elementwise, lower_nn, lower_tensor  # noqa: F401  (register the lowerings)
+from .ctypes_ import C_DTYPE_ENUM, ctype, literal
+from .lowering import lower_node
+
+ABI_VERSION = 1
+FORMAT_VERSION = 1
+EMBED_LIMIT_BYTES = 2 << 20
+WEIGHT_ALIGN = 64
+
+
+def c_identifier(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", text).lower().strip("_") or "model"
+    return "m_" + s if s[0].isdigit() else s
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "c")),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+def _c_string(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def weights_layout(model: Model, used: list[str]) -> tuple[dict[str, int], bytes]:
+    """Offsets (64-byte aligned) of the used constants in one payload, and the payload bytes."""
+    offsets, chunks, pos = {}, [], 0
+    for name in used:
+        arr = np.ascontiguousarray(model.graph.constants[name])
+        pad = (-pos) % WEIGHT_ALIGN
+        chunks.append(b"\0" * pad)
+        pos += pad
+        offsets[name] = pos
+        data = arr.tobytes()
+        chunks.append(data)
+        pos += len(data)
+    pad = (-pos) % WEIGHT_ALIGN
+    chunks.append(b"\0" * pad)
+    return offsets, b"".join(chunks)
+
+
+def weights_file_image(payload: bytes) -> bytes:
+    """weights.bin: 64-byte header (magic, version, header size, payload size, SHA-256) then the payload."""
+    header = b"BORNCWT1" + struct.pack("<IIQ", 1, 64, len(payload)) + hashlib.sha256(payload).digest()
+    return header + b"\0" * (64 - len(header)) + payload
+
+
+def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:
+    dt = "bool" if arr.dtype == np.bool_ else arr.dtype.name
+    flat = np.ascontiguousarray(arr).ravel()
+    lits = [literal(v, dt) for v in (flat.tolist() if dt != "float32" else flat.astype(np.float64).tolist())]
+    if not lits:
+        lits = ["0"]
+    lines = [", ".join(lits[i:i + 8]) + "," for i in range(0, len(lits), 8)]
+    return {"name": name, "sym": sym, "dtype": dt, "shape": list(arr.shape), "ctype": ctype(dt), "count": max(flat.size, 1),
+            "lines": lines, "pad": pad}
+
+
+def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "model", opt_level: int = 2,
+              weights: str = "auto", schedule: str = "topological", self_test: dict | None = None,
+              source: str = "", cflags: list | None = None) -> dict:
+    """Write the C artifact for ``model`` (already optimized) into ``out_dir`` and return its manifest.
+
+    Raises UnsupportedOpError listing every node the C backend cannot lower."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    g = model.graph
+    cname = c_identifier(name)
+    plan = plan_model(model, target.alignment, schedule)
+    order = plan.extra["order"]
+    consts = dict(g.constants)
+    lowered, missing = [], {}
+    for node in order:
+        try:
+            lowered.append(lower_node(node, g.types, consts, model.opsets.get(node.domain or "", 21)))
+        except UnsupportedOpError as ex:
+            for op, names in ex.missing.items():
+                missing.setdefault(op, []).extend(names)
+    if missing:
+        raise UnsupportedOpError(missing)
+    used: list[str] = []
+    for node, low in zip(order, lowered):
+        args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
+        for k in args:
+            v = node.inputs[k]
+            if v in consts and v not in used:
+                used.append(v)
+    for o in g.outputs:
+        if o in consts and o not in used:
+            used.append(o)
+    w_offsets, payload = weights_layout(model, used)
+    embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
+    sha = hashlib.sha256(payload).digest()
+    inputs, outputs = list(g.inputs), list(g.outputs)
+    syms = {v: f"W{k}" for k, v in enumerate(used)}
+
+    def ptr(v: str, const: bool) -> str:
+        t = g.types[v]
+        ct = ctype(t.dtype)
+        q = "const " if const else ""
+        if v in outputs:
+            return f"(({ct} *)outputs[{outputs.index(v)}])"
+        if v in inputs:
+            return f"((const {ct} *)inputs[{inputs.index(v)}])"
+        if v in consts:
+            return syms[v] if embed else f"((const {ct} *)(ctx->weights + {w_offsets[v]}u))"
+        buf = plan.value_buffer[v]
+        return f"(({q}{ct} *)(ctx->arena + {plan.offsets[buf][0]}u))"
+
+    env = _env()
+    kernels, calls = [], []
+    for idx, (node, low) in enumerate(zip(order, lowered)):
+        args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
+        params, names, call_args = [], [], []
+        for k in args:
+            v = node.inputs[k]
+            params.append(f"const {ctype(g.types[v].dtype)} *X{k}")
+            names.append(f"X{k}")
+            call_args.append(ptr(v, True))
+        for k, o in enumerate(node.outputs):
+            t = g.types.get(o) if o else None
+            ct = ctype(t.dtype) if isinstance(t, TensorType) else "uint8_t"
+            params.append(f"{ct} *Y{k}")
+            names.append(f"Y{k}")
+            call_args.append(ptr(o, False) if o else "NULL")
+        body = []
+        for st in low.stages:
+            try:
+                body.append(env.get_template(f"{st.template}.c.j2").render(**st.params))
+            except jinja2.TemplateError as ex:
+                raise ArtifactError(f"rendering template {st.template}.c.j2 for node {node.name!r} ({node.op}): {ex}") from None
+        fn = f"k{idx}_{c_identifier(node.op)}"
+        kernels.append({"fn": fn, "node": node.name.replace("*/", "* /"), "op": node.op, "params": params or ["void"],
+                        "param_names": names, "body": "\n".join(body)})
+        calls.append(f"{fn}({', '.join(call_args)})")
+    final_copies = []
+    produced = {o for n in order for o in n.outputs if o}
+    for j, o in enumerate(outputs):
+        if o not in produced:
+            src = ptr(o, True) if o in consts else f"inputs[{inputs.index(o)}]"
+            if o in consts and embed:
+                src = syms[o]
+            final_copies.append(f"memcpy(outputs[{j}], {src}, {g.types[o].nbytes}u);")
+
+    def info(v: str, kind: str, k: int) -> dict:
+        t = g.types[v]
+        return {"name": v, "cname": _c_string(v), "dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes,
+                "enum": C_DTYPE_ENUM[t.dtype], "sym": f"{kind}{k}", "safe": re.sub(r"[^A-Za-z0-9._-]", "_", v)}
+
+    in_infos = [info(v, "in", k) for k, v in enumerate(inputs)]
+    out_infos = [info(v, "out", k) for k, v in enumerate(outputs)]
+    embedded = []
+    if embed:
+        for k, v in enumerate(used):
+            arr = consts[v]
+            end = w_offsets[v] + arr.nbytes
+            nxt = w_offsets[used[k + 1]] if k + 1 < len(used) else len(payload)
+            embedded.append(_embedded_array(v, syms[v], arr, nxt - end))
+        if used and w_offsets[used[0]] != 0:
+            raise ArtifactError("weights payload must start with the first constant")
+    ctxv = {"name": cname, "NAME": cname.upper(), "version": __version__, "abi": ABI_VERSION, "alignment": target.alignment,
+            "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "embed": embed, "inputs": in_infos,
+            "outputs": out_infos, "infos": in_infos + out_infos, "kernels": kernels, "calls": calls,
+            "final_copies": final_copies, "embedded": embedded, "weights_sha": [str(b) for b in sha],
+            "static_arena": True, "source": Path(source).name if source else "model", "source_sha256": model.source_sha256 or "-" * 16,
+            "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos)}
+    (out / f"{cname}.h").write_text(env.get_template("model.h.j2").render(**ctxv))
+    (out / f"{cname}.c").write_text(env.get_template("model.c.j2").render(**ctxv))
+    (out / "main.c").write_text(env.get_template("main.c.j2").render(**ctxv))
+    for f in ("bornrt.h", "bornrt.c"):
+        (out / f).write_text((resource_dir("runtime") / "c" / f).read_text())
+    flags = list(cflags) if cflags else list(target.cflags)
+    ldflags = "-static" if target.run == "qemu-user" else ""
+    (out / "Makefile").write_text(env.get_template("Makefile.j2").render(name=cname, target=target.name, triple=target.triple,
+                                                                         cc=target.cc or "cc", cflags=" ".join(flags), ldflags=ldflags))
+    if not embed:
+        (out / "weights.bin").write_bytes(weights_file_image(payload))
+    elif (out / "weights.bin").exists():
+        (out / "weights.bin").unlink()
+    manifest = {
+        "format_version": FORMAT_VERSION, "abi_version": ABI_VERSION, "bornc_version": __version__, "backend": "c",
+        "name": cname, "target": target.name, "target_profile": {"triple": target.triple, "cc": target.cc, "cflags": flags,
+                                                                 "features": list(target.features), "alignment": target.alignment},
+        "source_model": {"file": Path(source).name if source else "", "sha256": model.source_sha256},
+        "compile": {"opt_level": opt_level, "weights": "embed" if embed else "file", "schedule": plan.schedule_name},
+        "inputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
+        "outputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
+        "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "weights_sha256": sha.hex(),
+        "ops": sorted({n.op for n in order}), "nodes": len(order),
+        "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
+        "files": sorted(p.name for p in out.iterdir() if p.is_file()) + ["manifest.json"],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _self_test_ctx(data: dict | None, ins: list, outs: list) -> dict | None:
+    """Golden input/output arrays baked into main.c for --self-test (outputs compared as float32)."""
+    if not data:
+        return None
+    arrays, in_syms, out_syms = [], [], []
+    for k, t in enumerate(ins):
+        arr = np.asarray(data["inputs"][t["name"]]).astype(np.dtype(t["dtype"]) if t["dtype"] != "bool" else np.bool_)
+        dt = t["dtype"]
+        vals = ", ".join(literal(v, dt) for v in (arr.ravel().astype(np.float64).tolist() if dt == "float32" else arr.ravel().tolist())) or "0"
+        arrays.append({"sym": f"golden_in{k}", "ctype": ctype(dt), "count": max(arr.size, 1), "values": vals})
+        in_syms.append(f"golden_in{k}")
+    for k, t in enumerate(outs):
+        arr = np.asarray(data["outputs"][t["name"]]).astype(np.float32)
+        vals = ", ".join(literal(v, "float32") for v in arr.ravel().astype(np.float64).tolist()) or "0"
+        arrays.append({"sym": f"golden_out{k}", "ctype": "float", "count": max(arr.size, 1), "values": vals})
+        out_syms.append(f"golden_out{k}")
+    return {"arrays": arrays, "inputs": in_syms, "outputs": out_syms, "rtol": repr(float(data.get("rtol", 1e-4))),
+            "atol": repr(float(data.get("atol", 1e-4)))}

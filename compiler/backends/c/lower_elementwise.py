@@ -1,0 +1,218 @@
+"""C lowerings of elementwise ops, FusedElementwise programs, Cast, Where and the variadic ops.
+
+Every elementwise node becomes a program (one step for a plain op) rendered by ``elementwise.c.j2``: nested
+loops over the output with each operand's broadcast strides (collapsed where contiguous), operands loaded into
+locals first (so an output may share an input's buffer), then one C statement per program step. ``C_EXPR``
+spells each op in C for a computation type (float, double or an integer type).
+"""
+from __future__ import annotations
+
+import math
+
+from ...ops.registry import lowering
+from .ctypes_ import ctype, literal
+from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
+
+
+def _f(t: str, name: str) -> str:
+    """libm function for a computation type: expf for float, exp for double."""
+    return name + "f" if t == "float" else name
+
+
+def _lit(v: float, t: str) -> str:
+    return literal(v, "float32" if t == "float" else "float64")
+
+
+def _max(a, b, t):
+    return f"(({a}) > ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
+
+
+def _min(a, b, t):
+    return f"(({a}) < ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
+
+
+def _clip(args, at, t):
+    y = args[0]
+    if len(args) > 1 and args[1] is not None:
+        y = _max(y, args[1], t)
+    if len(args) > 2 and args[2] is not None:
+        y = _min(y, args[2], t)
+    return y
+
+
+def _pow(args, at, t):
+    if args[1] in (_lit(2.0, t),):
+        return f"(({args[0]}) * ({args[0]}))"
+    if args[1] in (_lit(0.5, t),):
+        return f"{_f(t, 'sqrt')}({args[0]})"
+    return f"{_f(t, 'pow')}({args[0]}, {args[1]})"
+
+
+def _div(args, at, t):
+    if t in ("float", "double"):
+        return f"({args[0]}) / ({args[1]})"
+    return f"(({args[1]}) == 0 ? 0 : ({args[0]}) / ({args[1]}))"   # C truncates toward zero, as ONNX Div
+
+
+C_EXPR = {
+    "Add": lambda a, at, t: f"({a[0]}) + ({a[1]})",
+    "Sub": lambda a, at, t: f"({a[0]}) - ({a[1]})",
+    "Mul": lambda a, at, t: f"({a[0]}) * ({a[1]})",
+    "Div": _div,
+    "Pow": _pow,
+    "Max": lambda a, at, t: _max(a[0], a[1], t),
+    "Min": lambda a, at, t: _min(a[0], a[1], t),
+    "Clip": _clip,
+    "Abs": lambda a, at, t: f"{_f(t, 'fabs')}({a[0]})" if t in ("float", "double") else f"(({a[0]}) < 0 ? -({a[0]}) : ({a[0]}))",
+    "Neg": lambda a, at, t: f"-({a[0]})",
+    "Floor": lambda a, at, t: f"{_f(t, 'floor')}({a[0]})",
+    "Ceil": lambda a, at, t: f"{_f(t, 'ceil')}({a[0]})",
+    "Round": lambda a, at, t: f"{_f(t, 'nearbyint')}({a[0]})",
+    "Sqrt": lambda a, at, t: f"{_f(t, 'sqrt')}({a[0]})",
+    "Exp": lambda a, at, t: f"{_f(t, 'exp')}({a[0]})",
+    "Log": lambda a, at, t: f"{_f(t, 'log')}({a[0]})",
+    "Sin": lambda a, at, t: f"{_f(t, 'sin')}({a[0]})",
+    "Cos": lambda a, at, t: f"{_f(t, 'cos')}({a[0]})",
+    "Tan": lambda a, at, t: f"{_f(t, 'tan')}({a[0]})",
+    "Tanh": lambda a, at, t: f"{_f(t, 'tanh')}({a[0]})",
+    "Erf": lambda a, at, t: f"{_f(t, 'erf')}({a[0]})",
+    "Reciprocal": lambda a, at, t: f"{_lit(1.0, t)} / ({a[0]})",
+    "Sign": lambda a, at, t: f"(({a[0]}) > 0 ? {_lit(1.0, t)} : (({a[0]}) < 0 ? {_lit(-1.0, t)} : {_lit(0.0, t)}))",
+    "Relu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(0.0, t)} : ({a[0]}))",
+    "Sigmoid": lambda a, at, t: f"{_lit(1.0, t)} / ({_lit(1.0, t)} + {_f(t, 'exp')}(-({a[0]})))",
+    "LeakyRelu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * ({a[0]}) : ({a[0]}))",
+    "Elu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}) : ({a[0]}))",
+    "Selu": lambda a, at, t: f"{_lit(at['gamma'], t)} * (({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}))",
+    "Celu": lambda a, at, t: f"(({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}(({a[0]}) / {_lit(at['alpha'], t)}))",
+    "HardSigmoid": lambda a, at, t: _clip([f"{_lit(at['alpha'], t)} * ({a[0]}) + {_lit(at['beta'], t)}", _lit(0.0, t), _lit(1.0, t)], at, t),
+    "HardSwish": lambda a, at, t: f"({a[0]}) * " + _clip([f"({a[0]}) / {_lit(6.0, t)} + {_lit(0.5, t)}", _lit(0.0, t), _lit(1.0, t)], at, t),
+    "Softplus": lambda a, at, t: f"(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {_f(t, 'log1p')}({_f(t, 'exp')}({a[0]})))",
+    "Softsign": lambda a, at, t: f"({a[0]}) / ({_lit(1.0, t)} + {_f(t, 'fabs')}({a[0]}))",
+    "Mish": lambda a, at, t: f"({a[0]}) * {_f(t, 'tanh')}(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {_f(t, 'log1p')}({_f(t, 'exp')}({a[0]})))",
+    "Gelu": lambda a, at, t: (f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'tanh')}({_lit(math.sqrt(2 / math.pi), t)} * "
+                              f"(({a[0]}) + {_lit(0.044715, t)} * ({a[0]}) * ({a[0]}) * ({a[0]}))))") if at.get("approximate") == "tanh"
+    else f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'erf')}(({a[0]}) * {_lit(1 / math.sqrt(2), t)}))",
+    "PRelu": lambda a, at, t: f"(({a[0]}) < 0 ? ({a[0]}) * ({a[1]}) : ({a[0]}))",
+    "Equal": lambda a, at, t: f"(({a[0]}) == ({a[1]}))",
+    "Less": lambda a, at, t: f"(({a[0]}) < ({a[1]}))",
+    "LessOrEqual": lambda a, at, t: f"(({a[0]}) <= ({a[1]}))",
+    "Greater": lambda a, at, t: f"(({a[0]}) > ({a[1]}))",
+    "GreaterOrEqual": lambda a, at, t: f"(({a[0]}) >= ({a[1]}))",
+    "And": lambda a, at, t: f"(({a[0]}) && ({a[1]}))",
+    "Or": lambda a, at, t: f"(({a[0]}) || ({a[1]}))",
+    "Xor": lambda a, at, t: f"((!({a[0]})) != (!({a[1]})))",
+    "Not": lambda a, at, t: f"(!({a[0]}))",
+    "Where": lambda a, at, t: f"(({a[0]}) ? ({a[1]}) : ({a[2]}))",
+    "IsNaN": lambda a, at, t: f"(({a[0]}) != ({a[0]}))",
+}
+_BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN"}
+_FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Erf", "Sigmoid", "Elu", "Selu",
+               "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN"}
+
+
+def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) -> tuple[list[str], str]:
+    """C statements computing a program over operand locals; returns (statements, result expression)."""
+    stmts, temps = [], []
+    for k, step in enumerate(program):
+        args = []
+        for kind, v in step["args"]:
+            if kind == "in":
+                args.append(operands[v])
+            elif kind == "t":
+                args.append(temps[v])
+            else:
+                args.append(None if v is None else _lit(v, t) if t in ("float", "double") else literal(v, "int64"))
+        op = step["op"]
+        if op not in C_EXPR or (op in _FLOAT_ONLY and t not in ("float", "double")):
+            raise ctx.unsupported(f"{op} on {t} in C")
+        attrs = dict(step.get("attrs", {}))
+        from ...ops import registry
+        attrs = {**registry.get(op).attrs, **attrs}
+        rt = "uint8_t" if op in _BOOL_OUT else t
+        stmts.append(f"const {rt} t{k} = ({rt})({C_EXPR[op](args, attrs, t)});")
+        temps.append(f"t{k}")
+    return stmts, temps[-1]
+
+
+def elementwise_stage(ctx: LowerCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],
+                      compute_t: str) -> Stage:
+    """Stage for ``Y = program(operands)``; operands are (pointer name, shape, C type), out is (name, shape, C type)."""
+    out_shape = out[1]
+    strides = [broadcast_strides(s, out_shape) for _, s, _ in operands] + [broadcast_strides(out_shape, out_shape)]
+    dims, cstr = collapse(out_shape, strides)
+    locals_ = [f"a{k}" for k in range(len(operands))]
+    stmts, result = render_program(program, locals_, compute_t, ctx)
+    ops = [{"ptr": p, "ctype": c, "index": index_expr(cstr[k]), "local": locals_[k], "t": compute_t}
+           for k, (p, _, c) in enumerate(operands)]
+    return Stage("elementwise", {"dims": dims, "operands": ops, "stmts": stmts, "result": result,
+                                 "out": out[0], "out_ctype": out[2], "out_index": index_expr(cstr[-1])})
+
+
+def _compute_type(ctx: LowerCtx) -> str:
+    dts = [t.dtype for t in ctx.ins if t is not None]
+    for cand in ("float64", "float32"):
+        if cand in dts:
+            return ctype(cand)
+    return ctype(dts[0], ctx.node) if dts else "float"
+
+
+def _single(ctx: LowerCtx) -> Lowered:
+    n = ctx.node
+    program = [{"op": n.op, "args": [["in", k] for k in range(len(n.inputs))], "attrs": dict(ctx.attrs)}]
+    t = _compute_type(ctx)
+    if n.op == "Where":
+        t = ctx.ct(1)
+    ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) if ctx.has(k) else ("NULL", (), t) for k in range(len(n.inputs))]
+    if n.op == "Clip":   # omitted bounds drop out of the program
+        program[0]["args"] = [["in", 0]] + [["in", k] if ctx.has(k) else ["c", None] for k in (1, 2)]
+        ops = [o for k, o in enumerate(ops) if k == 0 or ctx.has(k)]
+        idx = {k: j for j, k in enumerate(k for k in range(len(n.inputs)) if k == 0 or ctx.has(k))}
+        program[0]["args"] = [["in", idx[a[1]]] if a[0] == "in" else a for a in program[0]["args"]]
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t)],
+                   [k for k in range(len(n.inputs)) if ctx.has(k)])
+
+
+for _op in list(C_EXPR):
+    lowering("c", _op)(_single)
+
+
+def _variadic(ctx: LowerCtx) -> Lowered:
+    n = ctx.node
+    base = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}[n.op]
+    if len(n.inputs) == 1:       # max(x, x) == x: a copy through the same template
+        program = [{"op": "Max", "args": [["in", 0], ["in", 0]], "attrs": {}}]
+    else:
+        program = [{"op": base, "args": [["in", 0], ["in", 1]], "attrs": {}}]
+        for k in range(2, len(n.inputs)):
+            program.append({"op": base, "args": [["t", len(program) - 1], ["in", k]], "attrs": {}})
+    if n.op == "Mean":
+        program.append({"op": "Div", "args": [["t", len(program) - 1], ["c", float(len(n.inputs))]], "attrs": {}})
+    t = _compute_type(ctx)
+    ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(n.inputs))]
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t)])
+
+
+for _op in ("Sum", "Mean", "Max", "Min"):
+    lowering("c", _op)(_variadic)
+
+
+@lowering("c", "FusedElementwise", domain="bornc")
+def _fused(ctx: LowerCtx) -> Lowered:
+    t = ctype(ctx.attrs["dtype"], ctx.node)
+    ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(ctx.node.inputs))]
+    return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t)])
+
+
+def _cast(ctx: LowerCtx) -> Lowered:
+    """Cast: C conversion (floats to integers truncate toward zero, as numpy's astype does; to bool: != 0)."""
+    out_t, in_t = ctx.oct(), ctx.ct(0)
+    conv = "(a0 != 0)" if ctx.outs[0].dtype == "bool" else f"({out_t})a0"
+    dims, cstr = collapse(ctx.oshape(), [broadcast_strides(ctx.shape(0), ctx.oshape()), broadcast_strides(ctx.oshape(), ctx.oshape())])
+    return Lowered([Stage("elementwise", {"dims": dims, "operands": [{"ptr": "X0", "ctype": in_t, "index": index_expr(cstr[0]),
+                                                                       "local": "a0", "t": in_t}],
+                                          "stmts": [], "result": conv, "out": "Y0", "out_ctype": out_t,
+                                          "out_index": index_expr(cstr[1])})], [0])
+
+
+lowering("c", "Cast")(_cast)
+lowering("c", "CastLike")(lambda ctx: Lowered(_cast(ctx).stages, [0]))

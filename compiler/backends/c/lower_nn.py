@@ -1,0 +1,259 @@
+"""C lowerings of Conv, ConvTranspose, Gemm, MatMul (and their Fused* forms with an epilogue),
+BatchNormalization, pooling, LRN, Softmax/LogSoftmax and LSTM. Geometry comes from the same helpers the
+reference kernels use (``ops/nn.py``), so both agree on padding rules."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.nn import _convtranspose_geometry, _pool_geometry, _spatial
+from ...ops.registry import lowering
+from .ctypes_ import literal
+from .lower_elementwise import elementwise_stage
+from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, contiguous_strides
+
+
+def _as2d(shape):
+    """(N, C, W) -> (N, C, 1, W) for 1-D convolutions."""
+    return shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
+
+
+def _epilogue(ctx: LowerCtx, first_extra: int) -> list[Stage]:
+    prog = ctx.attrs.get("epilogue") or []
+    if not prog:
+        return []
+    n_extra = len(ctx.node.inputs) - first_extra
+    ops = [("Y0", ctx.oshape(), ctx.oct())] + [(f"X{first_extra + k}", ctx.shape(first_extra + k), ctx.ct(first_extra + k))
+                                             for k in range(n_extra)]
+    return [elementwise_stage(ctx, prog, ops, ("Y0", ctx.oshape(), ctx.oct()), ctx.oct())]
+
+
+def _pair(v, nd, default):
+    v = list(v) if v is not None else [default] * nd
+    return v if nd == 2 else [default] + v
+
+
+def conv_stage(ctx: LowerCtx) -> Stage:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
+    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
+    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    nd = len(kernel)
+    n, c, h, w = _as2d(xs)
+    _, _, oh, ow = _as2d(ctx.oshape())
+    kh, kw = (kernel if nd == 2 else [1] + kernel)
+    sh, sw = _pair(strides, nd, 1)
+    dh, dw = _pair(dil, nd, 1)
+    (pt, _), (pl, _) = (pads if nd == 2 else [(0, 0)] + pads)
+    g = ctx.attrs["group"]
+    m = ws[0]
+    mg, cg = m // g, c // g
+    owlo, owhi = [], []
+    for k in range(kw):
+        iw0 = k * dw - pl
+        lo = max(0, -(-(-iw0) // sw)) if iw0 < 0 else 0
+        hi = min(ow, (w - 1 - iw0) // sw + 1) if w - 1 - iw0 >= 0 else 0
+        owlo.append(lo)
+        owhi.append(max(hi, lo))
+    ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
+    return Stage("conv2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh,
+                            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi,
+                            "OCB": ocb, "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
+
+
+@lowering("c", "Conv")
+def _conv(ctx: LowerCtx) -> Lowered:
+    return Lowered([conv_stage(ctx)], [k for k in range(3) if ctx.has(k)])
+
+
+@lowering("c", "FusedConv", domain="bornc")
+def _fused_conv(ctx: LowerCtx) -> Lowered:
+    return Lowered([conv_stage(ctx)] + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
+
+
+@lowering("c", "ConvTranspose")
+def _convtranspose(ctx: LowerCtx) -> Lowered:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D transposed convolution in C")
+    kernel, strides, dil, pads, _, out = _convtranspose_geometry(ctx.attrs, xs, ws)
+    nd = len(kernel)
+    n, c, h, w = _as2d(xs)
+    _, m, oh, ow = _as2d(ctx.oshape())
+    kh, kw = (kernel if nd == 2 else [1] + kernel)
+    sh, sw = _pair(strides, nd, 1)
+    dh, dw = _pair(dil, nd, 1)
+    (pt, _), (pl, _) = (pads if nd == 2 else [(0, 0)] + pads)
+    g = ctx.attrs["group"]
+    iwlo, iwhi = [], []
+    for k in range(kw):
+        ow0 = k * dw - pl
+        lo = max(0, -(-(-ow0) // sw)) if ow0 < 0 else 0
+        hi = min(w, (ow - 1 - ow0) // sw + 1) if ow - 1 - ow0 >= 0 else 0
+        iwlo.append(lo)
+        iwhi.append(max(hi, lo))
+    return Lowered([Stage("convtranspose2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g,
+                                              "KH": kh, "KW": kw, "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
+                                              "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "T": ctx.oct(), "X": "X0",
+                                              "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})],
+                   [k for k in range(3) if ctx.has(k)])
+
+
+def gemm_stage(ctx: LowerCtx, trans_a: bool, trans_b: bool, alpha: float, beta: float, c_input: int | None,
+               batch_a=None, batch_b=None) -> Stage:
+    a, b = ctx.shape(0), ctx.shape(1)
+    ar = (a[-1], a[-2]) if trans_a else (a[-2], a[-1])
+    m, k = (1, a[0]) if len(a) == 1 else ar
+    n = b[0] if (trans_b and len(b) > 1) else (b[-1] if len(b) > 1 else 1)
+    a_index = "(size_t)k * %d + m" % m if trans_a else "(size_t)m * %d + k" % k
+    params = {"M": m, "N": n, "K": k, "T": ctx.oct(), "A": "X0", "Bm": "X1", "Y": "Y0", "transB": trans_b,
+              "alpha": literal(alpha, ctx.outs[0].dtype), "beta": literal(beta, ctx.outs[0].dtype), "a_index": a_index,
+              "has_c": c_input is not None, "Cm": f"X{c_input}" if c_input is not None else "", "c_index": "0",
+              "batch": 1, "aoff": [0], "boff": [0]}
+    if c_input is not None:
+        cs = broadcast_strides(ctx.shape(c_input), (m, n))
+        params["c_index"] = f"(size_t)m * {cs[0]} + (size_t)n * {cs[1]}"
+    if batch_a is not None:
+        params.update(batch=len(batch_a), aoff=batch_a, boff=batch_b)
+    return Stage("gemm", params)
+
+
+@lowering("c", "Gemm")
+def _gemm(ctx: LowerCtx) -> Lowered:
+    a = ctx.attrs
+    st = gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)
+    return Lowered([st], [k for k in range(3) if ctx.has(k)])
+
+
+@lowering("c", "FusedGemm", domain="bornc")
+def _fused_gemm(ctx: LowerCtx) -> Lowered:
+    low = _gemm(ctx)
+    return Lowered(low.stages + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
+
+
+def _matmul_stage(ctx: LowerCtx) -> Stage:
+    a, b = ctx.shape(0), ctx.shape(1)
+    if len(a) == 1 or len(b) == 1:
+        if len(a) == 1 and len(b) == 1:
+            raise ctx.unsupported("vector dot MatMul in C")
+        if len(b) == 1:
+            return _matmul_stage_vec(ctx)
+    out = ctx.oshape()
+    batch = out[:-2]
+    nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    a2, b2 = (1,) + tuple(a) if len(a) == 1 else tuple(a), tuple(b)
+    sa = broadcast_strides(a2[:-2], batch) if batch else []
+    sb = broadcast_strides(b2[:-2], batch) if batch else []
+    msz, ksz, nsz = a2[-2], a2[-1], b2[-1]
+    aoff, boff = [], []
+    for idx in np.ndindex(*batch) if batch else [()]:
+        aoff.append(int(sum(i * s for i, s in zip(idx, sa))) * msz * ksz)
+        boff.append(int(sum(i * s for i, s in zip(idx, sb))) * ksz * nsz)
+    return gemm_stage(ctx, False, False, 1.0, 0.0, None, aoff if nb > 1 else None, boff if nb > 1 else None)
+
+
+def _matmul_stage_vec(ctx: LowerCtx) -> Stage:
+    raise ctx.unsupported("matrix-vector MatMul in C")
+
+
+@lowering("c", "MatMul")
+def _matmul(ctx: LowerCtx) -> Lowered:
+    return Lowered([_matmul_stage(ctx)], [0, 1])
+
+
+@lowering("c", "FusedMatMul", domain="bornc")
+def _fused_matmul(ctx: LowerCtx) -> Lowered:
+    return Lowered([_matmul_stage(ctx)] + _epilogue(ctx, 2), list(range(len(ctx.node.inputs))))
+
+
+@lowering("c", "BatchNormalization")
+def _batchnorm(ctx: LowerCtx) -> Lowered:
+    if ctx.attrs.get("training_mode"):
+        raise ctx.unsupported("training mode")
+    xs = ctx.shape(0)
+    inner = int(np.prod(xs[2:], dtype=np.int64)) if len(xs) > 2 else 1
+    return Lowered([Stage("batchnorm", {"N": xs[0], "C": xs[1], "S": inner, "T": ctx.oct(),
+                                        "eps": literal(ctx.attrs["epsilon"], ctx.outs[0].dtype)})], [0, 1, 2, 3, 4])
+
+
+def _pool(ctx: LowerCtx, kind: str) -> Lowered:
+    xs = ctx.shape(0)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D pooling in C")
+    if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
+        raise ctx.unsupported("MaxPool indices output in C")
+    kernel, strides, dil, pads, ext, out = _pool_geometry(ctx.attrs, xs)
+    nd = len(kernel)
+    n, c, h, w = _as2d(xs)
+    _, _, oh, ow = _as2d(ctx.oshape())
+    kh, kw = kernel if nd == 2 else [1] + kernel
+    sh, sw = _pair(strides, nd, 1)
+    dh, dw = _pair(dil, nd, 1)
+    (pt, pb), (pl, pr) = pads if nd == 2 else [(0, 0)] + pads
+    return Lowered([Stage("pool2d", {"kind": kind, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
+                                     "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "PB": pb, "PR": pr,
+                                     "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": ctx.oct(),
+                                     "p": ctx.attrs.get("p", 2)})], [0])
+
+
+lowering("c", "MaxPool")(lambda ctx: _pool(ctx, "max"))
+lowering("c", "AveragePool")(lambda ctx: _pool(ctx, "avg"))
+lowering("c", "LpPool")(lambda ctx: _pool(ctx, "lp"))
+
+
+def _global(ctx: LowerCtx, kind: str) -> Lowered:
+    xs = ctx.shape(0)
+    inner = int(np.prod(xs[2:], dtype=np.int64))
+    return Lowered([Stage("global_pool", {"kind": kind, "NC": xs[0] * xs[1], "S": inner, "T": ctx.oct()})], [0])
+
+
+lowering("c", "GlobalAveragePool")(lambda ctx: _global(ctx, "avg"))
+lowering("c", "GlobalMaxPool")(lambda ctx: _global(ctx, "max"))
+
+
+@lowering("c", "LRN")
+def _lrn(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    size = ctx.attrs["size"]
+    a = ctx.attrs
+    return Lowered([Stage("lrn", {"N": xs[0], "C": xs[1], "S": int(np.prod(xs[2:], dtype=np.int64)), "lo": (size - 1) // 2,
+                                  "hi": -(-(size - 1) // 2), "T": ctx.oct(),
+                                  "scale": literal(a["alpha"] / size, "float32"), "bias": literal(a["bias"], "float32"),
+                                  "beta": literal(a["beta"], "float32")})], [0])
+
+
+def _softmax(ctx: LowerCtx, log: bool) -> Lowered:
+    """Softmax along one axis (opset >= 13) or over the 2-D coercion at ``axis`` (opset < 13, default axis 1)."""
+    xs = ctx.shape(0)
+    ax = ctx.attrs["axis"]
+    ax = (ax if ax is not None else (-1 if ctx.opset >= 13 else 1)) % len(xs)
+    outer = int(np.prod(xs[:ax], dtype=np.int64))
+    if ctx.opset >= 13:
+        dim, inner = xs[ax], int(np.prod(xs[ax + 1:], dtype=np.int64))
+    else:
+        dim, inner = int(np.prod(xs[ax:], dtype=np.int64)), 1
+    return Lowered([Stage("softmax", {"outer": outer, "D": dim, "inner": inner, "T": ctx.oct(), "log": log})], [0])
+
+
+lowering("c", "Softmax")(lambda ctx: _softmax(ctx, False))
+lowering("c", "LogSoftmax")(lambda ctx: _softmax(ctx, True))
+
+
+@lowering("c", "LSTM")
+def _lstm(ctx: LowerCtx) -> Lowered:
+    a = ctx.attrs
+    if a["activations"] not in (None, ["Sigmoid", "Tanh", "Tanh"] * 1, ["Sigmoid", "Tanh", "Tanh"] * 2) or a["clip"] is not None \
+            or a["input_forget"] or a["layout"] or ctx.has(4):
+        raise ctx.unsupported("LSTM with custom activations, clip, input_forget, layout or sequence_lens in C")
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    seq, batch, inp = xs
+    dirs, hidden = ws[0], ws[1] // 4
+    outs = [bool(o) for o in ctx.node.outputs] + [False] * (3 - len(ctx.node.outputs))
+    return Lowered([Stage("lstm", {"S": seq, "B": batch, "I": inp, "H": hidden, "D": dirs, "T": ctx.oct(),
+                                   "reverse": [a["direction"] == "reverse" or (a["direction"] == "bidirectional" and d == 1) for d in range(dirs)],
+                                   "has_b": ctx.has(3), "has_h0": ctx.has(5), "has_c0": ctx.has(6), "has_p": ctx.has(7),
+                                   "has_y": outs[0], "has_yh": outs[1], "has_yc": outs[2]})],
+                   [k for k in range(8) if ctx.has(k)])
+
+
+__all__ = ["contiguous_strides"]

@@ -1,0 +1,256 @@
+"""C lowerings of data movement and reductions.
+
+Most data movement is one *remap*: every output element copies the input element at
+``sum over axes of table_axis[index_axis]`` (a negative entry means "the pad value"). Python builds the per-axis
+tables (Transpose, Slice, Pad, Expand, Tile, Gather with constant indices, nearest Resize, Upsample); the
+``remap.c.j2`` template loops over them. Views (Reshape, Squeeze, Unsqueeze, Flatten, Identity, Dropout) copy
+only when the planner did not give input and output the same bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.resize import _nearest, source_coords
+from ...ops.registry import lowering
+from .ctypes_ import literal
+from .lowering import Lowered, LowerCtx, Stage, contiguous_strides
+
+
+def _copy(ctx: LowerCtx) -> Lowered:
+    stages = [Stage("copy", {"bytes": ctx.outs[0].nbytes, "dst": "Y0", "src": "X0"})]
+    if ctx.node.op == "Dropout" and len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
+        stages.append(Stage("fill", {"dst": "Y1", "n": ctx.outs[1].size, "value": "1", "T": "uint8_t"}))
+    return Lowered(stages, [0])
+
+
+for _op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Dropout"):
+    lowering("c", _op)(_copy)
+
+
+def remap_stage(ctx: LowerCtx, tables: list[list[int]], pad_value=None, base: int = 0) -> Stage:
+    """Output element (i0, i1, ...) = X0[base + tables[0][i0] + tables[1][i1] + ...], or the pad value where
+    any entry is negative. Size-1 output axes fold into ``base``."""
+    out_shape = ctx.oshape()
+    assert len(tables) == len(out_shape), (ctx.node.name, len(tables), out_shape)
+    padded = any(v < 0 for t in tables for v in t)
+    dims, tabs = [], []
+    for d, t in zip(out_shape, tables):
+        if d == 1 and not padded:
+            base += int(t[0])
+            continue
+        dims.append(d)
+        tabs.append([int(v) for v in t])
+    if not dims:
+        dims, tabs = [1], [[0]]
+    ostr = contiguous_strides(dims)
+    return Stage("remap", {"dims": dims, "tables": tabs, "ostr": ostr, "padded": padded, "base": base,
+                           "pad": literal(pad_value if pad_value is not None else 0, ctx.outs[0].dtype), "T": ctx.oct()})
+
+
+def _transpose_tables(ctx):
+    xs = ctx.shape(0)
+    perm = ctx.attrs["perm"] or list(range(len(xs)))[::-1]
+    st = contiguous_strides(xs)
+    return [[i * st[p] for i in range(xs[p])] for p in perm]
+
+
+@lowering("c", "Transpose")
+def _transpose(ctx: LowerCtx) -> Lowered:
+    return Lowered([remap_stage(ctx, _transpose_tables(ctx))], [0])
+
+
+@lowering("c", "Slice")
+def _slice(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    starts, ends = ctx.const(1, "starts"), ctx.const(2, "ends")
+    axes = ctx.const(3, "axes") if ctx.has(3) else np.arange(len(starts))
+    steps = ctx.const(4, "steps") if ctx.has(4) else np.ones(len(starts), np.int64)
+    st = contiguous_strides(xs)
+    sl = [slice(None)] * len(xs)
+    for a, s, e, p in zip(axes, starts, ends, steps):
+        sl[int(a) % len(xs)] = slice(int(s), int(e), int(p)) if int(e) < 2 ** 62 and int(e) > -(2 ** 62) else \
+            slice(int(s), None if int(p) > 0 else None, int(p))
+    tables = [list(np.arange(d)[sl[k]] * st[k]) for k, d in enumerate(xs)]
+    return Lowered([remap_stage(ctx, tables)], [0])
+
+
+@lowering("c", "Pad")
+def _pad(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    pads = ctx.const(1, "pads")
+    rank = len(xs)
+    axes = [int(a) % rank for a in ctx.const(3, "axes")] if ctx.has(3) else list(range(rank))
+    begin, end = [0] * rank, [0] * rank
+    for k, a in enumerate(axes):
+        begin[a], end[a] = int(pads[k]), int(pads[k + len(axes)])
+    value = float(ctx.const(2, "value").ravel()[0]) if ctx.has(2) and ctx.const(2, "value").size else 0.0
+    mode = ctx.attrs["mode"]
+    st = contiguous_strides(xs)
+    tables = []
+    for a, d in enumerate(xs):
+        out_len = d + begin[a] + end[a]
+        src = np.arange(out_len) - begin[a]
+        if mode == "constant":
+            idx = np.where((src >= 0) & (src < d), src, -1)
+        elif mode == "edge":
+            idx = np.clip(src, 0, d - 1)
+        elif mode == "reflect":
+            period = 2 * (d - 1) if d > 1 else 1
+            m = np.mod(src, period)
+            idx = np.where(m < d, m, period - m) if d > 1 else np.zeros_like(src)
+        else:   # wrap
+            idx = np.mod(src, d)
+        tables.append([int(i) * st[a] if i >= 0 else -1 for i in idx])
+    return Lowered([remap_stage(ctx, tables, value)], [0])
+
+
+def _broadcast_tables(xs, out):
+    pad = (1,) * (len(out) - len(xs)) + tuple(xs)
+    st = contiguous_strides(pad)
+    return [[(i % p) * s for i in range(o)] for p, o, s in zip(pad, out, st)]
+
+
+lowering("c", "Expand")(lambda ctx: Lowered([remap_stage(ctx, _broadcast_tables(ctx.shape(0), ctx.oshape()))], [0]))
+lowering("c", "Tile")(lambda ctx: Lowered([remap_stage(ctx, _broadcast_tables(ctx.shape(0), ctx.oshape()))], [0]))
+
+
+@lowering("c", "Gather")
+def _gather(ctx: LowerCtx) -> Lowered:
+    """Constant indices: a remap (a scalar index becomes a base offset); run-time indices: a bounds-checked loop."""
+    xs = ctx.shape(0)
+    ax = ctx.attrs["axis"] % len(xs)
+    if not ctx.has(1) or ctx.consts[1] is None:
+        outer = int(np.prod(xs[:ax], dtype=np.int64))
+        inner = int(np.prod(xs[ax + 1:], dtype=np.int64))
+        return Lowered([Stage("gather", {"outer": outer, "D": xs[ax], "inner": inner, "n_idx": ctx.ins[1].size,
+                                         "T": ctx.oct(), "IT": ctx.ct(1)})], [0, 1])
+    ind = np.asarray(ctx.consts[1]).astype(np.int64)
+    ind = np.where(ind < 0, ind + xs[ax], ind)
+    if ind.ndim > 1:
+        raise ctx.unsupported("multi-dimensional constant indices in C")
+    st = contiguous_strides(xs)
+    before = [[i * st[k] for i in range(xs[k])] for k in range(ax)]
+    after = [[i * st[k] for i in range(xs[k])] for k in range(ax + 1, len(xs))]
+    if ind.ndim == 0:
+        return Lowered([remap_stage(ctx, before + after, base=int(ind) * st[ax])], [0])
+    return Lowered([remap_stage(ctx, before + [[int(i) * st[ax] for i in ind]] + after)], [0])
+
+
+@lowering("c", "Concat")
+def _concat(ctx: LowerCtx) -> Lowered:
+    out = ctx.oshape()
+    ax = ctx.attrs["axis"] % len(out)
+    outer = int(np.prod(out[:ax], dtype=np.int64))
+    inner = int(np.prod(out[ax + 1:], dtype=np.int64))
+    parts, off = [], 0
+    for k in range(len(ctx.node.inputs)):
+        d = ctx.shape(k)[ax]
+        parts.append({"src": f"X{k}", "d": d, "off": off})
+        off += d
+    return Lowered([Stage("concat", {"outer": outer, "inner": inner, "D": out[ax], "parts": parts, "T": ctx.oct()})],
+                   list(range(len(ctx.node.inputs))))
+
+
+@lowering("c", "Split")
+def _split(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    ax = ctx.attrs["axis"] % len(xs)
+    outer = int(np.prod(xs[:ax], dtype=np.int64))
+    inner = int(np.prod(xs[ax + 1:], dtype=np.int64))
+    parts, off = [], 0
+    for k, o in enumerate(ctx.node.outputs):
+        d = ctx.outs[k].shape[ax]
+        if o:
+            parts.append({"dst": f"Y{k}", "d": d, "off": off})
+        off += d
+    return Lowered([Stage("split", {"outer": outer, "inner": inner, "D": xs[ax], "parts": parts, "T": ctx.oct()})], [0])
+
+
+@lowering("c", "ConstantOfShape")
+def _constantofshape(ctx: LowerCtx) -> Lowered:
+    v = ctx.attrs["value"]
+    value = 0 if v is None else np.asarray(v).ravel()[0]
+    return Lowered([Stage("fill", {"dst": "Y0", "n": ctx.outs[0].size, "value": literal(value, ctx.outs[0].dtype), "T": ctx.oct()})], [])
+
+
+def _resize_tables(ctx: LowerCtx, attrs: dict, scales) -> list[list[int]]:
+    xs, out = ctx.shape(0), ctx.oshape()
+    st = contiguous_strides(xs)
+    tables = []
+    for a, (d, o) in enumerate(zip(xs, out)):
+        if d == o and scales[a] == 1.0:
+            tables.append([i * st[a] for i in range(d)])
+            continue
+        xs_ = source_coords(attrs["coordinate_transformation_mode"], o, d, float(scales[a]))
+        idx = np.clip(_nearest(xs_, attrs["nearest_mode"]), 0, d - 1).astype(np.int64)
+        tables.append([int(i) * st[a] for i in idx])
+    return tables
+
+
+@lowering("c", "Resize")
+def _resize(ctx: LowerCtx) -> Lowered:
+    a = ctx.attrs
+    if a["mode"] != "nearest" or a["coordinate_transformation_mode"] == "tf_crop_and_resize" or a["axes"] is not None:
+        raise ctx.unsupported(f"mode {a['mode']} / {a['coordinate_transformation_mode']} in C (nearest only)")
+    xs, out = ctx.shape(0), ctx.oshape()
+    if ctx.has(2) and ctx.consts[2] is not None and np.asarray(ctx.consts[2]).size:
+        scales = [float(s) for s in ctx.consts[2]]
+    else:
+        scales = [o / d for o, d in zip(out, xs)]
+    return Lowered([remap_stage(ctx, _resize_tables(ctx, a, scales))], [0])
+
+
+@lowering("c", "Upsample")
+def _upsample(ctx: LowerCtx) -> Lowered:
+    if ctx.attrs["mode"] != "nearest":
+        raise ctx.unsupported("linear Upsample in C")
+    scales = [float(s) for s in ctx.const(1, "scales")]
+    attrs = {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    return Lowered([remap_stage(ctx, _resize_tables(ctx, attrs, scales))], [0])
+
+
+def _reduce(ctx: LowerCtx, kind: str) -> Lowered:
+    xs = ctx.shape(0)
+    rank = len(xs)
+    axes = ctx.consts[1] if ctx.has(1) else None
+    if ctx.has(1) and axes is None:
+        raise ctx.unsupported("run-time axes in C")
+    if axes is None or np.asarray(axes).size == 0:
+        if ctx.attrs["noop_with_empty_axes"]:
+            return _copy(ctx)
+        red = list(range(rank))
+    else:
+        red = sorted({int(a) % rank for a in np.asarray(axes).ravel()})
+    red_eff = [a for a in red if xs[a] != 1]
+    keep_eff = [a for a in range(rank) if a not in red and xs[a] != 1]
+    if red_eff and keep_eff and not _contiguous(red_eff, keep_eff):
+        raise ctx.unsupported("reduction over non-adjacent axes in C")
+    lo = min(red_eff) if red_eff else 0
+    hi = max(red_eff) + 1 if red_eff else 0
+    outer = int(np.prod([xs[a] for a in range(rank) if a < lo], dtype=np.int64))
+    r = int(np.prod([xs[a] for a in range(lo, hi)], dtype=np.int64)) if red_eff else 1
+    inner = int(np.prod([xs[a] for a in range(rank) if a >= hi], dtype=np.int64))
+    return Lowered([Stage("reduce", {"kind": kind, "outer": outer, "R": r, "inner": inner, "T": ctx.oct(),
+                                     "is_float": ctx.outs[0].dtype in ("float32", "float64")})], [0])
+
+
+def _contiguous(red, keep) -> bool:
+    return all(not (min(red) < k < max(red)) for k in keep)
+
+
+for _op, _k in (("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
+                ("ReduceProd", "prod"), ("ReduceL1", "l1"), ("ReduceL2", "l2"), ("ReduceSumSquare", "sumsq"),
+                ("ReduceLogSumExp", "logsumexp"), ("ReduceLogSum", "logsum")):
+    lowering("c", _op)(lambda ctx, k=_k: _reduce(ctx, k))
+
+
+def _arg(ctx: LowerCtx, kind: str) -> Lowered:
+    xs = ctx.shape(0)
+    ax = ctx.attrs["axis"] % len(xs)
+    return Lowered([Stage("argreduce", {"kind": kind, "outer": int(np.prod(xs[:ax], dtype=np.int64)), "R": xs[ax],
+                                        "inner": int(np.prod(xs[ax + 1:], dtype=np.int64)), "T": ctx.ct(0),
+                                        "last": bool(ctx.attrs["select_last_index"])})], [0])
+
+
+lowering("c", "ArgMax")(lambda ctx: _arg(ctx, "max"))
+lowering("c", "ArgMin")(lambda ctx: _arg(ctx, "min"))

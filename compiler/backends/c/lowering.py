@@ -1,0 +1,123 @@
+"""What the C backend needs from each op: a ``Lowered`` (one or more template stages and which inputs are
+passed to the kernel as pointers), computed in Python from the node's types, attributes and constant inputs.
+
+Lowerings attach to registry entries with ``@lowering("c", OP)``; templates in ``templates/c/`` only spell the
+loops. Kernel arguments are named ``X<i>`` (node input i) and ``Y<k>`` (output k), as the spec names them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import UnsupportedOpError
+from ...ir.graph import Node
+from ...ir.types import TensorType
+from ...ops import registry
+from .ctypes_ import ctype
+
+
+@dataclass
+class Stage:
+    """One template rendering inside a kernel function."""
+
+    template: str
+    params: dict
+
+
+@dataclass
+class Lowered:
+    """A node's kernel: stages in order, and the node inputs passed as pointers (the rest are baked in)."""
+
+    stages: list[Stage]
+    args: list[int] | None = None
+    tables: list = field(default_factory=list)
+
+
+class LowerCtx:
+    """Node, attributes with defaults, input/output types and constant input values, for a lowering."""
+
+    def __init__(self, node: Node, types: dict, consts: dict, opset: int = 21):
+        self.node, self.opset = node, opset
+        opdef = registry.get(node.op, node.domain)
+        self.attrs = registry.attrs_with_defaults(opdef, node)
+        self.ins = [types.get(i) if i else None for i in node.inputs]
+        self.outs = [types.get(o) if o else None for o in node.outputs]
+        self.consts = [consts.get(i) if i else None for i in node.inputs]
+
+    def shape(self, i: int) -> tuple:
+        return tuple(self.ins[i].shape)
+
+    def oshape(self, k: int = 0) -> tuple:
+        return tuple(self.outs[k].shape)
+
+    def ct(self, i: int) -> str:
+        return ctype(self.ins[i].dtype, self.node)
+
+    def oct(self, k: int = 0) -> str:
+        return ctype(self.outs[k].dtype, self.node)
+
+    def has(self, i: int) -> bool:
+        return i < len(self.node.inputs) and bool(self.node.inputs[i])
+
+    def const(self, i: int, what: str) -> np.ndarray:
+        """The constant value of input i; UnsupportedOpError when it is computed at run time."""
+        if not self.has(i) or self.consts[i] is None:
+            raise UnsupportedOpError({f"{self.node.op} with a run-time {what}": [self.node.name]})
+        return self.consts[i]
+
+    def unsupported(self, why: str):
+        return UnsupportedOpError({f"{self.node.op} ({why})": [self.node.name]})
+
+
+def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowered:
+    """The C lowering of a node; UnsupportedOpError when the C backend has none for it."""
+    opdef = registry.get(node.op, node.domain)
+    fn = opdef.lowerings.get("c") if opdef is not None else None
+    if fn is None:
+        raise UnsupportedOpError({node.op: [node.name]})
+    for t in [types.get(o) for o in node.outputs if o]:
+        if not isinstance(t, TensorType) or not t.is_static:
+            raise UnsupportedOpError({f"{node.op} with a non-static output": [node.name]})
+    return fn(LowerCtx(node, types, consts, opset))
+
+
+def contiguous_strides(shape) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def broadcast_strides(in_shape, out_shape) -> list[int]:
+    """Element strides of an input broadcast to out_shape (0 along broadcast axes)."""
+    pad = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+    strides = contiguous_strides(pad)
+    return [0 if p == 1 and o != 1 else s for p, o, s in zip(pad, out_shape, strides)]
+
+
+def collapse(out_shape, operand_strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent axes that every operand walks contiguously; drops size-1 axes."""
+    dims = list(out_shape)
+    strides = [list(s) for s in operand_strides]
+    keep = [k for k, d in enumerate(dims) if d != 1]
+    dims = [dims[k] for k in keep]
+    strides = [[s[k] for k in keep] for s in strides]
+    k = len(dims) - 1
+    while k > 0:
+        if all(s[k - 1] == s[k] * dims[k] for s in strides):
+            dims[k - 1] *= dims[k]
+            for s in strides:
+                s[k - 1] = s[k]
+                del s[k]
+            del dims[k]
+        k -= 1
+    if not dims:
+        return [1], [[0] for _ in strides]
+    return dims, strides
+
+
+def index_expr(strides: list[int]) -> str:
+    terms = [f"i{k}" if s == 1 else f"i{k} * {s}" for k, s in enumerate(strides) if s]
+    return " + ".join(terms) if terms else "0"

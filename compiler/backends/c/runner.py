@@ -1,0 +1,126 @@
+"""Running a built C artifact on this machine: in-process through cffi (host target, ``libmodel.so``) or as a
+subprocess (``model_run``, under qemu-user for Raspberry Pi targets) with .npy files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ArtifactError, BorncError, InputError
+from ...ir.types import np_dtype
+from ...targets import get_target
+
+_STATUS = {0: "ok", 1: "invalid argument", 2: "arena missing, too small or misaligned", 3: "weights missing or bad",
+           4: "index out of range", 5: "file input/output failed", 6: "malformed .npy or shape/dtype mismatch"}
+
+
+def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
+    """Inputs in manifest order, validated (name, dtype, shape); InputError otherwise."""
+    names = [t["name"] for t in manifest["inputs"]]
+    unknown = [k for k in feeds if k not in names]
+    if unknown:
+        raise InputError(f"unknown input(s) {', '.join(map(repr, unknown))}; the model's inputs are {', '.join(map(repr, names))}")
+    out = []
+    for t in manifest["inputs"]:
+        if t["name"] not in feeds:
+            raise InputError(f"missing input {t['name']!r} ({t['dtype']}{t['shape']})")
+        a = np.asarray(feeds[t["name"]])
+        if a.dtype != np_dtype(t["dtype"]):
+            raise InputError(f"input {t['name']!r}: expected dtype {t['dtype']}, got {a.dtype}")
+        if list(a.shape) != list(t["shape"]):
+            raise InputError(f"input {t['name']!r}: expected shape {list(t['shape'])}, got {list(a.shape)}")
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+class InProcess:
+    """The host artifact's shared library, loaded once; each call runs one inference with no file round trip."""
+
+    def __init__(self, art: Path, manifest: dict):
+        import cffi
+        self.manifest = manifest
+        n = manifest["name"]
+        self.ffi = ffi = cffi.FFI()
+        ffi.cdef(f"""
+            typedef struct {{ unsigned char *arena; const unsigned char *weights; }} bornc_{n}_ctx_t;
+            int bornc_{n}_init(bornc_{n}_ctx_t *ctx, void *arena, size_t arena_bytes, const void *weights_file, size_t weights_file_bytes);
+            int bornc_{n}_run(const bornc_{n}_ctx_t *ctx, const void *const *inputs, void *const *outputs);
+        """)
+        self.lib = ffi.dlopen(str(art / "build" / "libmodel.so"))
+        align = manifest["target_profile"]["alignment"]
+        self._arena = np.zeros(manifest["arena_bytes"] + align, dtype=np.uint8)
+        base = int(ffi.cast("uintptr_t", ffi.from_buffer(self._arena)))
+        off = (-base) % align
+        self._weights = (art / "weights.bin").read_bytes() if manifest["compile"]["weights"] == "file" else b""
+        self.ctx = ffi.new(f"bornc_{n}_ctx_t *")
+        wptr = ffi.from_buffer(self._weights) if self._weights else ffi.NULL
+        arena_ptr = ffi.from_buffer(self._arena) + off if manifest["arena_bytes"] else ffi.NULL
+        st = getattr(self.lib, f"bornc_{n}_init")(self.ctx, arena_ptr, manifest["arena_bytes"], wptr, len(self._weights))
+        if st:
+            raise ArtifactError(f"{art}: init failed: {_STATUS.get(st, st)}")
+        self._run = getattr(self.lib, f"bornc_{n}_run")
+
+    def __call__(self, feeds: dict) -> dict:
+        ins = check_feeds(self.manifest, feeds)
+        outs = [np.empty(t["shape"], dtype=np_dtype(t["dtype"])) for t in self.manifest["outputs"]]
+        ffi = self.ffi
+        pin = ffi.new("void *[]", [ffi.from_buffer(a) for a in ins] or [ffi.NULL])
+        pout = ffi.new("void *[]", [ffi.from_buffer(a) for a in outs])
+        st = self._run(self.ctx, pin, pout)
+        if st:
+            raise BorncError(f"model run failed: {_STATUS.get(st, st)}")
+        return {t["name"]: a for t, a in zip(self.manifest["outputs"], outs)}
+
+
+class Subprocess:
+    """``build/model_run`` as a child process (under qemu-user for cross targets), inputs and outputs as .npy."""
+
+    def __init__(self, art: Path, manifest: dict):
+        self.art, self.manifest = art, manifest
+        target = get_target(manifest["target"])
+        exe = str(art / "build" / "model_run")
+        if not Path(exe).exists():
+            raise ArtifactError(f"{art}: build/model_run is missing (was the toolchain present at compile time?)")
+        self.prefix = [exe]
+        if target.run == "qemu-user":
+            from .build import find_tool
+            cpu = target.extra.get("qemu_cpu")
+            self.prefix = [find_tool(target, target.qemu)] + (["-cpu", cpu] if cpu else []) + [exe]
+
+    def __call__(self, feeds: dict, bench: int = 0) -> dict:
+        ins = check_feeds(self.manifest, feeds)
+        with tempfile.TemporaryDirectory() as tmp:
+            args = []
+            for t, a in zip(self.manifest["inputs"], ins):
+                p = Path(tmp) / f"in{len(args)}.npy"
+                np.save(p, a)
+                args += ["--input", f"{t['name']}={p}"]
+            cmd = self.prefix + args + ["-o", tmp]
+            if self.manifest["compile"]["weights"] == "file":
+                cmd += ["--weights", str(self.art / "weights.bin")]
+            if bench:
+                cmd += ["--bench", str(bench)]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+            if r.returncode:
+                raise BorncError(f"model_run failed: {(r.stderr or r.stdout).strip()[:500]}")
+            outs = {t["name"]: np.load(Path(tmp) / t["file"]) for t in self.manifest["outputs"]}
+            if bench:
+                outs["__median_ms__"] = float(r.stdout.split("median_ms")[1].split()[0])
+            return outs
+
+
+def load_artifact(path: str | Path, in_process: bool = True):
+    """A callable ``feeds -> outputs`` for the C artifact folder ``path``."""
+    art = Path(path)
+    mf = art / "manifest.json"
+    if not mf.is_file():
+        raise ArtifactError(f"{art} is not a bornc artifact (no manifest.json)")
+    manifest = json.loads(mf.read_text())
+    if manifest.get("format_version") != 1 or manifest.get("backend") != "c":
+        raise ArtifactError(f"{art}: unsupported artifact (format {manifest.get('format_version')}, backend {manifest.get('backend')})")
+    if in_process and (art / "build" / "libmodel.so").exists():
+        return InProcess(art, manifest)
+    return Subprocess(art, manifest)

@@ -1,0 +1,82 @@
+/* bornrt.h: the tiny runtime shared by every bornc-generated C model.
+ *
+ * Status codes, tensor descriptors, the weights-file header check (magic, format version, byte size,
+ * SHA-256) and, for the command-line runner only, .npy reading and writing. C99, libc and libm only.
+ * The compiler/runtime boundary is versioned: BORNC_ABI_VERSION changes whenever generated code and this
+ * runtime stop fitting together; manifest.json records it. */
+#ifndef BORNRT_H
+#define BORNRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BORNC_ABI_VERSION 1
+
+/* Every call returns one of these; none aborts. */
+typedef enum {
+    BORNC_OK = 0,
+    BORNC_ERR_ARGUMENT = 1,      /* a NULL pointer or a size that does not fit */
+    BORNC_ERR_ARENA = 2,         /* arena missing, too small or misaligned */
+    BORNC_ERR_WEIGHTS = 3,       /* weights missing, wrong size, bad header or checksum */
+    BORNC_ERR_INDEX = 4,         /* a runtime index (Gather) out of range */
+    BORNC_ERR_IO = 5,            /* file I/O in the command-line runner */
+    BORNC_ERR_FORMAT = 6         /* a malformed .npy file or a shape/dtype mismatch */
+} bornc_status_t;
+
+/* Element types, numbered as ONNX TensorProto.DataType. */
+typedef enum {
+    BORNC_FLOAT32 = 1, BORNC_UINT8 = 2, BORNC_INT8 = 3, BORNC_UINT16 = 4, BORNC_INT16 = 5, BORNC_INT32 = 6,
+    BORNC_INT64 = 7, BORNC_BOOL = 9, BORNC_FLOAT16 = 10, BORNC_FLOAT64 = 11, BORNC_UINT32 = 12, BORNC_UINT64 = 13
+} bornc_dtype_t;
+
+/* Name, element type, rank, shape and byte size of one model input or output. */
+typedef struct {
+    const char *name;
+    bornc_dtype_t dtype;
+    int rank;
+    const int64_t *shape;
+    size_t nbytes;
+} bornc_tensor_info_t;
+
+/* Short English text for a status code. */
+const char *bornc_status_string(bornc_status_t status);
+
+/* Bytes of one element of dtype, 0 if unknown. */
+size_t bornc_dtype_size(bornc_dtype_t dtype);
+
+/* SHA-256 (FIPS 180-4) of n bytes into out[32]. */
+void bornc_sha256(const void *data, size_t n, uint8_t out[32]);
+
+/* Streaming SHA-256: init, update with any number of pieces, final. */
+typedef struct {
+    uint32_t h[8];
+    uint8_t buf[64];
+    size_t buf_len;
+    uint64_t total;
+} bornc_sha256_t;
+void bornc_sha256_init(bornc_sha256_t *s);
+void bornc_sha256_update(bornc_sha256_t *s, const void *data, size_t n);
+void bornc_sha256_final(bornc_sha256_t *s, uint8_t out[32]);
+
+/* Weights file: 64-byte header then the payload.
+ * Header: magic "BORNCWT1" (8 bytes), format version (u32 LE), header bytes (u32 LE, = 64),
+ * payload bytes (u64 LE), SHA-256 of the payload (32 bytes), 8 zero bytes. */
+#define BORNC_WEIGHTS_MAGIC "BORNCWT1"
+#define BORNC_WEIGHTS_VERSION 1u
+#define BORNC_WEIGHTS_HEADER_BYTES 64u
+
+/* Check a weights file image (header + payload) against the expected payload size and SHA-256; on success
+ * *payload points at the payload inside the image. */
+bornc_status_t bornc_weights_check(const void *image, size_t image_bytes, size_t expected_payload_bytes,
+                                   const uint8_t expected_sha256[32], const void **payload);
+
+/* --- command-line runner helpers (not used by the model code) --- */
+
+/* Read a little-endian, C-order .npy file whose dtype and shape must equal info's; data must hold
+ * info->nbytes bytes. */
+bornc_status_t bornc_npy_read(const char *path, const bornc_tensor_info_t *info, void *data);
+
+/* Write data (info->nbytes bytes) as a .npy file with info's dtype and shape. */
+bornc_status_t bornc_npy_write(const char *path, const bornc_tensor_info_t *info, const void *data);
+
+#endif /* BORNRT_H */
