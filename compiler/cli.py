@@ -245,13 +245,50 @@ def cmd_debug(args) -> int:
     return 1
 
 
+def cmd_compile(args) -> int:
+    from .compile import compile_model
+    from .targets import get_target
+    if args.opt_level is None:
+        args.opt_level = 2
+    target = get_target(args.target)
+    model = _load_model(args, opt_level=0)
+    self_test = None
+    if args.self_test_data:
+        with np.load(args.self_test_data, allow_pickle=False) as z:
+            feeds = {k: z[k] for k in z.files}
+        from .interpreter import run
+        self_test = {"inputs": feeds, "outputs": run(model, feeds), "rtol": 1e-3, "atol": 1e-4}
+    name = args.name or Path(args.model).stem
+    res = compile_model(model, target, args.output, name=name, opt_level=args.opt_level, weights=args.weights,
+                        schedule=args.schedule, cflags=args.cflags.split() if args.cflags else None, self_test=self_test,
+                        ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model)
+    m = res.manifest
+    b = m["budget"]
+    print(f"compiled {args.model} for {target.name} into {args.output}/ ({m['nodes']} kernels, weights {m['compile']['weights']})")
+    print(f"  RAM     needed {b['ram_needed']:>14,} bytes (arena {m['arena_bytes']:,} + I/O + stack estimate {b['stack_estimate']:,}"
+          f"{' + weights' if m['compile']['weights'] == 'file' else ''})   budget {b['ram_budget']:,}")
+    print(f"  storage needed {b['flash_needed']:>14,} bytes (code {b['code_bytes']:,} + weights {m['weights_bytes']:,})   budget {b['flash_budget']:,}")
+    for f in sorted(res.built):
+        print(f"  built {res.built[f]}")
+    for note in res.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _is_artifact(path: str) -> bool:
+    return (Path(path) / "manifest.json").is_file()
+
+
 def cmd_run(args) -> int:
     from .interpreter import run
-    if args.opt_level is None:
-        args.opt_level = 0
-    model = _load_model(args)
     feeds = _read_inputs(args)
-    outs = run(model, feeds)
+    if _is_artifact(args.model):
+        from .backends.c.runner import load_artifact
+        outs = load_artifact(args.model)(feeds)
+    else:
+        if args.opt_level is None:
+            args.opt_level = 0
+        outs = run(_load_model(args), feeds)
     if args.output:
         print(_write_outputs(outs, args.output))
     else:
@@ -365,8 +402,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--io-in-arena", action="store_true", help="plan model inputs and outputs inside the arena")
     sp.set_defaults(fn=cmd_inspect)
 
-    sp = sub.add_parser("run", help="run a model with the reference interpreter")
-    model_args(sp, "optimizer level (default 0: the model as imported)")
+    sp = sub.add_parser("compile", help="compile a model into an artifact for a target")
+    model_args(sp, "optimizer level (default 2)")
+    sp.add_argument("--target", required=True, help="target name or alias (see `bornc targets`)")
+    sp.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact folder")
+    sp.add_argument("--weights", choices=["auto", "embed", "file"], default="auto",
+                    help="weights as const arrays in the code, or in weights.bin (auto: embed up to 2 MiB)")
+    sp.add_argument("--schedule", choices=["topological", "memory"], default="topological")
+    sp.add_argument("--cflags", help="compiler flags replacing the target's (quoted, space separated)")
+    sp.add_argument("--self-test-data", metavar="INPUTS.npz", help="embed this input and its reference output for --self-test")
+    sp.add_argument("--ram", type=int, help="device RAM in bytes (default: the target's)")
+    sp.add_argument("--flash", type=int, help="device storage in bytes (default: the target's)")
+    sp.add_argument("--name", help="C symbol prefix (default: the model file name)")
+    sp.add_argument("--no-build", action="store_true", help="write sources and Makefile only")
+    sp.set_defaults(fn=cmd_compile)
+
+    sp = sub.add_parser("run", help="run a model with the reference interpreter, or a compiled artifact folder")
+    model_args(sp, "optimizer level for a model file (default 0: the model as imported)")
     sp.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input (repeatable)")
     sp.add_argument("--inputs", metavar="FILE.npz", help="all inputs from one .npz keyed by input name")
     sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")

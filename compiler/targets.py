@@ -15,7 +15,7 @@ from .errors import BorncError
 from .resources import resource_dir
 
 #: Backends implemented so far (target backends register here as they land).
-IMPLEMENTED_BACKENDS = {"reference"}
+IMPLEMENTED_BACKENDS = {"reference", "c"}
 
 
 @dataclass(frozen=True)

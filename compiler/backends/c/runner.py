@@ -32,7 +32,7 @@ def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
             raise InputError(f"input {t['name']!r}: expected dtype {t['dtype']}, got {a.dtype}")
         if list(a.shape) != list(t["shape"]):
             raise InputError(f"input {t['name']!r}: expected shape {list(t['shape'])}, got {list(a.shape)}")
-        out.append(np.ascontiguousarray(a))
+        out.append(a if a.flags.c_contiguous else a.copy(order="C"))   # (ascontiguousarray would make 0-d arrays 1-d)
     return out
 
 

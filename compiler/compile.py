@@ -1,0 +1,97 @@
+"""``bornc compile``: import, optimize, generate the target's artifact, build it, and check the memory budget.
+
+The budget check compares what the device needs with the target's ``ram_bytes`` / ``flash_bytes`` (or
+``--ram`` / ``--flash``): RAM = arena + caller-owned inputs and outputs + a stack estimate + the weights when
+they are loaded from weights.bin; flash/storage = code (text of the built binary, or the generated source size
+as an estimate) + weights. It fails with suggestions when the model does not fit.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BorncError, ToolchainError
+from .ir.graph import Model
+from .passes.pipeline import optimize
+from .targets import Target, get_target
+
+log = logging.getLogger(__name__)
+
+#: Stack bytes the generated code may use (kernel locals, LSTM state), plus the runner's frame: an estimate.
+STACK_ESTIMATE_BYTES = 64 * 1024
+
+
+class BudgetError(BorncError):
+    """The model does not fit the device's RAM or storage."""
+
+
+@dataclass
+class CompileResult:
+    """What compile produced: the manifest, built files, the budget figures and notes for the user (bytes)."""
+
+    manifest: dict
+    built: dict = field(default_factory=dict)
+    ram_bytes: int = 0
+    flash_bytes: int = 0
+    notes: list = field(default_factory=list)
+
+
+def budget(manifest: dict, code_bytes: int) -> tuple[int, int]:
+    io = sum(_nbytes(t) for t in manifest["inputs"] + manifest["outputs"])
+    file_weights = manifest["weights_bytes"] if manifest["compile"]["weights"] == "file" else 0
+    ram = manifest["arena_bytes"] + io + STACK_ESTIMATE_BYTES + file_weights
+    flash = code_bytes + manifest["weights_bytes"]
+    return ram, flash
+
+
+def _nbytes(t: dict) -> int:
+    import numpy as np
+    from .ir.types import np_dtype
+    return int(np.prod(t["shape"], dtype=np.int64)) * np_dtype(t["dtype"]).itemsize
+
+
+def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, name: str = "model", opt_level: int = 2,
+                  weights: str = "auto", schedule: str = "topological", cflags: list | None = None,
+                  self_test: dict | None = None, ram: int | None = None, flash: int | None = None,
+                  build: bool = True, source: str = "") -> CompileResult:
+    """Compile an imported model for ``target`` into ``out_dir``.
+
+    Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
+    toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
+    t = get_target(target) if isinstance(target, str) else target
+    if t.backend != "c":
+        raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
+    from .backends.c import compile_c
+    from .backends.c.build import build as build_c, text_size
+    optimized = optimize(model, opt_level)
+    manifest = compile_c(optimized, t, out_dir, name=name, opt_level=opt_level, weights=weights, schedule=schedule,
+                         self_test=self_test, source=source, cflags=cflags)
+    res = CompileResult(manifest)
+    if build:
+        try:
+            res.built = build_c(out_dir, t, manifest["name"], cflags)
+        except ToolchainError as ex:
+            if "not found" not in str(ex):
+                raise
+            res.notes.append(f"{ex}. Sources and Makefile are in {out_dir}; on the device run: make")
+    code = text_size(t, res.built["model_run"]) if "model_run" in res.built else None
+    if code is None:
+        code = (Path(out_dir) / f"{manifest['name']}.c").stat().st_size // 4
+    res.ram_bytes, res.flash_bytes = budget(manifest, code)
+    ram_budget = ram if ram is not None else t.ram_bytes
+    flash_budget = flash if flash is not None else t.flash_bytes
+    manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
+                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": STACK_ESTIMATE_BYTES}
+    import json
+    (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    problems = []
+    if ram_budget and res.ram_bytes > ram_budget:
+        problems.append(f"RAM: needs {res.ram_bytes:,} bytes, the device has {ram_budget:,}")
+    if flash_budget and res.flash_bytes > flash_budget:
+        problems.append(f"storage: needs {res.flash_bytes:,} bytes, the device has {flash_budget:,}")
+    if problems:
+        raise BudgetError(f"the model does not fit {t.name}: " + "; ".join(problems) +
+                          ". Try --schedule memory (lowers the arena peak), --quantize fp16 or int8 (halves or "
+                          "quarters the weights), a smaller --input-shape, or a target with more memory (--ram/--flash).")
+    return res
