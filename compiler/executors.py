@@ -1,10 +1,15 @@
-"""Executors: run a model (or, later, a compiled artifact) on this machine and return numpy outputs.
+"""Executors: run a model on this machine and return numpy outputs, whatever the target.
 
 ``bornc run``, ``bornc golden check``, ``bornc conformance`` and ``bornc bench`` all go through
-:func:`get_executor`, so every target is tested the same way. Target backends add entries to EXECUTORS.
+:func:`get_executor`, so every target is tested the same way: ``reference`` is the numpy interpreter; a target
+of the C backend compiles the model (opt level 2) into a temporary artifact, builds it with the target's
+toolchain and runs it in-process (host) or under qemu-user (Raspberry Pi targets).
 """
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from typing import Callable, Mapping
 
 import numpy as np
@@ -26,11 +31,46 @@ class ReferenceExecutor:
         return lambda feeds: run(model, feeds)
 
 
-EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor}
+class CExecutor:
+    """Compile for a C target into a temporary folder (removed at exit), build, and run the artifact."""
+
+    def __init__(self, target: str = "x86_64", opt_level: int = 2, sanitize: bool = False):
+        from .targets import get_target
+        self.target = get_target(target)
+        self.name = self.target.name
+        self.opt_level = opt_level
+        self.sanitize = sanitize
+
+    def prepare(self, model: Model, name: str = "model") -> Prepared:
+        from .backends.c import compile_c
+        from .backends.c.build import build
+        from .backends.c.runner import Subprocess, load_artifact
+        from .passes.pipeline import optimize
+        folder = tempfile.mkdtemp(prefix=f"bornc-{self.name}-")
+        atexit.register(shutil.rmtree, folder, True)
+        compile_c(optimize(model, self.opt_level), self.target, folder, name=name, opt_level=self.opt_level)
+        build(folder, self.target, name, sanitize=self.sanitize)
+        if self.sanitize:
+            import json
+            from pathlib import Path
+            return Subprocess(Path(folder), json.loads((Path(folder) / "manifest.json").read_text()))
+        return load_artifact(folder)
+
+
+EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor}
 
 
 def get_executor(name: str):
-    """The executor registered under ``name``; BorncError listing the known ones otherwise."""
-    if name not in EXECUTORS:
-        raise BorncError(f"unknown executor {name!r}; available: {', '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[name]()
+    """The executor for ``name``: 'reference', 'c' (host C target) or any target name or alias."""
+    if name in EXECUTORS:
+        return EXECUTORS[name]()
+    from .targets import get_target
+    try:
+        t = get_target(name)
+    except BorncError:
+        raise BorncError(f"unknown executor {name!r}; use reference, c, or a target name (see `bornc targets`)") from None
+    if t.backend == "reference":
+        return ReferenceExecutor()
+    if t.backend == "c":
+        return CExecutor(t.name)
+    raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
