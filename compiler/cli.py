@@ -275,6 +275,23 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import bench_artifact
+    feeds = _read_inputs(args) or None
+    r = bench_artifact(args.artifact, args.model, feeds, args.runs, args.warmup, _binds(args))
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    print(f"{r['artifact']} on {r['target']}: median of {r['runs']} runs after {r['warmup']} warm-up")
+    print(f"  bornc        {r['bornc_ms']:10.3f} ms" + (f"   {r['bornc_gflop_per_s']:.1f} GFLOP/s" if "bornc_gflop_per_s" in r else "")
+          + (f" ({100 * r['peak_fraction']:.0f}% of one core's fp32 peak)" if "peak_fraction" in r else ""))
+    if "onnxruntime_ms" in r:
+        print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
+    if r.get("cold_start_ms") is not None:
+        print(f"  cold start   {r['cold_start_ms']:10.3f} ms   (fresh model_run process to its first output, .npy in and out)")
+    return 0
+
+
 def _is_artifact(path: str) -> bool:
     return (Path(path) / "manifest.json").is_file()
 
@@ -423,6 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--inputs", metavar="FILE.npz", help="all inputs from one .npz keyed by input name")
     sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")
     sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("bench", help="time a compiled artifact beside onnxruntime (one thread)")
+    sp.add_argument("artifact", help="artifact folder from bornc compile")
+    sp.add_argument("--model", help="the source .onnx for onnxruntime (default: the path in the manifest)")
+    sp.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    sp.add_argument("--inputs", metavar="FILE.npz")
+    sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="values of inputs bound at compile time (for onnxruntime)")
+    sp.add_argument("--runs", type=int, default=50)
+    sp.add_argument("--warmup", type=int, default=5)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_bench)
 
     sp = sub.add_parser("debug", help="find the first node whose output differs between opt level 0 and another level")
     model_args(sp, "optimizer level to compare with level 0 (default 2)")

@@ -175,7 +175,7 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
 
     Returns {"executor", "passed", "failed", "unsupported", "total", "per_op": {op: {passed, failed,
     unsupported}}, "cases": {name: [status, detail]}, "case_ops": {name: op}, "seconds"}."""
-    executor = get_executor(executor_name)
+    executor = get_executor(executor_name) if executor_name != "c" else None
     cases = collect_cases()
     if pattern:
         rx = re.compile(pattern)
@@ -184,8 +184,12 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
     res = {"executor": executor_name, "passed": 0, "failed": 0, "unsupported": 0, "total": len(cases)}
     per_op: dict = defaultdict(lambda: {"passed": 0, "failed": 0, "unsupported": 0})
     details, case_ops = {}, {}
+    batched = {}
+    if executor_name == "c":
+        from .conformance_c import run_c_cases
+        batched = run_c_cases(cases, _compare)
     for i, c in enumerate(cases):
-        status, detail = run_case(c, executor)
+        status, detail = batched[c.name] if c.name in batched else run_case(c, executor)
         res[status] += 1
         case_ops[c.name] = op_of_case(c)
         per_op[case_ops[c.name]][status] += 1

@@ -165,7 +165,14 @@ def ref_size(ctx, x):
     return np.array(x.size, dtype=np.int64)
 
 
-@register("ConstantOfShape", attrs={"value": None}, value_inputs=(0,), versions="9-24")
+def _constantofshape_infer(ctx) -> list:
+    v = ctx.attrs["value"]
+    dtype = "float32" if v is None else TensorType.of(np.asarray(v)).dtype
+    shape = ctx.const(0)
+    return [TensorType(dtype, None if shape is None else tuple(int(s) for s in shape))]
+
+
+@register("ConstantOfShape", attrs={"value": None}, infer=_constantofshape_infer, value_inputs=(0,), versions="9-24")
 def ref_constantofshape(ctx, shape):
     v = ctx.attrs["value"]
     v = np.zeros(1, np.float32) if v is None else v

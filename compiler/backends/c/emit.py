@@ -114,6 +114,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         if o in consts and o not in used:
             used.append(o)
     w_offsets, payload = weights_layout(model, used)
+    from ...analysis import summarize
+    flops = summarize(model)["flops"]
     embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
     sha = hashlib.sha256(payload).digest()
     inputs, outputs = list(g.inputs), list(g.outputs)
@@ -206,7 +208,9 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         "format_version": FORMAT_VERSION, "abi_version": ABI_VERSION, "bornc_version": __version__, "backend": "c",
         "name": cname, "target": target.name, "target_profile": {"triple": target.triple, "cc": target.cc, "cflags": flags,
                                                                  "features": list(target.features), "alignment": target.alignment},
-        "source_model": {"file": Path(source).name if source else "", "sha256": model.source_sha256},
+        "source_model": {"file": Path(source).name if source else "", "path": str(Path(source).resolve()) if source else "",
+                         "sha256": model.source_sha256},
+        "flops": flops,
         "compile": {"opt_level": opt_level, "weights": "embed" if embed else "file", "schedule": plan.schedule_name},
         "inputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
         "outputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],

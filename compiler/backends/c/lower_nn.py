@@ -102,9 +102,10 @@ def _convtranspose(ctx: LowerCtx) -> Lowered:
 def gemm_stage(ctx: LowerCtx, trans_a: bool, trans_b: bool, alpha: float, beta: float, c_input: int | None,
                batch_a=None, batch_b=None) -> Stage:
     a, b = ctx.shape(0), ctx.shape(1)
-    ar = (a[-1], a[-2]) if trans_a else (a[-2], a[-1])
-    m, k = (1, a[0]) if len(a) == 1 else ar
-    n = b[0] if (trans_b and len(b) > 1) else (b[-1] if len(b) > 1 else 1)
+    a = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    m, k = (a[-1], a[-2]) if trans_a else (a[-2], a[-1])
+    n = b[-2] if trans_b else b[-1]
     a_index = "(size_t)k * %d + m" % m if trans_a else "(size_t)m * %d + k" % k
     params = {"M": m, "N": n, "K": k, "T": ctx.oct(), "A": "X0", "Bm": "X1", "Y": "Y0", "transB": trans_b,
               "alpha": literal(alpha, ctx.outs[0].dtype), "beta": literal(beta, ctx.outs[0].dtype), "a_index": a_index,
@@ -132,16 +133,13 @@ def _fused_gemm(ctx: LowerCtx) -> Lowered:
 
 
 def _matmul_stage(ctx: LowerCtx) -> Stage:
+    """Batched MatMul as one gemm per batch entry; a 1-D A is a (1, K) row and a 1-D B a (K, 1) column (the
+    output's bytes are the same once the spec drops those axes)."""
     a, b = ctx.shape(0), ctx.shape(1)
-    if len(a) == 1 or len(b) == 1:
-        if len(a) == 1 and len(b) == 1:
-            raise ctx.unsupported("vector dot MatMul in C")
-        if len(b) == 1:
-            return _matmul_stage_vec(ctx)
-    out = ctx.oshape()
-    batch = out[:-2]
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
-    a2, b2 = (1,) + tuple(a) if len(a) == 1 else tuple(a), tuple(b)
     sa = broadcast_strides(a2[:-2], batch) if batch else []
     sb = broadcast_strides(b2[:-2], batch) if batch else []
     msz, ksz, nsz = a2[-2], a2[-1], b2[-1]
@@ -149,11 +147,9 @@ def _matmul_stage(ctx: LowerCtx) -> Stage:
     for idx in np.ndindex(*batch) if batch else [()]:
         aoff.append(int(sum(i * s for i, s in zip(idx, sa))) * msz * ksz)
         boff.append(int(sum(i * s for i, s in zip(idx, sb))) * ksz * nsz)
-    return gemm_stage(ctx, False, False, 1.0, 0.0, None, aoff if nb > 1 else None, boff if nb > 1 else None)
-
-
-def _matmul_stage_vec(ctx: LowerCtx) -> Stage:
-    raise ctx.unsupported("matrix-vector MatMul in C")
+    st = gemm_stage(ctx, False, False, 1.0, 0.0, None, aoff if nb > 1 else None, boff if nb > 1 else None)
+    st.params.update(M=msz, N=nsz, K=ksz, a_index="(size_t)m * %d + k" % ksz)
+    return st
 
 
 @lowering("c", "MatMul")
@@ -193,6 +189,8 @@ def _pool(ctx: LowerCtx, kind: str) -> Lowered:
     return Lowered([Stage("pool2d", {"kind": kind, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
                                      "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "PB": pb, "PR": pr,
                                      "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": ctx.oct(),
+                                     "lowest": "-HUGE_VALF" if ctx.oct() == "float" else ("-HUGE_VAL" if ctx.oct() == "double"
+                                                                                        else ("0" if ctx.oct().startswith("u") else f"{ctx.oct()[:-2].upper()}_MIN")),
                                      "p": ctx.attrs.get("p", 2)})], [0])
 
 
@@ -249,7 +247,7 @@ def _lstm(ctx: LowerCtx) -> Lowered:
     seq, batch, inp = xs
     dirs, hidden = ws[0], ws[1] // 4
     outs = [bool(o) for o in ctx.node.outputs] + [False] * (3 - len(ctx.node.outputs))
-    return Lowered([Stage("lstm", {"S": seq, "B": batch, "I": inp, "H": hidden, "D": dirs, "T": ctx.oct(),
+    return Lowered([Stage("lstm", {"S": seq, "B": batch, "I": inp, "H": hidden, "D": dirs, "T": ctx.ct(0),
                                    "reverse": [a["direction"] == "reverse" or (a["direction"] == "bidirectional" and d == 1) for d in range(dirs)],
                                    "has_b": ctx.has(3), "has_h0": ctx.has(5), "has_c0": ctx.has(6), "has_p": ctx.has(7),
                                    "has_y": outs[0], "has_yh": outs[1], "has_yc": outs[2]})],

@@ -36,32 +36,43 @@ def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
     return out
 
 
-class InProcess:
-    """The host artifact's shared library, loaded once; each call runs one inference with no file round trip."""
+def cdef_model(ffi, name: str) -> None:
+    """Declare the generated C API of model ``name`` to a cffi FFI."""
+    ffi.cdef(f"""
+        typedef struct {{ unsigned char *arena; const unsigned char *weights; }} bornc_{name}_ctx_t;
+        int bornc_{name}_init(bornc_{name}_ctx_t *ctx, void *arena, size_t arena_bytes, const void *weights_file, size_t weights_file_bytes);
+        int bornc_{name}_run(const bornc_{name}_ctx_t *ctx, const void *const *inputs, void *const *outputs);
+    """)
 
-    def __init__(self, art: Path, manifest: dict):
-        import cffi
-        self.manifest = manifest
+
+class InProcess:
+    """A C model in a loaded shared library: init once (arena owned by this object), then each call runs one
+    inference in-process, with no subprocess or file round trip."""
+
+    def __init__(self, manifest: dict, lib, ffi, weights: bytes = b""):
+        self.manifest, self.lib, self.ffi = manifest, lib, ffi
         n = manifest["name"]
-        self.ffi = ffi = cffi.FFI()
-        ffi.cdef(f"""
-            typedef struct {{ unsigned char *arena; const unsigned char *weights; }} bornc_{n}_ctx_t;
-            int bornc_{n}_init(bornc_{n}_ctx_t *ctx, void *arena, size_t arena_bytes, const void *weights_file, size_t weights_file_bytes);
-            int bornc_{n}_run(const bornc_{n}_ctx_t *ctx, const void *const *inputs, void *const *outputs);
-        """)
-        self.lib = ffi.dlopen(str(art / "build" / "libmodel.so"))
         align = manifest["target_profile"]["alignment"]
         self._arena = np.zeros(manifest["arena_bytes"] + align, dtype=np.uint8)
         base = int(ffi.cast("uintptr_t", ffi.from_buffer(self._arena)))
-        off = (-base) % align
-        self._weights = (art / "weights.bin").read_bytes() if manifest["compile"]["weights"] == "file" else b""
+        self._weights = weights
         self.ctx = ffi.new(f"bornc_{n}_ctx_t *")
-        wptr = ffi.from_buffer(self._weights) if self._weights else ffi.NULL
-        arena_ptr = ffi.from_buffer(self._arena) + off if manifest["arena_bytes"] else ffi.NULL
-        st = getattr(self.lib, f"bornc_{n}_init")(self.ctx, arena_ptr, manifest["arena_bytes"], wptr, len(self._weights))
+        wptr = ffi.from_buffer(weights) if weights else ffi.NULL
+        arena_ptr = ffi.from_buffer(self._arena) + (-base) % align if manifest["arena_bytes"] else ffi.NULL
+        st = getattr(lib, f"bornc_{n}_init")(self.ctx, arena_ptr, manifest["arena_bytes"], wptr, len(weights))
         if st:
-            raise ArtifactError(f"{art}: init failed: {_STATUS.get(st, st)}")
-        self._run = getattr(self.lib, f"bornc_{n}_run")
+            raise ArtifactError(f"model {n}: init failed: {_STATUS.get(st, st)}")
+        self._run = getattr(lib, f"bornc_{n}_run")
+
+    @classmethod
+    def open(cls, art: Path, manifest: dict) -> "InProcess":
+        """Load ``build/libmodel.so`` of an artifact folder (and its weights.bin when it has one)."""
+        import cffi
+        ffi = cffi.FFI()
+        cdef_model(ffi, manifest["name"])
+        lib = ffi.dlopen(str(art / "build" / "libmodel.so"))
+        weights = (art / "weights.bin").read_bytes() if manifest["compile"]["weights"] == "file" else b""
+        return cls(manifest, lib, ffi, weights)
 
     def __call__(self, feeds: dict) -> dict:
         ins = check_feeds(self.manifest, feeds)
@@ -122,5 +133,5 @@ def load_artifact(path: str | Path, in_process: bool = True):
     if manifest.get("format_version") != 1 or manifest.get("backend") != "c":
         raise ArtifactError(f"{art}: unsupported artifact (format {manifest.get('format_version')}, backend {manifest.get('backend')})")
     if in_process and (art / "build" / "libmodel.so").exists():
-        return InProcess(art, manifest)
+        return InProcess.open(art, manifest)
     return Subprocess(art, manifest)

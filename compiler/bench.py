@@ -1,0 +1,108 @@
+"""``bornc bench``: latency of a compiled artifact beside onnxruntime (one thread) on the same inputs, on this
+machine, in one process: median of N runs after W warm-up runs (the machines are noisy: medians and ratios,
+never a single run). Also reports the fraction of the CPU's fp32 peak (``peak_gflops`` of the target
+description, per core) and the artifact's cold start (a fresh ``model_run`` process to its first output).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BorncError
+from .ir.types import np_dtype
+
+
+def random_inputs(manifest: dict, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in manifest["inputs"]:
+        dt = np_dtype(t["dtype"])
+        if dt.kind == "f":
+            out[t["name"]] = rng.standard_normal(t["shape"]).astype(dt)
+        elif dt == np.bool_:
+            out[t["name"]] = rng.random(t["shape"]) < 0.5
+        else:
+            out[t["name"]] = rng.integers(0, 16, t["shape"]).astype(dt)
+    return out
+
+
+def _median_ms(fn, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict | None = None, runs: int = 50,
+                   warmup: int = 5, bind: dict | None = None) -> dict:
+    """Figures for one artifact: ms medians of bornc and onnxruntime, ratio, GFLOP/s, peak fraction, cold start."""
+    from .backends.c.runner import load_artifact
+    from .targets import get_target
+    art = Path(art)
+    manifest = json.loads((art / "manifest.json").read_text())
+    feeds = feeds or random_inputs(manifest)
+    runner = load_artifact(art)
+    res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup}
+    if hasattr(runner, "ffi"):
+        res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
+    else:
+        res["bornc_ms"] = runner(feeds, bench=runs)["__median_ms__"]
+    res["cold_start_ms"] = _cold_start(art, manifest, feeds)
+    flops = manifest.get("flops")
+    model_path = model_path or manifest["source_model"].get("path")
+    if model_path and Path(model_path).is_file():
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            ort = None
+        if ort is not None and get_target(manifest["target"]).run == "native":
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+            ort_feeds = dict(feeds)
+            ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
+            names = [i.name for i in sess.get_inputs()]
+            ort_in = {n: ort_feeds[n] for n in names}
+            res["onnxruntime_ms"] = _median_ms(lambda: sess.run(None, ort_in), runs, warmup)
+            res["ratio_ort_over_bornc"] = res["onnxruntime_ms"] / res["bornc_ms"]
+    if flops:
+        res["gflops"] = flops
+        res["bornc_gflop_per_s"] = flops / 1e9 / (res["bornc_ms"] / 1e3)
+        peak = get_target(manifest["target"]).extra.get("peak_gflops")
+        if peak:
+            res["peak_fraction"] = res["bornc_gflop_per_s"] / peak
+    return res
+
+
+def _cold_start(art: Path, manifest: dict, feeds: dict) -> float | None:
+    from .targets import get_target
+    exe = art / "build" / "model_run"
+    if not exe.exists() or get_target(manifest["target"]).run != "native":
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(exe), "-o", tmp]
+        for k, t in enumerate(manifest["inputs"]):
+            p = Path(tmp) / f"in{k}.npy"
+            np.save(p, feeds[t["name"]])
+            cmd += ["--input", f"{t['name']}={p}"]
+        if manifest["compile"]["weights"] == "file":
+            cmd += ["--weights", str(art / "weights.bin")]
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if r.returncode:
+                raise BorncError(f"model_run failed: {r.stderr.decode()[:300]}")
+        return statistics.median(times)

@@ -1,0 +1,120 @@
+"""Conformance of the C backend: the ONNX node tests compiled in batches.
+
+Each case is imported, optimized (opt level 2) and lowered to C with its own symbol prefix; cases the backend
+cannot lower are *unsupported*. The generated sources are compiled in parallel (``-O1``, the same warnings as
+every build) and linked into one shared library per batch, loaded once through cffi; each case then runs
+in-process and is compared as in :mod:`bornc.conformance`. A source that does not compile fails its case only.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .backends.c import compile_c
+from .backends.c.build import WARN
+from .backends.c.runner import InProcess, cdef_model
+from .errors import BorncError, UnsupportedOpError
+from .frontend.onnx_import import from_proto
+from .passes.pipeline import optimize
+from .resources import resource_dir
+from .targets import get_target
+
+BATCH = 200
+
+
+def _generate(case, idx: int, folder: Path, target):
+    from .conformance import _feeds, _only_unbound
+    inputs, _ = case.data_sets[0]
+    feeds = _feeds(case, inputs)
+    shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
+    model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes))
+    if not model.is_static():
+        raise UnsupportedOpError({"non-static shapes": [case.name]})
+    art = folder / f"c{idx}"
+    manifest = compile_c(optimize(model, 2), target, art, name=f"c{idx}", weights="embed")
+    return model, art, manifest
+
+
+def run_c_cases(cases: list, compare, jobs: int | None = None) -> dict[str, tuple[str, str]]:
+    """Status and detail for every case (passed / failed / unsupported), compiled in batches."""
+    target = get_target("x86_64")
+    results: dict[str, tuple[str, str]] = {}
+    jobs = jobs or max(os.cpu_count() or 1, 1)
+    for start in range(0, len(cases), BATCH):
+        chunk = list(enumerate(cases[start:start + BATCH], start))
+        with tempfile.TemporaryDirectory(prefix="bornc-conf-") as tmp:
+            folder = Path(tmp)
+            ready = []
+            for idx, case in chunk:
+                try:
+                    ready.append((idx, case) + _generate(case, idx, folder, target))
+                except UnsupportedOpError as ex:
+                    results[case.name] = ("unsupported", str(ex)[:300])
+                except BorncError as ex:
+                    results[case.name] = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}")
+                except Exception as ex:  # noqa: BLE001 - a crash is a failed case
+                    results[case.name] = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}")
+            rt = folder / "bornrt.o"
+            _cc(["gcc", *WARN, "-O1", "-fPIC", "-c", str(resource_dir("runtime") / "c" / "bornrt.c"), "-o", str(rt)])
+
+            def build_one(item):
+                idx, case, model, art, manifest = item
+                obj = art / "model.o"
+                err = _cc(["gcc", *WARN, "-O1", "-fPIC", f"-I{art}", "-c", str(art / f"c{idx}.c"), "-o", str(obj)])
+                return item, err
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                built = list(pool.map(build_one, ready))
+            objs = [str(it[3] / "model.o") for it, err in built if err is None]
+            for it, err in built:
+                if err is not None:
+                    results[it[1].name] = ("failed", f"C compile error: {err[:300]}")
+            if not objs:
+                continue
+            so = folder / "batch.so"
+            err = _cc(["gcc", "-shared", "-o", str(so), str(rt), *objs, "-lm"])
+            if err:
+                for it, _ in built:
+                    results.setdefault(it[1].name, ("failed", f"link error: {err[:200]}"))
+                continue
+            import cffi
+            ffi = cffi.FFI()
+            ok = [it for it, err in built if err is None]
+            for it in ok:
+                cdef_model(ffi, it[4]["name"])
+            lib = ffi.dlopen(str(so))
+            for idx, case, model, art, manifest in ok:
+                try:
+                    results[case.name] = _check(case, model, InProcess(manifest, lib, ffi), compare)
+                except BorncError as ex:
+                    results[case.name] = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}")
+                except Exception as ex:  # noqa: BLE001
+                    results[case.name] = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}")
+    return results
+
+
+def _check(case, model, runner, compare) -> tuple[str, str]:
+    from onnx import numpy_helper
+
+    from .conformance import _feeds
+    for inputs, expected in case.data_sets:
+        outs = runner(_feeds(case, inputs))
+        got = [outs[o] for o in model.graph.outputs]
+        expected = [numpy_helper.to_array(e) if hasattr(e, "SerializeToString") else e for e in expected]
+        for k, (e, g) in enumerate(zip(expected, got)):
+            why = compare(e, g, case.rtol, case.atol)
+            if why:
+                return "failed", f"output {k}: {why}"
+    return "passed", ""
+
+
+def _cc(cmd: list[str]) -> str | None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+
+
+__all__ = ["run_c_cases"]

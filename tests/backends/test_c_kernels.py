@@ -1,0 +1,137 @@
+"""The C backend one kernel at a time: small graphs compiled for the host (with -Werror) and compared with the
+reference interpreter on random inputs."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import bornc
+from bornc.executors import CExecutor
+
+from ..passes.helpers import feeds_for, make, rand
+
+N = helper.make_node
+
+
+def _check(model, rtol=1e-4, atol=1e-5, seed=0):
+    feeds = feeds_for(model, seed)
+    ref = bornc.run(model, feeds)
+    got = CExecutor("x86_64").prepare(model)(feeds)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+CONV_CASES = {
+    "plain": ({}, (1, 3, 7, 9), (4, 3, 3, 3)),
+    "padded_strided": ({"pads": [1, 2, 1, 0], "strides": [2, 2]}, (1, 3, 8, 8), (6, 3, 3, 3)),
+    "dilated": ({"dilations": [2, 2], "pads": [2, 2, 2, 2]}, (2, 2, 6, 6), (4, 2, 3, 3)),
+    "grouped": ({"group": 2, "pads": [1, 1, 1, 1]}, (1, 4, 5, 5), (6, 2, 3, 3)),
+    "depthwise": ({"group": 4, "pads": [1, 1, 1, 1], "strides": [2, 1]}, (1, 4, 6, 6), (4, 1, 3, 3)),
+    "same_upper": ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, (1, 2, 7, 7), (3, 2, 3, 3)),
+    "conv1d": ({"pads": [1, 1], "strides": [2]}, (1, 3, 11), (5, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV_CASES))
+def test_conv(case):
+    attrs, xs, ws = CONV_CASES[case]
+    ref = make([N("Conv", ["x", "w", "b"], ["y"], **attrs)], [("x", list(xs))], [("y", None)], {"w": rand(*ws), "b": rand(ws[0])})
+    _check(ref)
+
+
+def test_fused_conv_with_residual_and_activation():
+    m = make([N("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), N("Add", ["c", "x"], ["r"]), N("HardSwish", ["r"], ["y"])],
+             [("x", [1, 4, 5, 5])], [("y", [1, 4, 5, 5])], {"w": rand(4, 4, 3, 3)})
+    _check(m)
+
+
+@pytest.mark.parametrize("attrs", [{"strides": [2, 2]}, {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]},
+                                   {"group": 2, "strides": [1, 2]}])
+def test_convtranspose(attrs):
+    m = make([N("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)], [("x", [1, 4, 4, 5])], [("y", None)],
+             {"w": rand(4, 3 if "group" not in attrs else 2, 3, 3), "b": rand(3 if "group" not in attrs else 4)})
+    _check(m)
+
+
+@pytest.mark.parametrize("ta, tb", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_gemm(ta, tb):
+    a = [4, 3] if ta else [3, 4]
+    b = [5, 4] if tb else [4, 5]
+    m = make([N("Gemm", ["a", "b", "c"], ["y"], transA=ta, transB=tb, alpha=0.5, beta=2.0)], [("a", a)], [("y", [3, 5])],
+             {"b": rand(*b), "c": rand(1, 5)})
+    _check(m)
+
+
+@pytest.mark.parametrize("a, b", [([2, 3, 4], [4, 5]), ([3, 4], [2, 4, 5]), ([2, 1, 3, 4], [3, 4, 2]), ([4], [2, 4, 3])])
+def test_matmul_batched_and_broadcast(a, b):
+    m = make([N("MatMul", ["a", "b"], ["y"])], [("a", a), ("b", b)], [("y", None)])
+    _check(m)
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ("GlobalAveragePool", {}), ("GlobalMaxPool", {}),
+])
+def test_pooling(op, attrs):
+    _check(make([N(op, ["x"], ["y"], **attrs)], [("x", [1, 3, 7, 7])], [("y", None)]))
+
+
+@pytest.mark.parametrize("nodes, inits, xs", [
+    ([N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], {}, [2, 3, 4, 5]),
+    ([N("Slice", ["x", "s", "e", "a", "st"], ["y"])], {"s": np.array([1, -1], np.int64), "e": np.array([4, 0], np.int64),
+                                                       "a": np.array([1, 3], np.int64), "st": np.array([2, -2], np.int64)}, [2, 5, 4, 6]),
+    ([N("Pad", ["x", "p"], ["y"], mode="reflect")], {"p": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)}, [1, 2, 5, 5]),
+    ([N("Pad", ["x", "p", "v"], ["y"], mode="constant")], {"p": np.array([0, 1, 1, 0, 0, 0, 2, 3], np.int64), "v": np.float32(1.5)}, [1, 2, 3, 3]),
+    ([N("Pad", ["x", "p"], ["y"], mode="edge")], {"p": np.array([0, 0, 2, 2, 0, 0, 1, 1], np.int64)}, [1, 2, 3, 3]),
+    ([N("Gather", ["x", "i"], ["y"], axis=1)], {"i": np.array([2, 0, -1], np.int64)}, [2, 4, 3]),
+    ([N("Gather", ["x", "i"], ["y"], axis=0)], {"i": np.array(1, np.int64)}, [3, 4]),
+    ([N("Concat", ["x", "x"], ["y"], axis=1)], {}, [2, 3, 4]),
+    ([N("Split", ["x", "sp"], ["y", "z"], axis=2)], {"sp": np.array([1, 3], np.int64)}, [2, 3, 4]),
+    ([N("Resize", ["x", "", "sc"], ["y"], mode="nearest")], {"sc": np.array([1, 1, 2, 2], np.float32)}, [1, 2, 3, 4]),
+    ([N("Resize", ["x", "", "sc"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+     {"sc": np.array([1, 1, 0.5, 1.5], np.float32)}, [1, 2, 6, 4]),
+    ([N("Expand", ["x", "sh"], ["y"])], {"sh": np.array([2, 3, 4], np.int64)}, [3, 1]),
+    ([N("Reshape", ["x", "sh"], ["r"]), N("Relu", ["r"], ["y"])], {"sh": np.array([6, 4], np.int64)}, [2, 3, 4]),
+])
+def test_data_movement(nodes, inits, xs):
+    outs = [(o, None) for o in nodes[-1].output]
+    _check(make(nodes, [("x", xs)], outs, inits))
+
+
+@pytest.mark.parametrize("op, axes, keep", [("ReduceSum", [1], 1), ("ReduceMean", [2, 3], 0), ("ReduceMax", [0], 1),
+                                            ("ReduceMin", None, 0), ("ReduceL2", [-1], 1), ("ReduceLogSumExp", [1], 0)])
+def test_reductions(op, axes, keep):
+    inputs = ["x", "ax"] if axes is not None else ["x"]
+    inits = {"ax": np.array(axes, np.int64)} if axes is not None else {}
+    _check(make([N(op, inputs, ["y"], keepdims=keep)], [("x", [2, 3, 4, 5])], [("y", None)], inits, opset=18))
+
+
+@pytest.mark.parametrize("op, attrs", [("Softmax", {"axis": 1}), ("Softmax", {}), ("LogSoftmax", {"axis": -1})])
+def test_softmax(op, attrs):
+    _check(make([N(op, ["x"], ["y"], **attrs)], [("x", [2, 5, 3])], [("y", [2, 5, 3])]))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_lstm(direction):
+    d = 2 if direction == "bidirectional" else 1
+    m = make([N("LSTM", ["x", "w", "r", "b", "", "h0", "c0"], ["y", "yh", "yc"], hidden_size=4, direction=direction)],
+             [("x", [3, 2, 5]), ("h0", [d, 2, 4]), ("c0", [d, 2, 4])], [("y", None), ("yh", None), ("yc", None)],
+             {"w": rand(d, 16, 5) * 0.5, "r": rand(d, 16, 4) * 0.5, "b": rand(d, 32) * 0.1})
+    _check(m)
+
+
+def test_elementwise_broadcast_chain_and_comparisons():
+    m = make([N("Mul", ["x", "s"], ["a"]), N("Add", ["a", "b"], ["c"]), N("Sigmoid", ["c"], ["d"]), N("Max", ["d", "x"], ["e"]),
+              N("Div", ["e", "b2"], ["y"])], [("x", [2, 3, 4])], [("y", [2, 3, 4])],
+             {"s": rand(3, 1), "b": rand(4), "b2": np.abs(rand(1, 1, 4)) + 1})
+    _check(m)
+
+
+def test_batchnorm_lrn_and_sum():
+    r = np.random.default_rng(3)
+    m = make([N("BatchNormalization", ["x", "s", "b", "mu", "var"], ["a"]), N("LRN", ["a"], ["l"], size=3),
+              N("Sum", ["l", "a", "x"], ["y"])], [("x", [1, 4, 3, 3])], [("y", [1, 4, 3, 3])],
+             {"s": rand(4), "b": rand(4), "mu": rand(4), "var": r.uniform(0.5, 1, 4).astype(np.float32)})
+    _check(m)
