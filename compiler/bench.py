@@ -69,13 +69,17 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
             so.inter_op_num_threads = 1
-            sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-            ort_feeds = dict(feeds)
-            ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
-            names = [i.name for i in sess.get_inputs()]
-            ort_in = {n: ort_feeds[n] for n in names}
-            res["onnxruntime_ms"] = _median_ms(lambda: sess.run(None, ort_in), runs, warmup)
-            res["ratio_ort_over_bornc"] = res["onnxruntime_ms"] / res["bornc_ms"]
+            try:
+                sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+            except Exception as ex:  # noqa: BLE001 - onnxruntime may not load every model bornc compiles
+                res["onnxruntime_error"] = str(ex).splitlines()[0][:200]
+            else:
+                ort_feeds = dict(feeds)
+                ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
+                names = [i.name for i in sess.get_inputs()]
+                ort_in = {n: ort_feeds[n] for n in names}
+                res["onnxruntime_ms"] = _median_ms(lambda: sess.run(None, ort_in), runs, warmup)
+                res["ratio_ort_over_bornc"] = res["onnxruntime_ms"] / res["bornc_ms"]
     if flops:
         res["gflops"] = flops
         res["bornc_gflop_per_s"] = flops / 1e9 / (res["bornc_ms"] / 1e3)

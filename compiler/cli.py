@@ -287,6 +287,8 @@ def cmd_bench(args) -> int:
           + (f" ({100 * r['peak_fraction']:.0f}% of one core's fp32 peak)" if "peak_fraction" in r else ""))
     if "onnxruntime_ms" in r:
         print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
+    if "onnxruntime_error" in r:
+        print(f"  onnxruntime  could not load the model: {r['onnxruntime_error']}")
     if r.get("cold_start_ms") is not None:
         print(f"  cold start   {r['cold_start_ms']:10.3f} ms   (fresh model_run process to its first output, .npy in and out)")
     return 0

@@ -232,12 +232,12 @@ def _self_test_ctx(data: dict | None, ins: list, outs: list) -> dict | None:
         arr = np.asarray(data["inputs"][t["name"]]).astype(np.dtype(t["dtype"]) if t["dtype"] != "bool" else np.bool_)
         dt = t["dtype"]
         vals = ", ".join(literal(v, dt) for v in (arr.ravel().astype(np.float64).tolist() if dt == "float32" else arr.ravel().tolist())) or "0"
-        arrays.append({"sym": f"golden_in{k}", "ctype": ctype(dt), "count": max(arr.size, 1), "values": vals})
+        arrays.append({"sym": f"golden_in{k}", "ctype": ctype(dt), "count": max(arr.size, 1), "data": vals})
         in_syms.append(f"golden_in{k}")
     for k, t in enumerate(outs):
         arr = np.asarray(data["outputs"][t["name"]]).astype(np.float32)
         vals = ", ".join(literal(v, "float32") for v in arr.ravel().astype(np.float64).tolist()) or "0"
-        arrays.append({"sym": f"golden_out{k}", "ctype": "float", "count": max(arr.size, 1), "values": vals})
+        arrays.append({"sym": f"golden_out{k}", "ctype": "float", "count": max(arr.size, 1), "data": vals})
         out_syms.append(f"golden_out{k}")
     return {"arrays": arrays, "inputs": in_syms, "outputs": out_syms, "rtol": repr(float(data.get("rtol", 1e-4))),
             "atol": repr(float(data.get("atol", 1e-4)))}
