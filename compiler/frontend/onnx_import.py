@@ -21,7 +21,7 @@ from onnx import helper, numpy_helper
 from ..errors import ModelImportError, ShapeError, UnsupportedOpError
 from ..interpreter import run_node
 from ..ir.graph import Graph, Model, Node
-from ..ir.types import OptionalType, SequenceType, TensorType, onnx_elem_to_name, type_of_value
+from ..ir.types import OptionalType, SequenceType, TensorType, name_to_onnx_elem, onnx_elem_to_name, type_of_value
 from ..ir.verify import verify
 from ..ops import registry
 from .onnx_canon import canonicalize
@@ -166,9 +166,41 @@ def _constant_node_value(n: onnx.NodeProto) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ importer
+def schema_function(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.FunctionProto | None:
+    """The ONNX spec's function body of node ``n`` at ``opset`` (plain or context dependent), or None."""
+    try:
+        schema = onnx.defs.get_schema(n.op_type, opset, n.domain)
+    except Exception:  # noqa: BLE001 - unknown op or version
+        return None
+    try:
+        if schema.has_function:
+            body = schema.get_function_with_opset_version(opset) if hasattr(schema, "get_function_with_opset_version") else None
+            body = body or schema.function_body
+            if isinstance(body, bytes):
+                f = onnx.FunctionProto()
+                f.ParseFromString(body)
+                body = f
+            return body
+        if schema.has_context_dependent_function:
+            tps = []
+            for t in in_types:
+                if not isinstance(t, TensorType):
+                    tps.append(onnx.TypeProto().SerializeToString())
+                    continue
+                tp = helper.make_tensor_type_proto(name_to_onnx_elem(t.dtype), list(t.shape) if t.shape is not None else None)
+                tps.append(tp.SerializeToString())
+            f = onnx.FunctionProto()
+            f.ParseFromString(schema.get_context_dependent_function(n.SerializeToString(), tps))
+            return f
+    except Exception:  # noqa: BLE001 - no body for these inputs
+        return None
+    return None
+
+
 class _Importer:
-    def __init__(self, proto: onnx.ModelProto):
+    def __init__(self, proto: onnx.ModelProto, expand=None):
         self.proto = proto
+        self.expand = expand
         self.opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version for o in proto.opset_import}
         self.counter = 0
         self.functions = {(f.domain, f.name): f for f in proto.functions}
@@ -242,7 +274,17 @@ class _Importer:
             g.types[n.output[0]] = type_of_value(arr)
             return
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
-            return self.inline_function(g, n, index, scope, declared)
+            return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
+        if self.expand is not None and self.expand(n.op_type, n.domain):
+            in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
+            body = schema_function(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), in_types)
+            has_subgraphs = body is not None and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                                     for fn in body.node for a in fn.attribute)
+            if body is not None and len(body.node) and not has_subgraphs:
+                for o in body.opset_import:
+                    dom = "" if o.domain in ("", "ai.onnx") else o.domain
+                    self.opsets.setdefault(dom, o.version)
+                return self.inline_function(g, n, index, scope, declared, body)
         inner_scope = _Scope(g, scope)
         hints = _body_hints(n, [self.lookup(g, scope, i)[0] if i else None for i in n.input])
         node = Node(n.op_type, list(n.input), list(n.output),
@@ -315,9 +357,8 @@ class _Importer:
                 g.nodes.append(Node("Identity", [bout], [out], {}, f"{node.name}/{out}"))
                 g.types[out] = g.types[bout]
 
-    def inline_function(self, g, n, index, scope, declared) -> None:
-        """Expand a call to a model-local function (ONNX FunctionProto) into its body, renaming values."""
-        f = self.functions[(n.domain, n.op_type)]
+    def inline_function(self, g, n, index, scope, declared, f: onnx.FunctionProto) -> None:
+        """Expand a call to a function (model-local, or the spec's body of an op) into its nodes, renaming values."""
         rename = dict(zip(f.input, n.input))
         rename.update(zip(f.output, n.output))
         attrs = {a.name: a for a in n.attribute}
@@ -404,10 +445,11 @@ def _parse_bound_inputs(proto, input_shapes, bind):
 
 
 def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | None = None,
-               bind: dict | None = None) -> Model:
-    """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors."""
+               bind: dict | None = None, expand=None) -> Model:
+    """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors. ``expand(op, domain)``
+    says which ops to replace by their ONNX function body (when the spec gives one), e.g. ops a backend lacks."""
     input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)
-    imp = _Importer(proto)
+    imp = _Importer(proto, expand)
     missing = imp.unsupported(proto.graph, {})
     if missing:
         raise UnsupportedOpError(missing)
@@ -445,7 +487,7 @@ def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | No
     return model
 
 
-def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: dict | None = None) -> Model:
+def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: dict | None = None, expand=None) -> Model:
     """Import an ONNX file into a verified IR Model.
 
     ``input_shapes`` maps input name -> tuple of ints binding its symbolic dims; ``bind`` maps a (scalar)
@@ -453,4 +495,4 @@ def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: d
     ModelImportError (bad file, unsafe external data), UnsupportedOpError (every unsupported op type with its
     node names), ShapeError (unbound symbolic dim, bad binding, shapes that do not fit an op)."""
     proto, sha = read_model_proto(path)
-    return from_proto(proto, sha, input_shapes, bind)
+    return from_proto(proto, sha, input_shapes, bind, expand)

@@ -104,7 +104,26 @@ C_EXPR = {
     "Not": lambda a, at, t: f"(!({a[0]}))",
     "Where": lambda a, at, t: f"(({a[0]}) ? ({a[1]}) : ({a[2]}))",
     "IsNaN": lambda a, at, t: f"(({a[0]}) != ({a[0]}))",
+    "BitShift": lambda a, at, t: f"(({a[1]}) >= (sizeof({t}) * 8) ? 0 : ({a[0]}) {'<<' if at['direction'] == 'LEFT' else '>>'} ({a[1]}))",
+    "BitwiseAnd": lambda a, at, t: f"(({a[0]}) & ({a[1]}))",
+    "BitwiseOr": lambda a, at, t: f"(({a[0]}) | ({a[1]}))",
+    "BitwiseXor": lambda a, at, t: f"(({a[0]}) ^ ({a[1]}))",
+    "BitwiseNot": lambda a, at, t: f"(~({a[0]}))",
+    "Mod": lambda a, at, t: _mod(a, at, t),
 }
+
+
+def _mod(a, at, t):
+    """Mod: fmod=1 keeps the dividend's sign (C fmod or %); fmod=0 takes the divisor's sign (ONNX spec)."""
+    if t in ("float", "double"):
+        r = f"{_f(t, 'fmod')}({a[0]}, {a[1]})"
+        if at.get("fmod"):
+            return r
+        return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
+    r = f"(({a[1]}) == 0 ? 0 : ({a[0]}) % ({a[1]}))"
+    if at.get("fmod"):
+        return r
+    return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
 _BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN"}
 _FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Erf", "Sigmoid", "Elu", "Selu",
                "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN"}

@@ -254,3 +254,33 @@ def _arg(ctx: LowerCtx, kind: str) -> Lowered:
 
 lowering("c", "ArgMax")(lambda ctx: _arg(ctx, "max"))
 lowering("c", "ArgMin")(lambda ctx: _arg(ctx, "min"))
+
+
+@lowering("c", "GatherElements")
+def _gather_elements(ctx: LowerCtx) -> Lowered:
+    xs, ishape = ctx.shape(0), ctx.shape(1)
+    ax = ctx.attrs["axis"] % len(xs)
+    xst, ost = contiguous_strides(xs), contiguous_strides(ishape)
+    dims = list(ishape) or [1]
+    out_index = " + ".join(f"i{k} * {s}" for k, s in enumerate(ost)) or "0"
+    src_index = " + ".join(f"i{k} * {s}" for k, s in enumerate(xst) if k != ax) or "0"
+    return Lowered([Stage("gather_elements", {"dims": dims, "out_index": out_index, "src_index": src_index, "D": xs[ax],
+                                              "axis_stride": xst[ax]})], [0, 1])
+
+
+@lowering("c", "Trilu")
+def _trilu(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    k = int(np.asarray(ctx.const(1, "k")).ravel()[0]) if ctx.has(1) else 0
+    rows, cols = (xs[-2], xs[-1]) if len(xs) >= 2 else (1, xs[-1])
+    return Lowered([Stage("trilu", {"B": int(np.prod(xs[:-2], dtype=np.int64)) if len(xs) > 2 else 1, "R": rows, "C": cols,
+                                    "k": k, "upper": bool(ctx.attrs["upper"]), "T": ctx.oct()})], [0])
+
+
+@lowering("c", "CumSum")
+def _cumsum(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    ax = int(np.asarray(ctx.const(1, "axis")).ravel()[0]) % len(xs)
+    return Lowered([Stage("cumsum", {"outer": int(np.prod(xs[:ax], dtype=np.int64)), "D": xs[ax],
+                                     "inner": int(np.prod(xs[ax + 1:], dtype=np.int64)), "T": ctx.oct(),
+                                     "exclusive": bool(ctx.attrs["exclusive"]), "reverse": bool(ctx.attrs["reverse"])})], [0])
