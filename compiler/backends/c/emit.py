@@ -151,7 +151,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             names.append(f"Y{k}")
             call_args.append(ptr(o, False) if o else "NULL")
         body = []
-        for st in low.stages:
+        empty = all(isinstance(g.types.get(o), TensorType) and g.types[o].size == 0 for o in node.outputs if o)
+        for st in ([] if empty else low.stages):
             try:
                 body.append(env.get_template(f"{st.template}.c.j2").render(**st.params))
             except jinja2.TemplateError as ex:

@@ -230,6 +230,13 @@ def _reduce(ctx: LowerCtx, kind: str) -> Lowered:
     outer = int(np.prod([xs[a] for a in range(rank) if a < lo], dtype=np.int64))
     r = int(np.prod([xs[a] for a in range(lo, hi)], dtype=np.int64)) if red_eff else 1
     inner = int(np.prod([xs[a] for a in range(rank) if a >= hi], dtype=np.int64))
+    if r == 0 or 0 in [xs[a] for a in red]:     # reduction over an empty set: the identity of the operation
+        is_f = ctx.outs[0].dtype in ("float32", "float64")
+        ident = {"sum": 0, "sumsq": 0, "l1": 0, "l2": 0, "prod": 1, "mean": float("nan") if is_f else 0,
+                 "max": -np.inf if is_f else np.iinfo(np.dtype(ctx.outs[0].dtype)).min,
+                 "min": np.inf if is_f else np.iinfo(np.dtype(ctx.outs[0].dtype)).max,
+                 "logsum": -np.inf, "logsumexp": -np.inf}[kind]
+        return Lowered([Stage("fill", {"dst": "Y0", "n": ctx.outs[0].size, "value": literal(ident, ctx.outs[0].dtype), "T": ctx.oct()})], [0])
     return Lowered([Stage("reduce", {"kind": kind, "outer": outer, "R": r, "inner": inner, "T": ctx.oct(),
                                      "is_float": ctx.outs[0].dtype in ("float32", "float64")})], [0])
 
