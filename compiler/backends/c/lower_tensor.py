@@ -232,6 +232,9 @@ def _reduce(ctx: LowerCtx, kind: str) -> Lowered:
     inner = int(np.prod([xs[a] for a in range(rank) if a >= hi], dtype=np.int64))
     if r == 0 or 0 in [xs[a] for a in red]:     # reduction over an empty set: the identity of the operation
         is_f = ctx.outs[0].dtype in ("float32", "float64")
+        if ctx.outs[0].dtype == "bool":
+            ident_bool = {"max": 0, "min": 1, "prod": 1}.get(kind, 0)
+            return Lowered([Stage("fill", {"dst": "Y0", "n": ctx.outs[0].size, "value": str(ident_bool), "T": ctx.oct()})], [0])
         ident = {"sum": 0, "sumsq": 0, "l1": 0, "l2": 0, "prod": 1, "mean": float("nan") if is_f else 0,
                  "max": -np.inf if is_f else np.iinfo(np.dtype(ctx.outs[0].dtype)).min,
                  "min": np.inf if is_f else np.iinfo(np.dtype(ctx.outs[0].dtype)).max,
