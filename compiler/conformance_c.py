@@ -7,6 +7,7 @@ in-process and is compared as in :mod:`bornc.conformance`. A source that does no
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -95,19 +96,48 @@ def run_c_cases(cases: list, compare, jobs: int | None = None) -> dict[str, tupl
                 for it, _ in built:
                     results.setdefault(it[1].name, ("failed", f"link error: {err[:200]}"))
                 continue
+            ok = [it for it, err in built if err is None]
+            results.update(_run_isolated(ok, so, compare))
+    return results
+
+
+def _run_isolated(ok: list, so: Path, compare) -> dict:
+    """Run the compiled cases in a forked child that reports each result on a pipe; a kernel that crashes
+    the child fails its own case only (a new child continues with the next case)."""
+    results: dict = {}
+    pos = 0
+    while pos < len(ok):
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                       # child: load the library, run cases from pos on
+            os.close(rfd)
             import cffi
             ffi = cffi.FFI()
-            ok = [it for it, err in built if err is None]
             for it in ok:
                 cdef_model(ffi, it[4]["name"])
             lib = ffi.dlopen(str(so))
-            for idx, case, model, art, manifest in ok:
-                try:
-                    results[case.name] = _check(case, model, InProcess(manifest, lib, ffi), compare)
-                except BorncError as ex:
-                    results[case.name] = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}")
-                except Exception as ex:  # noqa: BLE001
-                    results[case.name] = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}")
+            with os.fdopen(wfd, "w") as out:
+                for idx, case, model, art, manifest in ok[pos:]:
+                    try:
+                        res = _check(case, model, InProcess(manifest, lib, ffi), compare)
+                    except BorncError as ex:
+                        res = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}")
+                    except Exception as ex:  # noqa: BLE001
+                        res = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}")
+                    out.write(json.dumps([case.name, *res]) + "\n")
+                    out.flush()
+            os._exit(0)
+        os.close(wfd)
+        with os.fdopen(rfd) as inp:
+            for line in inp:
+                name, status, detail = json.loads(line)
+                results[name] = (status, detail)
+                pos += 1
+        _, status = os.waitpid(pid, 0)
+        if pos < len(ok) and status != 0:
+            sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            results[ok[pos][1].name] = ("failed", f"the compiled kernel crashed (signal {sig})")
+            pos += 1
     return results
 
 

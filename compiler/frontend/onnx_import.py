@@ -182,11 +182,12 @@ def schema_function(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.Funct
                 body = f
             return body
         if schema.has_context_dependent_function:
+            # onnx's C++ builder crashes on empty types: only ask when every input is a present, typed tensor
+            if not in_types or any(not isinstance(t, TensorType) or t.shape is None for t in in_types) \
+                    or any(not i for i in n.input):
+                return None
             tps = []
             for t in in_types:
-                if not isinstance(t, TensorType):
-                    tps.append(onnx.TypeProto().SerializeToString())
-                    continue
                 tp = helper.make_tensor_type_proto(name_to_onnx_elem(t.dtype), list(t.shape) if t.shape is not None else None)
                 tps.append(tp.SerializeToString())
             f = onnx.FunctionProto()
