@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define BORNC_ABI_VERSION 1
 
@@ -26,8 +27,61 @@ typedef enum {
 /* Element types, numbered as ONNX TensorProto.DataType. */
 typedef enum {
     BORNC_FLOAT32 = 1, BORNC_UINT8 = 2, BORNC_INT8 = 3, BORNC_UINT16 = 4, BORNC_INT16 = 5, BORNC_INT32 = 6,
-    BORNC_INT64 = 7, BORNC_BOOL = 9, BORNC_FLOAT16 = 10, BORNC_FLOAT64 = 11, BORNC_UINT32 = 12, BORNC_UINT64 = 13
+    BORNC_INT64 = 7, BORNC_BOOL = 9, BORNC_FLOAT16 = 10, BORNC_FLOAT64 = 11, BORNC_UINT32 = 12, BORNC_UINT64 = 13,
+    BORNC_BFLOAT16 = 16
 } bornc_dtype_t;
+
+/* float16 (IEEE binary16) and bfloat16 are stored as uint16_t and computed in float; conversions round to
+ * nearest even (IEEE 754-2008 section 4.3.1). */
+static inline float bornc_h2f(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exp == 0x1fu) bits = sign | 0x7f800000u | (man << 13);
+    else if (exp) bits = sign | ((exp + 112u) << 23) | (man << 13);
+    else if (!man) bits = sign;
+    else {
+        int e = -1;
+        uint32_t m = man;
+        do { ++e; m <<= 1; } while (!(m & 0x400u));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((m & 0x3ffu) << 13);
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t bornc_f2h(float f) {
+    uint32_t x, sign, mag;
+    memcpy(&x, &f, 4);
+    sign = (x >> 16) & 0x8000u;
+    mag = x & 0x7fffffffu;
+    if (mag > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);                 /* NaN */
+    if (mag >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                /* overflow to Inf */
+    if (mag < 0x38800000u) {                                                    /* subnormal or zero */
+        uint32_t m = (mag & 0x7fffffu) | 0x800000u, shift = 126u - (mag >> 23), r;
+        if (mag < 0x33000000u) return (uint16_t)sign;
+        r = m >> shift;
+        if ((m & ((1u << shift) - 1u)) > (1u << (shift - 1u)) || ((m & ((1u << shift) - 1u)) == (1u << (shift - 1u)) && (r & 1u))) ++r;
+        return (uint16_t)(sign | r);
+    }
+    mag += 0xc8000fffu + ((mag >> 13) & 1u);                                    /* rebias and round to nearest even */
+    return (uint16_t)(sign | (mag >> 13));
+}
+
+static inline float bornc_b2f(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t bornc_f2b(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
 
 /* Name, element type, rank, shape and byte size of one model input or output. */
 typedef struct {

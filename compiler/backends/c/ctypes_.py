@@ -9,11 +9,14 @@ from ...errors import UnsupportedOpError
 
 C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t",
            "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "uint64": "uint64_t",
-           "bool": "uint8_t"}
+           "bool": "uint8_t", "float16": "uint16_t", "bfloat16": "uint16_t"}
+#: dtypes stored as uint16_t bits and computed in float, with these load / store conversions.
+HALF = {"float16": ("bornc_h2f", "bornc_f2h"), "bfloat16": ("bornc_b2f", "bornc_f2b")}
 #: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.
 C_DTYPE_ENUM = {"float32": "BORNC_FLOAT32", "float64": "BORNC_FLOAT64", "int8": "BORNC_INT8", "uint8": "BORNC_UINT8",
                 "int16": "BORNC_INT16", "uint16": "BORNC_UINT16", "int32": "BORNC_INT32", "uint32": "BORNC_UINT32",
-                "int64": "BORNC_INT64", "uint64": "BORNC_UINT64", "bool": "BORNC_BOOL"}
+                "int64": "BORNC_INT64", "uint64": "BORNC_UINT64", "bool": "BORNC_BOOL", "float16": "BORNC_FLOAT16",
+                "bfloat16": "BORNC_BFLOAT16"}
 
 
 def ctype(dtype: str, node=None) -> str:
@@ -34,6 +37,10 @@ def literal(value, dtype: str) -> str:
         return v.hex() + ("f" if dtype == "float32" else "")
     if dtype == "bool":
         return "1" if value else "0"
+    if dtype in ("float16", "bfloat16"):
+        bits = np.array([value], dtype=np.float32).astype(np.float16).view(np.uint16)[0] if dtype == "float16" else \
+            int(np.array([value], dtype=np.float32).view(np.uint32)[0] + 0x7fff + ((np.array([value], dtype=np.float32).view(np.uint32)[0] >> 16) & 1)) >> 16
+        return f"(uint16_t){int(bits):#06x}u"
     v = int(value)
     if dtype == "int64":
         return f"INT64_C({v})" if v >= -(2 ** 63) + 1 else "INT64_MIN"

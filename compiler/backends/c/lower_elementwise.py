@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ...ops.registry import lowering
-from .ctypes_ import ctype, literal
+from .ctypes_ import HALF, ctype, literal
 from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
 
 
@@ -154,17 +154,24 @@ def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) ->
 
 
 def elementwise_stage(ctx: LowerCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],
-                      compute_t: str) -> Stage:
-    """Stage for ``Y = program(operands)``; operands are (pointer name, shape, C type), out is (name, shape, C type)."""
+                      compute_t: str, half: list | None = None, out_half: str | None = None) -> Stage:
+    """Stage for ``Y = program(operands)``; operands are (pointer name, shape, C type), out is (name, shape, C type).
+    ``half`` gives each operand's dtype where it is float16/bfloat16 (loaded through a conversion to float), and
+    ``out_half`` the output's (stored through a conversion from float)."""
     out_shape = out[1]
     strides = [broadcast_strides(s, out_shape) for _, s, _ in operands] + [broadcast_strides(out_shape, out_shape)]
     dims, cstr = collapse(out_shape, strides)
     locals_ = [f"a{k}" for k in range(len(operands))]
     stmts, result = render_program(program, locals_, compute_t, ctx)
-    ops = [{"ptr": p, "ctype": c, "index": index_expr(cstr[k]), "local": locals_[k], "t": compute_t}
+    ops = [{"ptr": p, "ctype": c, "index": index_expr(cstr[k]), "local": locals_[k], "t": compute_t, "load": _load(half[k] if half else None)}
            for k, (p, _, c) in enumerate(operands)]
     return Stage("elementwise", {"dims": dims, "operands": ops, "stmts": stmts, "result": result,
-                                 "out": out[0], "out_ctype": out[2], "out_index": index_expr(cstr[-1])})
+                                 "out": out[0], "out_ctype": out[2], "out_index": index_expr(cstr[-1]),
+                                 "store": HALF[out_half][1] if out_half in HALF else ""})
+
+
+def _load(dtype: str | None) -> str:
+    return HALF[dtype][0] if dtype in HALF else ""
 
 
 def _compute_type(ctx: LowerCtx) -> str:
@@ -172,6 +179,8 @@ def _compute_type(ctx: LowerCtx) -> str:
     for cand in ("float64", "float32"):
         if cand in dts:
             return ctype(cand)
+    if any(d in HALF for d in dts):
+        return "float"
     return ctype(dts[0], ctx.node) if dts else "float"
 
 
@@ -187,7 +196,10 @@ def _single(ctx: LowerCtx) -> Lowered:
         ops = [o for k, o in enumerate(ops) if k == 0 or ctx.has(k)]
         idx = {k: j for j, k in enumerate(k for k in range(len(n.inputs)) if k == 0 or ctx.has(k))}
         program[0]["args"] = [["in", idx[a[1]]] if a[0] == "in" else a for a in program[0]["args"]]
-    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t)],
+    half = [ctx.ins[k].dtype if ctx.has(k) else None for k in range(len(n.inputs))]
+    if n.op == "Clip":
+        half = [h for k, h in enumerate(half) if k == 0 or ctx.has(k)]
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)],
                    [k for k in range(len(n.inputs)) if ctx.has(k)])
 
 
@@ -208,7 +220,8 @@ def _variadic(ctx: LowerCtx) -> Lowered:
         program.append({"op": "Div", "args": [["t", len(program) - 1], ["c", float(len(n.inputs))]], "attrs": {}})
     t = _compute_type(ctx)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(n.inputs))]
-    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t)])
+    half = [ctx.ins[k].dtype for k in range(len(n.inputs))]
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)])
 
 
 for _op in ("Sum", "Mean", "Max", "Min"):
@@ -217,20 +230,26 @@ for _op in ("Sum", "Mean", "Max", "Min"):
 
 @lowering("c", "FusedElementwise", domain="bornc")
 def _fused(ctx: LowerCtx) -> Lowered:
-    t = ctype(ctx.attrs["dtype"], ctx.node)
+    t = "float" if ctx.attrs["dtype"] in HALF else ctype(ctx.attrs["dtype"], ctx.node)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(ctx.node.inputs))]
-    return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t)])
+    half = [ctx.ins[k].dtype for k in range(len(ctx.node.inputs))]
+    return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)])
 
 
 def _cast(ctx: LowerCtx) -> Lowered:
     """Cast: C conversion (floats to integers truncate toward zero, as numpy's astype does; to bool: != 0)."""
     out_t, in_t = ctx.oct(), ctx.ct(0)
-    conv = "(a0 != 0)" if ctx.outs[0].dtype == "bool" else f"({out_t})a0"
+    src, dst = ctx.ins[0].dtype, ctx.outs[0].dtype
+    load_t = "float" if src in HALF else in_t
+    conv = "(a0 != 0)" if dst == "bool" else f"({out_t})a0"
+    if dst in HALF:
+        conv = f"{HALF[dst][1]}((float)a0)" if src != dst else "a0"
     dims, cstr = collapse(ctx.oshape(), [broadcast_strides(ctx.shape(0), ctx.oshape()), broadcast_strides(ctx.oshape(), ctx.oshape())])
+    load = HALF[src][0] if src in HALF and src != dst else ""
     return Lowered([Stage("elementwise", {"dims": dims, "operands": [{"ptr": "X0", "ctype": in_t, "index": index_expr(cstr[0]),
-                                                                       "local": "a0", "t": in_t}],
+                                                                       "local": "a0", "t": load_t if load else in_t, "load": load}],
                                           "stmts": [], "result": conv, "out": "Y0", "out_ctype": out_t,
-                                          "out_index": index_expr(cstr[1])})], [0])
+                                          "out_index": index_expr(cstr[1]), "store": ""})], [0])
 
 
 lowering("c", "Cast")(_cast)

@@ -79,7 +79,21 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowere
     for t in [types.get(o) for o in node.outputs if o]:
         if not isinstance(t, TensorType) or not t.is_static:
             raise UnsupportedOpError({f"{node.op} with a non-static output": [node.name]})
+    halves = {t.dtype for t in (types.get(v) for v in list(node.inputs) + list(node.outputs) if v)
+              if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
+    if halves and node.op not in HALF_AWARE:
+        raise UnsupportedOpError({f"{node.op} on {'/'.join(sorted(halves))}": [node.name]})
     return fn(LowerCtx(node, types, consts, opset))
+
+
+#: Ops whose C lowering handles float16/bfloat16 (as uint16_t bits): elementwise ones convert through float,
+#: data movement copies the bits. Everything else rejects them.
+HALF_AWARE = {"Cast", "CastLike", "FusedElementwise", "Sum", "Mean", "Max", "Min", "Transpose", "Slice", "Gather",
+              "GatherElements", "Concat", "Split", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Expand",
+              "Tile", "Where", "Add", "Sub", "Mul", "Div", "Pow", "Abs", "Neg", "Relu", "Sigmoid", "Tanh", "Exp", "Log",
+              "Sqrt", "Erf", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Clip", "LeakyRelu",
+              "HardSigmoid", "HardSwish", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Gelu",
+              "IsNaN", "Not"}
 
 
 def contiguous_strides(shape) -> list[int]:
