@@ -63,7 +63,19 @@ def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: boo
     if io_in_arena:
         for v in g.inputs:
             new_buffer(v, 0)
+    def subgraph_buffers(node: Node, step: int) -> None:
+        """Values computed inside If branches (and their nested branches) live only during the If's step."""
+        for sub in node.subgraphs():
+            for inner_g, inner in sub.walk():
+                for o in inner.outputs:
+                    t = inner_g.types.get(o)
+                    if o and o not in owner and isinstance(t, TensorType) and t.is_static:
+                        bufs[o] = Buffer(o, align(max(t.nbytes, 1), alignment), step, step, [o])
+                        owner[o] = o
+
     for step, n in enumerate(schedule):
+        if n.op == "If":
+            subgraph_buffers(n, step)
         for k, o in enumerate(n.outputs):
             if not o or (o in io and not io_in_arena):
                 continue

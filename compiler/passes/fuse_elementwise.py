@@ -89,8 +89,8 @@ def fuse_elementwise(model: Model) -> Model:
     g.nodes = [fused.get(id(n), n) for n in g.nodes if id(n) not in dead]
     kept = {o for n in g.nodes for o in n.outputs} | set(g.inputs) | set(g.constants)
     g.types = {k: v for k, v in g.types.items() if k in kept}
-    used = {i for n in g.nodes for i in n.inputs}
-    for name in [c for c in g.constants if c not in used and c not in g.outputs]:
+    used = use_counts(g)
+    for name in [c for c in g.constants if not used[c]]:
         del g.constants[name]
         g.types.pop(name, None)
     return m

@@ -135,3 +135,27 @@ def test_batchnorm_lrn_and_sum():
               N("Sum", ["l", "a", "x"], ["y"])], [("x", [1, 4, 3, 3])], [("y", [1, 4, 3, 3])],
              {"s": rand(4), "b": rand(4), "mu": rand(4), "var": r.uniform(0.5, 1, 4).astype(np.float32)})
     _check(m)
+
+
+def test_if_with_runtime_condition_and_nested_branches():
+    from onnx import TensorProto
+    inner_then = helper.make_graph([N("Sigmoid", ["x"], ["s"])], "it", [], [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2, 3])])
+    inner_else = helper.make_graph([N("Identity", ["w"], ["t"])], "ie", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 3])])
+    then_g = helper.make_graph([N("Relu", ["x"], ["a"]), N("Mul", ["a", "w"], ["b"])], "then", [],
+                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2, 3])])
+    else_g = helper.make_graph([N("Neg", ["x"], ["c"]), N("If", ["c2"], ["d"], then_branch=inner_then, else_branch=inner_else),
+                                N("Add", ["c", "d"], ["e"])], "else", [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2, 3])])
+    g = helper.make_graph([N("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                           helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                           helper.make_tensor_value_info("c2", TensorProto.BOOL, [])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+                          initializer=[__import__("onnx").numpy_helper.from_array(rand(2, 3), "w")])
+    from bornc.frontend.onnx_import import from_proto
+    model = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    run = CExecutor("x86_64").prepare(model)
+    x = rand(2, 3, seed=4)
+    for cond in (True, False):
+        for c2 in (True, False):
+            feeds = {"x": x, "cond": np.array(cond), "c2": np.array(c2)}
+            np.testing.assert_allclose(run(feeds)["y"], bornc.run(model, feeds)["y"], rtol=1e-6, atol=1e-6)

@@ -47,11 +47,20 @@ def _c_string(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _inner(node) -> list:
+    """(graph, node) for every node inside ``node``'s subgraphs, nested ones included."""
+    return [x for sub in node.subgraphs() for x in sub.walk()]
+
+
 def weights_layout(model: Model, used: list[str]) -> tuple[dict[str, int], bytes]:
     """Offsets (64-byte aligned) of the used constants in one payload, and the payload bytes."""
+    return weights_layout_of(model.graph.constants, used)
+
+
+def weights_layout_of(constants: dict, used: list[str]) -> tuple[dict[str, int], bytes]:
     offsets, chunks, pos = {}, [], 0
     for name in used:
-        arr = np.ascontiguousarray(model.graph.constants[name])
+        arr = np.ascontiguousarray(constants[name])
         pad = (-pos) % WEIGHT_ALIGN
         chunks.append(b"\0" * pad)
         pos += pad
@@ -94,26 +103,52 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     plan = plan_model(model, target.alignment, schedule)
     order = plan.extra["order"]
     consts = dict(g.constants)
-    lowered, missing = [], {}
-    for node in order:
-        try:
-            lowered.append(lower_node(node, g.types, consts, model.opsets.get(node.domain or "", 21)))
-        except UnsupportedOpError as ex:
-            for op, names in ex.missing.items():
-                missing.setdefault(op, []).extend(names)
+    types = dict(g.types)
+    for _, n in g.walk():                      # values and constants of If branches, for their kernels
+        for sub in n.subgraphs():
+            types.update(sub.types)
+            consts.update(sub.constants)
+    lowered: dict[int, object] = {}
+    missing: dict = {}
+
+    def lower_all(nodes):
+        for node in nodes:
+            if node.op == "If" and not node.domain:
+                if not isinstance(types.get(node.inputs[0]), TensorType):
+                    missing.setdefault("If with a non-tensor condition", []).append(node.name)
+                for sub in node.subgraphs():
+                    lower_all(sub.nodes)
+                continue
+            if node.subgraphs():
+                missing.setdefault(node.op, []).append(node.name)
+                continue
+            try:
+                lowered[id(node)] = lower_node(node, types, consts, model.opsets.get(node.domain or "", 21))
+            except UnsupportedOpError as ex:
+                for op, names in ex.missing.items():
+                    missing.setdefault(op, []).extend(names)
+    lower_all(order)
     if missing:
         raise UnsupportedOpError(missing)
     used: list[str] = []
-    for node, low in zip(order, lowered):
+    for _, node in [(None, n) for n in order] + [x for n in order for x in _inner(n)]:
+        low = lowered.get(id(node))
+        if low is None:
+            continue
         args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
         for k in args:
             v = node.inputs[k]
             if v in consts and v not in used:
                 used.append(v)
+    for _, node in [x for n in order for x in _inner(n)]:
+        for sub in node.subgraphs():
+            for o in sub.outputs:
+                if o in consts and o not in used:
+                    used.append(o)
     for o in g.outputs:
         if o in consts and o not in used:
             used.append(o)
-    w_offsets, payload = weights_layout(model, used)
+    w_offsets, payload = weights_layout_of(consts, used)
     from ...analysis import summarize
     flops = summarize(model)["flops"]
     embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
@@ -122,7 +157,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     syms = {v: f"W{k}" for k, v in enumerate(used)}
 
     def ptr(v: str, const: bool) -> str:
-        t = g.types[v]
+        t = types[v]
         ct = ctype(t.dtype)
         q = "const " if const else ""
         if v in outputs:
@@ -135,23 +170,44 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         return f"(({q}{ct} *)(ctx->arena + {plan.offsets[buf][0]}u))"
 
     env = _env()
-    kernels, calls = [], []
-    for idx, (node, low) in enumerate(zip(order, lowered)):
+    kernels: list[dict] = []
+
+    def emit_block(nodes) -> list[str]:
+        """Statements of run() for ``nodes``: one kernel call each; an If becomes a C if/else over its branches,
+        each ending by copying the branch outputs into the If's outputs."""
+        stmts = []
+        for node in nodes:
+            if node.op == "If" and not node.domain:
+                stmts.append(f"if ({ptr(node.inputs[0], True)}[0]) {{")
+                for k, branch in enumerate((node.attrs["then_branch"], node.attrs["else_branch"])):
+                    if k:
+                        stmts.append("} else {")
+                    stmts += ["    " + s for s in emit_block(branch.nodes)]
+                    for o, bo in zip(node.outputs, branch.outputs):
+                        if o:
+                            stmts.append(f"    memmove({ptr(o, False)}, {ptr(bo, True)}, {types[o].nbytes}u);")
+                stmts.append("}")
+                continue
+            stmts.append(f"if ((st = {emit_kernel(node, lowered[id(node)])}) != BORNC_OK) return st;")
+        return stmts
+
+    def emit_kernel(node, low) -> str:
+        idx = len(kernels)
         args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
         params, names, call_args = [], [], []
         for k in args:
             v = node.inputs[k]
-            params.append(f"const {ctype(g.types[v].dtype)} *X{k}")
+            params.append(f"const {ctype(types[v].dtype)} *X{k}")
             names.append(f"X{k}")
             call_args.append(ptr(v, True))
         for k, o in enumerate(node.outputs):
-            t = g.types.get(o) if o else None
+            t = types.get(o) if o else None
             ct = ctype(t.dtype) if isinstance(t, TensorType) else "uint8_t"
             params.append(f"{ct} *Y{k}")
             names.append(f"Y{k}")
             call_args.append(ptr(o, False) if o else "NULL")
         body = []
-        empty = all(isinstance(g.types.get(o), TensorType) and g.types[o].size == 0 for o in node.outputs if o)
+        empty = all(isinstance(types.get(o), TensorType) and types[o].size == 0 for o in node.outputs if o)
         for st in ([] if empty else low.stages):
             try:
                 body.append(env.get_template(f"{st.template}.c.j2").render(**st.params))
@@ -160,7 +216,9 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         fn = f"k{idx}_{c_identifier(node.op)}"
         kernels.append({"fn": fn, "node": node.name.replace("*/", "* /"), "op": node.op, "params": params or ["void"],
                         "param_names": names, "body": "\n".join(body)})
-        calls.append(f"{fn}({', '.join(call_args)})")
+        return f"{fn}({', '.join(call_args)})"
+
+    calls = emit_block(order)
     final_copies = []
     produced = {o for n in order for o in n.outputs if o}
     for j, o in enumerate(outputs):
