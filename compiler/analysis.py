@@ -60,6 +60,18 @@ for _op, _g in (("LSTM", 4), ("GRU", 3), ("RNN", 1)):
     registry.cost(_op)(_rnn_flops(_g))
 
 
+def _fused(core):
+    """A Fused* composite: its core's FLOPs plus one per output element per epilogue step."""
+    def fn(node, ins, outs) -> int:
+        return core(node, ins, outs) + _size(outs[0]) * len(node.attrs.get("epilogue") or [])
+    return fn
+
+
+registry.cost("FusedConv", "bornc")(_fused(_conv_flops))
+registry.cost("FusedGemm", "bornc")(_fused(_gemm_flops))
+registry.cost("FusedMatMul", "bornc")(_fused(_matmul_flops))
+
+
 def node_flops(model: Model, node) -> int:
     g = model.graph
     ins = [g.types.get(i) if i else None for i in node.inputs]

@@ -38,8 +38,10 @@ def align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
-def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: bool = False) -> tuple[list[Buffer], dict]:
-    """Buffers of ``model`` under ``schedule``; returns (buffers, value name -> buffer name)."""
+def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: bool = False,
+            workspace: dict | None = None) -> tuple[list[Buffer], dict]:
+    """Buffers of ``model`` under ``schedule``; returns (buffers, value name -> buffer name). ``workspace`` maps
+    a node's name to scratch bytes it needs during its step (buffer ``<name>/workspace``)."""
     g = model.graph
     io = set(g.inputs) | set(g.outputs)
     last_use: dict[str, int] = {}
@@ -74,6 +76,10 @@ def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: boo
                         owner[o] = o
 
     for step, n in enumerate(schedule):
+        if workspace and workspace.get(n.name):
+            ws = f"{n.name}/workspace"
+            bufs[ws] = Buffer(ws, align(workspace[n.name], alignment), step, step, [ws])
+            owner[ws] = ws
         if n.op == "If":
             subgraph_buffers(n, step)
         for k, o in enumerate(n.outputs):

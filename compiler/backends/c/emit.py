@@ -100,8 +100,6 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
     cname = c_identifier(name)
-    plan = plan_model(model, target.alignment, schedule)
-    order = plan.extra["order"]
     consts = dict(g.constants)
     types = dict(g.types)
     for _, n in g.walk():                      # values and constants of If branches, for their kernels
@@ -127,9 +125,16 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             except UnsupportedOpError as ex:
                 for op, names in ex.missing.items():
                     missing.setdefault(op, []).extend(names)
-    lower_all(order)
+    lower_all(g.nodes)
     if missing:
         raise UnsupportedOpError(missing)
+    workspace: dict[str, int] = {}
+    for _, n in g.walk():
+        low = lowered.get(id(n))
+        if low is not None and low.workspace:
+            workspace[n.name] = max(workspace.get(n.name, 0), low.workspace)
+    plan = plan_model(model, target.alignment, schedule, workspace=workspace)
+    order = plan.extra["order"]
     used: list[str] = []
     for _, node in [(None, n) for n in order] + [x for n in order for x in _inner(n)]:
         low = lowered.get(id(node))
@@ -206,6 +211,10 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             params.append(f"{ct} *Y{k}")
             names.append(f"Y{k}")
             call_args.append(ptr(o, False) if o else "NULL")
+        if low.workspace:
+            params.append("float *WS")
+            names.append("WS")
+            call_args.append(f"((float *)(ctx->arena + {plan.offsets[node.name + '/workspace'][0]}u))")
         body = []
         empty = all(isinstance(types.get(o), TensorType) and types[o].size == 0 for o in node.outputs if o)
         for st in ([] if empty else low.stages):

@@ -56,6 +56,14 @@ def conv_stage(ctx: LowerCtx) -> Stage:
         owlo.append(lo)
         owhi.append(max(hi, lo))
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
+    if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
+        k = cg * kh * kw
+        rows = max(1, min(oh, 256 // max(ow, 1)))   # keep the im2col block (K x rows*OW) within L2
+        return Stage("conv_gemm", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw,
+                                   "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl,
+                                   "owlo": owlo, "owhi": owhi, "K": k, "P": oh * ow, "ROWS": rows,
+                                   "workspace": k * rows * ow * 4,
+                                   "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
     return Stage("conv2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh,
                             "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi,
                             "OCB": ocb, "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
@@ -63,12 +71,15 @@ def conv_stage(ctx: LowerCtx) -> Stage:
 
 @lowering("c", "Conv")
 def _conv(ctx: LowerCtx) -> Lowered:
-    return Lowered([conv_stage(ctx)], [k for k in range(3) if ctx.has(k)])
+    st = conv_stage(ctx)
+    return Lowered([st], [k for k in range(3) if ctx.has(k)], workspace=st.params.get("workspace", 0))
 
 
 @lowering("c", "FusedConv", domain="bornc")
 def _fused_conv(ctx: LowerCtx) -> Lowered:
-    return Lowered([conv_stage(ctx)] + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
+    st = conv_stage(ctx)
+    return Lowered([st] + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
+                   workspace=st.params.get("workspace", 0))
 
 
 @lowering("c", "ConvTranspose")

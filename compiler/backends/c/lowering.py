@@ -32,6 +32,7 @@ class Lowered:
     stages: list[Stage]
     args: list[int] | None = None
     tables: list = field(default_factory=list)
+    workspace: int = 0          # scratch bytes in the arena during this node (passed as WS)
 
 
 class LowerCtx:
