@@ -85,7 +85,7 @@ def check_inputs(model: Model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.
         raise InputError(f"unknown input(s) {', '.join(map(repr, unknown))}; the model's inputs are {', '.join(map(repr, names))}")
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise InputError(f"missing input(s): " + ", ".join(f"{n!r} ({model.graph.types[n]})" for n in missing))
+        raise InputError("missing input(s): " + ", ".join(f"{n!r} ({model.graph.types[n]})" for n in missing))
     out = {}
     for n in names:
         v = feeds[n]

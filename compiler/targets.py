@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import BorncError
 from .resources import resource_dir

@@ -85,7 +85,6 @@ def conv_nchw(x, w, b, group, strides, dilations, pads):
     cg, mg = c // group, m // group
     k = int(np.prod(kernel, dtype=np.int64))
     if cg == 1 and mg == 1:                                       # depthwise: multiply-add per tap
-        vv = v.reshape((n, c, k) + tuple(out_sp)) if v.flags.c_contiguous else v
         wf = w.reshape(m, k)
         y = np.zeros((n, m) + tuple(out_sp), dtype=np.result_type(x, w))
         for t in range(k):

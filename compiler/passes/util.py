@@ -5,7 +5,6 @@ subgraph reads from the enclosing scope counts as used (and is never renamed).
 """
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 from ..ir.graph import Graph, Model, Node

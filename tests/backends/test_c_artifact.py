@@ -4,7 +4,6 @@ qemu-user), AddressSanitizer + UndefinedBehaviorSanitizer builds, clang -pedanti
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
