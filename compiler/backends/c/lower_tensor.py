@@ -294,3 +294,38 @@ def _cumsum(ctx: LowerCtx) -> Lowered:
     return Lowered([Stage("cumsum", {"outer": int(np.prod(xs[:ax], dtype=np.int64)), "D": xs[ax],
                                      "inner": int(np.prod(xs[ax + 1:], dtype=np.int64)), "T": ctx.oct(),
                                      "exclusive": bool(ctx.attrs["exclusive"]), "reverse": bool(ctx.attrs["reverse"])})], [0])
+
+
+def _axis_split(shape, ax):
+    return int(np.prod(shape[:ax], dtype=np.int64)), shape[ax], int(np.prod(shape[ax + 1:], dtype=np.int64))
+
+
+@lowering("c", "Hardmax")
+def _hardmax(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    ax = ctx.attrs["axis"]
+    ax = (ax if ax is not None else (-1 if ctx.opset >= 13 else 1)) % len(xs)
+    outer, d, inner = _axis_split(xs, ax)
+    if ctx.opset < 13:
+        d, inner = int(np.prod(xs[ax:], dtype=np.int64)), 1
+    return Lowered([Stage("hardmax", {"outer": outer, "D": d, "inner": inner, "T": ctx.oct()})], [0])
+
+
+@lowering("c", "TopK")
+def _topk(ctx: LowerCtx) -> Lowered:
+    xs = ctx.shape(0)
+    k = int(np.asarray(ctx.const(1, "K")).ravel()[0])
+    ax = ctx.attrs["axis"] % len(xs)
+    outer, d, inner = _axis_split(xs, ax)
+    return Lowered([Stage("topk", {"outer": outer, "D": d, "inner": inner, "K": k, "T": ctx.ct(0),
+                                   "largest": bool(ctx.attrs["largest"]), "has_vals": bool(ctx.node.outputs[0]),
+                                   "has_idx": len(ctx.node.outputs) > 1 and bool(ctx.node.outputs[1])})], [0])
+
+
+@lowering("c", "OneHot")
+def _onehot(ctx: LowerCtx) -> Lowered:
+    depth = int(np.asarray(ctx.const(1, "depth")).ravel()[0])
+    out = ctx.oshape()
+    ax = ctx.attrs["axis"] % len(out)
+    outer, _, inner = _axis_split(out, ax)
+    return Lowered([Stage("onehot", {"outer": outer, "D": depth, "inner": inner, "T": ctx.oct()})], [0, 2])
