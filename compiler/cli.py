@@ -183,7 +183,7 @@ def _inspect_plan(args, model) -> int:
     from .memory import plan_model
     from .targets import get_target
     target = get_target(args.target)
-    plan = plan_model(model, target.alignment, args.schedule, io_in_arena=args.io_in_arena)
+    plan = plan_model(model, target.alignment, args.schedule, io_in_arena=args.io_in_arena or target.io_in_arena)
     if args.plot:
         _plot_plan(plan, args.plot)
     if args.json:
@@ -217,7 +217,7 @@ def _plot_plan(plan, path: str) -> None:
     for name, (off, size, first, last) in plan.offsets.items():
         ax.add_patch(Rectangle((first, off / 1024), last - first + 1, size / 1024, alpha=0.6, edgecolor="black", linewidth=0.3))
     ax.set_xlim(0, plan.steps)
-    ax.set_ylim(0, max(plan.arena_bytes, 1) / 1024)
+    ax.set_ylim(0, max(plan.arena_bytes, 1) * 1.05 / 1024)
     ax.axhline(plan.lower_bound_bytes / 1024, color="red", linewidth=0.8, label="lower bound")
     ax.set_xlabel("step")
     ax.set_ylabel("arena offset (KiB)")

@@ -35,6 +35,7 @@ class Target:
     debian_packages: tuple = ()
     ram_bytes: int = 0
     flash_bytes: int = 0
+    io_in_arena: bool = False    # model inputs/outputs planned inside the arena (else caller-owned)
     extra: dict = field(default_factory=dict)
 
     def status(self) -> str:

@@ -96,6 +96,9 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     """Write the C artifact for ``model`` (already optimized) into ``out_dir`` and return its manifest.
 
     Raises UnsupportedOpError listing every node the C backend cannot lower."""
+    if target.io_in_arena:
+        raise ArtifactError(f"target {target.name}: io_in_arena = true is not supported by the C backend yet "
+                            "(its API takes caller-owned inputs and outputs)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
