@@ -19,6 +19,7 @@ import numpy as np
 from .backends.c import compile_c
 from .backends.c.build import WARN
 from .backends.c.runner import InProcess, cdef_model
+from .conformance import check_data_sets
 from .errors import BorncError, UnsupportedOpError
 from .frontend.onnx_import import from_proto
 from .passes.pipeline import optimize
@@ -63,7 +64,7 @@ def _generate(case, idx: int, folder: Path, target):
     return model, art, manifest
 
 
-def run_c_cases(cases: list, compare, jobs: int | None = None) -> dict[str, tuple[str, str]]:
+def run_c_cases(cases: list, jobs: int | None = None) -> dict[str, tuple[str, str]]:
     """Status and detail for every case (passed / failed / unsupported), compiled in batches."""
     target = get_target("x86_64")
     results: dict[str, tuple[str, str]] = {}
@@ -105,11 +106,11 @@ def run_c_cases(cases: list, compare, jobs: int | None = None) -> dict[str, tupl
                     results.setdefault(it[1].name, ("failed", f"link error: {err[:200]}"))
                 continue
             ok = [it for it, err in built if err is None]
-            results.update(_run_isolated(ok, so, compare))
+            results.update(_run_isolated(ok, so))
     return results
 
 
-def _run_isolated(ok: list, so: Path, compare) -> dict:
+def _run_isolated(ok: list, so: Path) -> dict:
     """Run the compiled cases in a forked child that reports each result on a pipe; a kernel that crashes
     the child fails its own case only (a new child continues with the next case)."""
     results: dict = {}
@@ -127,7 +128,7 @@ def _run_isolated(ok: list, so: Path, compare) -> dict:
             with os.fdopen(wfd, "w") as out:
                 for idx, case, model, art, manifest in ok[pos:]:
                     try:
-                        res = _check(case, model, InProcess(manifest, lib, ffi), compare)
+                        res = check_data_sets(case, model, InProcess(manifest, lib, ffi))
                     except BorncError as ex:
                         res = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}")
                     except Exception as ex:  # noqa: BLE001
@@ -147,22 +148,6 @@ def _run_isolated(ok: list, so: Path, compare) -> dict:
             results[ok[pos][1].name] = ("failed", f"the compiled kernel crashed (signal {sig})")
             pos += 1
     return results
-
-
-def _check(case, model, runner, compare) -> tuple[str, str]:
-    from onnx import numpy_helper
-
-    from .conformance import _feeds
-    for inputs, expected in case.data_sets:
-        feeds = _feeds(case, inputs)
-        outs = runner({k: v for k, v in feeds.items() if k in model.graph.inputs})
-        got = [outs[o] for o in model.graph.outputs]
-        expected = [numpy_helper.to_array(e) if hasattr(e, "SerializeToString") else e for e in expected]
-        for k, (e, g) in enumerate(zip(expected, got)):
-            why = compare(e, g, case.rtol, case.atol)
-            if why:
-                return "failed", f"output {k}: {why}"
-    return "passed", ""
 
 
 def _cc(cmd: list[str]) -> str | None:

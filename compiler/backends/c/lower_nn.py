@@ -32,19 +32,25 @@ def _pair(v, nd, default):
     return v if nd == 2 else [default] + v
 
 
+def geometry2d(kernel, strides, dil, pads) -> tuple:
+    """(KH, KW, SH, SW, DH, DW, (pad top, bottom), (pad left, right)) of a 1-D or 2-D window, 1-D as H = 1."""
+    nd = len(kernel)
+    kh, kw = kernel if nd == 2 else [1] + list(kernel)
+    sh, sw = _pair(strides, nd, 1)
+    dh, dw = _pair(dil, nd, 1)
+    ph, pw = pads if nd == 2 else [(0, 0)] + list(pads)
+    return kh, kw, sh, sw, dh, dw, ph, pw
+
+
 def conv_stage(ctx: LowerCtx) -> Stage:
     xs, ws = ctx.shape(0), ctx.shape(1)
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
     kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
     strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
-    nd = len(kernel)
     n, c, h, w = _as2d(xs)
     _, _, oh, ow = _as2d(ctx.oshape())
-    kh, kw = (kernel if nd == 2 else [1] + kernel)
-    sh, sw = _pair(strides, nd, 1)
-    dh, dw = _pair(dil, nd, 1)
-    (pt, _), (pl, _) = (pads if nd == 2 else [(0, 0)] + pads)
+    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
     m = ws[0]
     mg, cg = m // g, c // g
@@ -88,13 +94,9 @@ def _convtranspose(ctx: LowerCtx) -> Lowered:
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D transposed convolution in C")
     kernel, strides, dil, pads, _, out = _convtranspose_geometry(ctx.attrs, xs, ws)
-    nd = len(kernel)
     n, c, h, w = _as2d(xs)
     _, m, oh, ow = _as2d(ctx.oshape())
-    kh, kw = (kernel if nd == 2 else [1] + kernel)
-    sh, sw = _pair(strides, nd, 1)
-    dh, dw = _pair(dil, nd, 1)
-    (pt, _), (pl, _) = (pads if nd == 2 else [(0, 0)] + pads)
+    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
     iwlo, iwhi = [], []
     for k in range(kw):
@@ -190,13 +192,9 @@ def _pool(ctx: LowerCtx, kind: str) -> Lowered:
     if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
         raise ctx.unsupported("MaxPool indices output in C")
     kernel, strides, dil, pads, ext, out = _pool_geometry(ctx.attrs, xs)
-    nd = len(kernel)
     n, c, h, w = _as2d(xs)
     _, _, oh, ow = _as2d(ctx.oshape())
-    kh, kw = kernel if nd == 2 else [1] + kernel
-    sh, sw = _pair(strides, nd, 1)
-    dh, dw = _pair(dil, nd, 1)
-    (pt, pb), (pl, pr) = pads if nd == 2 else [(0, 0)] + pads
+    kh, kw, sh, sw, dh, dw, (pt, pb), (pl, pr) = geometry2d(kernel, strides, dil, pads)
     return Lowered([Stage("pool2d", {"kind": kind, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
                                      "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "PB": pb, "PR": pr,
                                      "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": ctx.oct(),
