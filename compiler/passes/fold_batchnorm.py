@@ -80,7 +80,7 @@ def _bias(g, core: Node, m: int) -> np.ndarray | None:
 def fold_batchnorm(model: Model) -> Model:
     m = clone(model)
     g = m.graph
-    producers = {o: n for n in g.nodes for o in n.outputs if o}
+    producers = g.producers()
     uses = use_counts(g)
     removed = set()
     for n in g.nodes:

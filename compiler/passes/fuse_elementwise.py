@@ -52,7 +52,7 @@ def fuse_elementwise(model: Model) -> Model:
     m = clone(model)
     g = m.graph
     uses = use_counts(g)
-    prod = {o: n for n in g.nodes for o in n.outputs if o}
+    prod = g.producers()
     group: dict[int, int] = {}
     members: dict[int, list[Node]] = {}
     for n in g.nodes:

@@ -12,7 +12,7 @@ from .util import clone, use_counts
 def fuse_matmul_add(model: Model) -> Model:
     m = clone(model)
     g = m.graph
-    producers = {o: n for n in g.nodes for o in n.outputs if o}
+    producers = g.producers()
     uses = use_counts(g)
     dead = set()
     for add in g.nodes:

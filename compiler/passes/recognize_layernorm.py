@@ -63,7 +63,7 @@ def _param(g, name, shape: tuple, fill: float, dtype: str, hint: str):
 def recognize_layernorm(model: Model) -> Model:
     m = clone(model)
     g = m.graph
-    prod = {o: n for n in g.nodes for o in n.outputs if o}
+    prod = g.producers()
     uses = use_counts(g)
     dead = set()
     for div in list(g.nodes):

@@ -19,7 +19,7 @@ def _single_axis(g, node) -> int | None:
 def recognize_softmax(model: Model) -> Model:
     m = clone(model)
     g = m.graph
-    prod = {o: n for n in g.nodes for o in n.outputs if o}
+    prod = g.producers()
     uses = use_counts(g)
     dead = set()
     for div in g.nodes:

@@ -52,12 +52,8 @@ def _inner(node) -> list:
     return [x for sub in node.subgraphs() for x in sub.walk()]
 
 
-def weights_layout(model: Model, used: list[str]) -> tuple[dict[str, int], bytes]:
-    """Offsets (64-byte aligned) of the used constants in one payload, and the payload bytes."""
-    return weights_layout_of(model.graph.constants, used)
-
-
 def weights_layout_of(constants: dict, used: list[str]) -> tuple[dict[str, int], bytes]:
+    """Offsets (64-byte aligned) of the used constants in one payload, and the payload bytes."""
     offsets, chunks, pos = {}, [], 0
     for name in used:
         arr = np.ascontiguousarray(constants[name])

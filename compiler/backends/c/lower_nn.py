@@ -32,6 +32,20 @@ def _pair(v, nd, default):
     return v if nd == 2 else [default] + v
 
 
+def tap_ranges(taps: int, dil: int, pad: int, stride: int, count: int, limit: int) -> tuple[list[int], list[int]]:
+    """For each kernel tap k, the range [lo, hi) of positions i < count with 0 <= i*stride + k*dil - pad < limit
+    (output columns of a Conv that read inside the input, or input columns of a ConvTranspose that land inside
+    the output)."""
+    los, his = [], []
+    for k in range(taps):
+        off = k * dil - pad
+        lo = -(off // stride) if off < 0 else 0
+        hi = min(count, (limit - 1 - off) // stride + 1) if limit - 1 - off >= 0 else 0
+        los.append(lo)
+        his.append(max(hi, lo))
+    return los, his
+
+
 def geometry2d(kernel, strides, dil, pads) -> tuple:
     """(KH, KW, SH, SW, DH, DW, (pad top, bottom), (pad left, right)) of a 1-D or 2-D window, 1-D as H = 1."""
     nd = len(kernel)
@@ -54,13 +68,7 @@ def conv_stage(ctx: LowerCtx) -> Stage:
     g = ctx.attrs["group"]
     m = ws[0]
     mg, cg = m // g, c // g
-    owlo, owhi = [], []
-    for k in range(kw):
-        iw0 = k * dw - pl
-        lo = max(0, -(-(-iw0) // sw)) if iw0 < 0 else 0
-        hi = min(ow, (w - 1 - iw0) // sw + 1) if w - 1 - iw0 >= 0 else 0
-        owlo.append(lo)
-        owhi.append(max(hi, lo))
+    owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
     if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
         k = cg * kh * kw
@@ -98,13 +106,7 @@ def _convtranspose(ctx: LowerCtx) -> Lowered:
     _, m, oh, ow = _as2d(ctx.oshape())
     kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
-    iwlo, iwhi = [], []
-    for k in range(kw):
-        ow0 = k * dw - pl
-        lo = max(0, -(-(-ow0) // sw)) if ow0 < 0 else 0
-        hi = min(w, (ow - 1 - ow0) // sw + 1) if ow - 1 - ow0 >= 0 else 0
-        iwlo.append(lo)
-        iwhi.append(max(hi, lo))
+    iwlo, iwhi = tap_ranges(kw, dw, pl, sw, w, ow)
     return Lowered([Stage("convtranspose2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g,
                                               "KH": kh, "KW": kw, "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
                                               "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "T": ctx.oct(), "X": "X0",
