@@ -302,7 +302,7 @@ def cmd_run(args) -> int:
     from .interpreter import run
     feeds = _read_inputs(args)
     if _is_artifact(args.model):
-        from .backends.c.runner import load_artifact
+        from .executors import load_artifact
         outs = load_artifact(args.model)(feeds)
     else:
         if args.opt_level is None:

@@ -60,6 +60,8 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
     toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
     t = get_target(target) if isinstance(target, str) else target
+    if t.backend == "python":
+        return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source)
     if t.backend != "c":
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
@@ -85,6 +87,32 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
                           "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": STACK_ESTIMATE_BYTES}
     import json
     (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _check_budget(t, res, ram_budget, flash_budget)
+    return res
+
+
+def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source) -> CompileResult:
+    """The python target: RAM = arena + I/O + weights (loaded into memory); storage = code files + weights."""
+    from .backends.python import compile_python
+    manifest = compile_python(optimize(model, opt_level), t, out_dir, name=name, opt_level=opt_level, schedule=schedule,
+                              self_test=self_test, source=source)
+    res = CompileResult(manifest)
+    out = Path(out_dir)
+    code = sum((out / f).stat().st_size for f in ("bornrt.py", "model.py"))
+    io = sum(_nbytes(x) for x in manifest["inputs"] + manifest["outputs"] if x["shape"] is not None)
+    res.ram_bytes = manifest["arena_bytes"] + io + manifest["weights_bytes"]
+    res.flash_bytes = code + manifest["weights_bytes"]
+    ram_budget = ram if ram is not None else t.ram_bytes
+    flash_budget = flash if flash is not None else t.flash_bytes
+    manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
+                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": 0}
+    import json
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _check_budget(t, res, ram_budget, flash_budget)
+    return res
+
+
+def _check_budget(t: Target, res: CompileResult, ram_budget, flash_budget) -> None:
     problems = []
     if ram_budget and res.ram_bytes > ram_budget:
         problems.append(f"RAM: needs {res.ram_bytes:,} bytes, the device has {ram_budget:,}")
@@ -94,4 +122,3 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
         raise BudgetError(f"the model does not fit {t.name}: " + "; ".join(problems) +
                           ". Try --schedule memory (lowers the arena peak), --quantize fp16 or int8 (halves or "
                           "quarters the weights), a smaller --input-shape, or a target with more memory (--ram/--flash).")
-    return res

@@ -141,7 +141,8 @@ def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str]:
             inputs, expected = case.data_sets[0]
             feeds = _feeds(case, inputs)
             shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
-            model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes))
+            model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes),
+                               expand=getattr(executor, "expand", None))
             return check_data_sets(case, model, executor.prepare(model))
     except UnsupportedOpError as ex:
         return "unsupported", str(ex)

@@ -57,7 +57,48 @@ class CExecutor:
         return load_artifact(folder)
 
 
-EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor}
+class PythonExecutor:
+    """Compile for the python target (one-file numpy runtime over a planned arena) into a temporary folder and
+    run it in-process. Ops bornrt.py lacks are expanded into their ONNX function bodies at import (``expand``)."""
+
+    name = "python"
+
+    def __init__(self, opt_level: int = 2):
+        from .backends.python import lacks_python_kernel
+        self.opt_level = opt_level
+        self.expand = lacks_python_kernel
+
+    def prepare(self, model: Model, name: str = "model") -> Prepared:
+        from .backends.python import compile_python
+        from .backends.python.runner import load_python_artifact
+        from .passes.pipeline import optimize
+        from .pyrt import rt
+        from .targets import get_target
+        folder = tempfile.mkdtemp(prefix="bornc-python-")
+        atexit.register(shutil.rmtree, folder, True)
+        compile_python(optimize(model, self.opt_level), get_target("python"), folder, name=name, opt_level=self.opt_level)
+        return load_python_artifact(folder, shared_runtime=rt)
+
+
+EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor, "python": PythonExecutor}
+
+
+def load_artifact(path) -> Prepared:
+    """``feeds -> outputs`` for a compiled artifact folder of any backend (from its manifest.json)."""
+    import json
+    from pathlib import Path
+
+    from .errors import ArtifactError
+    mf = Path(path) / "manifest.json"
+    try:
+        backend = json.loads(mf.read_text()).get("backend")
+    except (OSError, ValueError):
+        raise ArtifactError(f"{path} is not a bornc artifact (no readable manifest.json)") from None
+    if backend == "python":
+        from .backends.python.runner import load_python_artifact
+        return load_python_artifact(path)
+    from .backends.c.runner import load_artifact as load_c
+    return load_c(path)
 
 
 def get_executor(name: str):
@@ -73,4 +114,6 @@ def get_executor(name: str):
         return ReferenceExecutor()
     if t.backend == "c":
         return CExecutor(t.name)
+    if t.backend == "python":
+        return PythonExecutor()
     raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")

@@ -14,7 +14,7 @@ from .errors import BorncError
 from .resources import resource_dir
 
 #: Backends implemented so far (target backends register here as they land).
-IMPLEMENTED_BACKENDS = {"reference", "c"}
+IMPLEMENTED_BACKENDS = {"reference", "c", "python"}
 
 
 @dataclass(frozen=True)

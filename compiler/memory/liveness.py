@@ -39,9 +39,11 @@ def align(n: int, a: int) -> int:
 
 
 def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: bool = False,
-            workspace: dict | None = None) -> tuple[list[Buffer], dict]:
+            workspace: dict | None = None, dynamic: bool = False) -> tuple[list[Buffer], dict]:
     """Buffers of ``model`` under ``schedule``; returns (buffers, value name -> buffer name). ``workspace`` maps
-    a node's name to scratch bytes it needs during its step (buffer ``<name>/workspace``)."""
+    a node's name to scratch bytes it needs during its step (buffer ``<name>/workspace``). With ``dynamic``
+    (a runtime that can allocate, such as the python target), values whose shape is not static and values
+    inside subgraphs get no buffer instead of raising ShapeError."""
     g = model.graph
     io = set(g.inputs) | set(g.outputs)
     last_use: dict[str, int] = {}
@@ -58,6 +60,8 @@ def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: boo
         if not isinstance(t, TensorType):
             return
         if not t.is_static:
+            if dynamic:
+                return
             raise ShapeError(f"memory planning needs static shapes: value {v!r} has type {t}")
         bufs[v] = Buffer(v, align(max(t.nbytes, 1), alignment), step, max(step, last_use.get(v, step)), [v])
         owner[v] = v
@@ -80,7 +84,7 @@ def buffers(model: Model, schedule: list[Node], alignment: int, io_in_arena: boo
             ws = f"{n.name}/workspace"
             bufs[ws] = Buffer(ws, align(workspace[n.name], alignment), step, step, [ws])
             owner[ws] = ws
-        if n.op == "If":
+        if n.op == "If" and not dynamic:
             subgraph_buffers(n, step)
         for k, o in enumerate(n.outputs):
             if not o or (o in io and not io_in_arena):

@@ -160,15 +160,16 @@ def plan_buffers(bufs: list[Buffer], alignment: int, algorithm: str = "auto", st
 
 
 def plan_model(model: Model, alignment: int = 16, schedule: str = "topological", io_in_arena: bool = False,
-               algorithm: str = "auto", workspace: dict | None = None) -> MemoryPlan:
+               algorithm: str = "auto", workspace: dict | None = None, dynamic: bool = False) -> MemoryPlan:
     """Plan the arena of a static ``model``. ``schedule``: 'topological' or 'memory' (kept only if its lower bound
-    is smaller). Raises ShapeError when a value's shape is not static."""
+    is smaller). Raises ShapeError when a value's shape is not static, unless ``dynamic`` (see
+    :func:`bornc.memory.liveness.buffers`)."""
     order = SCHEDULES["topological"](model)
-    bufs, owner = buffers(model, order, alignment, io_in_arena, workspace)
+    bufs, owner = buffers(model, order, alignment, io_in_arena, workspace, dynamic)
     name = "topological"
     if schedule == "memory":
         alt = SCHEDULES["memory"](model)
-        alt_bufs, alt_owner = buffers(model, alt, alignment, io_in_arena, workspace)
+        alt_bufs, alt_owner = buffers(model, alt, alignment, io_in_arena, workspace, dynamic)
         if lower_bound(alt_bufs, len(alt)) < lower_bound(bufs, len(order)):
             order, bufs, owner, name = alt, alt_bufs, alt_owner, "memory"
     offsets, arena, algo = plan_buffers(bufs, alignment, algorithm, len(order) + 1)

@@ -10,28 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
+from ..pyrt import rt
 from .registry import InferCtx, TensorType, register, same_as_input
 
+# window geometry shared with the python target (runtime/python/bornrt.py)
+conv_pads, windows, _out_size = rt.conv_pads, rt.windows, rt.out_size
+_convtranspose_geometry, _pool_geometry = rt.convtranspose_geometry, rt.pool_geometry
+
 _CONV_ATTRS = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None, "strides": None}
-
-
-def conv_pads(in_sp, kernel, strides, dilations, auto_pad, pads) -> list[tuple[int, int]]:
-    """(begin, end) padding per spatial axis for Conv and pooling (spec: Conv, attribute auto_pad)."""
-    nd = len(in_sp)
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = []
-        for i in range(nd):
-            o = -(-in_sp[i] // strides[i])
-            total = max((o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sp[i], 0)
-            small = total // 2
-            out.append((small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small))
-        return out
-    if auto_pad == "VALID" or pads is None:
-        return [(0, 0)] * nd
-    return [(int(pads[i]), int(pads[i + nd])) for i in range(nd)]
 
 
 def _spatial(attrs, x_shape, kernel):
@@ -40,24 +28,6 @@ def _spatial(attrs, x_shape, kernel):
     dil = list(attrs.get("dilations") or [1] * nd)
     pads = conv_pads(x_shape[2:], kernel, strides, dil, attrs.get("auto_pad", "NOTSET"), attrs.get("pads"))
     return strides, dil, pads
-
-
-def windows(xp: np.ndarray, kernel, strides, dilations, out_sp) -> np.ndarray:
-    """Read-only view (N, C, *kernel, *out) of a padded NC... array: element [n,c,k..,o..] is
-    xp[n, c, o*stride + k*dilation]."""
-    st = xp.strides
-    shape = xp.shape[:2] + tuple(kernel) + tuple(out_sp)
-    strides = st[:2] + tuple(s * d for s, d in zip(st[2:], dilations)) + tuple(s * t for s, t in zip(st[2:], strides))
-    return as_strided(xp, shape, strides, writeable=False)
-
-
-def _out_size(n, k, s, d, pb, pe, ceil_mode=False):
-    span = (k - 1) * d + 1
-    q = (n + pb + pe - span) / s
-    o = (math.ceil(q) if ceil_mode else math.floor(q)) + 1
-    if ceil_mode and (o - 1) * s >= n + pb:   # last window must start inside the input or left padding
-        o -= 1
-    return max(o, 0)
 
 
 def _conv_infer(ctx: InferCtx) -> list:
@@ -109,33 +79,6 @@ def ref_conv(ctx, x, w, b=None):
     return conv_nchw(x, w, b, ctx.attrs["group"], strides, dil, pads).astype(x.dtype, copy=False)
 
 
-def _convtranspose_geometry(attrs, x_shape, w_shape):
-    nd = len(x_shape) - 2
-    kernel = list(attrs["kernel_shape"] or w_shape[2:])
-    strides = list(attrs["strides"] or [1] * nd)
-    dil = list(attrs["dilations"] or [1] * nd)
-    opad = list(attrs["output_padding"] or [0] * nd)
-    full = [strides[i] * (x_shape[2 + i] - 1) + opad[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(nd)]
-    if attrs["output_shape"] is not None:
-        target = list(attrs["output_shape"])[-nd:]
-        total = [full[i] - target[i] for i in range(nd)]
-        if attrs["auto_pad"] == "SAME_UPPER":
-            pads = [(t // 2, t - t // 2) for t in total]
-        else:
-            pads = [(t - t // 2, t // 2) for t in total]
-    elif attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
-        target = [x_shape[2 + i] * strides[i] for i in range(nd)]
-        total = [max(full[i] - target[i], 0) for i in range(nd)]
-        pads = [(t // 2, t - t // 2) if attrs["auto_pad"] == "SAME_UPPER" else (t - t // 2, t // 2) for t in total]
-    elif attrs["pads"] is not None and attrs["auto_pad"] != "VALID":
-        p = attrs["pads"]
-        pads = [(int(p[i]), int(p[i + nd])) for i in range(nd)]
-    else:
-        pads = [(0, 0)] * nd
-    out = [full[i] - pads[i][0] - pads[i][1] for i in range(nd)]
-    return kernel, strides, dil, pads, full, out
-
-
 def _convtranspose_infer(ctx: InferCtx) -> list:
     xs, ws = ctx.shape(0), ctx.shape(1)
     if xs is None or ws is None or not all(isinstance(d, int) for d in xs):
@@ -175,19 +118,6 @@ def ref_convtranspose(ctx, x, w, b=None):
 # ---------------------------------------------------------------------------------------------------- pooling
 _POOL_ATTRS = {"auto_pad": "NOTSET", "ceil_mode": 0, "dilations": None, "kernel_shape": None, "pads": None,
                "strides": None}
-
-
-def _pool_geometry(attrs, x_shape):
-    kernel = list(attrs["kernel_shape"])
-    strides, dil, pads = _spatial(attrs, x_shape, kernel)
-    out = [_out_size(n, k, s, d, pb, pe, bool(attrs.get("ceil_mode", 0)))
-           for n, k, s, d, (pb, pe) in zip(x_shape[2:], kernel, strides, dil, pads)]
-    if attrs.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER"):
-        out = [-(-n // s) for n, s in zip(x_shape[2:], strides)]
-    # extra end padding so that every output window lies inside the padded array
-    ext = [max((o - 1) * s + (k - 1) * d + 1 - (n + pb + pe), 0)
-           for o, s, k, d, n, (pb, pe) in zip(out, strides, kernel, dil, x_shape[2:], pads)]
-    return kernel, strides, dil, pads, ext, out
 
 
 def _pool_infer(ctx: InferCtx) -> list:

@@ -24,12 +24,12 @@ from ...resources import resource_dir
 from ...targets import Target
 from . import lower_elementwise, lower_nn, lower_tensor  # noqa: F401  (register the lowerings)
 from .ctypes_ import C_DTYPE_ENUM, ctype, literal
+from ..weights import weights_file_image, weights_layout_of
 from .lowering import lower_node
 
 ABI_VERSION = 1
 FORMAT_VERSION = 1
 EMBED_LIMIT_BYTES = 2 << 20
-WEIGHT_ALIGN = 64
 
 
 def c_identifier(text: str) -> str:
@@ -50,29 +50,6 @@ def _c_string(s: str) -> str:
 def _inner(node) -> list:
     """(graph, node) for every node inside ``node``'s subgraphs, nested ones included."""
     return [x for sub in node.subgraphs() for x in sub.walk()]
-
-
-def weights_layout_of(constants: dict, used: list[str]) -> tuple[dict[str, int], bytes]:
-    """Offsets (64-byte aligned) of the used constants in one payload, and the payload bytes."""
-    offsets, chunks, pos = {}, [], 0
-    for name in used:
-        arr = np.ascontiguousarray(constants[name])
-        pad = (-pos) % WEIGHT_ALIGN
-        chunks.append(b"\0" * pad)
-        pos += pad
-        offsets[name] = pos
-        data = arr.tobytes()
-        chunks.append(data)
-        pos += len(data)
-    pad = (-pos) % WEIGHT_ALIGN
-    chunks.append(b"\0" * pad)
-    return offsets, b"".join(chunks)
-
-
-def weights_file_image(payload: bytes) -> bytes:
-    """weights.bin: 64-byte header (magic, version, header size, payload size, SHA-256) then the payload."""
-    header = b"BORNCWT1" + struct.pack("<IIQ", 1, 64, len(payload)) + hashlib.sha256(payload).digest()
-    return header + b"\0" * (64 - len(header)) + payload
 
 
 def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:

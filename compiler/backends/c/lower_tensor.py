@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.resize import _nearest, source_coords
+from ...pyrt import rt
+_nearest, source_coords = rt._nearest, rt.source_coords
 from ...ops.registry import lowering
 from .ctypes_ import literal
 from .lowering import Lowered, LowerCtx, Stage, contiguous_strides

@@ -1,0 +1,54 @@
+"""Run a python artifact here: load the artifact's own ``bornrt.py`` (exactly what ships to the device) and
+call it in-process. Runtime errors become bornc errors (wrong input: InputError; failing kernel: KernelError;
+bad artifact: ArtifactError)."""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+
+from ...errors import ArtifactError, InputError, KernelError
+
+_COUNTER = itertools.count()
+
+
+def load_runtime(path: Path):
+    """Import ``path`` (a bornrt.py) as a fresh module."""
+    spec = importlib.util.spec_from_file_location(f"bornrt_artifact_{next(_COUNTER)}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class PythonArtifact:
+    """``feeds -> outputs`` over a loaded python artifact; ``model`` is the bornrt.Model."""
+
+    def __init__(self, rt, folder: Path):
+        self.rt = rt
+        try:
+            self.model = rt.load(str(folder))
+        except rt.BornrtError as ex:
+            raise ArtifactError(str(ex)) from None
+        self.manifest = self.model.manifest
+
+    def __call__(self, feeds, copy: bool = True) -> dict:
+        try:
+            return self.model.run(feeds, copy=copy)
+        except self.rt.BornrtError as ex:
+            msg = str(ex)
+            raise (KernelError if msg.startswith("kernel failed") else InputError)(msg) from None
+
+
+def load_python_artifact(path: str | Path, shared_runtime=None) -> PythonArtifact:
+    """Load the python artifact in ``path``; ``shared_runtime`` (a loaded bornrt module) skips importing the
+    artifact's copy, as the conformance run does for its thousands of tiny artifacts."""
+    art = Path(path)
+    mf = art / "manifest.json"
+    if not mf.is_file():
+        raise ArtifactError(f"{art} is not a bornc artifact (no manifest.json)")
+    manifest = json.loads(mf.read_text())
+    if manifest.get("backend") != "python":
+        raise ArtifactError(f"{art}: not a python artifact (backend {manifest.get('backend')})")
+    rt = shared_runtime or load_runtime(art / "bornrt.py")
+    return PythonArtifact(rt, art)

@@ -1,0 +1,1947 @@
+"""bornrt: the bornc runtime for devices that have Python and numpy but no C compiler.
+
+One file, numpy only (numpy >= 1.21, Python >= 3.8; no scipy, nothing of bornc). An artifact directory
+written by ``bornc compile MODEL --target python -o out/`` holds this file, ``model.py`` (the generated
+schedule: one kernel call per node), ``weights.bin`` and ``manifest.json``.
+
+Use on the device::
+
+    python3 bornrt.py out/ --input x=in.npy -o y.npz        # or:  python3 bornrt.py out/ --self-test
+    import bornrt; m = bornrt.load("out"); y = m.run({"x": arr})
+
+Memory: every intermediate tensor whose shape is known at compile time is a numpy view into one arena
+(``manifest["arena_bytes"]`` bytes, offsets from bornc's static memory plan); kernels write into those views
+with ``out=`` where numpy allows, scratch buffers (im2col columns, padded inputs) are kept per step after the
+first call, and weights are read-only views into the verified ``weights.bin`` image. Tensors whose shape
+depends on data (NonZero, Loop outputs...) are allocated at run time.
+
+Kernels follow the ONNX operator specification (https://onnx.ai/onnx/operators/); the formulas they share
+with bornc's reference interpreter (Resize coordinate mapping, recurrent cells, window geometry) live here
+and are imported from here by the compiler, so the oracle and the device compute them one way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+FORMAT_VERSION = 1
+WEIGHTS_MAGIC = b"BORNCWT1"
+WEIGHTS_HEADER_BYTES = 64
+
+
+class BornrtError(Exception):
+    """Any error of the runtime: a bad artifact (format, checksum), a wrong input, a failing kernel."""
+
+
+# ============================================================================================ kernel registry
+KERNELS = {}
+
+
+def kernel(*names):
+    """Register ``fn(x, o, a, w) -> outputs`` for the ONNX ops ``names``.
+
+    ``x``: tuple of inputs (numpy arrays, lists for sequences, None for omitted optional inputs);
+    ``o``: tuple of preallocated output arrays (views into the arena; None where the shape is only known at
+    run time); ``a``: the node's attributes with defaults; ``w``: the step's :class:`Scratch`. The kernel
+    returns its outputs in order; an output that is not ``o[k]`` itself is copied into ``o[k]``."""
+    def deco(fn):
+        for n in names:
+            KERNELS[n] = fn
+        return fn
+    return deco
+
+
+class Scratch:
+    """Scratch buffers of one step (im2col columns, padded inputs, program temporaries), made on the first call
+    and reused after, keyed by (key, shape, dtype). They are carved from the step's ``region`` (its workspace
+    in the arena, planned at compile time) while it has room, else allocated once from the heap."""
+
+    __slots__ = ("bufs", "region", "pos")
+
+    def __init__(self, region=None):
+        self.bufs = {}
+        self.region = region
+        self.pos = 0
+
+    def get(self, key, shape, dtype):
+        shape = tuple(int(s) for s in shape)
+        dt = np.dtype(dtype)
+        k = (key, shape, dt.str)
+        b = self.bufs.get(k)
+        if b is None:
+            n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            if self.region is not None and self.pos + n <= self.region.size:
+                b = self.region[self.pos:self.pos + n].view(dt).reshape(shape)
+                self.pos += -(-n // 64) * 64
+            else:
+                b = np.empty(shape, dt)
+            self.bufs[k] = b
+        return b
+
+
+def out(o, k, shape, dtype):
+    """Output ``k``: the preallocated view, or a new array when its shape is only known now."""
+    if k < len(o) and o[k] is not None:
+        return o[k]
+    return np.empty(tuple(int(s) for s in shape), dtype)
+
+
+def call(fn, x, o, a, w):
+    """Run one kernel and place its results: returns the output values (arena views or new arrays).
+    Raises BornrtError naming the node when the kernel fails."""
+    try:
+        res = fn(x, o, a, w)
+        final = []
+        for k in range(len(o)):
+            r = res[k] if k < len(res) else None
+            d = o[k]
+            if d is None or r is d:
+                final.append(r)
+                continue
+            r = np.asarray(r)
+            if r.shape != d.shape:
+                raise BornrtError("result has shape %s, the plan expects %s" % (list(r.shape), list(d.shape)))
+            np.copyto(d, r, casting="unsafe")
+            final.append(d)
+        return final
+    except Exception as ex:  # noqa: BLE001 - one message naming the node, whatever numpy raised
+        shapes = ", ".join("%s%s" % (v.dtype, list(v.shape)) if isinstance(v, np.ndarray) else type(v).__name__ for v in x)
+        raise BornrtError("kernel failed: node %r (%s) on inputs (%s): %s: %s"
+                          % (a.get("_node"), a.get("_op"), shapes, type(ex).__name__, ex))
+
+
+# ============================================================================================ elementwise
+def _f(x):
+    """float32 or float64 view of the computation for a float16 (or integer) input."""
+    return x if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else x.astype(np.float32)
+
+
+def erf(x):
+    """Error function, elementwise, in float64: a Maclaurin series for |x| < 0.5 (16 terms, below 1e-16) and
+    1 - erfc(|x|) otherwise with the Chebyshev fit of Numerical Recipes in C, 2nd ed., section 6.2 (erfcc,
+    fractional error below 1.2e-7)."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    big = np.sign(x) * (1.0 - t * np.exp(-z * z + poly))
+    x2 = x * x
+    term = x.copy()
+    small = x.copy()
+    for n in range(1, 16):
+        term = term * (-x2) / n
+        small = small + term / (2 * n + 1)
+    return np.where(z < 0.5, small * (2.0 / math.sqrt(math.pi)), big)
+
+
+def sigmoid(x):
+    """Logistic function without overflow for large |x|, in float64."""
+    x64 = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x64))
+    return np.where(x64 >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _ufunc(uf):
+    return lambda y, a, x: uf(x, out=y, casting="unsafe")
+
+
+def _relu(y, a, x):
+    return np.maximum(x, np.zeros((), x.dtype), out=y)
+
+
+def _leaky(y, a, x):
+    al = a.get("alpha", 0.01)
+    if np.may_share_memory(x, y):
+        np.copyto(y, np.where(x >= 0, x, x * al), casting="unsafe")
+        return y
+    np.multiply(x, al, out=y, casting="unsafe")
+    return (np.maximum if al <= 1 else np.minimum)(x, y, out=y)
+
+
+def _sigmoid(y, a, x):
+    if x.dtype.kind != "f":
+        np.copyto(y, sigmoid(x), casting="unsafe")
+        return y
+    np.negative(x, out=y)
+    np.exp(y, out=y)
+    y += 1
+    return np.reciprocal(y, out=y)
+
+
+def _mk(fn):
+    """An elementwise function that computes a new array, adapted to write into ``y``."""
+    def run(y, a, *xs):
+        np.copyto(y, fn(a, *xs), casting="unsafe")
+        return y
+    return run
+
+
+def _int_div(a, b):
+    """Integer division truncating toward zero (C semantics, as ONNX Div on integers)."""
+    bz = np.where(b == 0, 1, b)
+    q = np.floor_divide(a, bz)
+    fix = (np.mod(a, bz) != 0) & ((a < 0) != (b < 0))
+    return q + fix.astype(q.dtype)
+
+
+def _div(y, a, p, q):
+    if p.dtype.kind in "iu":
+        np.copyto(y, _int_div(p, q), casting="unsafe")
+        return y
+    return np.divide(p, q, out=y, casting="unsafe")
+
+
+def _pow(y, a, p, q):
+    if p.dtype.kind in "iu":
+        r = np.power(p.astype(np.int64), q.astype(np.int64)) if q.dtype.kind in "iu" else np.power(p.astype(np.float64), q)
+    elif q.dtype.kind in "iu":
+        r = np.power(p, q.astype(p.dtype))
+    else:
+        r = np.power(p.astype(np.float64) if p.dtype != np.float64 and q.dtype == np.float64 else p, q)
+    np.copyto(y, r, casting="unsafe")
+    return y
+
+
+def _gelu(a, x):
+    x64 = x.astype(np.float64)
+    if a.get("approximate", "none") == "tanh":
+        return 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
+    return 0.5 * x64 * (1 + erf(x64 / math.sqrt(2)))
+
+
+def _clip(y, a, x, lo=None, hi=None):
+    if lo is None and hi is None:
+        np.copyto(y, x)
+        return y
+    return np.clip(x, None if lo is None else lo.astype(x.dtype), None if hi is None else hi.astype(x.dtype), out=y)
+
+
+def _f64(x):
+    return x.astype(np.float64)
+
+
+#: Elementwise functions ``fn(y, attrs, *inputs) -> y`` writing into ``y`` (broadcast shape, output dtype).
+#: FusedElementwise programs and the single-op kernels use the same table.
+EW = {
+    "Abs": _ufunc(np.abs), "Neg": _ufunc(np.negative), "Floor": _ufunc(np.floor), "Ceil": _ufunc(np.ceil),
+    "Sqrt": _ufunc(np.sqrt), "Exp": _ufunc(np.exp), "Log": _ufunc(np.log), "Sin": _ufunc(np.sin), "Cos": _ufunc(np.cos),
+    "Tan": _ufunc(np.tan), "Asin": _ufunc(np.arcsin), "Acos": _ufunc(np.arccos), "Atan": _ufunc(np.arctan),
+    "Sinh": _ufunc(np.sinh), "Cosh": _ufunc(np.cosh), "Tanh": _ufunc(np.tanh), "Asinh": _ufunc(np.arcsinh),
+    "Acosh": _ufunc(np.arccosh), "Atanh": _ufunc(np.arctanh), "Sign": _ufunc(np.sign), "Round": _ufunc(np.rint),
+    "Reciprocal": _ufunc(np.reciprocal), "Not": _ufunc(np.logical_not), "BitwiseNot": _ufunc(np.invert),
+    "IsNaN": _ufunc(np.isnan),
+    "Relu": _relu, "LeakyRelu": _leaky, "Sigmoid": _sigmoid,
+    "Erf": _mk(lambda a, x: erf(x)),
+    "Elu": _mk(lambda a, x: np.where(x >= 0, x, a.get("alpha", 1.0) * np.expm1(_f64(x)))),
+    "Celu": _mk(lambda a, x: np.maximum(0, x) + np.minimum(0, a.get("alpha", 1.0) * np.expm1(_f64(x) / a.get("alpha", 1.0)))),
+    "Selu": _mk(lambda a, x: a.get("gamma", 1.0507009873554804934193349852946) * np.where(
+        x > 0, x, a.get("alpha", 1.6732632423543772848170429916717) * np.expm1(_f64(x)))),
+    "HardSigmoid": _mk(lambda a, x: np.clip(a.get("alpha", 0.2) * _f64(x) + a.get("beta", 0.5), 0, 1)),
+    "HardSwish": _mk(lambda a, x: x * np.clip(_f64(x) / 6 + 0.5, 0, 1)),
+    "Softplus": _mk(lambda a, x: np.logaddexp(0, _f64(x))),
+    "Softsign": _mk(lambda a, x: x / (1 + np.abs(x))),
+    "ThresholdedRelu": _mk(lambda a, x: np.where(x > a.get("alpha", 1.0), x, 0)),
+    "Mish": _mk(lambda a, x: x * np.tanh(np.logaddexp(0, _f64(x)))),
+    "Swish": _mk(lambda a, x: x * sigmoid(a.get("alpha", 1.0) * _f64(x))),
+    "Shrink": _mk(lambda a, x: np.where(x < -a.get("lambd", 0.5), x + a.get("bias", 0.0),
+                                        np.where(x > a.get("lambd", 0.5), x - a.get("bias", 0.0), 0))),
+    "Gelu": _mk(_gelu),
+    "IsInf": _mk(lambda a, x: (np.isposinf(x) & bool(a.get("detect_positive", 1))) |
+                 (np.isneginf(x) & bool(a.get("detect_negative", 1)))),
+    "Add": lambda y, a, p, q: np.add(p, q, out=y, casting="unsafe"),
+    "Sub": lambda y, a, p, q: np.subtract(p, q, out=y, casting="unsafe"),
+    "Mul": lambda y, a, p, q: np.multiply(p, q, out=y, casting="unsafe"),
+    "Div": _div, "Pow": _pow,
+    "Mod": _mk(lambda a, p, q: (np.fmod if a.get("fmod", 0) else np.mod)(p, np.where(q == 0, 1, q) if q.dtype.kind in "iu" else q)),
+    "BitShift": _mk(lambda a, p, q: (np.left_shift if a.get("direction", "LEFT") == "LEFT" else np.right_shift)(p, q)),
+    "PRelu": _mk(lambda a, p, q: np.where(p < 0, p * q, p)),
+    "BitwiseAnd": lambda y, a, p, q: np.bitwise_and(p, q, out=y),
+    "BitwiseOr": lambda y, a, p, q: np.bitwise_or(p, q, out=y),
+    "BitwiseXor": lambda y, a, p, q: np.bitwise_xor(p, q, out=y),
+    "And": lambda y, a, p, q: np.logical_and(p, q, out=y),
+    "Or": lambda y, a, p, q: np.logical_or(p, q, out=y),
+    "Xor": lambda y, a, p, q: np.logical_xor(p, q, out=y),
+    "Equal": lambda y, a, p, q: np.equal(p, q, out=y),
+    "Less": lambda y, a, p, q: np.less(p, q, out=y),
+    "LessOrEqual": lambda y, a, p, q: np.less_equal(p, q, out=y),
+    "Greater": lambda y, a, p, q: np.greater(p, q, out=y),
+    "GreaterOrEqual": lambda y, a, p, q: np.greater_equal(p, q, out=y),
+    "Clip": _clip,
+    "Max": lambda y, a, p, q: np.maximum(p, q, out=y, casting="unsafe"),
+    "Min": lambda y, a, p, q: np.minimum(p, q, out=y, casting="unsafe"),
+}
+
+_BOOL_OUT = {"Not", "IsNaN", "IsInf", "And", "Or", "Xor", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"}
+
+
+def _shape_of(*xs):
+    return np.broadcast(*xs).shape if len(xs) > 1 else np.shape(xs[0])
+
+
+def _ew_kernel(name):
+    fn = EW[name]
+
+    def run(x, o, a, w):
+        args = [v for v in x if v is not None] if name != "Clip" else list(x)
+        y = out(o, 0, _shape_of(*[v for v in args if v is not None]), np.bool_ if name in _BOOL_OUT else args[0].dtype)
+        return (fn(y, a, *args),)
+    return run
+
+
+for _name in EW:
+    if _name not in ("Max", "Min"):
+        KERNELS[_name] = _ew_kernel(_name)
+
+
+@kernel("Max", "Min", "Sum", "Mean")
+def k_variadic(x, o, a, w):
+    op = a["_op"]
+    y = out(o, 0, _shape_of(*x), x[0].dtype)
+    uf = {"Max": np.maximum, "Min": np.minimum}.get(op, np.add)
+    if len(x) == 1:
+        np.copyto(y, x[0])
+    else:
+        uf(x[0], x[1], out=y, casting="unsafe")
+    for v in x[2:]:
+        uf(y, v, out=y, casting="unsafe")
+    if op == "Mean":
+        if y.dtype.kind in "iu":
+            np.floor_divide(y, len(x), out=y)
+        else:
+            np.divide(y, len(x), out=y)
+    return (y,)
+
+
+@kernel("Where")
+def k_where(x, o, a, w):
+    c, p, q = x
+    y = out(o, 0, _shape_of(c, p, q), p.dtype)
+    if np.may_share_memory(y, c):                     # in place over the condition: compute first
+        np.copyto(y, np.where(c, p, q))
+    elif np.may_share_memory(y, p):                   # in place over x: only the other elements change
+        np.copyto(y, q, where=np.logical_not(c))
+    else:
+        np.copyto(y, q)
+        np.copyto(y, p, where=c)
+    return (y,)
+
+
+def run_program(program, inputs, y, w, tag="p"):
+    """Evaluate a FusedElementwise program (bornc's format: steps ``{"op", "args", "attrs"}``, arguments
+    ``["in", i]``, ``["t", k]`` or ``["c", scalar]``) into ``y``; intermediate steps use scratch buffers."""
+    temps = []
+    last = len(program) - 1
+    for k, step in enumerate(program):
+        args = []
+        for kind, v in step["args"]:
+            if kind == "in":
+                args.append(inputs[v])
+            elif kind == "t":
+                args.append(temps[v])
+            else:
+                args.append(None if v is None else np.asarray(v, dtype=y.dtype))
+        if k == last:
+            dst = y
+        else:
+            dst = w.get((tag, k), _shape_of(*[v for v in args if v is not None]), y.dtype)
+        temps.append(EW[step["op"]](dst, step.get("attrs", {}), *args))
+    return y
+
+
+@kernel("FusedElementwise")
+def k_fused_elementwise(x, o, a, w):
+    y = out(o, 0, _shape_of(*x), np.dtype(a["dtype"]))
+    return (run_program(a["program"], x, y, w),)
+
+
+# ============================================================================================ casts
+@kernel("Cast", "CastLike")
+def k_cast(x, o, a, w):
+    dt = np.dtype(a["_to"])
+    y = out(o, 0, x[0].shape, dt)
+    v = x[0]
+    if dt.kind in "iu" and v.dtype.kind == "f":
+        v = np.where(np.isfinite(v), v, 0)
+    np.copyto(y, v, casting="unsafe")
+    return (y,)
+
+
+# ============================================================================================ tensor
+def _copy(x, o, shape, dtype=None):
+    y = out(o, 0, shape, dtype or x.dtype)
+    np.copyto(y, np.reshape(x, y.shape))
+    return y
+
+
+@kernel("Identity")
+def k_identity(x, o, a, w):
+    if isinstance(x[0], np.ndarray):
+        return (_copy(x[0], o, x[0].shape),)
+    return (x[0],)
+
+
+def reshape_shape(in_shape, shape, allowzero=0):
+    """Output shape of ONNX Reshape (0 copies the input dim unless ``allowzero``, -1 is inferred)."""
+    dims = [int(d) for d in shape]
+    if not allowzero:
+        dims = [in_shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    if -1 in dims:
+        known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
+        dims[dims.index(-1)] = int(np.prod(in_shape, dtype=np.int64)) // known if known else 0
+    return tuple(dims)
+
+
+@kernel("Reshape")
+def k_reshape(x, o, a, w):
+    return (_copy(x[0], o, reshape_shape(x[0].shape, x[1], a.get("allowzero", 0))),)
+
+
+@kernel("Flatten")
+def k_flatten(x, o, a, w):
+    ax = a.get("axis", 1) % (x[0].ndim + 1) if x[0].ndim else 0
+    s = x[0].shape
+    return (_copy(x[0], o, (int(np.prod(s[:ax], dtype=np.int64)), int(np.prod(s[ax:], dtype=np.int64)))),)
+
+
+@kernel("Squeeze")
+def k_squeeze(x, o, a, w):
+    v = x[0]
+    if len(x) > 1 and x[1] is not None:
+        axes = {int(i) % v.ndim for i in x[1]}
+        shape = tuple(d for i, d in enumerate(v.shape) if i not in axes)
+    else:
+        shape = tuple(d for d in v.shape if d != 1)
+    return (_copy(v, o, shape),)
+
+
+@kernel("Unsqueeze")
+def k_unsqueeze(x, o, a, w):
+    v = x[0]
+    rank = v.ndim + len(x[1])
+    axes = sorted(int(i) % rank for i in x[1])
+    shape = list(v.shape)
+    for ax in axes:
+        shape.insert(ax, 1)
+    return (_copy(v, o, shape),)
+
+
+@kernel("Transpose")
+def k_transpose(x, o, a, w):
+    perm = a.get("perm") or list(range(x[0].ndim))[::-1]
+    v = np.transpose(x[0], perm)
+    y = out(o, 0, v.shape, v.dtype)
+    np.copyto(y, v)
+    return (y,)
+
+
+@kernel("Concat")
+def k_concat(x, o, a, w):
+    xs = [v for v in x if v is not None]
+    ax = a["axis"] % xs[0].ndim
+    shape = list(xs[0].shape)
+    shape[ax] = sum(v.shape[ax] for v in xs)
+    y = out(o, 0, shape, xs[0].dtype)
+    pos = 0
+    for v in xs:
+        sl = [slice(None)] * y.ndim
+        sl[ax] = slice(pos, pos + v.shape[ax])
+        y[tuple(sl)] = v
+        pos += v.shape[ax]
+    return (y,)
+
+
+@kernel("Split")
+def k_split(x, o, a, w):
+    v = x[0]
+    ax = a.get("axis", 0) % v.ndim
+    n = len(o)
+    if len(x) > 1 and x[1] is not None:
+        sizes = [int(s) for s in x[1]]
+    else:
+        parts = a.get("num_outputs") or n
+        each = -(-v.shape[ax] // parts)
+        sizes = [min(each, v.shape[ax] - each * k) for k in range(parts)]
+    res, pos = [], 0
+    for k, s in enumerate(sizes):
+        sl = [slice(None)] * v.ndim
+        sl[ax] = slice(pos, pos + s)
+        res.append(v[tuple(sl)])
+        pos += s
+    return res
+
+
+def slices(shape, starts, ends, axes=None, steps=None):
+    """Python slices of ONNX Slice (negative and out-of-range starts/ends clamped as the spec says)."""
+    rank = len(shape)
+    axes = [int(i) % rank for i in axes] if axes is not None else list(range(len(starts)))
+    steps = [int(s) for s in steps] if steps is not None else [1] * len(axes)
+    sl = [slice(None)] * rank
+    for ax, s, e, st in zip(axes, starts, ends, steps):
+        d = shape[ax]
+        s, e = int(s), int(e)
+        if st > 0:
+            s = min(max(s + d if s < 0 else s, 0), d)
+            e = min(max(e + d if e < 0 else e, 0), d)
+        else:
+            s = min(max(s + d if s < 0 else s, -1), d - 1)
+            e = min(max(e + d if e < 0 else e, -1), d - 1)
+            e = None if e < 0 else e
+        sl[ax] = slice(s, e, st)
+    return tuple(sl)
+
+
+@kernel("Slice")
+def k_slice(x, o, a, w):
+    v = x[0]
+    r = v[slices(v.shape, x[1], x[2], x[3] if len(x) > 3 else None, x[4] if len(x) > 4 else None)]
+    y = out(o, 0, r.shape, v.dtype)
+    np.copyto(y, r)
+    return (y,)
+
+
+@kernel("Gather")
+def k_gather(x, o, a, w):
+    v, idx = x
+    ax = a.get("axis", 0) % v.ndim
+    idx = np.where(idx < 0, idx + v.shape[ax], idx)
+    r = np.take(v, idx, axis=ax)
+    return (r,)
+
+
+@kernel("GatherElements")
+def k_gather_elements(x, o, a, w):
+    v, idx = x
+    ax = a.get("axis", 0) % v.ndim
+    return (np.take_along_axis(v, np.where(idx < 0, idx + v.shape[ax], idx), axis=ax),)
+
+
+@kernel("GatherND")
+def k_gather_nd(x, o, a, w):
+    v, idx = x
+    b = a.get("batch_dims", 0)
+    idx = idx.astype(np.int64)
+    bshape = v.shape[:b]
+    k = idx.shape[-1]
+    vb = v.reshape((-1,) + v.shape[b:])
+    ib = idx.reshape((-1,) + idx.shape[b:])
+    res = []
+    for n in range(vb.shape[0]):
+        ii = ib[n].reshape(-1, k)
+        ii = np.where(ii < 0, ii + np.array(v.shape[b:b + k]), ii)
+        res.append(vb[n][tuple(ii.T)])
+    r = np.stack(res) if res else np.zeros((0,) + v.shape[b + k:], v.dtype)
+    return (r.reshape(bshape + idx.shape[b:-1] + v.shape[b + k:]),)
+
+
+def _scatter_reduce(red):
+    return {"none": None, "add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}[red]
+
+
+@kernel("ScatterElements", "Scatter")
+def k_scatter_elements(x, o, a, w):
+    v, idx, upd = x
+    ax = a.get("axis", 0) % v.ndim
+    y = np.array(v, copy=True)
+    idx = np.where(idx < 0, idx + v.shape[ax], idx)
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[ax] = idx
+    uf = _scatter_reduce(a.get("reduction", "none"))
+    if uf is None:
+        y[tuple(grid)] = upd
+    else:
+        uf.at(y, tuple(np.broadcast_arrays(*grid)), upd)
+    return (y,)
+
+
+@kernel("ScatterND")
+def k_scatter_nd(x, o, a, w):
+    v, idx, upd = x
+    y = np.array(v, copy=True)
+    k = idx.shape[-1]
+    ii = idx.reshape(-1, k)
+    uu = upd.reshape((ii.shape[0],) + v.shape[k:])
+    uf = _scatter_reduce(a.get("reduction", "none"))
+    for n in range(ii.shape[0]):
+        t = tuple(int(i) for i in ii[n])
+        y[t] = uu[n] if uf is None else uf(y[t], uu[n])
+    return (y,)
+
+
+@kernel("Expand")
+def k_expand(x, o, a, w):
+    shape = np.broadcast(np.empty(x[0].shape, np.bool_), np.empty([int(d) for d in x[1]], np.bool_)).shape
+    y = out(o, 0, shape, x[0].dtype)
+    np.copyto(y, x[0])
+    return (y,)
+
+
+@kernel("Tile")
+def k_tile(x, o, a, w):
+    return (np.tile(x[0], [int(r) for r in x[1]]),)
+
+
+@kernel("Pad")
+def k_pad(x, o, a, w):
+    v, pads = x[0], [int(p) for p in x[1]]
+    cval = x[2] if len(x) > 2 and x[2] is not None and np.size(x[2]) else 0
+    axes = [int(i) % v.ndim for i in x[3]] if len(x) > 3 and x[3] is not None else list(range(v.ndim))
+    n = len(axes)
+    width = [(0, 0)] * v.ndim
+    for k, ax in enumerate(axes):
+        width[ax] = (pads[k], pads[k + n])
+    crop = tuple(slice(max(-b, 0), v.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
+    v = v[crop]
+    width = [(max(b, 0), max(e, 0)) for b, e in width]
+    mode = a.get("mode", "constant")
+    if mode == "constant":
+        r = np.pad(v, width, mode="constant", constant_values=np.asarray(cval).reshape(()).astype(v.dtype))
+    else:
+        r = np.pad(v, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
+    return (r,)
+
+
+@kernel("Shape")
+def k_shape(x, o, a, w):
+    s = np.array(np.shape(x[0]), dtype=np.int64)
+    r = len(s)
+    st = a.get("start", 0) or 0
+    en = a.get("end")
+    st = min(max(st + r if st < 0 else st, 0), r)
+    en = r if en is None else min(max(en + r if en < 0 else en, 0), r)
+    return (s[st:en],)
+
+
+@kernel("Size")
+def k_size(x, o, a, w):
+    return (np.array(np.size(x[0]), dtype=np.int64),)
+
+
+@kernel("ConstantOfShape")
+def k_constant_of_shape(x, o, a, w):
+    val = a.get("value")
+    val = np.zeros(1, np.float32) if val is None else np.asarray(val)
+    y = out(o, 0, [int(d) for d in x[0]], val.dtype)
+    y.fill(val.reshape(-1)[0])
+    return (y,)
+
+
+@kernel("Range")
+def k_range(x, o, a, w):
+    s, l, d = (v.reshape(()) for v in x)
+    n = max(int(math.ceil((float(l) - float(s)) / float(d))), 0)
+    return ((s + np.arange(n, dtype=s.dtype) * d).astype(s.dtype),)
+
+
+@kernel("EyeLike")
+def k_eye_like(x, o, a, w):
+    dt = np.dtype(a["_to"]) if a.get("_to") else x[0].dtype
+    return (np.eye(x[0].shape[0], x[0].shape[1], k=a.get("k", 0), dtype=dt),)
+
+
+@kernel("NonZero")
+def k_nonzero(x, o, a, w):
+    return (np.array(np.nonzero(x[0]), dtype=np.int64).reshape(x[0].ndim, -1),)
+
+
+@kernel("Compress")
+def k_compress(x, o, a, w):
+    ax = a.get("axis")
+    return (np.compress(x[1].astype(bool), x[0], axis=ax),)
+
+
+@kernel("Trilu")
+def k_trilu(x, o, a, w):
+    k = int(x[1]) if len(x) > 1 and x[1] is not None else 0
+    return ((np.triu if a.get("upper", 1) else np.tril)(x[0], k),)
+
+
+@kernel("CumSum")
+def k_cumsum(x, o, a, w):
+    v, ax = x[0], int(np.asarray(x[1]).reshape(-1)[0]) % x[0].ndim
+    if a.get("reverse", 0):
+        v = np.flip(v, ax)
+    r = np.cumsum(v, axis=ax, dtype=v.dtype)
+    if a.get("exclusive", 0):
+        r = np.concatenate([np.zeros_like(np.take(r, [0], axis=ax)), np.take(r, np.arange(r.shape[ax] - 1), axis=ax)], axis=ax)
+    if a.get("reverse", 0):
+        r = np.flip(r, ax)
+    return (r,)
+
+
+@kernel("OneHot")
+def k_one_hot(x, o, a, w):
+    idx, depth, values = x
+    d = int(np.asarray(depth).reshape(-1)[0])
+    idx = np.asarray(idx).astype(np.int64)
+    idx = np.where(idx < 0, idx + d, idx)
+    ax = a.get("axis", -1)
+    ax = ax % (idx.ndim + 1)
+    hot = np.expand_dims(idx, ax) == np.arange(d).reshape([d if i == ax else 1 for i in range(idx.ndim + 1)])
+    return (np.where(hot, values[1], values[0]).astype(values.dtype),)
+
+
+@kernel("TopK")
+def k_topk(x, o, a, w):
+    v, k = x[0], int(np.asarray(x[1]).reshape(-1)[0])
+    ax = a.get("axis", -1) % v.ndim
+    key = -v if a.get("largest", 1) and v.dtype.kind != "u" else v
+    if a.get("largest", 1) and v.dtype.kind == "u":
+        key = np.iinfo(v.dtype).max - v
+    if v.dtype.kind == "f":
+        key = np.where(np.isnan(v), -np.inf if a.get("largest", 1) else np.inf, key)
+    idx = np.take(np.argsort(key, axis=ax, kind="stable"), np.arange(k), axis=ax)
+    return (np.take_along_axis(v, idx, axis=ax), idx.astype(np.int64))
+
+
+@kernel("DepthToSpace")
+def k_depth_to_space(x, o, a, w):
+    v, b = x[0], a["blocksize"]
+    n, c, h, wd = v.shape
+    if a.get("mode", "DCR") == "DCR":
+        t = v.reshape(n, b, b, c // (b * b), h, wd).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = v.reshape(n, c // (b * b), b, b, h, wd).transpose(0, 1, 4, 2, 5, 3)
+    return (t.reshape(n, c // (b * b), h * b, wd * b),)
+
+
+@kernel("SpaceToDepth")
+def k_space_to_depth(x, o, a, w):
+    v, b = x[0], a["blocksize"]
+    n, c, h, wd = v.shape
+    t = v.reshape(n, c, h // b, b, wd // b, b)
+    t = t.transpose(0, 3, 5, 1, 2, 4) if a.get("mode", "DCR") == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
+    return (t.reshape(n, c * b * b, h // b, wd // b),)
+
+
+@kernel("ReverseSequence")
+def k_reverse_sequence(x, o, a, w):
+    v, lens = x
+    y = np.array(v, copy=True)
+    bax, tax = a.get("batch_axis", 1), a.get("time_axis", 0)
+    for b in range(v.shape[bax]):
+        n = int(lens[b])
+        src = [slice(None)] * v.ndim
+        src[bax] = b
+        src[tax] = slice(0, n)
+        y[tuple(src)] = np.flip(v[tuple(src)], axis=tax - (1 if bax < tax else 0))
+    return (y,)
+
+
+@kernel("Einsum")
+def k_einsum(x, o, a, w):
+    return (np.einsum(a["equation"], *x, optimize=len(x) > 2),)
+
+
+@kernel("Dropout")
+def k_dropout(x, o, a, w):
+    y = _copy(x[0], o, x[0].shape)
+    return (y, np.ones(x[0].shape, dtype=np.bool_))
+
+
+# ============================================================================================ reductions
+def reduce_axes(x, axes, noop_with_empty_axes=0):
+    """Axes tuple of ONNX Reduce* (None: all axes; (): identity when ``noop_with_empty_axes``)."""
+    if axes is None or len(axes) == 0:
+        return () if noop_with_empty_axes else None
+    return tuple(int(i) % max(x.ndim, 1) for i in np.asarray(axes).ravel())
+
+
+def _ext(fn, x, ax, keep, low):
+    if x.dtype.kind == "f":
+        init = -np.inf if low else np.inf
+    elif x.dtype == np.bool_:
+        init = not low
+    else:
+        init = np.iinfo(x.dtype).min if low else np.iinfo(x.dtype).max
+    return fn(x, axis=ax, keepdims=keep, initial=init)
+
+
+def _logsumexp(x, ax, keep):
+    m = np.max(x, axis=ax, keepdims=True, initial=-np.inf) if x.size else np.zeros([1] * x.ndim)
+    m = np.where(np.isfinite(m), m, 0)
+    r = np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True)) + m
+    return r if keep else np.squeeze(r, axis=ax if ax is not None else tuple(range(x.ndim)))
+
+
+REDUCE = {
+    "ReduceSum": lambda x, ax, k: np.sum(x, axis=ax, keepdims=k),
+    "ReduceMean": lambda x, ax, k: np.mean(x, axis=ax, keepdims=k),
+    "ReduceMax": lambda x, ax, k: _ext(np.max, x, ax, k, True),
+    "ReduceMin": lambda x, ax, k: _ext(np.min, x, ax, k, False),
+    "ReduceProd": lambda x, ax, k: np.prod(x, axis=ax, keepdims=k),
+    "ReduceL1": lambda x, ax, k: np.sum(np.abs(x), axis=ax, keepdims=k),
+    "ReduceL2": lambda x, ax, k: np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=ax, keepdims=k)),
+    "ReduceLogSum": lambda x, ax, k: np.log(np.sum(x, axis=ax, keepdims=k)),
+    "ReduceLogSumExp": lambda x, ax, k: _logsumexp(x.astype(np.float64), ax, k),
+    "ReduceSumSquare": lambda x, ax, k: np.sum(np.square(x), axis=ax, keepdims=k),
+}
+
+
+def _reduce_kernel(name):
+    fn = REDUCE[name]
+
+    def run(x, o, a, w):
+        v = x[0]
+        ax = reduce_axes(v, x[1] if len(x) > 1 else None, a.get("noop_with_empty_axes", 0))
+        if ax == ():
+            return (_copy(v, o, v.shape),)
+        keep = bool(a.get("keepdims", 1))
+        y = o[0] if o and o[0] is not None else None
+        if y is not None and name in ("ReduceSum", "ReduceMean") and v.dtype == y.dtype and v.size:
+            (np.sum if name == "ReduceSum" else np.mean)(v, axis=ax, keepdims=keep, out=y)
+            return (y,)
+        return (np.asarray(fn(v, ax, keep)).astype(v.dtype),)
+    return run
+
+
+for _name in REDUCE:
+    KERNELS[_name] = _reduce_kernel(_name)
+
+
+@kernel("ArgMax", "ArgMin")
+def k_argreduce(x, o, a, w):
+    v = x[0]
+    ax = a.get("axis", 0) % v.ndim
+    big = a["_op"] == "ArgMax"
+    if a.get("select_last_index", 0):
+        f = np.flip(v, ax)
+        i = v.shape[ax] - 1 - (np.argmax(f, axis=ax) if big else np.argmin(f, axis=ax))
+    else:
+        i = np.argmax(v, axis=ax) if big else np.argmin(v, axis=ax)
+    if a.get("keepdims", 1):
+        i = np.expand_dims(i, ax)
+    return (i.astype(np.int64),)
+
+
+# ============================================================================================ geometry
+def conv_pads(in_sp, kernel, strides, dilations, auto_pad, pads):
+    """(begin, end) padding per spatial axis of Conv and pooling (spec: Conv, attribute auto_pad)."""
+    nd = len(in_sp)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        res = []
+        for i in range(nd):
+            o = -(-in_sp[i] // strides[i])
+            total = max((o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sp[i], 0)
+            small = total // 2
+            res.append((small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small))
+        return res
+    if auto_pad == "VALID" or pads is None:
+        return [(0, 0)] * nd
+    return [(int(pads[i]), int(pads[i + nd])) for i in range(nd)]
+
+
+def out_size(n, k, s, d, pb, pe, ceil_mode=False):
+    """Output length of a window of ``k`` taps (dilation ``d``) at stride ``s`` over ``n`` + padding."""
+    span = (k - 1) * d + 1
+    q = (n + pb + pe - span) / s
+    o = (math.ceil(q) if ceil_mode else math.floor(q)) + 1
+    if ceil_mode and (o - 1) * s >= n + pb:   # the last window must start inside the input or left padding
+        o -= 1
+    return max(o, 0)
+
+
+def conv_geometry(attrs, x_shape, w_shape):
+    """kernel, strides, dilations, pads [(begin, end)], output spatial sizes of Conv."""
+    nd = len(x_shape) - 2
+    kernel = list(attrs.get("kernel_shape") or w_shape[2:])
+    strides = list(attrs.get("strides") or [1] * nd)
+    dil = list(attrs.get("dilations") or [1] * nd)
+    pads = conv_pads(x_shape[2:], kernel, strides, dil, attrs.get("auto_pad", "NOTSET"), attrs.get("pads"))
+    outs = [out_size(n, k, s, d, pb, pe) for n, k, s, d, (pb, pe) in zip(x_shape[2:], kernel, strides, dil, pads)]
+    return kernel, strides, dil, pads, outs
+
+
+def pool_geometry(attrs, x_shape):
+    """kernel, strides, dilations, pads, extra end padding (so every window lies inside), output sizes."""
+    kernel = list(attrs["kernel_shape"])
+    nd = len(kernel)
+    strides = list(attrs.get("strides") or [1] * nd)
+    dil = list(attrs.get("dilations") or [1] * nd)
+    pads = conv_pads(x_shape[2:], kernel, strides, dil, attrs.get("auto_pad", "NOTSET"), attrs.get("pads"))
+    outs = [out_size(n, k, s, d, pb, pe, bool(attrs.get("ceil_mode", 0)))
+            for n, k, s, d, (pb, pe) in zip(x_shape[2:], kernel, strides, dil, pads)]
+    if attrs.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER"):
+        outs = [-(-n // s) for n, s in zip(x_shape[2:], strides)]
+    ext = [max((o - 1) * s + (k - 1) * d + 1 - (n + pb + pe), 0)
+           for o, s, k, d, n, (pb, pe) in zip(outs, strides, kernel, dil, x_shape[2:], pads)]
+    return kernel, strides, dil, pads, ext, outs
+
+
+def convtranspose_geometry(attrs, x_shape, w_shape):
+    """kernel, strides, dilations, pads, full (uncropped) and output spatial sizes of ConvTranspose."""
+    nd = len(x_shape) - 2
+    kernel = list(attrs.get("kernel_shape") or w_shape[2:])
+    strides = list(attrs.get("strides") or [1] * nd)
+    dil = list(attrs.get("dilations") or [1] * nd)
+    opad = list(attrs.get("output_padding") or [0] * nd)
+    full = [strides[i] * (x_shape[2 + i] - 1) + opad[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(nd)]
+    auto = attrs.get("auto_pad", "NOTSET")
+    if attrs.get("output_shape") is not None:
+        target = list(attrs["output_shape"])[-nd:]
+        total = [full[i] - target[i] for i in range(nd)]
+        pads = [(t // 2, t - t // 2) if auto == "SAME_UPPER" else (t - t // 2, t // 2) for t in total]
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = [x_shape[2 + i] * strides[i] for i in range(nd)]
+        total = [max(full[i] - target[i], 0) for i in range(nd)]
+        pads = [(t // 2, t - t // 2) if auto == "SAME_UPPER" else (t - t // 2, t // 2) for t in total]
+    elif attrs.get("pads") is not None and auto != "VALID":
+        p = attrs["pads"]
+        pads = [(int(p[i]), int(p[i + nd])) for i in range(nd)]
+    else:
+        pads = [(0, 0)] * nd
+    outs = [full[i] - pads[i][0] - pads[i][1] for i in range(nd)]
+    return kernel, strides, dil, pads, full, outs
+
+
+def windows(xp, kernel, strides, dilations, out_sp):
+    """Read-only view (N, C, *kernel, *out) of a padded NC... array: element [n, c, k.., o..] is
+    xp[n, c, o * stride + k * dilation]."""
+    st = xp.strides
+    shape = xp.shape[:2] + tuple(kernel) + tuple(out_sp)
+    strides = st[:2] + tuple(s * d for s, d in zip(st[2:], dilations)) + tuple(s * t for s, t in zip(st[2:], strides))
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _padded(v, width, fill, w, key):
+    """``v`` padded by ``width`` [(begin, end)] with ``fill``, in a reused scratch buffer."""
+    if all(b == 0 and e == 0 for b, e in width):
+        return v
+    shape = [d + b + e for d, (b, e) in zip(v.shape, width)]
+    xp = w.get(key, shape, v.dtype)
+    xp.fill(fill)
+    xp[tuple(slice(b, b + d) for d, (b, e) in zip(v.shape, width))] = v
+    return xp
+
+
+# ============================================================================================ nn
+def conv(x, wt, b, group, kernel, strides, dil, pads, outs, y, w):
+    """Grouped N-d convolution into ``y`` (N, M, *outs): im2col into a reused scratch buffer, then one
+    batched matrix product per group (x (N, C, *S), wt (M, C/group, *K), b (M,) or None)."""
+    n, c = x.shape[:2]
+    m = wt.shape[0]
+    nd = len(kernel)
+    k = int(np.prod(kernel, dtype=np.int64))
+    o = int(np.prod(outs, dtype=np.int64))
+    cg, mg = c // group, m // group
+    yv = y.reshape(n, group, mg, o)
+    wg = wt.reshape(group, mg, cg * k)
+    if k == 1 and all(s == 1 for s in strides) and all(p == (0, 0) for p in pads):
+        cols = x.reshape(n, group, cg, o)
+    else:
+        xp = _padded(x, [(0, 0), (0, 0)] + list(pads), 0, w, "pad")
+        win = windows(xp, kernel, strides, dil, outs)
+        cols = w.get("cols", (n, c) + tuple(kernel) + tuple(outs), x.dtype)
+        np.copyto(cols, win)
+        cols = cols.reshape(n, group, cg * k, o)
+    if group == 1:
+        np.matmul(wg[0], cols[:, 0], out=yv[:, 0])
+    else:
+        np.matmul(wg, cols, out=yv)
+    if b is not None:
+        y += b.reshape((1, m) + (1,) * nd)
+    return y
+
+
+@kernel("Conv")
+def k_conv(x, o, a, w):
+    v, wt = x[0], x[1]
+    b = x[2] if len(x) > 2 else None
+    kernel_, strides, dil, pads, outs = conv_geometry(a, v.shape, wt.shape)
+    y = out(o, 0, (v.shape[0], wt.shape[0]) + tuple(outs), v.dtype)
+    return (conv(v, wt, b, a.get("group", 1), kernel_, strides, dil, pads, outs, y, w),)
+
+
+def _epilogue(a, x, y, w):
+    prog = a.get("epilogue")
+    if prog:
+        run_program(prog, [y] + list(x), y, w, "e")
+    return y
+
+
+@kernel("FusedConv")
+def k_fused_conv(x, o, a, w):
+    v, wt = x[0], x[1]
+    b = x[2] if len(x) > 2 else None
+    kernel_, strides, dil, pads, outs = conv_geometry(a, v.shape, wt.shape)
+    y = out(o, 0, (v.shape[0], wt.shape[0]) + tuple(outs), v.dtype)
+    conv(v, wt, b, a.get("group", 1), kernel_, strides, dil, pads, outs, y, w)
+    return (_epilogue(a, x[3:], y, w),)
+
+
+@kernel("ConvTranspose")
+def k_conv_transpose(x, o, a, w):
+    """Scatter form: every input pixel adds W[:, :, tap] at output position i * stride + tap * dilation."""
+    v, wt = x[0], x[1]
+    b = x[2] if len(x) > 2 else None
+    kernel_, strides, dil, pads, full, outs = convtranspose_geometry(a, v.shape, wt.shape)
+    group = a.get("group", 1)
+    n, c = v.shape[:2]
+    cg, mg = c // group, wt.shape[1]
+    nd = v.ndim - 2
+    in_sp = v.shape[2:]
+    lo = [min(p[0], 0) for p in pads]
+    hi = [min(p[1], 0) for p in pads]
+    acc = np.zeros((n, mg * group) + tuple(f - l - h for f, l, h in zip(full, lo, hi)), dtype=np.float64 if v.dtype != np.float32 else v.dtype)
+    xs = v.reshape(n, group, cg, -1)
+    for g in range(group):
+        wg = wt[g * cg:(g + 1) * cg].reshape(cg, -1)                       # (cg, mg * K)
+        cols = np.matmul(wg.T, xs[:, g])                                    # (N, mg * K, HW)
+        cols = cols.reshape((n, mg) + tuple(kernel_) + tuple(in_sp))
+        for tap in np.ndindex(*kernel_):
+            sl = tuple(slice(tap[i] * dil[i] - lo[i], tap[i] * dil[i] - lo[i] + strides[i] * (in_sp[i] - 1) + 1, strides[i])
+                       for i in range(nd))
+            acc[(slice(None), slice(g * mg, (g + 1) * mg)) + sl] += cols[(slice(None), slice(None)) + tap]
+    crop = tuple(slice(max(pads[i][0], 0), max(pads[i][0], 0) + outs[i]) for i in range(nd))
+    r = acc[(slice(None), slice(None)) + crop]
+    if b is not None:
+        r = r + b.reshape((1, -1) + (1,) * nd)
+    return (r,)
+
+
+@kernel("MaxPool")
+def k_maxpool(x, o, a, w):
+    v = x[0]
+    kernel_, strides, dil, pads, ext, outs = pool_geometry(a, v.shape)
+    fill = -np.inf if v.dtype.kind == "f" else np.iinfo(v.dtype).min
+    xp = _padded(v, [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)], fill, w, "pad")
+    win = windows(xp, kernel_, strides, dil, outs)
+    nd = len(kernel_)
+    y = out(o, 0, v.shape[:2] + tuple(outs), v.dtype)
+    np.max(win, axis=tuple(range(2, 2 + nd)), out=y)
+    if len(o) < 2:
+        return (y,)
+    k = int(np.prod(kernel_))
+    arg = np.ascontiguousarray(win).reshape(v.shape[:2] + (k,) + tuple(outs)).argmax(axis=2)
+    taps = np.unravel_index(arg, kernel_)
+    grids = np.indices(tuple(outs))
+    coords = [grids[i] * strides[i] - pads[i][0] + taps[i] * dil[i] for i in range(nd)]
+    sp = v.shape[2:]
+    idx = np.zeros_like(arg)
+    order = range(nd) if a.get("storage_order", 0) == 0 else reversed(range(nd))
+    for i in order:
+        idx = idx * sp[i] + coords[i]
+    nc = np.arange(v.shape[0] * v.shape[1]).reshape(v.shape[:2] + (1,) * nd)
+    return (y, (idx + nc * int(np.prod(sp))).astype(np.int64))
+
+
+@kernel("AveragePool", "LpPool")
+def k_avgpool(x, o, a, w):
+    v = x[0]
+    kernel_, strides, dil, pads, ext, outs = pool_geometry(a, v.shape)
+    nd = len(kernel_)
+    axes = tuple(range(2, 2 + nd))
+    lp = a["_op"] == "LpPool"
+    src = np.abs(v.astype(np.float64)) ** a.get("p", 2) if lp else v
+    xp = _padded(src, [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)], 0, w, "pad")
+    win = windows(xp, kernel_, strides, dil, outs)
+    y = out(o, 0, v.shape[:2] + tuple(outs), v.dtype)
+    np.sum(win, axis=axes, out=y, casting="unsafe") if not lp else np.copyto(y, np.sum(win, axis=axes) ** (1.0 / a.get("p", 2)), casting="unsafe")
+    if lp:
+        return (y,)
+    key = ("count", tuple(v.shape[2:]))
+    cnt = w.bufs.get(key)
+    if cnt is None:                               # divisor per output position, computed once
+        ones = np.ones((1, 1) + v.shape[2:])
+        if a.get("count_include_pad", 0):
+            ones = np.pad(ones, [(0, 0), (0, 0)] + list(pads), constant_values=1.0)
+            width = [(0, 0), (0, 0)] + [(0, e) for e in ext]
+        else:
+            width = [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)]
+        cnt = w.bufs[key] = windows(np.pad(ones, width), kernel_, strides, dil, outs).sum(axis=axes).astype(v.dtype)
+    np.divide(y, cnt, out=y)
+    return (y,)
+
+
+@kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+def k_global_pool(x, o, a, w):
+    v = x[0]
+    axes = tuple(range(2, v.ndim))
+    y = out(o, 0, v.shape[:2] + (1,) * (v.ndim - 2), v.dtype)
+    if a["_op"] == "GlobalAveragePool":
+        np.mean(v, axis=axes, keepdims=True, out=y)
+    elif a["_op"] == "GlobalMaxPool":
+        np.max(v, axis=axes, keepdims=True, out=y)
+    else:
+        p = a.get("p", 2)
+        np.copyto(y, np.sum(np.abs(v.astype(np.float64)) ** p, axis=axes, keepdims=True) ** (1.0 / p), casting="unsafe")
+    return (y,)
+
+
+def _gemm(x, o, a):
+    p, q = x[0], x[1]
+    c = x[2] if len(x) > 2 else None
+    p = p.T if a.get("transA", 0) else p
+    q = q.T if a.get("transB", 0) else q
+    y = out(o, 0, (p.shape[0], q.shape[1]), p.dtype)
+    np.matmul(p, q, out=y)
+    if a.get("alpha", 1.0) != 1.0:
+        y *= a["alpha"]
+    if c is not None:
+        if a.get("beta", 1.0) != 1.0:
+            y += (c * a["beta"]).astype(y.dtype)
+        else:
+            y += c
+    return y
+
+
+@kernel("Gemm")
+def k_gemm(x, o, a, w):
+    return (_gemm(x, o, a),)
+
+
+@kernel("FusedGemm")
+def k_fused_gemm(x, o, a, w):
+    return (_epilogue(a, x[3:], _gemm(x[:3], o, a), w),)
+
+
+def _matmul(p, q, o):
+    if o and o[0] is not None and p.dtype == q.dtype:
+        return np.matmul(p, q, out=o[0])
+    return np.matmul(p, q).astype(p.dtype, copy=False)
+
+
+@kernel("MatMul")
+def k_matmul(x, o, a, w):
+    return (_matmul(x[0], x[1], o),)
+
+
+@kernel("FusedMatMul")
+def k_fused_matmul(x, o, a, w):
+    y = _matmul(x[0], x[1], o)
+    return (_epilogue(a, x[2:], y, w),)
+
+
+@kernel("BatchNormalization")
+def k_batchnorm(x, o, a, w):
+    v, scale, bias, mean, var = x
+    shp = (1, -1) + (1,) * (v.ndim - 2)
+    y = out(o, 0, v.shape, v.dtype)
+    f = scale / np.sqrt(var + a.get("epsilon", 1e-5))
+    np.multiply(v, f.reshape(shp).astype(v.dtype), out=y)
+    y += (bias - mean * f).reshape(shp).astype(v.dtype)
+    return (y,)
+
+
+@kernel("InstanceNormalization")
+def k_instancenorm(x, o, a, w):
+    v, scale, bias = x
+    axes = tuple(range(2, v.ndim))
+    shp = (1, -1) + (1,) * (v.ndim - 2)
+    vd = v.astype(np.float64)
+    r = (vd - vd.mean(axis=axes, keepdims=True)) / np.sqrt(vd.var(axis=axes, keepdims=True) + a.get("epsilon", 1e-5))
+    return (r * scale.reshape(shp) + bias.reshape(shp),)
+
+
+@kernel("LayerNormalization")
+def k_layernorm(x, o, a, w):
+    v, scale = x[0], x[1]
+    bias = x[2] if len(x) > 2 else None
+    ax = a.get("axis", -1) % v.ndim
+    axes = tuple(range(ax, v.ndim))
+    vd = v.astype(np.float64) if a.get("stash_type", 1) == 1 else v
+    mean = vd.mean(axis=axes, keepdims=True)
+    d = vd - mean
+    inv = 1.0 / np.sqrt((d * d).mean(axis=axes, keepdims=True) + a.get("epsilon", 1e-5))
+    r = d * inv * scale
+    if bias is not None:
+        r = r + bias
+    sd = np.float32 if a.get("stash_type", 1) == 1 else v.dtype
+    return (r, mean.astype(sd), inv.astype(sd))[:max(len(o), 1)]
+
+
+@kernel("LRN")
+def k_lrn(x, o, a, w):
+    v = x[0]
+    size = a.get("size", 1)
+    sq = v.astype(np.float64) ** 2
+    c = v.shape[1]
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    pad = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (v.ndim - 2))
+    s = sum(pad[:, i:i + c] for i in range(size))
+    return (v / (a.get("bias", 1.0) + a.get("alpha", 1e-4) / size * s) ** a.get("beta", 0.75),)
+
+
+@kernel("LpNormalization")
+def k_lpnorm(x, o, a, w):
+    v = x[0]
+    p = a.get("p", 2)
+    norm = np.sum(np.abs(v) ** p, axis=a.get("axis", -1), keepdims=True) ** (1.0 / p)
+    return (np.where(norm == 0, 0, v / np.where(norm == 0, 1, norm)),)
+
+
+def _softmax_axis(a, v):
+    ax = a.get("axis")
+    opset = a.get("_opset", 13)
+    if ax is None:
+        ax = -1 if opset >= 13 else 1
+    return ax % max(v.ndim, 1), opset < 13
+
+
+def _legacy(a, v, fn):
+    ax, legacy = _softmax_axis(a, v)
+    if not legacy:
+        return fn(v, ax)
+    flat = v.reshape(int(np.prod(v.shape[:ax], dtype=np.int64)), -1)
+    return fn(flat, 1).reshape(v.shape)
+
+
+@kernel("Softmax")
+def k_softmax(x, o, a, w):
+    v = x[0]
+    ax, legacy = _softmax_axis(a, v)
+    y = o[0] if o and o[0] is not None else None
+    if y is not None and not legacy and v.dtype.kind == "f":
+        np.subtract(v, v.max(axis=ax, keepdims=True), out=y)
+        np.exp(y, out=y)
+        y /= y.sum(axis=ax, keepdims=True)
+        return (y,)
+
+    def f(t, axis):
+        e = np.exp(t - t.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+    return (_legacy(a, v, f),)
+
+
+@kernel("LogSoftmax")
+def k_logsoftmax(x, o, a, w):
+    def f(t, axis):
+        s = t - t.max(axis=axis, keepdims=True)
+        return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    return (_legacy(a, x[0], f),)
+
+
+@kernel("Hardmax")
+def k_hardmax(x, o, a, w):
+    def f(t, axis):
+        idx = np.expand_dims(t.argmax(axis=axis), axis)
+        r = np.zeros_like(t)
+        np.put_along_axis(r, idx, 1, axis=axis)
+        return r
+    return (_legacy(a, x[0], f),)
+
+
+# ============================================================================================ recurrent
+_ACT = {
+    "Sigmoid": lambda x, a, b: sigmoid(x),
+    "Tanh": lambda x, a, b: np.tanh(x),
+    "Relu": lambda x, a, b: np.maximum(x, 0),
+    "Affine": lambda x, a, b: a * x + b,
+    "LeakyRelu": lambda x, a, b: np.where(x >= 0, x, a * x),
+    "ThresholdedRelu": lambda x, a, b: np.where(x > a, x, 0),
+    "ScaledTanh": lambda x, a, b: a * np.tanh(b * x),
+    "HardSigmoid": lambda x, a, b: np.clip(a * x + b, 0, 1),
+    "Elu": lambda x, a, b: np.where(x >= 0, x, a * (np.exp(x) - 1)),
+    "Softsign": lambda x, a, b: x / (1 + np.abs(x)),
+    "Softplus": lambda x, a, b: np.log1p(np.exp(x)),
+}
+_DEFAULT_ALPHA = {"LeakyRelu": 0.01, "ThresholdedRelu": 1.0, "HardSigmoid": 0.2, "Elu": 1.0, "Affine": 1.0, "ScaledTanh": 1.0}
+_DEFAULT_BETA = {"HardSigmoid": 0.5, "Affine": 0.0, "ScaledTanh": 1.0}
+
+
+def _acts(attrs, defaults, dirs):
+    names = attrs.get("activations") or defaults * dirs
+    al, be = list(attrs.get("activation_alpha") or []), list(attrs.get("activation_beta") or [])
+    fns = []
+    for k, n in enumerate(names):
+        a = al[k] if k < len(al) else _DEFAULT_ALPHA.get(n, 0.0)
+        b = be[k] if k < len(be) else _DEFAULT_BETA.get(n, 0.0)
+        fns.append(lambda x, f=_ACT[n], a=a, b=b: f(x, a, b))
+    per = len(defaults)
+    return [fns[d * per:(d + 1) * per] for d in range(dirs)]
+
+
+def _run_directions(x, lens, dirs, direction, step, init_states):
+    """Drive ``step(d, x_t, states) -> states`` over time for each direction; returns Y and final states.
+    Steps past a batch entry's ``sequence_lens`` output zeros and hold the state."""
+    seq, batch = x.shape[0], x.shape[1]
+    ys, finals = [], []
+    for d in range(dirs):
+        reverse = direction == "reverse" or (direction == "bidirectional" and d == 1)
+        states = [s[d] for s in init_states]
+        hs = np.zeros((seq, batch, states[0].shape[-1]), dtype=np.float64)
+        for k in range(seq):
+            t = seq - 1 - k if reverse else k
+            new = step(d, x[t], states)
+            if lens is not None:
+                valid = (t < lens).reshape(-1, 1)
+                new = [np.where(valid, n, s) for n, s in zip(new, states)]
+                hs[t] = np.where(valid, new[0], 0)
+            else:
+                hs[t] = new[0]
+            states = new
+        ys.append(hs)
+        finals.append(states)
+    y = np.stack(ys, axis=1)                      # (seq, dirs, batch, hidden)
+    return y, [np.stack([f[i] for f in finals]) for i in range(len(init_states))]
+
+
+def _rnn_io(attrs, x, init):
+    if attrs.get("layout", 0):
+        x = np.swapaxes(x, 0, 1)
+        init = [None if s is None else np.swapaxes(s, 0, 1) for s in init]
+    return x.astype(np.float64), [None if s is None else s.astype(np.float64) for s in init]
+
+
+def _rnn_out(attrs, dtype, y, finals, n_outputs):
+    if attrs.get("layout", 0):
+        y = np.transpose(y, (2, 0, 1, 3))
+        finals = [np.swapaxes(f, 0, 1) for f in finals]
+    return tuple([y.astype(dtype)] + [f.astype(dtype) for f in finals])[:max(n_outputs, 1)]
+
+
+def lstm(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None, c0=None, p=None):
+    """ONNX LSTM (gate order i, o, f, c; peepholes, clip, input_forget, layout); returns (Y, Y_h, Y_c)[:n]."""
+    dtype = x.dtype
+    x, (h0, c0) = _rnn_io(attrs, x, [h0, c0])
+    dirs, hidden, batch = w.shape[0], w.shape[1] // 4, x.shape[1]
+    b = np.zeros((dirs, 8 * hidden)) if b is None else b.astype(np.float64)
+    p = np.zeros((dirs, 3 * hidden)) if p is None else p.astype(np.float64)
+    h0 = np.zeros((dirs, batch, hidden)) if h0 is None else h0
+    c0 = np.zeros((dirs, batch, hidden)) if c0 is None else c0
+    acts = _acts(attrs, ["Sigmoid", "Tanh", "Tanh"], dirs)
+    clip = attrs.get("clip")
+    wt = [w[d].astype(np.float64).T for d in range(dirs)]
+    rt = [r[d].astype(np.float64).T for d in range(dirs)]
+
+    def step(d, xt, states):
+        h, c = states
+        gates = xt @ wt[d] + h @ rt[d] + b[d, :4 * hidden] + b[d, 4 * hidden:]
+        if clip is not None:
+            gates = np.clip(gates, -clip, clip)
+        gi, go, gf, gc = np.split(gates, 4, axis=1)
+        pi, po, pf = np.split(p[d], 3)
+        f_, g_, h_ = acts[d]
+        i = f_(gi + pi * c)
+        f = 1 - i if attrs.get("input_forget", 0) else f_(gf + pf * c)
+        cn = f * c + i * g_(gc)
+        o = f_(go + po * cn)
+        return [o * h_(cn), cn]
+
+    y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0, c0])
+    return _rnn_out(attrs, dtype, y, finals, n_outputs)
+
+
+def gru(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
+    """ONNX GRU (gate order z, r, h; linear_before_reset, layout); returns (Y, Y_h)[:n]."""
+    dtype = x.dtype
+    x, (h0,) = _rnn_io(attrs, x, [h0])
+    dirs, hidden, batch = w.shape[0], w.shape[1] // 3, x.shape[1]
+    b = np.zeros((dirs, 6 * hidden)) if b is None else b.astype(np.float64)
+    h0 = np.zeros((dirs, batch, hidden)) if h0 is None else h0
+    acts = _acts(attrs, ["Sigmoid", "Tanh"], dirs)
+    w64, r64 = w.astype(np.float64), r.astype(np.float64)
+    lbr = attrs.get("linear_before_reset", 0)
+
+    def step(d, xt, states):
+        (h,) = states
+        wz, wr, wh = np.split(w64[d], 3)
+        rz, rr, rh = np.split(r64[d], 3)
+        wbz, wbr, wbh, rbz, rbr, rbh = np.split(b[d], 6)
+        f_, g_ = acts[d]
+        z = f_(xt @ wz.T + h @ rz.T + wbz + rbz)
+        rg = f_(xt @ wr.T + h @ rr.T + wbr + rbr)
+        if lbr:
+            hh = g_(xt @ wh.T + rg * (h @ rh.T + rbh) + wbh)
+        else:
+            hh = g_(xt @ wh.T + (rg * h) @ rh.T + rbh + wbh)
+        return [(1 - z) * hh + z * h]
+
+    y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0])
+    return _rnn_out(attrs, dtype, y, finals, n_outputs)
+
+
+def rnn(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
+    """ONNX RNN (simple recurrent layer, layout); returns (Y, Y_h)[:n]."""
+    dtype = x.dtype
+    x, (h0,) = _rnn_io(attrs, x, [h0])
+    dirs, hidden, batch = w.shape[0], w.shape[1], x.shape[1]
+    b = np.zeros((dirs, 2 * hidden)) if b is None else b.astype(np.float64)
+    h0 = np.zeros((dirs, batch, hidden)) if h0 is None else h0
+    acts = _acts(attrs, ["Tanh"], dirs)
+    w64, r64 = w.astype(np.float64), r.astype(np.float64)
+
+    def step(d, xt, states):
+        (h,) = states
+        return [acts[d][0](xt @ w64[d].T + h @ r64[d].T + b[d, :hidden] + b[d, hidden:])]
+
+    y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0])
+    return _rnn_out(attrs, dtype, y, finals, n_outputs)
+
+
+KERNELS["LSTM"] = lambda x, o, a, w: lstm(a, len(o), *x)
+KERNELS["GRU"] = lambda x, o, a, w: gru(a, len(o), *x)
+KERNELS["RNN"] = lambda x, o, a, w: rnn(a, len(o), *x)
+
+
+# ============================================================================================ resize
+# Separable: one interpolation per resized axis. The output coordinate maps back to an input coordinate with the
+# spec's coordinate_transformation_mode formula, then nearest (four rounding modes), linear or cubic (Keys kernel,
+# cubic_coeff_a) weights; antialias widens the kernel by 1/scale when downscaling; exclude_outside drops taps
+# outside the input and renormalises; tf_crop_and_resize uses roi and extrapolation_value. Source: ONNX spec, Resize.
+RESIZE_ATTRS = {"antialias": 0, "axes": None, "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": -0.75,
+                 "exclude_outside": 0, "extrapolation_value": 0.0, "keep_aspect_ratio_policy": "stretch",
+                 "mode": "nearest", "nearest_mode": "round_prefer_floor"}
+
+
+def source_coords(mode, out_len, in_len, scale, roi=(0.0, 1.0)):
+    """Input coordinate of each output index (spec: coordinate_transformation_mode)."""
+    x = np.arange(out_len, dtype=np.float64)
+    if mode == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        adj = out_len / (scale * in_len)
+        return in_len / 2 * (1 - adj) + (x + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros_like(x)
+    if mode == "align_corners":   # the spec's length_resized is scale * length_original (a float)
+        return x * (in_len - 1) / (scale * in_len - 1) if out_len > 1 else np.zeros_like(x)
+    if mode == "asymmetric":
+        return x / scale
+    if mode == "tf_crop_and_resize":
+        s, e = roi
+        if out_len > 1:
+            return s * (in_len - 1) + x * (e - s) * (in_len - 1) / (out_len - 1)
+        return np.full_like(x, 0.5 * (s + e) * (in_len - 1))
+    raise ValueError(f"unknown coordinate_transformation_mode {mode!r}")
+
+
+def _nearest(xs, mode):
+    if mode == "round_prefer_floor":
+        return np.ceil(xs - 0.5)
+    if mode == "round_prefer_ceil":
+        return np.floor(xs + 0.5)
+    if mode == "floor":
+        return np.floor(xs)
+    if mode == "ceil":
+        return np.ceil(xs)
+    raise ValueError(f"unknown nearest_mode {mode!r}")
+
+
+def _cubic(t, a):
+    t = np.abs(t)
+    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+                    np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+
+def interp_matrix(xs, in_len, attrs, scale):
+    """Dense (out, in) weights for linear/cubic sampling at input coordinates ``xs``."""
+    cubic = attrs["mode"] == "cubic"
+    support = 2.0 if cubic else 1.0
+    sf = min(scale, 1.0) if attrs["antialias"] else 1.0
+    radius = support / sf
+    lo = np.floor(xs - radius).astype(np.int64) + 1
+    taps = lo[:, None] + np.arange(int(math.ceil(2 * radius)) + 1)[None, :]
+    t = (xs[:, None] - taps) * sf
+    w = _cubic(t, attrs["cubic_coeff_a"]) if cubic else np.maximum(0.0, 1 - np.abs(t))
+    inside = (taps >= 0) & (taps < in_len)
+    if attrs["exclude_outside"]:
+        w = np.where(inside, w, 0.0)
+    if attrs["exclude_outside"] or attrs["antialias"]:
+        s = w.sum(axis=1, keepdims=True)
+        w = w / np.where(s == 0, 1, s)
+    m = np.zeros((len(xs), in_len))
+    rows = np.repeat(np.arange(len(xs)), taps.shape[1])
+    np.add.at(m, (rows, np.clip(taps, 0, in_len - 1).ravel()), w.ravel())
+    return m
+
+
+def resize_nd(x, out_shape, scales, attrs, roi=None):
+    """Resize ``x`` to ``out_shape`` with per-axis ``scales`` (floats) and ``roi`` (starts+ends or None)."""
+    y = x.astype(np.float64) if attrs["mode"] != "nearest" else x
+    rank = x.ndim
+    extrap = np.zeros(out_shape, dtype=bool) if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize" else None
+    for ax in range(rank):
+        in_len, out_len, sc = x.shape[ax], int(out_shape[ax]), float(scales[ax])
+        r = (float(roi[ax]), float(roi[ax + rank])) if roi is not None and len(roi) == 2 * rank else (0.0, 1.0)
+        if in_len == out_len and sc == 1.0 and attrs["coordinate_transformation_mode"] != "tf_crop_and_resize":
+            continue
+        xs = source_coords(attrs["coordinate_transformation_mode"], out_len, in_len, sc, r)
+        if extrap is not None:
+            bad = (xs < 0) | (xs > in_len - 1)
+            shape = [1] * rank
+            shape[ax] = out_len
+            extrap |= bad.reshape(shape)
+        if attrs["mode"] == "nearest":
+            idx = np.clip(_nearest(xs, attrs["nearest_mode"]), 0, in_len - 1).astype(np.int64)
+            y = np.take(y, idx, axis=ax)
+        else:
+            m = interp_matrix(xs, in_len, attrs, sc)
+            y = np.moveaxis(np.tensordot(m, y, axes=([1], [ax])), 0, ax)
+    if extrap is not None:
+        y = np.where(extrap, attrs["extrapolation_value"], y)
+    return np.asarray(y).astype(x.dtype, copy=False)
+
+
+def resize(a, x, roi=None, scales=None, sizes=None):
+    """ONNX Resize (opsets 11-24 inputs): output sizes from ``sizes`` or ``scales`` on ``axes``, with
+    ``keep_aspect_ratio_policy``; then :func:`resize_nd`."""
+    rank = x.ndim
+    axes = [ax % rank for ax in a["axes"]] if a["axes"] is not None else list(range(rank))
+    full_scales = [1.0] * rank
+    out = list(x.shape)
+    if roi is not None and roi.size and a["axes"] is not None:
+        full_roi = [0.0] * rank + [1.0] * rank
+        for k, ax in enumerate(axes):
+            full_roi[ax], full_roi[ax + rank] = roi[k], roi[k + len(axes)]
+        roi = np.array(full_roi)
+    if sizes is not None and sizes.size:
+        sizes = [int(s) for s in sizes]
+        if a["keep_aspect_ratio_policy"] != "stretch":
+            ratios = [sizes[k] / x.shape[ax] for k, ax in enumerate(axes)]
+            s = min(ratios) if a["keep_aspect_ratio_policy"] == "not_larger" else max(ratios)
+            sizes = [int(math.floor(s * x.shape[ax] + 0.5)) for ax in axes]
+            for ax in axes:
+                full_scales[ax] = s
+        for k, ax in enumerate(axes):
+            out[ax] = sizes[k]
+            if a["keep_aspect_ratio_policy"] == "stretch":
+                full_scales[ax] = sizes[k] / x.shape[ax]
+    elif scales is not None and scales.size:
+        for k, ax in enumerate(axes):
+            full_scales[ax] = float(scales[k])
+            out[ax] = int(math.floor(x.shape[ax] * float(scales[k])))
+    return resize_nd(x, out, full_scales, a, roi if roi is not None and roi.size else None)
+
+
+
+def upsample(mode, x, scales):
+    """ONNX Upsample (opsets 7-9): Resize with asymmetric coordinates and floor rounding."""
+    a = dict(RESIZE_ATTRS, mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    a["mode"] = "linear" if a["mode"] in ("linear", "bilinear") else a["mode"]
+    out = [int(math.floor(d * float(s))) for d, s in zip(x.shape, scales)]
+    return resize_nd(x, out, [float(s) for s in scales], a)
+
+
+@kernel("Resize")
+def k_resize(x, o, a, w):
+    return (resize(a, *x),)
+
+
+@kernel("Upsample")
+def k_upsample(x, o, a, w):
+    return (upsample(a.get("mode", "nearest"), x[0], x[1]),)
+
+
+# ============================================================================================ quantization
+def expand_param(p, x, axis, block=0):
+    """Broadcast a scale or zero point to ``x``: scalar, per ``axis`` (1-D) or blocked along ``axis``
+    (ONNX QuantizeLinear/DequantizeLinear, opsets 10-24)."""
+    if p.ndim == 0 or p.size == 1 and x.ndim == 0:
+        return p.reshape(())
+    ax = axis % x.ndim
+    if block:
+        p = np.repeat(p, block, axis=ax)
+        sl = [slice(None)] * x.ndim
+        sl[ax] = slice(0, x.shape[ax])
+        return p[tuple(sl)]
+    if p.ndim == 1:
+        shape = [1] * x.ndim
+        shape[ax] = p.size
+        return p.reshape(shape)
+    return p
+
+
+@kernel("QuantizeLinear")
+def k_quantize(x, o, a, w):
+    v, scale = x[0], x[1]
+    zp = x[2] if len(x) > 2 else None
+    dt = np.dtype(a["_to"])
+    q = np.rint(v.astype(np.float64) / expand_param(scale.astype(np.float64), v, a.get("axis", 1), a.get("block_size", 0)))
+    if zp is not None:
+        q += expand_param(zp.astype(np.int64), v, a.get("axis", 1), a.get("block_size", 0))
+    info = np.iinfo(dt)
+    return (np.clip(q, info.min, info.max).astype(dt),)
+
+
+@kernel("DequantizeLinear")
+def k_dequantize(x, o, a, w):
+    v, scale = x[0], x[1]
+    zp = x[2] if len(x) > 2 else None
+    q = v.astype(np.int64) if v.dtype.kind in "iu" else v.astype(np.float64)
+    if zp is not None:
+        q = q - expand_param(zp.astype(q.dtype), v, a.get("axis", 1), a.get("block_size", 0))
+    r = q * expand_param(scale.astype(np.float64), v, a.get("axis", 1), a.get("block_size", 0))
+    return (r.astype(np.float32).astype(a["_to"]),)
+
+
+@kernel("DynamicQuantizeLinear")
+def k_dynamic_quantize(x, o, a, w):
+    v = x[0]
+    lo = min(0.0, float(v.min())) if v.size else 0.0
+    hi = max(0.0, float(v.max())) if v.size else 0.0
+    scale = np.float32((hi - lo) / 255.0)
+    zp = np.clip(np.rint(0 - np.float32(lo) / scale), 0, 255) if scale != 0 else np.float32(0)
+    q = np.clip(np.rint(v / scale) + zp, 0, 255) if scale != 0 else np.zeros_like(v)
+    return (q.astype(np.uint8), np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8))
+
+
+def _zp(zp, ndim, axis):
+    if zp is None:
+        return 0
+    zp = zp.astype(np.int64)
+    if zp.ndim == 1 and zp.size > 1:
+        shape = [1] * ndim
+        shape[axis] = zp.size
+        return zp.reshape(shape)
+    return zp.reshape(()) if zp.size == 1 else zp
+
+
+@kernel("MatMulInteger")
+def k_matmul_integer(x, o, a, w):
+    p, q = x[0], x[1]
+    pz = x[2] if len(x) > 2 else None
+    qz = x[3] if len(x) > 3 else None
+    pp = p.astype(np.int64) - _zp(pz, p.ndim, -2)
+    qq = q.astype(np.int64) - _zp(qz, q.ndim, -1)
+    return (np.matmul(pp, qq).astype(np.int32),)
+
+
+def _conv_int(v, wt, a, w):
+    kernel_, strides, dil, pads, outs = conv_geometry(a, v.shape, wt.shape)
+    y = np.empty((v.shape[0], wt.shape[0]) + tuple(outs), np.float64)
+    return conv(v.astype(np.float64), wt.astype(np.float64), None, a.get("group", 1), kernel_, strides, dil, pads, outs, y, w)
+
+
+@kernel("ConvInteger")
+def k_conv_integer(x, o, a, w):
+    v, wt = x[0], x[1]
+    vz = x[2] if len(x) > 2 else None
+    wz = x[3] if len(x) > 3 else None
+    vv = v.astype(np.int64) - _zp(vz, v.ndim, 1)
+    ww = wt.astype(np.int64) - _zp(wz, wt.ndim, 0)
+    return (np.rint(_conv_int(vv, ww, a, w)).astype(np.int32),)
+
+
+def _requant(acc, mult, y_zp, dt):
+    r = np.rint(acc * mult)
+    if y_zp is not None:
+        r = r + y_zp.astype(np.int64)
+    info = np.iinfo(dt)
+    return np.clip(r, info.min, info.max).astype(dt)
+
+
+@kernel("QLinearMatMul")
+def k_qlinear_matmul(x, o, a, w):
+    p, ps, pz, q, qs, qz, ys, yz = x
+    acc = np.matmul(p.astype(np.int64) - _zp(pz, p.ndim, -2), q.astype(np.int64) - _zp(qz, q.ndim, -1))
+    mult = ps.astype(np.float64).reshape(-1, 1) if ps.size > 1 else ps.astype(np.float64).reshape(())
+    mult = mult * (qs.astype(np.float64) if qs.size > 1 else qs.astype(np.float64).reshape(())) / ys.astype(np.float64).reshape(())
+    return (_requant(acc, mult, yz, yz.dtype),)
+
+
+@kernel("QLinearConv")
+def k_qlinear_conv(x, o, a, w):
+    v, vs, vz, wt, ws, wz, ys, yz = x[:8]
+    b = x[8] if len(x) > 8 else None
+    acc = _conv_int(v.astype(np.int64) - _zp(vz, v.ndim, 1), wt.astype(np.int64) - _zp(wz, wt.ndim, 0), a, w)
+    if b is not None:
+        acc = acc + b.astype(np.float64).reshape((1, -1) + (1,) * (v.ndim - 2))
+    mult = vs.astype(np.float64).reshape(()) * ws.astype(np.float64).reshape((1, -1) + (1,) * (v.ndim - 2) if ws.size > 1 else ())
+    return (_requant(acc, mult / ys.astype(np.float64).reshape(()), yz, yz.dtype),)
+
+
+# ============================================================================================ control flow
+def _truthy(c):
+    return bool(np.asarray(c).reshape(-1)[0])
+
+
+@kernel("If")
+def k_if(x, o, a, w):
+    return a["then_branch"]() if _truthy(x[0]) else a["else_branch"]()
+
+
+@kernel("Loop")
+def k_loop(x, o, a, w):
+    """ONNX Loop: body(iteration, cond, carried...) -> (cond, carried..., scan outputs...)."""
+    trip = None if x[0] is None or np.size(x[0]) == 0 else int(np.asarray(x[0]).reshape(-1)[0])
+    cond = True if len(x) < 2 or x[1] is None else _truthy(x[1])
+    carried = list(x[2:])
+    scans = None
+    i = 0
+    while (trip is None or i < trip) and cond:
+        res = a["body"](np.array(i, dtype=np.int64), np.array(cond), *carried)
+        cond = _truthy(res[0])
+        carried = list(res[1:1 + len(carried)])
+        step_scans = res[1 + len(carried):]
+        if scans is None:
+            scans = [[] for _ in step_scans]
+        for k, s in enumerate(step_scans):
+            scans[k].append(s)
+        i += 1
+    n_scan = len(o) - len(carried)
+    outs = carried
+    for k in range(n_scan):
+        vals = scans[k] if scans else []
+        outs.append(np.stack(vals) if vals else np.zeros((0,), np.float32))
+    return outs
+
+
+@kernel("Scan")
+def k_scan(x, o, a, w):
+    """ONNX Scan (opset 9+): body(state..., scan slices...) -> (state..., scan output slices...)."""
+    n_scan = a["num_scan_inputs"]
+    n_state = len(x) - n_scan
+    states, seqs = list(x[:n_state]), list(x[n_state:])
+    in_axes = a.get("scan_input_axes") or [0] * n_scan
+    in_dirs = a.get("scan_input_directions") or [0] * n_scan
+    seqs = [np.moveaxis(s, ax % s.ndim, 0) for s, ax in zip(seqs, in_axes)]
+    seqs = [s[::-1] if d else s for s, d in zip(seqs, in_dirs)]
+    steps = seqs[0].shape[0] if seqs else 0
+    n_out = len(o) - n_state
+    collected = [[] for _ in range(n_out)]
+    for t in range(steps):
+        res = a["body"](*(states + [s[t] for s in seqs]))
+        states = list(res[:n_state])
+        for k in range(n_out):
+            collected[k].append(res[n_state + k])
+    out_axes = a.get("scan_output_axes") or [0] * n_out
+    out_dirs = a.get("scan_output_directions") or [0] * n_out
+    outs = list(states)
+    for k in range(n_out):
+        r = np.stack(collected[k]) if collected[k] else np.zeros((0,), np.float32)
+        if out_dirs[k]:
+            r = r[::-1]
+        outs.append(np.moveaxis(r, 0, out_axes[k] % r.ndim))
+    return outs
+
+
+# ============================================================================================ sequences, optionals
+KERNELS["SequenceConstruct"] = lambda x, o, a, w: ([np.array(v, copy=True) for v in x],)
+KERNELS["SequenceEmpty"] = lambda x, o, a, w: ([],)
+KERNELS["SequenceLength"] = lambda x, o, a, w: (np.array(len(x[0]), dtype=np.int64),)
+KERNELS["SequenceAt"] = lambda x, o, a, w: (x[0][int(x[1])],)
+KERNELS["OptionalHasElement"] = lambda x, o, a, w: (np.array(len(x) > 0 and x[0] is not None),)
+KERNELS["OptionalGetElement"] = lambda x, o, a, w: (x[0],)
+KERNELS["Optional"] = lambda x, o, a, w: (x[0] if x else None,)
+
+
+@kernel("SequenceInsert")
+def k_sequence_insert(x, o, a, w):
+    s = list(x[0])
+    pos = len(s) if len(x) < 3 or x[2] is None else int(x[2])
+    s.insert(pos if pos >= 0 else pos + len(s), x[1])
+    return (s,)
+
+
+@kernel("SequenceErase")
+def k_sequence_erase(x, o, a, w):
+    s = list(x[0])
+    del s[-1 if len(x) < 2 or x[1] is None else int(x[1])]
+    return (s,)
+
+
+@kernel("ConcatFromSequence")
+def k_concat_from_sequence(x, o, a, w):
+    ax = a["axis"]
+    if a.get("new_axis", 0):
+        return (np.stack(x[0], axis=ax),)
+    return (np.concatenate(x[0], axis=ax),)
+
+
+@kernel("SplitToSequence")
+def k_split_to_sequence(x, o, a, w):
+    v = x[0]
+    ax = a.get("axis", 0) % v.ndim
+    split = x[1] if len(x) > 1 else None
+    if split is None:
+        parts = [np.take(v, [i], axis=ax) for i in range(v.shape[ax])]
+        return ([np.squeeze(p, ax) for p in parts] if not a.get("keepdims", 1) else parts,)
+    if np.ndim(split) == 0:
+        n = int(split)
+        return (np.split(v, list(range(n, v.shape[ax], n)), axis=ax),)
+    return (np.split(v, np.cumsum([int(s) for s in split])[:-1], axis=ax),)
+
+
+# ============================================================================================ artifact
+def read_weights(path, expected_sha256=None):
+    """The payload of ``weights.bin`` (64-byte header: magic BORNCWT1, format version, header size, payload
+    bytes, SHA-256 of the payload), checked before use. Raises BornrtError on any mismatch."""
+    with open(path, "rb") as f:
+        head = f.read(WEIGHTS_HEADER_BYTES)
+        if len(head) < WEIGHTS_HEADER_BYTES or head[:8] != WEIGHTS_MAGIC:
+            raise BornrtError("%s: not a bornc weights file (bad magic)" % path)
+        version, hsize, size = struct.unpack("<IIQ", head[8:24])
+        if version != 1 or hsize != WEIGHTS_HEADER_BYTES:
+            raise BornrtError("%s: weights format %d is not supported by this runtime" % (path, version))
+        payload = bytearray(size)
+        got = f.readinto(payload)
+    if got != size:
+        raise BornrtError("%s: truncated (%d of %d payload bytes)" % (path, got, size))
+    digest = hashlib.sha256(payload).digest()
+    if digest != head[24:56] or (expected_sha256 and digest.hex() != expected_sha256):
+        raise BornrtError("%s: SHA-256 mismatch (corrupted or from another build)" % path)
+    return payload
+
+
+class Model:
+    """A loaded artifact: arena, weights, and the generated schedule (``model.py``).
+
+    ``run(feeds)`` takes {input name: array} (exact dtype and shape of ``manifest["inputs"]``) and returns
+    {output name: array}. Raises BornrtError for a wrong input name, shape or dtype, or a failing kernel."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        try:
+            with open(os.path.join(self.folder, "manifest.json")) as f:
+                self.manifest = json.load(f)
+        except (OSError, ValueError) as ex:
+            raise BornrtError("%s: no readable manifest.json (%s)" % (self.folder, ex))
+        m = self.manifest
+        if m.get("backend") != "python" or m.get("format_version") != FORMAT_VERSION:
+            raise BornrtError("%s: not a bornc python artifact of format %d" % (self.folder, FORMAT_VERSION))
+        self.code = _load_code(os.path.join(self.folder, m["python"]["module"]))
+        payload = read_weights(os.path.join(self.folder, "weights.bin"), m.get("weights_sha256"))
+        self.weights = np.frombuffer(payload, dtype=np.uint8)
+        self.arena = _aligned(m["arena_bytes"], 64)
+        v = [None] * self.code.SLOTS
+        for slot, off, shape, dt in self.code.WEIGHTS:
+            a = self.weights[off:off + _nbytes(shape, dt)].view(dt).reshape(shape)
+            a.flags.writeable = False
+            v[slot] = a
+        for slot, off, shape, dt in self.code.ARENA:
+            v[slot] = self.arena[off:off + _nbytes(shape, dt)].view(dt).reshape(shape)
+        self.outputs = {}
+        for slot, name, shape, dt in self.code.OUTPUTS:
+            if shape is not None and v[slot] is None:
+                v[slot] = np.empty(shape, dt)
+        self.v = v
+        self.scratch = [Scratch(None if ws is None else self.arena[ws[0]:ws[0] + ws[1]]) for ws in self.code.WORKSPACE]
+        self._outs = [(slot, name) for slot, name, shape, dt in self.code.OUTPUTS]
+
+    @property
+    def inputs(self):
+        """[{name, shape, dtype}] of the model inputs."""
+        return self.manifest["inputs"]
+
+    def check(self, feeds):
+        """Validate ``feeds`` against the manifest's inputs; returns them as arrays in input order."""
+        names = [t["name"] for t in self.inputs]
+        unknown = [k for k in feeds if k not in names]
+        if unknown:
+            raise BornrtError("unknown input(s) %s; the model's inputs are %s" % (", ".join(map(repr, unknown)), ", ".join(map(repr, names))))
+        res = []
+        for t in self.inputs:
+            if t["name"] not in feeds:
+                raise BornrtError("missing input %r (%s%s)" % (t["name"], t["dtype"], list(t["shape"])))
+            a = np.asarray(feeds[t["name"]])
+            if a.dtype != np.dtype(t["dtype"]):
+                raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))
+            if list(a.shape) != list(t["shape"]):
+                raise BornrtError("input %r: expected shape %s, got %s" % (t["name"], list(t["shape"]), list(a.shape)))
+            res.append(a if a.flags.c_contiguous else np.array(a, order="C"))
+        return res
+
+    def run(self, feeds, copy=True):
+        """Run one inference. With ``copy=False`` the returned arrays are the runtime's own output buffers,
+        overwritten by the next run (no allocation for outputs)."""
+        arrays = self.check(feeds)
+        v = self.v
+        for (slot, name, shape, dt), a in zip(self.code.INPUTS, arrays):
+            v[slot] = a
+        with np.errstate(all="ignore"):
+            self.code.run(v, KERNELS, call, self.scratch)
+        res = {}
+        for slot, name in self._outs:
+            r = v[slot]
+            res[name] = np.array(r, copy=True) if copy and isinstance(r, np.ndarray) else r
+        return res
+
+    def self_test(self):
+        """Run the golden input stored in ``selftest.npz`` (when the artifact has one) and compare with its
+        stored outputs; returns (ok, worst absolute error)."""
+        path = os.path.join(self.folder, "selftest.npz")
+        if not os.path.exists(path):
+            raise BornrtError("%s: no selftest.npz in this artifact (compile with --self-test-data)" % self.folder)
+        z = np.load(path, allow_pickle=False)
+        st = self.manifest.get("self_test", {})
+        feeds = {t["name"]: z["in_%d" % k] for k, t in enumerate(self.inputs)}
+        got = self.run(feeds)
+        worst, ok = 0.0, True
+        for k, t in enumerate(self.manifest["outputs"]):
+            e = z["out_%d" % k].astype(np.float64)
+            g = np.asarray(got[t["name"]]).astype(np.float64)
+            err = float(np.max(np.abs(g - e))) if e.size else 0.0
+            worst = max(worst, err)
+            ok = ok and g.shape == e.shape and bool(np.allclose(g, e, rtol=st.get("rtol", 1e-3), atol=st.get("atol", 1e-4)))
+        return ok, worst
+
+
+def _nbytes(shape, dt):
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+
+
+def _aligned(nbytes, align):
+    raw = np.empty(int(nbytes) + align, dtype=np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + int(nbytes)]
+
+
+def _load_code(path):
+    scope = {"__name__": "bornrt_model", "__file__": path}
+    try:
+        with open(path) as f:
+            src = f.read()
+        exec(compile(src, path, "exec"), scope)
+    except (OSError, SyntaxError) as ex:
+        raise BornrtError("%s: cannot load the generated schedule (%s)" % (path, ex))
+
+    class Code(object):
+        pass
+    code = Code()
+    for k in ("SLOTS", "WEIGHTS", "ARENA", "INPUTS", "OUTPUTS", "WORKSPACE", "run"):
+        setattr(code, k, scope[k])
+    return code
+
+
+def load(folder):
+    """Load the artifact in ``folder`` (manifest.json, model.py, weights.bin) and return a :class:`Model`."""
+    return Model(folder)
+
+
+def main(argv=None):
+    """Command line: ``python3 bornrt.py OUT/ --input NAME=FILE.npy ... [-o OUT.npz]`` or ``--self-test``."""
+    import argparse
+    p = argparse.ArgumentParser(prog="bornrt.py", description="Run a bornc python artifact with numpy.")
+    p.add_argument("artifact")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    p.add_argument("--inputs", metavar="FILE.npz")
+    p.add_argument("-o", "--output", metavar="OUT.npz")
+    p.add_argument("--self-test", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        m = load(args.artifact)
+        if args.self_test:
+            ok, err = m.self_test()
+            print("self-test %s (max abs error %.3g)" % ("passed" if ok else "FAILED", err))
+            return 0 if ok else 1
+        feeds = {}
+        if args.inputs:
+            with np.load(args.inputs, allow_pickle=False) as z:
+                feeds.update({k: z[k] for k in z.files})
+        for item in args.input:
+            name, sep, path = item.rpartition("=")
+            if not sep:
+                raise BornrtError("--input %r: expected NAME=FILE.npy" % item)
+            feeds[name] = np.load(path, allow_pickle=False)
+        res = m.run(feeds)
+        if args.output:
+            np.savez(args.output, **res)
+        for k, r in res.items():
+            r = np.asarray(r)
+            print("%s: %s%s" % (k, r.dtype, list(r.shape)))
+        return 0
+    except (BornrtError, OSError, ValueError) as ex:
+        sys.stderr.write("bornrt: error: %s\n" % ex)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
