@@ -46,14 +46,24 @@ def _median_ms(fn, runs: int, warmup: int) -> float:
 def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict | None = None, runs: int = 50,
                    warmup: int = 5, bind: dict | None = None) -> dict:
     """Figures for one artifact: ms medians of bornc and onnxruntime, ratio, GFLOP/s, peak fraction, cold start."""
-    from .backends.c.runner import load_artifact
+    from .executors import load_artifact
     from .targets import get_target
     art = Path(art)
     manifest = json.loads((art / "manifest.json").read_text())
     feeds = feeds or random_inputs(manifest)
     runner = load_artifact(art)
     res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup}
-    if hasattr(runner, "ffi"):
+    if manifest.get("backend") == "python":
+        res["bornc_ms"] = _median_ms(lambda: runner(feeds, copy=False), runs, warmup)
+        res["allocated_bytes_per_inference"], res["retained_bytes_per_inference"] = _allocations(lambda: runner(feeds, copy=False))
+        model_path = model_path or manifest["source_model"].get("path")
+        if model_path and Path(model_path).is_file():
+            from .frontend.onnx_import import load_onnx
+            from .interpreter import run
+            shapes = {t["name"]: tuple(t["shape"]) for t in manifest["inputs"] if t["shape"] is not None}
+            ref = load_onnx(model_path, input_shapes=shapes, bind=bind or None)
+            res["reference_ms"] = _median_ms(lambda: run(ref, feeds), max(runs // 5, 3), 1)
+    elif hasattr(runner, "ffi"):
         res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
     else:
         res["bornc_ms"] = runner(feeds, bench=runs)["__median_ms__"]
@@ -65,7 +75,7 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
             import onnxruntime as ort
         except ImportError:
             ort = None
-        if ort is not None and get_target(manifest["target"]).run == "native":
+        if ort is not None and get_target(manifest["target"]).run in ("native", "python"):
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
             so.inter_op_num_threads = 1
@@ -87,6 +97,23 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
         if peak:
             res["peak_fraction"] = res["bornc_gflop_per_s"] / peak
     return res
+
+
+def _allocations(fn) -> tuple[int, int]:
+    """Bytes one call of ``fn`` allocates, measured with tracemalloc after two warm-up calls: the peak above
+    what was allocated before the call (transient), and what is still held after it (retained)."""
+    import tracemalloc
+    fn()
+    fn()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before, max(after - before, 0)
 
 
 def _cold_start(art: Path, manifest: dict, feeds: dict) -> float | None:

@@ -289,6 +289,11 @@ def cmd_bench(args) -> int:
         print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
     if "onnxruntime_error" in r:
         print(f"  onnxruntime  could not load the model: {r['onnxruntime_error']}")
+    if "reference_ms" in r:
+        print(f"  reference    {r['reference_ms']:10.3f} ms   (bornc's numpy reference interpreter)")
+    if "allocated_bytes_per_inference" in r:
+        print(f"  allocations  {r['allocated_bytes_per_inference']:>10,} bytes per inference at peak "
+              f"({r['retained_bytes_per_inference']:,} retained; tracemalloc, outputs reused)")
     if r.get("cold_start_ms") is not None:
         print(f"  cold start   {r['cold_start_ms']:10.3f} ms   (fresh model_run process to its first output, .npy in and out)")
     return 0

@@ -332,7 +332,7 @@ class _Importer:
             t = out_types[k] if k < len(out_types) else None
             d = declared.get(o)
             if (t is None or (isinstance(t, TensorType) and t.shape is None)) and d is not None:
-                t = d if t is None or not isinstance(d, TensorType) else TensorType(t.dtype, d.shape)
+                t = d          # the model's declared type: its dtype too (a kernel probe could not run)
             g.types[o] = t if t is not None else TensorType("float32", None)
         g.nodes.append(node)
 
@@ -362,7 +362,14 @@ class _Importer:
         """Expand a call to a function (model-local, or the spec's body of an op) into its nodes, renaming values."""
         rename = dict(zip(f.input, n.input))
         rename.update(zip(f.output, n.output))
-        attrs = {a.name: a for a in n.attribute}
+        attrs = {a.name: a for a in f.attribute_proto}      # defaults: the function's, then the op schema's
+        try:
+            schema = onnx.defs.get_schema(n.op_type, domain=n.domain or "")
+            attrs.update({k: a.default_value for k, a in schema.attributes.items()
+                          if a.default_value.type != onnx.AttributeProto.UNDEFINED})
+        except Exception:  # noqa: BLE001 - not a schema op (a model-local function): no schema defaults
+            pass
+        attrs.update({a.name: a for a in n.attribute})
         prefix = self.fresh(n.name or n.op_type)
         for k, fn in enumerate(f.node):
             new = onnx.NodeProto()

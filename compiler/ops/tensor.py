@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.types import dtype_name, np_dtype, onnx_elem_to_name
+from ..pyrt import rt
 from .registry import InferCtx, TensorType, register, same_as_input
 
 try:
@@ -388,17 +389,7 @@ def ref_topk(ctx, x, k):
 
 @register("Unique", attrs={"axis": None, "sorted": 1}, dynamic=True, versions="11-24")
 def ref_unique(ctx, x):
-    ax = ctx.attrs["axis"]
-    y, first, inverse, counts = np.unique(x, return_index=True, return_inverse=True, return_counts=True,
-                                           axis=None if ax is None else _axis(ax, x.ndim))
-    inverse = inverse.reshape(-1)
-    if not ctx.attrs["sorted"]:
-        order = np.argsort(first, kind="stable")
-        remap = np.empty_like(order)
-        remap[order] = np.arange(len(order))
-        y = np.take(y, order, axis=0 if ax is None else _axis(ax, x.ndim))
-        first, counts, inverse = first[order], counts[order], remap[inverse]
-    return y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
+    return rt.unique(ctx.attrs, x)
 
 
 @register("DepthToSpace", attrs={"blocksize": 1, "mode": "DCR"}, versions="1-24")
@@ -427,24 +418,14 @@ def ref_eyelike(ctx, x):
     return np.eye(x.shape[0], x.shape[1], k=ctx.attrs["k"], dtype=dt)
 
 
-def _cum(ctx, x, axis, ufunc):
-    ax = _axis(int(np.asarray(axis).ravel()[0]), x.ndim)
-    y = np.flip(x, ax) if ctx.attrs["reverse"] else x
-    out = ufunc.accumulate(y, axis=ax, dtype=x.dtype)
-    if ctx.attrs["exclusive"]:
-        ident = np.zeros_like(out) if ufunc is np.add else np.ones_like(out)
-        out = np.concatenate([np.take(ident, [0], axis=ax), np.take(out, np.arange(out.shape[ax] - 1), axis=ax)], axis=ax)
-    return np.flip(out, ax).copy() if ctx.attrs["reverse"] else out
-
-
 @register("CumSum", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="11-24")
 def ref_cumsum(ctx, x, axis):
-    return _cum(ctx, x, axis, np.add)
+    return rt.cumulative(ctx.attrs, x, axis, np.add)
 
 
 @register("CumProd", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="26")
 def ref_cumprod(ctx, x, axis):
-    return _cum(ctx, x, axis, np.multiply)
+    return rt.cumulative(ctx.attrs, x, axis, np.multiply)
 
 
 @register("ReverseSequence", attrs={"batch_axis": 1, "time_axis": 0}, infer=same_as_input, versions="10-24")

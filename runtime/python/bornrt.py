@@ -425,8 +425,9 @@ def k_squeeze(x, o, a, w):
 @kernel("Unsqueeze")
 def k_unsqueeze(x, o, a, w):
     v = x[0]
-    rank = v.ndim + len(x[1])
-    axes = sorted(int(i) % rank for i in x[1])
+    ax_in = np.ravel(x[1])
+    rank = v.ndim + len(ax_in)
+    axes = sorted(int(i) % rank for i in ax_in)
     shape = list(v.shape)
     for ax in axes:
         shape.insert(ax, 1)
@@ -663,17 +664,37 @@ def k_trilu(x, o, a, w):
     return ((np.triu if a.get("upper", 1) else np.tril)(x[0], k),)
 
 
-@kernel("CumSum")
-def k_cumsum(x, o, a, w):
-    v, ax = x[0], int(np.asarray(x[1]).reshape(-1)[0]) % x[0].ndim
-    if a.get("reverse", 0):
-        v = np.flip(v, ax)
-    r = np.cumsum(v, axis=ax, dtype=v.dtype)
+def cumulative(a, x, axis, ufunc):
+    """ONNX CumSum / CumProd along ``axis`` (``exclusive``, ``reverse``) with ``ufunc`` np.add or np.multiply."""
+    ax = int(np.asarray(axis).ravel()[0]) % x.ndim
+    y = np.flip(x, ax) if a.get("reverse", 0) else x
+    r = ufunc.accumulate(y, axis=ax, dtype=x.dtype)
     if a.get("exclusive", 0):
-        r = np.concatenate([np.zeros_like(np.take(r, [0], axis=ax)), np.take(r, np.arange(r.shape[ax] - 1), axis=ax)], axis=ax)
-    if a.get("reverse", 0):
-        r = np.flip(r, ax)
-    return (r,)
+        ident = np.zeros_like(r) if ufunc is np.add else np.ones_like(r)
+        r = np.concatenate([np.take(ident, [0], axis=ax), np.take(r, np.arange(r.shape[ax] - 1), axis=ax)], axis=ax)
+    return np.flip(r, ax).copy() if a.get("reverse", 0) else r
+
+
+KERNELS["CumSum"] = lambda x, o, a, w: (cumulative(a, x[0], x[1], np.add),)
+KERNELS["CumProd"] = lambda x, o, a, w: (cumulative(a, x[0], x[1], np.multiply),)
+
+
+def unique(a, x):
+    """ONNX Unique: values, first indices, inverse indices, counts; ``sorted`` = 0 keeps first-occurrence order."""
+    ax = a.get("axis")
+    ax = None if ax is None else ax % x.ndim
+    y, first, inverse, counts = np.unique(x, return_index=True, return_inverse=True, return_counts=True, axis=ax)
+    inverse = inverse.reshape(-1)
+    if not a.get("sorted", 1):
+        order = np.argsort(first, kind="stable")
+        remap = np.empty_like(order)
+        remap[order] = np.arange(len(order))
+        y = np.take(y, order, axis=0 if ax is None else ax)
+        first, counts, inverse = first[order], counts[order], remap[inverse]
+    return y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
+
+
+KERNELS["Unique"] = lambda x, o, a, w: unique(a, x[0])
 
 
 @kernel("OneHot")
@@ -1043,9 +1064,10 @@ def k_avgpool(x, o, a, w):
     xp = _padded(src, [(0, 0), (0, 0)] + [(pb, pe + e) for (pb, pe), e in zip(pads, ext)], 0, w, "pad")
     win = windows(xp, kernel_, strides, dil, outs)
     y = out(o, 0, v.shape[:2] + tuple(outs), v.dtype)
-    np.sum(win, axis=axes, out=y, casting="unsafe") if not lp else np.copyto(y, np.sum(win, axis=axes) ** (1.0 / a.get("p", 2)), casting="unsafe")
     if lp:
+        np.copyto(y, np.sum(win, axis=axes) ** (1.0 / a.get("p", 2)), casting="unsafe")
         return (y,)
+    np.sum(win, axis=axes, out=y)
     key = ("count", tuple(v.shape[2:]))
     cnt = w.bufs.get(key)
     if cnt is None:                               # divisor per output position, computed once
@@ -1123,6 +1145,12 @@ def k_fused_matmul(x, o, a, w):
 def k_batchnorm(x, o, a, w):
     v, scale, bias, mean, var = x
     shp = (1, -1) + (1,) * (v.ndim - 2)
+    if a.get("training_mode", 0) and len(o) > 1:       # batch statistics, running mean/var updated
+        axes = (0,) + tuple(range(2, v.ndim))
+        cm, cv = v.mean(axis=axes), v.var(axis=axes)
+        r = (v - cm.reshape(shp)) / np.sqrt(cv.reshape(shp) + a.get("epsilon", 1e-5)) * scale.reshape(shp) + bias.reshape(shp)
+        mom = a.get("momentum", 0.9)
+        return (r, mean * mom + cm * (1 - mom), var * mom + cv * (1 - mom))
     y = out(o, 0, v.shape, v.dtype)
     f = scale / np.sqrt(var + a.get("epsilon", 1e-5))
     np.multiply(v, f.reshape(shp).astype(v.dtype), out=y)
@@ -1760,6 +1788,158 @@ def k_split_to_sequence(x, o, a, w):
     return (np.split(v, np.cumsum([int(s) for s in split])[:-1], axis=ax),)
 
 
+# ============================================================================================ detection, sampling
+# NonMaxSuppression (10-24), Col2Im (18), GridSample (16-22), AffineGrid (20): the ONNX spec text of each operator.
+def _iou(a: np.ndarray, b: np.ndarray):
+    """IoU of one box against many, boxes as (y1, x1, y2, x2) with either corner order."""
+    ay1, ay2 = min(a[0], a[2]), max(a[0], a[2])
+    ax1, ax2 = min(a[1], a[3]), max(a[1], a[3])
+    by1, by2 = np.minimum(b[:, 0], b[:, 2]), np.maximum(b[:, 0], b[:, 2])
+    bx1, bx2 = np.minimum(b[:, 1], b[:, 3]), np.maximum(b[:, 1], b[:, 3])
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    inter = ih * iw
+    union = (ay2 - ay1) * (ax2 - ax1) + (by2 - by1) * (bx2 - bx1) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
+
+
+def nonmaxsuppression(a, boxes, scores, max_out=None, iou_th=None, score_th=None):
+    """Greedy NMS per batch and class: highest score first, drop boxes whose IoU exceeds the threshold."""
+    limit = int(np.asarray(max_out).ravel()[0]) if max_out is not None and max_out.size else 0
+    iou_t = float(np.asarray(iou_th).ravel()[0]) if iou_th is not None and iou_th.size else 0.0
+    sc_t = float(np.asarray(score_th).ravel()[0]) if score_th is not None and score_th.size else None
+    b = boxes.astype(np.float64)
+    if a["center_point_box"]:
+        xc, yc, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+        b = np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
+    out = []
+    for n in range(scores.shape[0]):
+        for c in range(scores.shape[1]):
+            s = scores[n, c].astype(np.float64)
+            order = [i for i in np.argsort(-s, kind="stable") if sc_t is None or s[i] > sc_t]
+            keep = []
+            for i in order:
+                if len(keep) >= limit:
+                    break
+                if keep and np.any(_iou(b[n, i], b[n, keep]) > iou_t):
+                    continue
+                keep.append(int(i))
+            out.extend([n, c, i] for i in keep)
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+def col2im(a, x, image_shape, block_shape):
+    img = [int(v) for v in image_shape]
+    blk = [int(v) for v in block_shape]
+    nd = len(img)
+    dil = a["dilations"] or [1] * nd
+    st = a["strides"] or [1] * nd
+    pads = a["pads"] or [0] * (2 * nd)
+    n, ck, length = x.shape
+    c = ck // int(np.prod(blk))
+    padded = [img[i] + pads[i] + pads[i + nd] for i in range(nd)]
+    outs = [(padded[i] - dil[i] * (blk[i] - 1) - 1) // st[i] + 1 for i in range(nd)]
+    y = np.zeros((n, c) + tuple(padded), dtype=x.dtype)
+    cols = x.reshape((n, c) + tuple(blk) + tuple(outs))
+    for tap in np.ndindex(*blk):
+        sl = tuple(slice(tap[i] * dil[i], tap[i] * dil[i] + st[i] * (outs[i] - 1) + 1, st[i]) for i in range(nd))
+        y[(slice(None), slice(None)) + sl] += cols[(slice(None), slice(None)) + tap]
+    crop = tuple(slice(pads[i], pads[i] + img[i]) for i in range(nd))
+    return y[(slice(None), slice(None)) + crop].copy()
+
+
+# ---------------------------------------------------------------------------------------------------- GridSample
+def _unnormalize(g, size, align):
+    return (g + 1) / 2 * (size - 1) if align else ((g + 1) * size - 1) / 2
+
+
+def _reflect(x, lo, hi):
+    span = hi - lo
+    if span <= 0:
+        return np.zeros_like(x) + lo
+    d = np.abs(x - lo) % (2 * span)
+    flips = np.floor(np.abs(x - lo) / span).astype(np.int64)
+    return np.where(flips % 2 == 0, lo + d % span, hi - (d % span))
+
+
+def _cubic_w(t, a=-0.75):
+    t = np.abs(t)
+    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1, np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+
+def gridsample(a, x, grid):
+    """Sample x (N, C, *D) at grid (N, *D_out, nd) normalized coordinates (last entry = width), with linear,
+    nearest or cubic (a = -0.75) interpolation and zeros/border/reflection padding."""
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(a["mode"], a["mode"])
+    align = bool(a["align_corners"])
+    n, c = x.shape[:2]
+    sizes = x.shape[2:]
+    nd = len(sizes)
+    xd = x.astype(np.float64)
+    out_sp = grid.shape[1:-1]
+    coords = []
+    for i in range(nd):          # grid's last axis lists x (width) first: reverse to the array's axis order
+        g = grid[..., nd - 1 - i].astype(np.float64)
+        p = _unnormalize(g, sizes[i], align)
+        if a["padding_mode"] == "border":
+            p = np.clip(p, 0, sizes[i] - 1)
+        elif a["padding_mode"] == "reflection":
+            p = _reflect(p, 0.0, sizes[i] - 1.0) if align else np.clip(_reflect(p, -0.5, sizes[i] - 0.5), 0, sizes[i] - 1)
+        coords.append(p)                                             # (N, *out)
+
+    def gather(idx):
+        valid = np.ones(idx[0].shape, dtype=bool)
+        fixed = []
+        for i, ix in enumerate(idx):
+            if a["padding_mode"] == "zeros":
+                valid &= (ix >= 0) & (ix < sizes[i])
+            elif a["padding_mode"] == "reflection":
+                ix = np.round(_reflect(ix.astype(np.float64), 0.0, sizes[i] - 1.0)).astype(np.int64) if align else \
+                    np.clip(np.floor(_reflect(ix + 0.0, -0.5, sizes[i] - 0.5)).astype(np.int64), 0, sizes[i] - 1)
+            fixed.append(np.clip(ix, 0, sizes[i] - 1))
+        vals = np.stack([xd[b][(slice(None),) + tuple(f[b] for f in fixed)] for b in range(n)])
+        return vals, valid[:, None]
+
+    if mode == "nearest":
+        idx = [np.rint(p).astype(np.int64) for p in coords]
+        vals, valid = gather(idx)
+        y = np.where(valid, vals, 0.0)
+    else:
+        taps = 2 if mode == "linear" else 4
+        base = [np.floor(p).astype(np.int64) - (0 if mode == "linear" else 1) for p in coords]
+        y = np.zeros((n, c) + out_sp)
+        for off in np.ndindex(*([taps] * nd)):
+            idx = [base[i] + off[i] for i in range(nd)]
+            w = np.ones(coords[0].shape)
+            for i in range(nd):
+                t = coords[i] - idx[i]
+                w = w * (np.maximum(0.0, 1 - np.abs(t)) if mode == "linear" else _cubic_w(t))
+            vals, valid = gather(idx)
+            y += np.where(valid, vals, 0.0) * w[:, None]
+    return y.astype(x.dtype)
+
+
+def affinegrid(a, theta, size):
+    dims = [int(v) for v in size]
+    n, sp = dims[0], dims[2:]
+    align = bool(a["align_corners"])
+    lin = []
+    for s in sp:
+        if align:
+            lin.append(np.linspace(-1, 1, s) if s > 1 else np.zeros(1))
+        else:
+            lin.append((np.arange(s) * 2 + 1) / s - 1)
+    mesh = np.meshgrid(*lin, indexing="ij")                           # per spatial axis, in (D, H, W) order
+    pts = np.stack([m.ravel() for m in mesh[::-1]] + [np.ones(mesh[0].size)], axis=0)   # (x, y[, z], 1)
+    out = np.einsum("nij,jk->nki", theta.astype(np.float64), pts)    # (N, points, nd)
+    return out.reshape((n,) + tuple(sp) + (len(sp),)).astype(theta.dtype)
+
+KERNELS["NonMaxSuppression"] = lambda x, o, a, w: (nonmaxsuppression(a, *x),)
+KERNELS["Col2Im"] = lambda x, o, a, w: (col2im(a, *x),)
+KERNELS["GridSample"] = lambda x, o, a, w: (gridsample(a, *x),)
+KERNELS["AffineGrid"] = lambda x, o, a, w: (affinegrid(a, *x),)
+
+
 # ============================================================================================ artifact
 def read_weights(path, expected_sha256=None):
     """The payload of ``weights.bin`` (64-byte header: magic BORNCWT1, format version, header size, payload
@@ -1830,7 +2010,10 @@ class Model:
         res = []
         for t in self.inputs:
             if t["name"] not in feeds:
-                raise BornrtError("missing input %r (%s%s)" % (t["name"], t["dtype"], list(t["shape"])))
+                raise BornrtError("missing input %r (%s%s)" % (t["name"], t["dtype"], t["shape"]))
+            if t["shape"] is None:                      # a sequence or optional input: passed as is
+                res.append(feeds[t["name"]])
+                continue
             a = np.asarray(feeds[t["name"]])
             if a.dtype != np.dtype(t["dtype"]):
                 raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))

@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 
 from ... import __version__
+from ...analysis import summarize
 from ...errors import ArtifactError, UnsupportedOpError
 from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType, np_dtype
@@ -60,6 +61,23 @@ def py_literal(x) -> str:
     if isinstance(x, np.ndarray) and x.dtype.name in NUMPY_DTYPES:
         return f"np.array({py_literal(x.ravel().tolist())}, dtype={x.dtype.name!r}).reshape({tuple(x.shape)!r})"
     raise ArtifactError(f"attribute value of type {type(x).__name__} cannot be written for the python target")
+
+
+def _dtype_name(t) -> str:
+    """The dtype of a tensor type, or 'sequence' / 'optional' for the other ONNX types."""
+    return t.dtype if isinstance(t, TensorType) else type(t).__name__.replace("Type", "").lower()
+
+
+def _literal_attrs(attrs: dict) -> dict:
+    """The attributes a kernel can read: those with a Python literal form (TypeProto and graphs are left out)."""
+    keep = {}
+    for k, v in attrs.items():
+        try:
+            py_literal(v)
+        except ArtifactError:
+            continue
+        keep[k] = v
+    return keep
 
 
 def _unsupported(model: Model) -> dict:
@@ -169,7 +187,7 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
                     and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0])):
                 lines.append(f"# {node.op} {node.name!r}: a view, {node.outputs[0]!r} shares the bytes of {node.inputs[0]!r}")
                 continue
-            attrs = {k: v for k, v in registry.attrs_with_defaults(opdef, node).items() if not isinstance(v, Graph)}
+            attrs = _literal_attrs(registry.attrs_with_defaults(opdef, node))
             attrs["_op"] = node.op
             attrs["_node"] = node.name
             if node.op in _TO_OPS and isinstance(types.get(node.outputs[0]), TensorType):
@@ -210,8 +228,8 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
 
     def info(v: str) -> dict:
         t = types[v]
-        return {"slot": slot(v), "name": v, "name_lit": repr(v), "dtype": t.dtype,
-                "shape": repr(list(t.shape)) if t.is_static else "None"}
+        return {"slot": slot(v), "name": v, "name_lit": repr(v), "dtype": _dtype_name(t),
+                "shape": repr(list(t.shape)) if static(v) else "None"}
 
     weights_tab = [{"slot": slot(c), "offset": w_offsets[c], "shape": repr(list(np.shape(consts[c]))),
                     "dtype": np.asarray(consts[c]).dtype.name, "name": c.replace("\n", " ")} for c in used]
@@ -237,8 +255,9 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
         "source_model": {"file": Path(source).name if source else "", "path": str(Path(source).resolve()) if source else "",
                          "sha256": model.source_sha256},
         "compile": {"opt_level": opt_level, "weights": "file", "schedule": plan.schedule_name},
-        "inputs": [{"name": v, "dtype": types[v].dtype, "shape": list(types[v].shape)} for v in inputs],
-        "outputs": [{"name": v, "dtype": types[v].dtype, "shape": list(types[v].shape) if static(v) else None} for v in outputs],
+        "inputs": [{"name": v, "dtype": _dtype_name(types[v]), "shape": list(types[v].shape) if static(v) else None} for v in inputs],
+        "outputs": [{"name": v, "dtype": _dtype_name(types[v]), "shape": list(types[v].shape) if static(v) else None} for v in outputs],
+        "flops": summarize(model)["flops"],
         "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "weights_sha256": sha,
         "ops": sorted({n.op for _, n in g.walk()}), "nodes": len(order), "kernel_calls": len(steps),
         "dynamic_values": sorted(v for v in slots if v not in arena_vals and v not in used and v not in inputs + outputs),
