@@ -363,11 +363,36 @@ def k_fused_elementwise(x, o, a, w):
 
 
 # ============================================================================================ casts
+#: ONNX integer types numpy lacks, held one value per byte: logical name -> (storage dtype, bits, signed).
+STORAGE = {"int4": ("int8", 4, True), "uint4": ("uint8", 4, False), "int2": ("int8", 2, True), "uint2": ("uint8", 2, False)}
+
+
+def storage_dtype(name):
+    """The numpy dtype that holds values of the ONNX type ``name`` here (int4 -> int8, uint2 -> uint8...)."""
+    return np.dtype(STORAGE[name][0] if name in STORAGE else name)
+
+
+def _to_narrow_int(v, name):
+    """Cast to int4/uint4/int2/uint2 as the reference does: floats rounded half to even (4-bit types) or
+    truncated (2-bit), NaN to 0, then wrapped to the type's bits (two's complement)."""
+    store, bits, signed = STORAGE[name]
+    if v.dtype.kind == "f":
+        v = np.where(np.isfinite(v), v, 0)
+        v = np.rint(v) if bits == 4 else np.trunc(v)
+    v = v.astype(np.int64) & ((1 << bits) - 1)
+    if signed:
+        v = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
+    return v.astype(store)
+
+
 @kernel("Cast", "CastLike")
 def k_cast(x, o, a, w):
-    dt = np.dtype(a["_to"])
-    y = out(o, 0, x[0].shape, dt)
+    to = a["_to"]
     v = x[0]
+    if to in STORAGE:
+        return (_to_narrow_int(v, to),)
+    dt = np.dtype(to)
+    y = out(o, 0, v.shape, dt)
     if dt.kind in "iu" and v.dtype.kind == "f":
         v = np.where(np.isfinite(v), v, 0)
     np.copyto(y, v, casting="unsafe")
@@ -1581,12 +1606,16 @@ def expand_param(p, x, axis, block=0):
 def k_quantize(x, o, a, w):
     v, scale = x[0], x[1]
     zp = x[2] if len(x) > 2 else None
-    dt = np.dtype(a["_to"])
+    dt = storage_dtype(a["_to"])
     q = np.rint(v.astype(np.float64) / expand_param(scale.astype(np.float64), v, a.get("axis", 1), a.get("block_size", 0)))
     if zp is not None:
         q += expand_param(zp.astype(np.int64), v, a.get("axis", 1), a.get("block_size", 0))
-    info = np.iinfo(dt)
-    return (np.clip(q, info.min, info.max).astype(dt),)
+    if a["_to"] in STORAGE:
+        _, bits, signed = STORAGE[a["_to"]]
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    else:
+        lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
+    return (np.clip(q, lo, hi).astype(dt),)
 
 
 @kernel("DequantizeLinear")
@@ -2015,7 +2044,7 @@ class Model:
                 res.append(feeds[t["name"]])
                 continue
             a = np.asarray(feeds[t["name"]])
-            if a.dtype != np.dtype(t["dtype"]):
+            if a.dtype != storage_dtype(t["dtype"]):
                 raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))
             if list(a.shape) != list(t["shape"]):
                 raise BornrtError("input %r: expected shape %s, got %s" % (t["name"], list(t["shape"]), list(a.shape)))

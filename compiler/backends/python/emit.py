@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 #: dtypes numpy has on the device (no ml_dtypes there): bfloat16, float8, int4/int2 and strings are not.
 NUMPY_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "bool"}
+STORAGE = rt.STORAGE
 _TO_OPS = {"Cast", "CastLike", "EyeLike", "QuantizeLinear", "DequantizeLinear"}
 _OPSET_OPS = {"Softmax", "LogSoftmax", "Hardmax"}
 
@@ -63,6 +64,11 @@ def py_literal(x) -> str:
     raise ArtifactError(f"attribute value of type {type(x).__name__} cannot be written for the python target")
 
 
+def _store(dtype: str) -> str:
+    """The numpy dtype name bornrt holds ``dtype`` in (int4 -> int8; others unchanged)."""
+    return rt.storage_dtype(dtype).name if dtype in STORAGE else dtype
+
+
 def _dtype_name(t) -> str:
     """The dtype of a tensor type, or 'sequence' / 'optional' for the other ONNX types."""
     return t.dtype if isinstance(t, TensorType) else type(t).__name__.replace("Type", "").lower()
@@ -89,7 +95,7 @@ def _unsupported(model: Model) -> dict:
         for v in list(node.inputs) + list(node.outputs):
             t = graph.types.get(v) if v else None
             elem = t.elem if t is not None and not isinstance(t, TensorType) and hasattr(t, "elem") else t
-            if isinstance(elem, TensorType) and elem.dtype not in NUMPY_DTYPES:
+            if isinstance(elem, TensorType) and elem.dtype not in NUMPY_DTYPES and elem.dtype not in STORAGE:
                 key = f"{elem.dtype} tensors (numpy has no {elem.dtype})"
                 if node.name not in missing.get(key, []):
                     missing.setdefault(key, []).append(node.name)
@@ -159,6 +165,8 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
         slot(v)
     used = [c for c in consts if any(c in n.inputs for _, n in g.walk()) or c in outputs
             or any(c in sub.outputs for _, n in g.walk() for sub in n.subgraphs())]
+    consts = {k: (np.asarray(v).astype(_store(np.asarray(v).dtype.name)) if np.asarray(v).dtype.name in STORAGE else v)
+              for k, v in consts.items()}
     w_offsets, payload = weights_layout_of(consts, used)
     steps: list = []          # (attrs literal, workspace)
     functions: list = []
@@ -228,7 +236,7 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
 
     def info(v: str) -> dict:
         t = types[v]
-        return {"slot": slot(v), "name": v, "name_lit": repr(v), "dtype": _dtype_name(t),
+        return {"slot": slot(v), "name": v, "name_lit": repr(v), "dtype": _store(_dtype_name(t)),
                 "shape": repr(list(t.shape)) if static(v) else "None"}
 
     weights_tab = [{"slot": slot(c), "offset": w_offsets[c], "shape": repr(list(np.shape(consts[c]))),
@@ -237,7 +245,7 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
     for v in sorted(arena_vals, key=lambda x: slot(x)):
         t = types[v]
         arena_tab.append({"slot": slot(v), "offset": plan.offsets[plan.value_buffer[v]][0], "shape": repr(list(t.shape)),
-                          "dtype": t.dtype, "name": v.replace("\n", " ")})
+                          "dtype": _store(t.dtype), "name": v.replace("\n", " ")})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "python")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     code = env.get_template("model.py.j2").render(

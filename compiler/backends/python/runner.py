@@ -33,8 +33,15 @@ class PythonArtifact:
         self.manifest = self.model.manifest
 
     def __call__(self, feeds, copy: bool = True) -> dict:
+        narrow = {t["name"]: t["dtype"] for t in self.manifest["inputs"] + self.manifest["outputs"] if t["dtype"] in self.rt.STORAGE}
+        if narrow:      # int4/int2 arrays (ml_dtypes) in, the runtime's one-byte storage, back to ml_dtypes out
+            from ...ir.types import np_dtype
+            feeds = {k: (v.astype(self.rt.storage_dtype(narrow[k])) if k in narrow else v) for k, v in feeds.items()}
         try:
-            return self.model.run(feeds, copy=copy)
+            res = self.model.run(feeds, copy=copy)
+            if narrow:
+                res = {k: (v.astype(np_dtype(narrow[k])) if k in narrow else v) for k, v in res.items()}
+            return res
         except self.rt.BornrtError as ex:
             msg = str(ex)
             raise (KernelError if msg.startswith("kernel failed") else InputError)(msg) from None
