@@ -45,3 +45,10 @@ def test_wheel_installs_and_runs_in_fresh_venv(tmp_path):
               "print(pathlib.Path(bornc.__file__).parent); print(resource_dir('targets'))"], cwd=tmp_path, env=clean_env)
     pkg, targets = r.stdout.split()
     assert str(env_dir) in pkg and str(env_dir) in targets, "bornc must come from the venv, not the checkout"
+    # the installed package compiles and runs: C for the host (the compiler is here) and the python target
+    for target in ("x86_64", "python"):
+        r = _run([str(exe), "compile", str(LIGHT), "--target", target, "-o", str(tmp_path / target)], cwd=tmp_path, env=clean_env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / target / "manifest.json").is_file()
+    r = _run([str(exe), "run", str(tmp_path / "python"), "-o", str(tmp_path / "y.npz")], cwd=tmp_path, env=clean_env)
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
