@@ -113,6 +113,8 @@ def _feeds(case, inputs) -> dict:
     for n, v in zip(names, inputs):
         if hasattr(v, "SerializeToString") and not isinstance(v, np.ndarray):
             v = numpy_helper.to_array(v)
+        elif isinstance(v, np.generic):      # some cases give scalars as numpy scalars: feed 0-d arrays
+            v = np.asarray(v)
         out[n] = v
     return out
 

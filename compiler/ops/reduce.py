@@ -45,7 +45,8 @@ def _reducer(name: str, fn, versions):
             y = fn(xc, ax, bool(ctx.attrs["keepdims"]))
         return np.asarray(y).astype(x.dtype, copy=False)
     kernel.__name__ = f"ref_{name.lower()}"
-    register(name, attrs={"keepdims": 1, "noop_with_empty_axes": 0}, infer=_reduce_infer, versions=versions)(kernel)
+    register(name, attrs={"keepdims": 1, "noop_with_empty_axes": 0}, infer=_reduce_infer, value_inputs=(1,),
+             versions=versions)(kernel)
 
 
 def _ext(x, ax, keep, f, init):

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class OpDef:
-    """A registered operator. ``value_inputs``: input indices whose *values* decide output shapes (Reshape's
-    shape); ``dynamic``: output shape depends on input data (NonZero); ``stateful``: never constant-fold
+    """A registered operator. ``value_inputs``: input indices whose *values* decide output shapes or act as
+    parameters (Reshape's shape, Trilu's k, CumSum's axis): static-shape backends need them constant;
+    ``dynamic``: output shape depends on input data (NonZero); ``stateful``: never constant-fold
     (random ops)."""
 
     name: str

@@ -324,7 +324,7 @@ def ref_scatternd(ctx, x, indices, updates):
 
 
 # ------------------------------------------------------------------------------------------------ pad
-@register("Pad", attrs={"mode": "constant"}, value_inputs=(1, 3),
+@register("Pad", attrs={"mode": "constant"}, value_inputs=(1, 2, 3),
           versions="11-24 (pads/value/axes as inputs; opset 2 attributes rewritten; wrap since 19)")
 def ref_pad(ctx, x, pads, value=None, axes=None):
     rank = x.ndim
@@ -357,7 +357,7 @@ def ref_onehot(ctx, indices, depth, values):
     return np.where(y, values[1], values[0]).astype(values.dtype)
 
 
-@register("Trilu", attrs={"upper": 1}, infer=same_as_input, versions="14-24")
+@register("Trilu", attrs={"upper": 1}, infer=same_as_input, value_inputs=(1,), versions="14-24")
 def ref_trilu(ctx, x, k=None):
     k = 0 if k is None else int(k)
     return np.triu(x, k) if ctx.attrs["upper"] else np.tril(x, k)
@@ -418,12 +418,12 @@ def ref_eyelike(ctx, x):
     return np.eye(x.shape[0], x.shape[1], k=ctx.attrs["k"], dtype=dt)
 
 
-@register("CumSum", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="11-24")
+@register("CumSum", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, value_inputs=(1,), versions="11-24")
 def ref_cumsum(ctx, x, axis):
     return rt.cumulative(ctx.attrs, x, axis, np.add)
 
 
-@register("CumProd", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, versions="26")
+@register("CumProd", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, value_inputs=(1,), versions="26")
 def ref_cumprod(ctx, x, axis):
     return rt.cumulative(ctx.attrs, x, axis, np.multiply)
 

@@ -28,8 +28,47 @@ typedef enum {
 typedef enum {
     BORNC_FLOAT32 = 1, BORNC_UINT8 = 2, BORNC_INT8 = 3, BORNC_UINT16 = 4, BORNC_INT16 = 5, BORNC_INT32 = 6,
     BORNC_INT64 = 7, BORNC_BOOL = 9, BORNC_FLOAT16 = 10, BORNC_FLOAT64 = 11, BORNC_UINT32 = 12, BORNC_UINT64 = 13,
-    BORNC_BFLOAT16 = 16
+    BORNC_BFLOAT16 = 16, BORNC_FLOAT8E4M3FN = 17, BORNC_FLOAT8E4M3FNUZ = 18, BORNC_FLOAT8E5M2 = 19,
+    BORNC_FLOAT8E5M2FNUZ = 20, BORNC_UINT4 = 21, BORNC_INT4 = 22, BORNC_FLOAT4E2M1 = 23, BORNC_UINT2 = 25,
+    BORNC_INT2 = 26
 } bornc_dtype_t;
+
+/* 8-bit and 4-bit floats and 4/2-bit integers are held one element per uint8_t, laid out as ONNX's reference
+ * (ml_dtypes) does: the format's bit pattern in the low bits. They are only stored and converted (Cast),
+ * never computed on. bornc_sext: the value of a two's-complement field of `bits` bits. */
+static inline int bornc_sext(uint8_t b, int bits) {
+    const int mask = (1 << bits) - 1, half = 1 << (bits - 1);
+    return ((int)(b & mask) ^ half) - half;
+}
+
+/* Encode x in a small float format given `tab`, the values of codes 0..maxcode (positive, increasing), the
+ * sign bit, and the codes of NaN, of positive and negative overflow (when not saturating) and of -0.
+ * Rounds to nearest, ties to the even code (round-half-even on the mantissa); with `saturate`, values beyond
+ * the largest finite value become it (ONNX Cast, "saturate"). */
+static inline uint8_t bornc_encode_small_float(float x, const float *tab, unsigned maxcode, unsigned signbit,
+                                               uint8_t nan_code, uint8_t pos_over, uint8_t neg_over,
+                                               uint8_t neg_zero, int saturate) {
+    const int neg = x < 0.0f || (x == 0.0f && 1.0f / x < 0.0f);
+    const float a = neg ? -x : x, top = tab[maxcode], half_step = (tab[maxcode] - tab[maxcode - 1]) * 0.5f;
+    unsigned lo = 0, hi = maxcode, k;
+    if (x != x) return nan_code;
+    if (a > top) {
+        if (!saturate && (a > top + half_step || (a == top + half_step && ((maxcode + 1u) & 1u) == 0u)))
+            return neg ? neg_over : pos_over;
+        return (uint8_t)(neg ? (signbit | maxcode) : maxcode);
+    }
+    while (lo < hi) {
+        const unsigned mid = (lo + hi + 1u) / 2u;
+        if (tab[mid] <= a) lo = mid; else hi = mid - 1u;
+    }
+    k = lo;
+    if (k < maxcode) {
+        const float d0 = a - tab[k], d1 = tab[k + 1u] - a;
+        if (d1 < d0 || (d1 == d0 && (k & 1u))) ++k;
+    }
+    if (k == 0u && neg) return neg_zero;
+    return (uint8_t)(neg ? (signbit | k) : k);
+}
 
 /* float16 (IEEE binary16) and bfloat16 are stored as uint16_t and computed in float; conversions round to
  * nearest even (IEEE 754-2008 section 4.3.1). */

@@ -10,17 +10,32 @@ from ...errors import UnsupportedOpError
 C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t",
            "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "uint64": "uint64_t",
            "bool": "uint8_t", "float16": "uint16_t", "bfloat16": "uint16_t"}
+#: Narrow integers (bits, signed) and small floats held one per uint8_t in their ml_dtypes bit layout: stored,
+#: moved and converted (Cast), never computed on.
+NARROW_INT = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+SMALL_FLOAT = {"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"}
+STORAGE_ONLY = set(NARROW_INT) | SMALL_FLOAT
+#: Ops that only move or convert bytes, so they accept the storage-only dtypes.
+STORAGE_OPS = {"Cast", "CastLike", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
+               "Split", "Slice", "Gather", "Expand", "Tile", "QuantizeLinear", "DequantizeLinear"}
 #: dtypes stored as uint16_t bits and computed in float, with these load / store conversions.
 HALF = {"float16": ("bornc_h2f", "bornc_f2h"), "bfloat16": ("bornc_b2f", "bornc_f2b")}
 #: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.
 C_DTYPE_ENUM = {"float32": "BORNC_FLOAT32", "float64": "BORNC_FLOAT64", "int8": "BORNC_INT8", "uint8": "BORNC_UINT8",
                 "int16": "BORNC_INT16", "uint16": "BORNC_UINT16", "int32": "BORNC_INT32", "uint32": "BORNC_UINT32",
                 "int64": "BORNC_INT64", "uint64": "BORNC_UINT64", "bool": "BORNC_BOOL", "float16": "BORNC_FLOAT16",
-                "bfloat16": "BORNC_BFLOAT16"}
+                "bfloat16": "BORNC_BFLOAT16", "float8_e4m3fn": "BORNC_FLOAT8E4M3FN",
+                "float8_e4m3fnuz": "BORNC_FLOAT8E4M3FNUZ", "float8_e5m2": "BORNC_FLOAT8E5M2",
+                "float8_e5m2fnuz": "BORNC_FLOAT8E5M2FNUZ", "uint4": "BORNC_UINT4", "int4": "BORNC_INT4",
+                "float4_e2m1fn": "BORNC_FLOAT4E2M1", "uint2": "BORNC_UINT2", "int2": "BORNC_INT2"}
 
 
 def ctype(dtype: str, node=None) -> str:
     """C type of a dtype; UnsupportedOpError (naming the node) for dtypes the C backend lacks."""
+    if dtype in STORAGE_ONLY:
+        if node is not None and node.op not in STORAGE_OPS:
+            raise UnsupportedOpError({f"{node.op} on {dtype}": [node.name]})
+        return "uint8_t"
     if dtype not in C_TYPES:
         raise UnsupportedOpError({f"{node.op if node is not None else 'value'} on {dtype}": [node.name if node is not None else "?"]})
     return C_TYPES[dtype]

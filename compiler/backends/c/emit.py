@@ -22,8 +22,8 @@ from ...ir.types import TensorType
 from ...memory import plan_model
 from ...resources import resource_dir
 from ...targets import Target
-from . import lower_elementwise, lower_nn, lower_tensor  # noqa: F401  (register the lowerings)
-from .ctypes_ import C_DTYPE_ENUM, ctype, literal
+from . import lower_elementwise, lower_nn, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
+from .ctypes_ import C_DTYPE_ENUM, STORAGE_ONLY, ctype, literal
 from ..weights import weights_file_image, weights_layout_of
 from .lowering import lower_node
 
@@ -55,7 +55,10 @@ def _inner(node) -> list:
 def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:
     dt = "bool" if arr.dtype == np.bool_ else arr.dtype.name
     flat = np.ascontiguousarray(arr).ravel()
-    lits = [literal(v, dt) for v in (flat.tolist() if dt != "float32" else flat.astype(np.float64).tolist())]
+    if dt in STORAGE_ONLY:                       # the bytes as they are laid out (ml_dtypes bit patterns)
+        lits = [f"{b}u" for b in flat.view(np.uint8).tolist()]
+    else:
+        lits = [literal(v, dt) for v in (flat.tolist() if dt != "float32" else flat.astype(np.float64).tolist())]
     if not lits:
         lits = ["0"]
     lines = [", ".join(lits[i:i + 8]) + "," for i in range(0, len(lits), 8)]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ...ir.types import np_dtype
 from ...ops.registry import lowering
-from .ctypes_ import HALF, ctype, literal
-from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
+from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
+from .lowering import HALF_AWARE, Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
 
 
 def _f(t: str, name: str) -> str:
@@ -74,6 +77,14 @@ C_EXPR = {
     "Sin": lambda a, at, t: f"{_f(t, 'sin')}({a[0]})",
     "Cos": lambda a, at, t: f"{_f(t, 'cos')}({a[0]})",
     "Tan": lambda a, at, t: f"{_f(t, 'tan')}({a[0]})",
+    "Asin": lambda a, at, t: f"{_f(t, 'asin')}({a[0]})",
+    "Acos": lambda a, at, t: f"{_f(t, 'acos')}({a[0]})",
+    "Atan": lambda a, at, t: f"{_f(t, 'atan')}({a[0]})",
+    "Sinh": lambda a, at, t: f"{_f(t, 'sinh')}({a[0]})",
+    "Cosh": lambda a, at, t: f"{_f(t, 'cosh')}({a[0]})",
+    "Asinh": lambda a, at, t: f"{_f(t, 'asinh')}({a[0]})",
+    "Acosh": lambda a, at, t: f"{_f(t, 'acosh')}({a[0]})",
+    "Atanh": lambda a, at, t: f"{_f(t, 'atanh')}({a[0]})",
     "Tanh": lambda a, at, t: f"{_f(t, 'tanh')}({a[0]})",
     "Erf": lambda a, at, t: f"{_f(t, 'erf')}({a[0]})",
     "Reciprocal": lambda a, at, t: f"{_lit(1.0, t)} / ({a[0]})",
@@ -104,7 +115,11 @@ C_EXPR = {
     "Not": lambda a, at, t: f"(!({a[0]}))",
     "Where": lambda a, at, t: f"(({a[0]}) ? ({a[1]}) : ({a[2]}))",
     "IsNaN": lambda a, at, t: f"(({a[0]}) != ({a[0]}))",
-    "BitShift": lambda a, at, t: f"(({a[1]}) >= (sizeof({t}) * 8) ? 0 : ({a[0]}) {'<<' if at['direction'] == 'LEFT' else '>>'} ({a[1]}))",
+    "IsInf": lambda a, at, t: (f"(isinf({a[0]}) && (({a[0]}) > 0 ? {int(bool(at['detect_positive']))} : "
+                               f"{int(bool(at['detect_negative']))}))"),
+    "BitShift": lambda a, at, t: f"((uint64_t)({a[1]}) >= sizeof({t}) * 8u ? " + (
+        f"({t})0 : ({t})((uint64_t)({a[0]}) << ({a[1]})))" if at["direction"] == "LEFT" else
+        (f"({t})0" if t.startswith("uint") else f"({t})(({a[0]}) < 0 ? -1 : 0)") + f" : ({t})(({a[0]}) >> ({a[1]})))"),
     "BitwiseAnd": lambda a, at, t: f"(({a[0]}) & ({a[1]}))",
     "BitwiseOr": lambda a, at, t: f"(({a[0]}) | ({a[1]}))",
     "BitwiseXor": lambda a, at, t: f"(({a[0]}) ^ ({a[1]}))",
@@ -124,9 +139,10 @@ def _mod(a, at, t):
     if at.get("fmod"):
         return r
     return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
-_BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN"}
+_BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"}
 _FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Erf", "Sigmoid", "Elu", "Selu",
-               "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN"}
+               "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN", "IsInf",
+               "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"}
 
 
 def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) -> tuple[list[str], str]:
@@ -189,7 +205,7 @@ def _single(ctx: LowerCtx) -> Lowered:
     program = [{"op": n.op, "args": [["in", k] for k in range(len(n.inputs))], "attrs": dict(ctx.attrs)}]
     t = _compute_type(ctx)
     if n.op == "Where":
-        t = ctx.ct(1)
+        t = "float" if ctx.ins[1].dtype in HALF else ctx.ct(1)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) if ctx.has(k) else ("NULL", (), t) for k in range(len(n.inputs))]
     if n.op == "Clip":   # omitted bounds drop out of the program
         program[0]["args"] = [["in", 0]] + [["in", k] if ctx.has(k) else ["c", None] for k in (1, 2)]
@@ -205,6 +221,7 @@ def _single(ctx: LowerCtx) -> Lowered:
 
 for _op in list(C_EXPR):
     lowering("c", _op)(_single)
+HALF_AWARE.update(op for op in C_EXPR if op not in ("BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"))
 
 
 def _variadic(ctx: LowerCtx) -> Lowered:
@@ -236,8 +253,81 @@ def _fused(ctx: LowerCtx) -> Lowered:
     return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)])
 
 
+def small_float_table(dtype: str) -> dict:
+    """Decode table and encoder constants of a small float format, read from ml_dtypes at compile time: the
+    value of every code, the sign bit, the largest finite positive code, and the codes ml_dtypes gives NaN,
+    overflow (not saturating) and -0 (ONNX spec, "Float stored in 8 bits" / "4 bits")."""
+    t = np_dtype(dtype)
+    n = 16 if dtype == "float4_e2m1fn" else 256
+    vals = np.arange(n, dtype=np.uint8).view(t).astype(np.float32)
+    sign = n // 2
+    pos = vals[:sign]
+    maxcode = 0
+    while maxcode + 1 < sign and np.isfinite(pos[maxcode + 1]) and pos[maxcode + 1] > pos[maxcode]:
+        maxcode += 1
+
+    def code(v):
+        return int(np.array([v], np.float32).astype(t).view(np.uint8)[0])
+    return {"values": vals, "maxcode": maxcode, "signbit": sign, "nan": code(np.nan), "pos_over": code(3e38),
+            "neg_over": code(-3e38), "neg_zero": code(-0.0), "mask": n - 1}
+
+
+def _c_float(v: float) -> str:
+    if np.isnan(v):
+        return "NAN"
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return literal(v, "float32")
+
+
+def _cast_storage(ctx: LowerCtx) -> Lowered:
+    """Cast to or from a storage-only dtype. Small floats decode through a table and encode by nearest code,
+    ties to even, saturating unless ``saturate`` = 0; int4/int2 keep the low bits (two's complement) after
+    rounding half to even (4-bit) or truncating (2-bit) a float, as the reference does."""
+    src, dst = ctx.ins[0].dtype, ctx.outs[0].dtype
+    tables = []
+    x = "X0[i]"
+    if src in SMALL_FLOAT:
+        info = small_float_table(src)
+        tables.append({"name": "dec_in", "data": [_c_float(v) for v in info["values"]]})
+        v, kind = f"dec_in[{x} & {info['mask']}u]", "f"
+    elif src in NARROW_INT:
+        bits, signed = NARROW_INT[src]
+        v, kind = (f"bornc_sext({x}, {bits})" if signed else f"(int)({x} & {(1 << bits) - 1}u)"), "i"
+    elif src in HALF:
+        v, kind = f"{HALF[src][0]}({x})", "f"
+    else:
+        v, kind = x, ("f" if src.startswith("float") else "i")
+    if dst in SMALL_FLOAT:
+        info = small_float_table(dst)
+        if not (src in SMALL_FLOAT and dst == src):
+            tables.append({"name": "dec_out", "data": [_c_float(t) for t in info["values"]]})
+        tab = "dec_out" if not (src in SMALL_FLOAT and dst == src) else "dec_in"
+        expr = (f"bornc_encode_small_float((float)({v}), {tab}, {info['maxcode']}u, {info['signbit']}u, {info['nan']}u, "
+                f"{info['pos_over']}u, {info['neg_over']}u, {info['neg_zero']}u, {int(bool(ctx.attrs['saturate']))})")
+    elif dst in NARROW_INT:
+        bits, _ = NARROW_INT[dst]
+        mask = (1 << bits) - 1
+        if kind == "f":
+            rnd = "rint" if bits == 4 else "trunc"
+            expr = (f"(uint8_t)((uint64_t)(int64_t)((({v}) == ({v}) && fabs((double)({v})) < 9.2e18) ? "
+                    f"{rnd}((double)({v})) : 0.0) & {mask}u)")
+        else:
+            expr = f"(uint8_t)((uint64_t)({v}) & {mask}u)"
+    elif dst == "bool":
+        expr = f"(uint8_t)(({v}) != 0)"
+    elif dst in HALF:
+        expr = f"{HALF[dst][1]}((float)({v}))"
+    else:
+        expr = f"({ctx.oct()})({v})"
+    n = int(np.prod(ctx.oshape(), dtype=np.int64))
+    return Lowered([Stage("cast_small", {"tables": tables, "n": n, "expr": expr})], [0])
+
+
 def _cast(ctx: LowerCtx) -> Lowered:
     """Cast: C conversion (floats to integers truncate toward zero, as numpy's astype does; to bool: != 0)."""
+    if ctx.ins[0].dtype in STORAGE_ONLY or ctx.outs[0].dtype in STORAGE_ONLY:
+        return _cast_storage(ctx)
     out_t, in_t = ctx.oct(), ctx.ct(0)
     src, dst = ctx.ins[0].dtype, ctx.outs[0].dtype
     load_t = "float" if src in HALF else in_t

@@ -289,12 +289,16 @@ def _trilu(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "CumSum")
+@lowering("c", "CumProd")
 def _cumsum(ctx: LowerCtx) -> Lowered:
     xs = ctx.shape(0)
+    if ctx.ins[0].dtype in ("float16", "bfloat16"):
+        raise ctx.unsupported(f"on {ctx.ins[0].dtype}")
     ax = int(np.asarray(ctx.const(1, "axis")).ravel()[0]) % len(xs)
     return Lowered([Stage("cumsum", {"outer": int(np.prod(xs[:ax], dtype=np.int64)), "D": xs[ax],
                                      "inner": int(np.prod(xs[ax + 1:], dtype=np.int64)), "T": ctx.oct(),
-                                     "exclusive": bool(ctx.attrs["exclusive"]), "reverse": bool(ctx.attrs["reverse"])})], [0])
+                                     "exclusive": bool(ctx.attrs["exclusive"]), "reverse": bool(ctx.attrs["reverse"]),
+                                     "op": "*" if ctx.node.op == "CumProd" else "+"})], [0])
 
 
 def _axis_split(shape, ax):

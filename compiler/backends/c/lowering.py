@@ -83,8 +83,41 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowere
     halves = {t.dtype for t in (types.get(v) for v in list(node.inputs) + list(node.outputs) if v)
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
     if halves and node.op not in HALF_AWARE:
-        raise UnsupportedOpError({f"{node.op} on {'/'.join(sorted(halves))}": [node.name]})
+        return _promoted(fn, node, types, consts, opset)
     return fn(LowerCtx(node, types, consts, opset))
+
+
+def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
+    """A float16/bfloat16 node through its float32 lowering: half inputs passed as pointers are converted into
+    float buffers of the workspace, the float kernel runs on them (the block shadows X<k>, Y<k> and WS), and the
+    float results are converted back (round to nearest even). Constants the kernel bakes in are converted at
+    compile time."""
+    from .ctypes_ import HALF
+    f32 = dict(types)
+    f32_consts = dict(consts)
+    for v in list(node.inputs) + list(node.outputs):
+        t = types.get(v) if v else None
+        if isinstance(t, TensorType) and t.dtype in HALF:
+            f32[v] = TensorType("float32", t.shape)
+            if consts.get(v) is not None:
+                f32_consts[v] = np.asarray(consts[v]).astype(np.float32)
+    inner = fn(LowerCtx(node, f32, f32_consts, opset))
+    args = inner.args if inner.args is not None else [k for k, i in enumerate(node.inputs) if i]
+    pos, ins, outs = 0, [], []
+    for k in args:
+        t = types[node.inputs[k]]
+        if t.dtype in HALF:
+            ins.append({"k": k, "off": pos, "n": t.size, "load": HALF[t.dtype][0]})
+            pos += max(t.size, 1)
+    for k, o in enumerate(node.outputs):
+        t = types.get(o) if o else None
+        if isinstance(t, TensorType) and t.dtype in HALF:
+            outs.append({"k": k, "off": pos, "n": t.size, "store": HALF[t.dtype][1]})
+            pos += max(t.size, 1)
+    inner_ws = (inner.workspace + 3) // 4
+    before = Stage("promote_in", {"ins": ins, "outs": outs, "inner_ws": pos if inner.workspace else None})
+    after = Stage("promote_out", {"outs": outs})
+    return Lowered([before, *inner.stages, after], inner.args, inner.tables, (pos + inner_ws) * 4)
 
 
 #: Ops whose C lowering handles float16/bfloat16 (as uint16_t bits): elementwise ones convert through float,
@@ -94,7 +127,7 @@ HALF_AWARE = {"Cast", "CastLike", "FusedElementwise", "Sum", "Mean", "Max", "Min
               "Tile", "Where", "Add", "Sub", "Mul", "Div", "Pow", "Abs", "Neg", "Relu", "Sigmoid", "Tanh", "Exp", "Log",
               "Sqrt", "Erf", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Clip", "LeakyRelu",
               "HardSigmoid", "HardSwish", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Gelu",
-              "IsNaN", "Not"}
+              "IsNaN", "Not", "QuantizeLinear", "DequantizeLinear"}
 
 
 def contiguous_strides(shape) -> list[int]:

@@ -1,0 +1,91 @@
+"""C lowerings of QuantizeLinear and DequantizeLinear (ONNX opsets 10-24): per tensor, per axis and blocked.
+
+QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point), computed in double as the reference does;
+to float8 outputs, x / scale + zero_point is encoded (saturating unless ``saturate`` = 0). DequantizeLinear:
+y = (x - zero_point) * scale. int4/int2 values are read and written in their one-per-byte bit layout.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.registry import lowering
+from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT
+from .lower_elementwise import _c_float, small_float_table
+from .lowering import Lowered, LowerCtx, Stage
+
+
+def _geometry(ctx: LowerCtx) -> dict:
+    """outer, D, inner around the quantization axis, and the C index of the scale / zero point for element
+    (o, c, i): 0 per tensor, c per axis, (o * ceil(D / B) + c / B) * inner + i blocked."""
+    xs = ctx.shape(0)
+    ss = ctx.shape(1)
+    if not xs:
+        return {"outer": 1, "D": 1, "inner": 1, "qidx": "0"}
+    ax = ctx.attrs["axis"] % len(xs)
+    outer, d, inner = int(np.prod(xs[:ax], dtype=np.int64)), xs[ax], int(np.prod(xs[ax + 1:], dtype=np.int64))
+    n_scale = int(np.prod(ss, dtype=np.int64)) if ss else 1
+    block = ctx.attrs.get("block_size") or 0
+    if n_scale == 1:
+        qidx = "0"
+    elif block:
+        qidx = f"(o * {-(-d // block)}u + c / {block}u) * {inner}u + i"
+    else:
+        qidx = "c"
+    return {"outer": outer, "D": d, "inner": inner, "qidx": qidx}
+
+
+def _load(dtype: str, expr: str, tables: list, name: str) -> str:
+    """C expression (double) of the value stored as ``expr`` in ``dtype``."""
+    if dtype in SMALL_FLOAT:
+        info = small_float_table(dtype)
+        tables.append({"name": name, "data": [_c_float(v) for v in info["values"]]})
+        return f"(double){name}[{expr} & {info['mask']}u]"
+    if dtype in NARROW_INT:
+        bits, signed = NARROW_INT[dtype]
+        return f"(double)bornc_sext({expr}, {bits})" if signed else f"(double)({expr} & {(1 << bits) - 1}u)"
+    if dtype in HALF:
+        return f"(double){HALF[dtype][0]}({expr})"
+    return f"(double)({expr})"
+
+
+@lowering("c", "QuantizeLinear")
+def _quantize(ctx: LowerCtx) -> Lowered:
+    dst = ctx.outs[0].dtype
+    tables: list = []
+    g = _geometry(ctx)
+    x = _load(ctx.ins[0].dtype, "X0[p]", tables, "dec_x")
+    s = _load(ctx.ins[1].dtype, f"X1[{g['qidx']}]", tables, "dec_s")
+    zp = _load(ctx.ins[2].dtype, f"X2[{g['qidx']}]", tables, "dec_z") if ctx.has(2) else "0.0"
+    if dst in SMALL_FLOAT:
+        info = small_float_table(dst)
+        tables.append({"name": "dec_y", "data": [_c_float(v) for v in info["values"]]})
+        store = (f"bornc_encode_small_float((float)(v), dec_y, {info['maxcode']}u, {info['signbit']}u, {info['nan']}u, "
+                 f"{info['pos_over']}u, {info['neg_over']}u, {info['neg_zero']}u, {int(bool(ctx.attrs['saturate']))})")
+        body = [f"const double v = {x} / {s} + {zp};"]
+    else:
+        if dst in NARROW_INT:
+            bits, signed = NARROW_INT[dst]
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            store = f"(uint8_t)((unsigned)(int)v & {(1 << bits) - 1}u)"
+        else:
+            info = np.iinfo(np.dtype(dst))
+            lo, hi = int(info.min), int(info.max)
+            store = f"({ctx.oct()})v"
+        body = [f"double v = rint({x} / {s}) + {zp};",
+                f"v = v < {float(lo)!r} ? {float(lo)!r} : (v > {float(hi)!r} ? {float(hi)!r} : v);"]
+    return Lowered([Stage("quantize", {**g, "tables": tables, "body": body, "store": store})],
+                   [k for k in range(3) if ctx.has(k)])
+
+
+@lowering("c", "DequantizeLinear")
+def _dequantize(ctx: LowerCtx) -> Lowered:
+    dst = ctx.outs[0].dtype
+    tables: list = []
+    g = _geometry(ctx)
+    x = _load(ctx.ins[0].dtype, "X0[p]", tables, "dec_x")
+    s = _load(ctx.ins[1].dtype, f"X1[{g['qidx']}]", tables, "dec_s")
+    zp = _load(ctx.ins[2].dtype, f"X2[{g['qidx']}]", tables, "dec_z") if ctx.has(2) else "0.0"
+    body = [f"const float v = (float)(({x} - {zp}) * {s});"]
+    store = f"{HALF[dst][1]}(v)" if dst in HALF else f"({ctx.oct()})v"
+    return Lowered([Stage("quantize", {**g, "tables": tables, "body": body, "store": store})],
+                   [k for k in range(3) if ctx.has(k)])
