@@ -1533,36 +1533,41 @@ def resize_nd(x, out_shape, scales, attrs, roi=None):
     return np.asarray(y).astype(x.dtype, copy=False)
 
 
-def resize(a, x, roi=None, scales=None, sizes=None):
-    """ONNX Resize (opsets 11-24 inputs): output sizes from ``sizes`` or ``scales`` on ``axes``, with
-    ``keep_aspect_ratio_policy``; then :func:`resize_nd`."""
-    rank = x.ndim
-    axes = [ax % rank for ax in a["axes"]] if a["axes"] is not None else list(range(rank))
+def resize_plan(a, x_shape, roi=None, scales=None, sizes=None):
+    """Output shape, per-axis scales and full roi (starts + ends, or None) of ONNX Resize (opsets 11-24): sizes
+    from ``sizes`` or ``scales`` on ``axes``, with ``keep_aspect_ratio_policy``."""
+    rank = len(x_shape)
+    axes = [ax % rank for ax in a["axes"]] if a.get("axes") is not None else list(range(rank))
     full_scales = [1.0] * rank
-    out = list(x.shape)
-    if roi is not None and roi.size and a["axes"] is not None:
+    out = list(x_shape)
+    if roi is not None and np.size(roi) and a.get("axes") is not None:
         full_roi = [0.0] * rank + [1.0] * rank
         for k, ax in enumerate(axes):
             full_roi[ax], full_roi[ax + rank] = roi[k], roi[k + len(axes)]
         roi = np.array(full_roi)
-    if sizes is not None and sizes.size:
+    if sizes is not None and np.size(sizes):
         sizes = [int(s) for s in sizes]
         if a["keep_aspect_ratio_policy"] != "stretch":
-            ratios = [sizes[k] / x.shape[ax] for k, ax in enumerate(axes)]
+            ratios = [sizes[k] / x_shape[ax] for k, ax in enumerate(axes)]
             s = min(ratios) if a["keep_aspect_ratio_policy"] == "not_larger" else max(ratios)
-            sizes = [int(math.floor(s * x.shape[ax] + 0.5)) for ax in axes]
+            sizes = [int(math.floor(s * x_shape[ax] + 0.5)) for ax in axes]
             for ax in axes:
                 full_scales[ax] = s
         for k, ax in enumerate(axes):
             out[ax] = sizes[k]
             if a["keep_aspect_ratio_policy"] == "stretch":
-                full_scales[ax] = sizes[k] / x.shape[ax]
-    elif scales is not None and scales.size:
+                full_scales[ax] = sizes[k] / x_shape[ax]
+    elif scales is not None and np.size(scales):
         for k, ax in enumerate(axes):
             full_scales[ax] = float(scales[k])
-            out[ax] = int(math.floor(x.shape[ax] * float(scales[k])))
-    return resize_nd(x, out, full_scales, a, roi if roi is not None and roi.size else None)
+            out[ax] = int(math.floor(x_shape[ax] * float(scales[k])))
+    return out, full_scales, (roi if roi is not None and np.size(roi) else None)
 
+
+def resize(a, x, roi=None, scales=None, sizes=None):
+    """ONNX Resize (opsets 11-24 inputs): :func:`resize_plan`, then :func:`resize_nd`."""
+    out, full_scales, roi = resize_plan(a, x.shape, roi, scales, sizes)
+    return resize_nd(x, out, full_scales, a, roi)
 
 
 def upsample(mode, x, scales):

@@ -188,17 +188,74 @@ def _resize_tables(ctx: LowerCtx, attrs: dict, scales) -> list[list[int]]:
     return tables
 
 
+def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) -> Lowered:
+    """Linear / cubic (and nearest with tf_crop_and_resize) Resize as one pass per resized axis. Each pass
+    applies the axis's interpolation weights (the reference's ``source_coords`` / ``interp_matrix``, computed
+    here at compile time) in double; intermediate results live in the workspace."""
+    xs = list(ctx.shape(0))
+    rank = len(xs)
+    mode = attrs["coordinate_transformation_mode"]
+    axes = [a for a in range(rank) if not (xs[a] == out[a] and scales[a] == 1.0 and mode != "tf_crop_and_resize")]
+    if not axes:
+        return _copy(ctx)
+    cur = list(xs)
+    sizes = []
+    for a in axes:
+        cur[a] = out[a]
+        sizes.append(int(np.prod(cur, dtype=np.int64)))
+    ws_elems = max(sizes[:-1], default=0)
+    stages = []
+    cur = list(xs)
+    for n, a in enumerate(axes):
+        d, o = cur[a], out[a]
+        r = (float(roi[a]), float(roi[a + rank])) if roi is not None and len(roi) == 2 * rank else (0.0, 1.0)
+        coords = rt.source_coords(mode, o, d, float(scales[a]), r)
+        if attrs["mode"] == "nearest":
+            m = np.zeros((o, d))
+            m[np.arange(o), np.clip(rt._nearest(coords, attrs["nearest_mode"]), 0, d - 1).astype(np.int64)] = 1.0
+        else:
+            m = rt.interp_matrix(coords, d, attrs, float(scales[a]))
+        taps = max(int((m != 0).sum(axis=1).max()) if m.size else 1, 1)
+        idx, w = [], []
+        for row in m:
+            nz = np.flatnonzero(row)[:taps]
+            idx += [int(k) for k in nz] + [0] * (taps - len(nz))
+            w += [literal(float(row[k]), "float64") for k in nz] + ["0.0"] * (taps - len(nz))
+        extrap = []
+        if mode == "tf_crop_and_resize":
+            extrap = [int(b) for b in ((coords < 0) | (coords > d - 1))]
+        src = "X0" if n == 0 else f"((const double *)WS + {(n - 1) % 2 * ws_elems}u)"
+        src_t = ctx.ct(0) if n == 0 else "double"
+        last = n == len(axes) - 1
+        dst = "Y0" if last else f"((double *)WS + {n % 2 * ws_elems}u)"
+        dst_t = ctx.oct() if last else "double"
+        outer = int(np.prod(cur[:a], dtype=np.int64))
+        inner = int(np.prod(cur[a + 1:], dtype=np.int64))
+        stages.append(Stage("resize_axis", {"idx": idx, "w": w, "taps": taps, "din": d, "dout": o, "outer": outer,
+                                            "inner": inner, "src": src, "src_t": src_t, "dst": dst, "dst_t": dst_t,
+                                            "extrap": extrap,
+                                            "extrap_value": literal(float(attrs["extrapolation_value"]), "float64")}))
+        cur[a] = o
+    return Lowered(stages, [0], workspace=(2 * ws_elems * 8) if len(axes) > 1 else 0)
+
+
 @lowering("c", "Resize")
 def _resize(ctx: LowerCtx) -> Lowered:
     a = ctx.attrs
-    if a["mode"] != "nearest" or a["coordinate_transformation_mode"] == "tf_crop_and_resize" or a["axes"] is not None:
-        raise ctx.unsupported(f"mode {a['mode']} / {a['coordinate_transformation_mode']} in C (nearest only)")
-    xs, out = ctx.shape(0), ctx.oshape()
-    if ctx.has(2) and ctx.consts[2] is not None and np.asarray(ctx.consts[2]).size:
-        scales = [float(s) for s in ctx.consts[2]]
-    else:
-        scales = [o / d for o, d in zip(out, xs)]
-    return Lowered([remap_stage(ctx, _resize_tables(ctx, a, scales))], [0])
+    xs, out = list(ctx.shape(0)), list(ctx.oshape())
+    roi = ctx.consts[1] if ctx.has(1) else None
+    scales = ctx.consts[2] if ctx.has(2) else None
+    sizes = ctx.consts[3] if ctx.has(3) else None
+    if any(ctx.has(k) and ctx.consts[k] is None for k in (1, 2, 3)):
+        raise ctx.unsupported("run-time roi, scales or sizes in C")
+    plan_out, full_scales, full_roi = rt.resize_plan(a, xs, roi, scales, sizes)
+    if list(plan_out) != out:
+        raise ctx.unsupported("output shape differs from the plan")
+    if a["mode"] == "nearest" and a["coordinate_transformation_mode"] != "tf_crop_and_resize" and a["axes"] is None:
+        return Lowered([remap_stage(ctx, _resize_tables(ctx, a, full_scales))], [0])
+    if a["antialias"] and a["mode"] == "nearest":
+        raise ctx.unsupported("antialiased nearest Resize in C")
+    return _resize_general(ctx, a, out, full_scales, full_roi)
 
 
 @lowering("c", "Upsample")
