@@ -182,12 +182,16 @@ def schema_function(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.Funct
                 body = f
             return body
         if schema.has_context_dependent_function:
-            # onnx's C++ builder crashes on empty types: only ask when every input is a present, typed tensor
-            if not in_types or any(not isinstance(t, TensorType) or t.shape is None for t in in_types) \
-                    or any(not i for i in n.input):
+            # onnx's C++ builder crashes on untyped inputs: only ask when every present input is a typed tensor
+            # of known shape (an omitted optional input is passed as an empty TypeProto, which it accepts)
+            present = [t for t, i in zip(in_types, n.input) if i]
+            if not present or any(not isinstance(t, TensorType) or t.shape is None for t in present):
                 return None
             tps = []
-            for t in in_types:
+            for t, i in zip(in_types, n.input):
+                if not i:
+                    tps.append(onnx.TypeProto().SerializeToString())
+                    continue
                 tp = helper.make_tensor_type_proto(name_to_onnx_elem(t.dtype), list(t.shape) if t.shape is not None else None)
                 tps.append(tp.SerializeToString())
             f = onnx.FunctionProto()

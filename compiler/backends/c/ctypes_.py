@@ -17,7 +17,7 @@ SMALL_FLOAT = {"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fn
 STORAGE_ONLY = set(NARROW_INT) | SMALL_FLOAT
 #: Ops that only move or convert bytes, so they accept the storage-only dtypes.
 STORAGE_OPS = {"Cast", "CastLike", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
-               "Split", "Slice", "Gather", "Expand", "Tile", "QuantizeLinear", "DequantizeLinear"}
+               "Split", "Slice", "Gather", "Expand", "Tile", "QuantizeLinear", "DequantizeLinear", "BitCast"}
 #: dtypes stored as uint16_t bits and computed in float, with these load / store conversions.
 HALF = {"float16": ("bornc_h2f", "bornc_f2h"), "bfloat16": ("bornc_b2f", "bornc_f2b")}
 #: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.

@@ -124,7 +124,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             v = node.inputs[k]
             if v in consts and v not in used:
                 used.append(v)
-    for _, node in [x for n in order for x in _inner(n)]:
+    for node in list(order) + [x[1] for n in order for x in _inner(n)]:
         for sub in node.subgraphs():
             for o in sub.outputs:
                 if o in consts and o not in used:

@@ -136,9 +136,11 @@ def _mod(a, at, t):
             return r
         return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
     r = f"(({a[1]}) == 0 ? 0 : ({a[0]}) % ({a[1]}))"
-    if at.get("fmod"):
+    if at.get("fmod") or t.startswith("uint"):      # unsigned: both signs agree
         return r
     return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
+
+
 _BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"}
 _FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Erf", "Sigmoid", "Elu", "Selu",
                "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN", "IsInf",

@@ -28,6 +28,14 @@ for _op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Dropout")
     lowering("c", _op)(_copy)
 
 
+@lowering("c", "BitCast")
+def _bitcast(ctx: LowerCtx) -> Lowered:
+    """BitCast (opset 26): the same bytes read as another type of the same width."""
+    if ctx.ins[0].nbytes != ctx.outs[0].nbytes:
+        raise ctx.unsupported("BitCast between types of different widths")
+    return Lowered([Stage("copy", {"bytes": ctx.outs[0].nbytes, "dst": "Y0", "src": "X0"})], [0])
+
+
 def remap_stage(ctx: LowerCtx, tables: list[list[int]], pad_value=None, base: int = 0) -> Stage:
     """Output element (i0, i1, ...) = X0[base + tables[0][i0] + tables[1][i1] + ...], or the pad value where
     any entry is negative. Size-1 output axes fold into ``base``."""
@@ -391,3 +399,31 @@ def _onehot(ctx: LowerCtx) -> Lowered:
     ax = ctx.attrs["axis"] % len(out)
     outer, _, inner = _axis_split(out, ax)
     return Lowered([Stage("onehot", {"outer": outer, "D": depth, "inner": inner, "T": ctx.oct()})], [0, 2])
+
+
+@lowering("c", "ScatterElements")
+@lowering("c", "Scatter")
+def _scatter_elements(ctx: LowerCtx) -> Lowered:
+    xs, ids = ctx.shape(0), ctx.shape(1)
+    ax = ctx.attrs["axis"] % len(xs)
+    xst, ist = contiguous_strides(xs), contiguous_strides(ids)
+    red = ctx.attrs.get("reduction", "none")
+    dims = list(ids) or [1]
+    return Lowered([Stage("scatter_elements", {
+        "dims": dims, "bytes": ctx.outs[0].nbytes, "D": xs[ax], "axis_stride": xst[ax], "T": ctx.oct(),
+        "idx_index": " + ".join(f"i{k} * {s}u" for k, s in enumerate(ist)) or "0",
+        "dst_index": " + ".join(f"i{k} * {s}u" for k, s in enumerate(xst) if k != ax) or "0",
+        "op": "" if red == "none" else red})], [0, 1, 2])
+
+
+@lowering("c", "ScatterND")
+def _scatter_nd(ctx: LowerCtx) -> Lowered:
+    xs, ids = ctx.shape(0), ctx.shape(1)
+    k = ids[-1]
+    xst = contiguous_strides(xs)
+    red = ctx.attrs.get("reduction", "none")
+    return Lowered([Stage("scatter_nd", {
+        "n": int(np.prod(ids[:-1], dtype=np.int64)), "k": k, "dims": list(xs[:k]), "strides": xst[:k],
+        "slice": int(np.prod(xs[k:], dtype=np.int64)), "bytes": ctx.outs[0].nbytes, "T": ctx.oct(),
+        "op": "" if red == "none" else red})], [0, 1, 2])
+

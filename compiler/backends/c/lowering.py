@@ -127,7 +127,7 @@ HALF_AWARE = {"Cast", "CastLike", "FusedElementwise", "Sum", "Mean", "Max", "Min
               "Tile", "Where", "Add", "Sub", "Mul", "Div", "Pow", "Abs", "Neg", "Relu", "Sigmoid", "Tanh", "Exp", "Log",
               "Sqrt", "Erf", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Clip", "LeakyRelu",
               "HardSigmoid", "HardSwish", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Gelu",
-              "IsNaN", "Not", "QuantizeLinear", "DequantizeLinear"}
+              "IsNaN", "Not", "QuantizeLinear", "DequantizeLinear", "BitCast"}
 
 
 def contiguous_strides(shape) -> list[int]:
