@@ -107,6 +107,14 @@ def _convtranspose(ctx: LowerCtx) -> Lowered:
     kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
     iwlo, iwhi = tap_ranges(kw, dw, pl, sw, w, ow)
+    if ctx.oct() == "float" and (c // g) >= 4:
+        q = (m // g) * kh * kw
+        rows = max(1, min(h, (256 * 1024) // max(q * w, 1)))
+        return Lowered([Stage("convtranspose_gemm", {
+            "N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh,
+            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "Q": q,
+            "R": rows, "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})],
+            [k for k in range(3) if ctx.has(k)], workspace=q * rows * w * 4)
     return Lowered([Stage("convtranspose2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g,
                                               "KH": kh, "KW": kw, "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
                                               "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "T": ctx.oct(), "X": "X0",
