@@ -70,6 +70,10 @@ def conv_stage(ctx: LowerCtx) -> Stage:
     mg, cg = m // g, c // g
     owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
+    if (kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w and ctx.oct() == "float"
+            and cg >= 4 and mg >= 6):
+        return Stage("conv1x1_gemm", {"N": n, "C": c, "M": m, "G": g, "MG": mg, "CG": cg, "P": oh * ow, "T": ctx.oct(),
+                                      "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
     if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
         k = cg * kh * kw
         rows = max(1, min(oh, 256 // max(ow, 1)))   # keep the im2col block (K x rows*OW) within L2
