@@ -9,26 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.types import np_dtype, onnx_elem_to_name
+from ..pyrt import rt
 from .nn import _spatial, conv_nchw
 from .registry import register
 from .tensor import cast_array
 
 
-def _expand_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.ndarray:
-    """Broadcast a scale or zero point to ``x``'s shape: scalar, per ``axis`` (1-D) or blocked along ``axis``."""
-    if p.ndim == 0 or p.size == 1 and x.ndim == 0:
-        return p.reshape(())
-    ax = axis % x.ndim
-    if block:
-        p = np.repeat(p, block, axis=ax)
-        sl = [slice(None)] * x.ndim
-        sl[ax] = slice(0, x.shape[ax])
-        return p[tuple(sl)]
-    if p.ndim == 1:
-        shape = [1] * x.ndim
-        shape[ax] = p.size
-        return p.reshape(shape)
-    return p
+_expand_param = rt.expand_param
 
 
 def _int_range(dt: np.dtype):
@@ -98,15 +85,7 @@ def _requant(acc: np.ndarray, mult, y_zp, out_dt) -> np.ndarray:
     return np.clip(y, lo, hi).astype(out_dt)
 
 
-def _zp_shape(zp, ndim, axis):
-    if zp is None:
-        return 0
-    zp = zp.astype(np.int64)
-    if zp.ndim == 1 and zp.size > 1:
-        shape = [1] * ndim
-        shape[axis] = zp.size
-        return zp.reshape(shape)
-    return zp.reshape(()) if zp.size == 1 else zp
+_zp_shape = rt._zp
 
 
 @register("MatMulInteger", versions="10-24")

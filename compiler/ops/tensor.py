@@ -232,21 +232,7 @@ def ref_split(ctx, x, split=None):
 
 @register("Slice", value_inputs=(1, 2, 3, 4), versions="10-24 (inputs; opset 1-9 attributes rewritten)")
 def ref_slice(ctx, x, starts, ends, axes=None, steps=None):
-    axes = range(len(starts)) if axes is None else [_axis(int(a), x.ndim) for a in axes]
-    steps = [1] * len(starts) if steps is None else steps
-    sl = [slice(None)] * x.ndim
-    for a, s, e, st in zip(axes, starts, ends, steps):
-        s, e, st = int(s), int(e), int(st)
-        dim = x.shape[a]
-        if st > 0:
-            s = min(max(s + dim if s < 0 else s, 0), dim)
-            e = min(max(e + dim if e < 0 else e, 0), dim)
-        else:
-            s = min(max(s + dim if s < 0 else s, -1), dim - 1)
-            e = min(max(e + dim if e < 0 else e, -1), dim - 1)
-            e = None if e < 0 else e
-        sl[a] = slice(s, e, st)
-    return x[tuple(sl)].copy()
+    return x[rt.slices(x.shape, starts, ends, axes, steps)].copy()
 
 
 # ------------------------------------------------------------------------------------------------ gather/scatter

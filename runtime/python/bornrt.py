@@ -1014,11 +1014,7 @@ def _epilogue(a, x, y, w):
 
 @kernel("FusedConv")
 def k_fused_conv(x, o, a, w):
-    v, wt = x[0], x[1]
-    b = x[2] if len(x) > 2 else None
-    kernel_, strides, dil, pads, outs = conv_geometry(a, v.shape, wt.shape)
-    y = out(o, 0, (v.shape[0], wt.shape[0]) + tuple(outs), v.dtype)
-    conv(v, wt, b, a.get("group", 1), kernel_, strides, dil, pads, outs, y, w)
+    (y,) = k_conv(x[:3], o, a, w)
     return (_epilogue(a, x[3:], y, w),)
 
 

@@ -73,14 +73,15 @@ def conv_stage(ctx: LowerCtx) -> Stage:
     if (kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w and ctx.oct() == "float"
             and cg >= 4 and mg >= 6):
         return Stage("conv1x1_gemm", {"N": n, "C": c, "M": m, "G": g, "MG": mg, "CG": cg, "P": oh * ow, "T": ctx.oct(),
-                                      "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
+                                      "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0",
+                                      "workspace": cg * 16 * 4 if (oh * ow) % 16 else 0})
     if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
         k = cg * kh * kw
         rows = max(1, min(oh, 256 // max(ow, 1)))   # keep the im2col block (K x rows*OW) within L2
         return Stage("conv_gemm", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw,
                                    "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl,
                                    "owlo": owlo, "owhi": owhi, "K": k, "P": oh * ow, "ROWS": rows,
-                                   "workspace": k * rows * ow * 4,
+                                   "workspace": k * (-(-rows * ow // 16) * 16 + 16) * 4,
                                    "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
     return Stage("conv2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh,
                             "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi,
@@ -111,14 +112,14 @@ def _convtranspose(ctx: LowerCtx) -> Lowered:
     kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
     iwlo, iwhi = tap_ranges(kw, dw, pl, sw, w, ow)
-    if ctx.oct() == "float" and (c // g) >= 4:
+    if ctx.oct() == "float" and (c // g) >= 4 and (m // g) * kh * kw >= 6:
         q = (m // g) * kh * kw
         rows = max(1, min(h, (256 * 1024) // max(q * w, 1)))
         return Lowered([Stage("convtranspose_gemm", {
             "N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh,
             "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "Q": q,
             "R": rows, "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})],
-            [k for k in range(3) if ctx.has(k)], workspace=q * rows * w * 4)
+            [k for k in range(3) if ctx.has(k)], workspace=(q * rows * w + (c // g) * 16) * 4)
     return Lowered([Stage("convtranspose2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g,
                                               "KH": kh, "KW": kw, "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
                                               "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "T": ctx.oct(), "X": "X0",

@@ -48,14 +48,20 @@ def _load(dtype: str, expr: str, tables: list, name: str) -> str:
     return f"(double)({expr})"
 
 
-@lowering("c", "QuantizeLinear")
-def _quantize(ctx: LowerCtx) -> Lowered:
-    dst = ctx.outs[0].dtype
+def _operands(ctx: LowerCtx):
+    """Geometry, decode tables and the C expressions (double) of x, scale and zero point for element p."""
     tables: list = []
     g = _geometry(ctx)
     x = _load(ctx.ins[0].dtype, "X0[p]", tables, "dec_x")
     s = _load(ctx.ins[1].dtype, f"X1[{g['qidx']}]", tables, "dec_s")
     zp = _load(ctx.ins[2].dtype, f"X2[{g['qidx']}]", tables, "dec_z") if ctx.has(2) else "0.0"
+    return g, tables, x, s, zp
+
+
+@lowering("c", "QuantizeLinear")
+def _quantize(ctx: LowerCtx) -> Lowered:
+    dst = ctx.outs[0].dtype
+    g, tables, x, s, zp = _operands(ctx)
     if dst in SMALL_FLOAT:
         info = small_float_table(dst)
         tables.append({"name": "dec_y", "data": [_c_float(v) for v in info["values"]]})
@@ -80,11 +86,7 @@ def _quantize(ctx: LowerCtx) -> Lowered:
 @lowering("c", "DequantizeLinear")
 def _dequantize(ctx: LowerCtx) -> Lowered:
     dst = ctx.outs[0].dtype
-    tables: list = []
-    g = _geometry(ctx)
-    x = _load(ctx.ins[0].dtype, "X0[p]", tables, "dec_x")
-    s = _load(ctx.ins[1].dtype, f"X1[{g['qidx']}]", tables, "dec_s")
-    zp = _load(ctx.ins[2].dtype, f"X2[{g['qidx']}]", tables, "dec_z") if ctx.has(2) else "0.0"
+    g, tables, x, s, zp = _operands(ctx)
     body = [f"const float v = (float)(({x} - {zp}) * {s});"]
     store = f"{HALF[dst][1]}(v)" if dst in HALF else f"({ctx.oct()})v"
     return Lowered([Stage("quantize", {**g, "tables": tables, "body": body, "store": store})],
