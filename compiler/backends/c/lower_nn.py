@@ -81,7 +81,8 @@ def conv_stage(ctx: LowerCtx) -> Stage:
         return Stage("conv_gemm", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw,
                                    "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl,
                                    "owlo": owlo, "owhi": owhi, "K": k, "P": oh * ow, "ROWS": rows,
-                                   "workspace": k * (-(-rows * ow // 16) * 16 + 16) * 4,
+                                   "workspace": k * (-(-rows * ow // 16) * 16 + (16 if mg >= 24 else 0) + (6 if mg % 6 else 0)) * 4,
+                                   "pack": mg >= 24,
                                    "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
     return Stage("conv2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh,
                             "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi,
