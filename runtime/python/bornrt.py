@@ -176,6 +176,25 @@ def _sigmoid(y, a, x):
     return np.reciprocal(y, out=y)
 
 
+def _hard_sigmoid(y, a, x):
+    if x.dtype.kind != "f":
+        np.copyto(y, np.clip(a.get("alpha", 0.2) * _f64(x) + a.get("beta", 0.5), 0, 1), casting="unsafe")
+        return y
+    np.multiply(x, a.get("alpha", 0.2), out=y, casting="unsafe")      # elementwise passes: safe in place
+    y += a.get("beta", 0.5)
+    return np.clip(y, 0, 1, out=y)
+
+
+def _hard_swish(y, a, x):
+    if x.dtype.kind != "f" or np.may_share_memory(x, y):
+        np.copyto(y, x * np.clip(_f64(x) / 6 + 0.5, 0, 1), casting="unsafe")
+        return y
+    np.multiply(x, 1.0 / 6.0, out=y)
+    y += 0.5
+    np.clip(y, 0, 1, out=y)
+    return np.multiply(y, x, out=y)
+
+
 def _mk(fn):
     """An elementwise function that computes a new array, adapted to write into ``y``."""
     def run(y, a, *xs):
@@ -244,8 +263,8 @@ EW = {
     "Celu": _mk(lambda a, x: np.maximum(0, x) + np.minimum(0, a.get("alpha", 1.0) * np.expm1(_f64(x) / a.get("alpha", 1.0)))),
     "Selu": _mk(lambda a, x: a.get("gamma", 1.0507009873554804934193349852946) * np.where(
         x > 0, x, a.get("alpha", 1.6732632423543772848170429916717) * np.expm1(_f64(x)))),
-    "HardSigmoid": _mk(lambda a, x: np.clip(a.get("alpha", 0.2) * _f64(x) + a.get("beta", 0.5), 0, 1)),
-    "HardSwish": _mk(lambda a, x: x * np.clip(_f64(x) / 6 + 0.5, 0, 1)),
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": _hard_swish,
     "Softplus": _mk(lambda a, x: np.logaddexp(0, _f64(x))),
     "Softsign": _mk(lambda a, x: x / (1 + np.abs(x))),
     "ThresholdedRelu": _mk(lambda a, x: np.where(x > a.get("alpha", 1.0), x, 0)),
@@ -1031,11 +1050,14 @@ def k_conv_transpose(x, o, a, w):
     in_sp = v.shape[2:]
     lo = [min(p[0], 0) for p in pads]
     hi = [min(p[1], 0) for p in pads]
-    acc = np.zeros((n, mg * group) + tuple(f - l - h for f, l, h in zip(full, lo, hi)), dtype=np.float64 if v.dtype != np.float32 else v.dtype)
+    acc = w.get("acc", (n, mg * group) + tuple(f - l - h for f, l, h in zip(full, lo, hi)),
+                np.float64 if v.dtype != np.float32 else v.dtype)
+    acc.fill(0)
     xs = v.reshape(n, group, cg, -1)
     for g in range(group):
         wg = wt[g * cg:(g + 1) * cg].reshape(cg, -1)                       # (cg, mg * K)
-        cols = np.matmul(wg.T, xs[:, g])                                    # (N, mg * K, HW)
+        cols = w.get("cols", (n, wg.shape[1], xs.shape[-1]), np.result_type(wg, xs))
+        np.matmul(wg.T, xs[:, g], out=cols)                                 # (N, mg * K, HW)
         cols = cols.reshape((n, mg) + tuple(kernel_) + tuple(in_sp))
         for tap in np.ndindex(*kernel_):
             sl = tuple(slice(tap[i] * dil[i] - lo[i], tap[i] * dil[i] - lo[i] + strides[i] * (in_sp[i] - 1) + 1, strides[i])
