@@ -163,8 +163,12 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
     inputs, outputs = list(g.inputs), list(g.outputs)
     for v in inputs + outputs:
         slot(v)
-    used = [c for c in consts if any(c in n.inputs for _, n in g.walk()) or c in outputs
-            or any(c in sub.outputs for _, n in g.walk() for sub in n.subgraphs())]
+    read = set(outputs)                     # every name a node or a subgraph reads or returns: one walk
+    for _, n in g.walk():
+        read.update(n.inputs)
+        for sub in n.subgraphs():
+            read.update(sub.outputs)
+    used = [c for c in consts if c in read]
     consts = {k: (np.asarray(v).astype(_store(np.asarray(v).dtype.name)) if np.asarray(v).dtype.name in STORAGE else v)
               for k, v in consts.items()}
     w_offsets, payload = weights_layout_of(consts, used)

@@ -31,10 +31,13 @@ class PythonArtifact:
         except rt.BornrtError as ex:
             raise ArtifactError(str(ex)) from None
         self.manifest = self.model.manifest
+        #: int4/int2 inputs and outputs: ml_dtypes arrays here, the runtime's one-byte storage inside
+        self.narrow = {t["name"]: t["dtype"] for t in self.manifest["inputs"] + self.manifest["outputs"]
+                       if t["dtype"] in rt.STORAGE}
 
     def __call__(self, feeds, copy: bool = True) -> dict:
-        narrow = {t["name"]: t["dtype"] for t in self.manifest["inputs"] + self.manifest["outputs"] if t["dtype"] in self.rt.STORAGE}
-        if narrow:      # int4/int2 arrays (ml_dtypes) in, the runtime's one-byte storage, back to ml_dtypes out
+        narrow = self.narrow
+        if narrow:
             from ...ir.types import np_dtype
             feeds = {k: (v.astype(self.rt.storage_dtype(narrow[k])) if k in narrow else v) for k, v in feeds.items()}
         try:
