@@ -62,6 +62,8 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     t = get_target(target) if isinstance(target, str) else target
     if t.backend == "python":
         return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source)
+    if t.backend == "webgpu":
+        return _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source)
     if t.backend != "c":
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
@@ -101,6 +103,26 @@ def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram
     code = sum((out / f).stat().st_size for f in ("bornrt.py", "model.py"))
     io = sum(_nbytes(x) for x in manifest["inputs"] + manifest["outputs"] if x["shape"] is not None)
     res.ram_bytes = manifest["arena_bytes"] + io + manifest["weights_bytes"]
+    res.flash_bytes = code + manifest["weights_bytes"]
+    ram_budget = ram if ram is not None else t.ram_bytes
+    flash_budget = flash if flash is not None else t.flash_bytes
+    manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
+                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": 0}
+    import json
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _check_budget(t, res, ram_budget, flash_budget)
+    return res
+
+
+def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source) -> CompileResult:
+    """The webgpu target: GPU memory = arena + weights (+ the output staging buffer); storage = kernels + weights."""
+    from .backends.webgpu import compile_webgpu
+    manifest = compile_webgpu(optimize(model, opt_level), t, out_dir, name=name, opt_level=opt_level,
+                              schedule=schedule, self_test=self_test, source=source)
+    res = CompileResult(manifest)
+    out = Path(out_dir)
+    code = sum((out / k).stat().st_size for k in manifest["webgpu"]["kernels"])
+    res.ram_bytes = manifest["arena_bytes"] + manifest["weights_bytes"] + sum(o["bytes"] for o in manifest["outputs"])
     res.flash_bytes = code + manifest["weights_bytes"]
     ram_budget = ram if ram is not None else t.ram_bytes
     flash_budget = flash if flash is not None else t.flash_bytes

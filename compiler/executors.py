@@ -80,7 +80,30 @@ class PythonExecutor:
         return load_python_artifact(folder, shared_runtime=rt)
 
 
-EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor, "python": PythonExecutor}
+class WebGPUExecutor:
+    """Compile for the webgpu target into a temporary folder and run the bundle in-process through wgpu (one device
+    per process, shared by every bundle). Ops without a WGSL kernel are expanded into their function bodies."""
+
+    name = "webgpu"
+
+    def __init__(self, opt_level: int = 2):
+        from .backends.webgpu import lacks_webgpu_kernel
+        self.opt_level = opt_level
+        self.expand = lacks_webgpu_kernel
+
+    def prepare(self, model: Model, name: str = "model") -> Prepared:
+        from .backends.webgpu import compile_webgpu
+        from .backends.webgpu.runner import load_webgpu_artifact
+        from .passes.pipeline import optimize
+        from .targets import get_target
+        folder = tempfile.mkdtemp(prefix="bornc-webgpu-")
+        atexit.register(shutil.rmtree, folder, True)
+        compile_webgpu(optimize(model, self.opt_level), get_target("webgpu"), folder, name=name, opt_level=self.opt_level)
+        return load_webgpu_artifact(folder)
+
+
+EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor, "python": PythonExecutor,
+                                              "webgpu": WebGPUExecutor}
 
 
 def load_artifact(path) -> Prepared:
@@ -97,6 +120,9 @@ def load_artifact(path) -> Prepared:
     if backend == "python":
         from .backends.python.runner import load_python_artifact
         return load_python_artifact(path)
+    if backend == "webgpu":
+        from .backends.webgpu.runner import load_webgpu_artifact
+        return load_webgpu_artifact(path)
     from .backends.c.runner import load_artifact as load_c
     return load_c(path)
 
@@ -116,4 +142,6 @@ def get_executor(name: str):
         return CExecutor(t.name)
     if t.backend == "python":
         return PythonExecutor()
+    if t.backend == "webgpu":
+        return WebGPUExecutor()
     raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
