@@ -196,26 +196,17 @@ def _resize_tables(ctx: LowerCtx, attrs: dict, scales) -> list[list[int]]:
     return tables
 
 
-def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) -> Lowered:
-    """Linear / cubic (and nearest with tf_crop_and_resize) Resize as one pass per resized axis. Each pass
-    applies the axis's interpolation weights (the reference's ``source_coords`` / ``interp_matrix``, computed
-    here at compile time) in double; intermediate results live in the workspace."""
-    xs = list(ctx.shape(0))
+def resize_passes(attrs: dict, xs: list, out: list, scales, roi) -> list[tuple]:
+    """Separable Resize: (axis, interpolation matrix [out, in], extrapolation flags per output or None) for every
+    axis that changes, from the reference's ``source_coords`` / ``interp_matrix`` (shared by the C and WebGPU
+    backends)."""
     rank = len(xs)
     mode = attrs["coordinate_transformation_mode"]
-    axes = [a for a in range(rank) if not (xs[a] == out[a] and scales[a] == 1.0 and mode != "tf_crop_and_resize")]
-    if not axes:
-        return _copy(ctx)
-    cur = list(xs)
-    sizes = []
-    for a in axes:
-        cur[a] = out[a]
-        sizes.append(int(np.prod(cur, dtype=np.int64)))
-    ws_elems = max(sizes[:-1], default=0)
-    stages = []
-    cur = list(xs)
-    for n, a in enumerate(axes):
-        d, o = cur[a], out[a]
+    passes = []
+    for a in range(rank):
+        if xs[a] == out[a] and scales[a] == 1.0 and mode != "tf_crop_and_resize":
+            continue
+        d, o = xs[a], out[a]
         r = (float(roi[a]), float(roi[a + rank])) if roi is not None and len(roi) == 2 * rank else (0.0, 1.0)
         coords = rt.source_coords(mode, o, d, float(scales[a]), r)
         if attrs["mode"] == "nearest":
@@ -223,18 +214,39 @@ def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) ->
             m[np.arange(o), np.clip(rt._nearest(coords, attrs["nearest_mode"]), 0, d - 1).astype(np.int64)] = 1.0
         else:
             m = rt.interp_matrix(coords, d, attrs, float(scales[a]))
+        extrap = ((coords < 0) | (coords > d - 1)).astype(np.uint8) if mode == "tf_crop_and_resize" else None
+        passes.append((a, m, extrap))
+    return passes
+
+
+def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) -> Lowered:
+    """Linear / cubic (and nearest with tf_crop_and_resize) Resize as one pass per resized axis. Each pass
+    applies the axis's interpolation weights (:func:`resize_passes`, computed at compile time) in double;
+    intermediate results live in the workspace."""
+    xs = list(ctx.shape(0))
+    passes = resize_passes(attrs, xs, out, scales, roi)
+    if not passes:
+        return _copy(ctx)
+    cur = list(xs)
+    sizes = []
+    for a, m, _ in passes:
+        cur[a] = out[a]
+        sizes.append(int(np.prod(cur, dtype=np.int64)))
+    ws_elems = max(sizes[:-1], default=0)
+    stages = []
+    cur = list(xs)
+    for n, (a, m, ex) in enumerate(passes):
+        d, o = cur[a], out[a]
         taps = max(int((m != 0).sum(axis=1).max()) if m.size else 1, 1)
         idx, w = [], []
         for row in m:
             nz = np.flatnonzero(row)[:taps]
             idx += [int(k) for k in nz] + [0] * (taps - len(nz))
             w += [literal(float(row[k]), "float64") for k in nz] + ["0.0"] * (taps - len(nz))
-        extrap = []
-        if mode == "tf_crop_and_resize":
-            extrap = [int(b) for b in ((coords < 0) | (coords > d - 1))]
+        extrap = [int(b) for b in ex] if ex is not None else []
         src = "X0" if n == 0 else f"((const double *)WS + {(n - 1) % 2 * ws_elems}u)"
         src_t = ctx.ct(0) if n == 0 else "double"
-        last = n == len(axes) - 1
+        last = n == len(passes) - 1
         dst = "Y0" if last else f"((double *)WS + {n % 2 * ws_elems}u)"
         dst_t = ctx.oct() if last else "double"
         outer = int(np.prod(cur[:a], dtype=np.int64))
@@ -244,7 +256,7 @@ def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) ->
                                             "extrap": extrap,
                                             "extrap_value": literal(float(attrs["extrapolation_value"]), "float64")}))
         cur[a] = o
-    return Lowered(stages, [0], workspace=(2 * ws_elems * 8) if len(axes) > 1 else 0)
+    return Lowered(stages, [0], workspace=(2 * ws_elems * 8) if len(passes) > 1 else 0)
 
 
 @lowering("c", "Resize")

@@ -187,7 +187,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         max_bindings = max(max_bindings, len(bindings))
         max_binding = max([max_binding] + [b["size"] for b in bindings])
         header = _header(k, bindings, placed)
-        src = env.get_template(f"{k.template}.wgsl.j2").render(header=header, wg=WG, **k.params)
+        src = env.get_template(f"{k.template}.wgsl.j2").render(header=header, **{"wg": WG, **k.params})
         wg_storage = max(wg_storage, k.params.get("wg_storage_bytes", 0))
         digest = hashlib.sha256(src.encode()).hexdigest()[:12]
         fname = sources.get(digest)

@@ -1,1 +1,450 @@
-"""placeholder"""
+"""WebGPU lowerings of MatMul, Gemm, Conv (and their Fused* forms), ConvTranspose, pooling, LRN, normalizations
+and LSTM. Geometry comes from the helpers the reference kernels use, so both agree on padding rules.
+
+MatMul, Gemm and Conv share one tiled kernel (``gemm.wgsl.j2``): a workgroup of 16x16 invocations computes a
+(16*TM)x(16*TN) output tile, staging BK-deep slices of A and B in workgroup memory, each invocation keeping TMxTN
+accumulators in registers (the classic shared-memory tiling of Volkov & Demmel, SC'08). Conv runs as an implicit
+GEMM (M = output channels of a group, N = output pixels, K = input channels x taps) whose B loader reads the
+input window directly, so no im2col buffer exists. Depthwise and 3-D convolutions use a direct kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.nn import _convtranspose_geometry, _pool_geometry
+from ...ops.registry import lowering
+from ...pyrt import rt
+from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
+from .lower_elementwise import program_lines
+from .wgsl import lit
+
+
+def _tile(size: int) -> int:
+    """Per-invocation tile (1, 2, 4 or 8) so that 16 invocations cover min(size, 128)."""
+    t = 1
+    while 16 * t < min(size, 128) and t < 8:
+        t *= 2
+    return t
+
+
+def _epilogue(ctx: Ctx, first_extra: int, ops: list, value: str, oi: str) -> list[str]:
+    """Lines applying the node's epilogue program to ``value`` (output flat index ``oi``); extra operands are
+    appended to ``ops``. Leaves the result in ``v``."""
+    prog = ctx.attrs.get("epilogue") or []
+    lines = [f"var v = {value};"]
+    if not prog:
+        return lines
+    oshape = list(ctx.oshape())
+    args = ["v"]
+    for i in range(first_extra, len(ctx.node.inputs)):
+        dims, (cs,) = collapse(oshape, [broadcast_strides(ctx.shape(i), oshape)])
+        j = len(ops)
+        ops.append(ctx.x(i))
+        if cs == [1] and len(dims) == 1:
+            args.append(f"ld{j}({oi})")
+        elif all(s == 0 for s in cs):
+            args.append(f"ld{j}(0u)")
+        else:
+            lines += [s.replace("let ", "let ") for s in decompose(dims, oi, f"e{j}_")]
+            args.append(f"ld{j}({offset(cs, f'e{j}_')})")
+    body, res = program_lines(prog, args, ctx.ot(), prefix="p")
+    return lines + body + [f"v = {res};"]
+
+
+def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: str, b_fn: str, epi_lines: list,
+                label: str) -> Kernel:
+    tm, tn = _tile(m), _tile(n)
+    bm, bn = 16 * tm, 16 * tn
+    bk = 16 if tm * tn <= 16 else 8
+    return Kernel("gemm", {"M": m, "N": n, "K": k, "tm": tm, "tn": tn, "bm": bm, "bn": bn, "bk": bk, "a_fn": a_fn,
+                           "b_fn": b_fn, "epi": epi_lines, "wg_storage_bytes": (bm + bn) * bk * 4},
+                  ops, groups=(-(-n // bn), -(-m // bm), batch), label=label)
+
+
+def _matmul(ctx: Ctx, first_extra: int) -> Lowered:
+    a, b = ctx.shape(0), ctx.shape(1)
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    m, kk, n = a2[-2], a2[-1], b2[-1]
+    if ctx.outs[0].size == 0:
+        return Lowered([])
+    if nb > 65535:
+        raise unsupported(ctx.node, "more than 65535 batched matrices")
+    if ctx.ot() != "f32":
+        raise unsupported(ctx.node, f"{ctx.outs[0].dtype} MatMul")
+    za, zb = ("0u", "0u")
+    zlines = []
+    if batch:
+        sa = [s * m * kk for s in broadcast_strides(a2[:-2], batch)]
+        sb = [s * kk * n for s in broadcast_strides(b2[:-2], batch)]
+        zlines = decompose(list(batch), "z", "zb")
+        za, zb = offset(sa, "zb"), offset(sb, "zb")
+    ops = [ctx.x(0), ctx.x(1)]
+    zl = " ".join(zlines)
+    a_fn = f"{zl} return ld0({za} + m * {kk}u + k);"
+    b_fn = f"{zl} return ld1({zb} + k * {n}u + c);"
+    oi = f"z * {m * n}u + m * {n}u + c"
+    epi = [f"let oi = {oi};"] + _epilogue(ctx, first_extra, ops, "acc", "oi")
+    ops.append(ctx.y())
+    epi.append(f"st{len(ops) - 1}(oi, v);")
+    return Lowered([gemm_kernel(ctx, m, n, kk, nb, ops, a_fn, b_fn, epi, ctx.node.op)])
+
+
+lowering("webgpu", "MatMul")(lambda ctx: _matmul(ctx, 2))
+lowering("webgpu", "FusedMatMul", "bornc")(lambda ctx: _matmul(ctx, 2))
+
+
+def _gemm(ctx: Ctx) -> Lowered:
+    at = ctx.attrs
+    a, b = ctx.shape(0), ctx.shape(1)
+    m, kk = (a[1], a[0]) if at["transA"] else (a[0], a[1])
+    n = b[0] if at["transB"] else b[1]
+    if ctx.ot() != "f32":
+        raise unsupported(ctx.node, f"{ctx.outs[0].dtype} Gemm")
+    if m * n == 0:
+        return Lowered([])
+    ops = [ctx.x(0), ctx.x(1)]
+    a_fn = f"return ld0(k * {m}u + m);" if at["transA"] else f"return ld0(m * {kk}u + k);"
+    b_fn = f"return ld1(c * {kk}u + k);" if at["transB"] else f"return ld1(k * {n}u + c);"
+    val = f"{lit(at['alpha'], 'f32')} * acc" if at["alpha"] != 1.0 else "acc"
+    if ctx.has(2) and at["beta"] != 0.0:
+        cs = broadcast_strides(ctx.shape(2), (m, n))
+        ops.append(ctx.x(2))
+        val += f" + {lit(at['beta'], 'f32')} * ld2({offset(cs, 'q')})".replace("q0", "m").replace("q1", "c")
+    epi = [f"let oi = m * {n}u + c;"] + _epilogue(ctx, 3, ops, val, "oi")
+    ops.append(ctx.y())
+    epi.append(f"st{len(ops) - 1}(oi, v);")
+    return Lowered([gemm_kernel(ctx, m, n, kk, 1, ops, a_fn, b_fn, epi, ctx.node.op)])
+
+
+lowering("webgpu", "Gemm")(_gemm)
+lowering("webgpu", "FusedGemm", "bornc")(_gemm)
+
+
+# ---------------------------------------------------------------------------------------------------- Conv
+def _conv(ctx: Ctx) -> Lowered:
+    xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
+    if ctx.ot() != "f32":
+        raise unsupported(ctx.node, f"{ctx.outs[0].dtype} Conv")
+    kernel, strides, dil, pads, outs = rt.conv_geometry(ctx.attrs, xs, ws)
+    g = ctx.attrs["group"]
+    nb, c = xs[0], xs[1]
+    cout = ws[0]
+    cg, mg = c // g, cout // g
+    if ctx.outs[0].size == 0:
+        return Lowered([])
+    nd = len(kernel)
+    if nd > 2 or (cg * int(np.prod(kernel)) < 8) or mg < 4:
+        return _conv_direct(ctx, kernel, strides, dil, pads, outs)
+    sp = xs[2:] if nd == 2 else [1] + xs[2:]
+    ker = kernel if nd == 2 else [1] + kernel
+    st = strides if nd == 2 else [1] + strides
+    dl = dil if nd == 2 else [1] + dil
+    pd = pads if nd == 2 else [(0, 0)] + pads
+    oh, ow = (outs if nd == 2 else [1] + outs)
+    h, w = sp
+    kh, kw = ker
+    taps = kh * kw
+    ops = [ctx.x(1), ctx.x(0)]
+    kdim = cg * taps
+    a_fn = f"let g = z % {g}u; return ld0((g * {mg}u + m) * {kdim}u + k);"
+    b_fn = (f"let b = z / {g}u; let g = z % {g}u; let ci = k / {taps}u; let r = k % {taps}u; "
+            f"let oy = c / {ow}u; let ox = c % {ow}u; "
+            f"let iy = i32(oy * {st[0]}u + (r / {kw}u) * {dl[0]}u) - {pd[0][0]}i; "
+            f"let ix = i32(ox * {st[1]}u + (r % {kw}u) * {dl[1]}u) - {pd[1][0]}i; "
+            f"if (iy < 0i || ix < 0i || iy >= {h}i || ix >= {w}i) {{ return 0.0f; }} "
+            f"return ld1(((b * {c}u + g * {cg}u + ci) * {h}u + u32(iy)) * {w}u + u32(ix));")
+    val = "acc"
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        val = f"acc + ld{len(ops) - 1}(g * {mg}u + m)"
+    epi = [f"let b = z / {g}u; let g = z % {g}u;", f"let oi = (b * {cout}u + g * {mg}u + m) * {oh * ow}u + c;"]
+    epi += _epilogue(ctx, 3, ops, val, "oi")
+    ops.append(ctx.y())
+    epi.append(f"st{len(ops) - 1}(oi, v);")
+    if nb * g > 65535:
+        raise unsupported(ctx.node, "more than 65535 batch x group")
+    return Lowered([gemm_kernel(ctx, mg, oh * ow, kdim, nb * g, ops, a_fn, b_fn, epi, ctx.node.op)])
+
+
+def _conv_direct(ctx: Ctx, kernel, strides, dil, pads, outs) -> Lowered:
+    """One invocation per output element, looping over the group's input channels and the kernel taps (N-D)."""
+    xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
+    g = ctx.attrs["group"]
+    c, cout = xs[1], ws[0]
+    cg, mg = c // g, cout // g
+    nd = len(kernel)
+    oshape = list(ctx.oshape())
+    n = ctx.outs[0].size
+    taps = int(np.prod(kernel))
+    ops = [ctx.x(0), ctx.x(1)]
+    lines = decompose(oshape, "i", "o")
+    lines += [f"let g = o1 / {mg}u;", "var acc = 0.0f;",
+              f"for (var ci = 0u; ci < {cg}u; ci = ci + 1u) {{",
+              f"  let xb = (o0 * {c}u + g * {cg}u + ci);",
+              f"  let wb = (o1 * {cg}u + ci) * {taps}u;",
+              f"  for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
+    lines += ["    " + s for s in decompose(kernel, "t", "kq")]
+    cond, idx = [], "xb"
+    for d in range(nd):
+        lines.append(f"    let p{d} = i32(o{d + 2} * {strides[d]}u + kq{d} * {dil[d]}u) - {pads[d][0]}i;")
+        cond.append(f"p{d} < 0i || p{d} >= {xs[2 + d]}i")
+        idx = f"({idx}) * {xs[2 + d]}u + u32(p{d})"
+    lines += [f"    if ({' || '.join(cond)}) {{ continue; }}", f"    acc = acc + ld0({idx}) * ld1(wb + t);", "  }", "}"]
+    val = "acc"
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        val = f"acc + ld{len(ops) - 1}(o1)"
+    lines += _epilogue(ctx, 3, ops, val, "i")
+    ops.append(ctx.y())
+    lines.append(f"st{len(ops) - 1}(i, v);")
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, ops, threads=n, label=ctx.node.op)])
+
+
+lowering("webgpu", "Conv")(_conv)
+lowering("webgpu", "FusedConv", "bornc")(_conv)
+
+
+@lowering("webgpu", "ConvTranspose")
+def _convtranspose(ctx: Ctx) -> Lowered:
+    xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
+    if ctx.ot() != "f32":
+        raise unsupported(ctx.node, f"{ctx.outs[0].dtype} ConvTranspose")
+    kernel, strides, dil, pads, _, outs = _convtranspose_geometry(ctx.attrs, xs, ws)
+    g = ctx.attrs["group"]
+    c = xs[1]
+    cg, mg = c // g, ws[1]
+    nd = len(kernel)
+    oshape = list(ctx.oshape())
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    taps = int(np.prod(kernel))
+    ops = [ctx.x(0), ctx.x(1)]
+    lines = decompose(oshape, "i", "o")
+    lines += [f"let g = o1 / {mg}u;", f"let mm = o1 % {mg}u;", "var acc = 0.0f;",
+              f"for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
+    lines += ["  " + s for s in decompose(kernel, "t", "kq")]
+    sp_idx = "0u"
+    for d in range(nd):
+        lines += [f"  let q{d} = i32(o{d + 2}) + {pads[d][0]}i - i32(kq{d} * {dil[d]}u);",
+                  f"  if (q{d} < 0i || q{d} % {strides[d]}i != 0i) {{ continue; }}",
+                  f"  let p{d} = u32(q{d} / {strides[d]}i);", f"  if (p{d} >= {xs[2 + d]}u) {{ continue; }}"]
+        sp_idx = f"({sp_idx}) * {xs[2 + d]}u + p{d}"
+    sp = int(np.prod(xs[2:], dtype=np.int64))
+    lines += [f"  for (var ci = 0u; ci < {cg}u; ci = ci + 1u) {{",
+              f"    let cc = g * {cg}u + ci;",
+              f"    acc = acc + ld0((o0 * {c}u + cc) * {sp}u + {sp_idx}) * ld1((cc * {mg}u + mm) * {taps}u + t);",
+              "  }", "}"]
+    val = "acc"
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        val = "acc + ld2(o1)"
+    lines.append(f"let v = {val};")
+    ops.append(ctx.y())
+    lines.append(f"st{len(ops) - 1}(i, v);")
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, ops, threads=n, label="ConvTranspose")])
+
+
+# ---------------------------------------------------------------------------------------------------- pools
+def _pool(ctx: Ctx, kind: str) -> Lowered:
+    xs = list(ctx.shape(0))
+    kernel, strides, dil, pads, ext, outs = _pool_geometry(ctx.attrs, xs)
+    nd = len(kernel)
+    oshape = list(ctx.oshape())
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    t = ctx.t(0)
+    taps = int(np.prod(kernel))
+    ops = [ctx.x(0)]
+    sp = int(np.prod(xs[2:], dtype=np.int64))
+    lines = decompose(oshape, "i", "o")
+    lo = lit(-np.inf, t) if t == "f32" else ("i32(-2147483647 - 1)" if t == "i32" else "0u")
+    lines += [f"let xb = (o0 * {xs[1]}u + o1) * {sp}u;",
+              f"var acc = {lo if kind == 'max' else lit(0, t)};", "var cnt = 0.0f;", "var at = 0u;", "var found = false;",
+              f"for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
+    lines += ["  " + s for s in decompose(kernel, "t", "kq")]
+    inside, counted, idx = [], [], "0u"
+    for d in range(nd):
+        lines.append(f"  let p{d} = i32(o{d + 2} * {strides[d]}u + kq{d} * {dil[d]}u) - {pads[d][0]}i;")
+        inside.append(f"p{d} >= 0i && p{d} < {xs[2 + d]}i")
+        counted.append(f"p{d} >= {-pads[d][0]}i && p{d} < {xs[2 + d] + pads[d][1]}i")
+        idx = f"({idx}) * {xs[2 + d]}u + u32(p{d})"
+    if ctx.attrs.get("storage_order", 0) == 1 and nd >= 2:
+        idx_t = "0u"
+        for d in reversed(range(nd)):
+            idx_t = f"({idx_t}) * {xs[2 + d]}u + u32(p{d})"
+    else:
+        idx_t = idx
+    if kind == "avg" and ctx.attrs.get("count_include_pad"):
+        lines.append(f"  if ({' && '.join(counted)}) {{ cnt = cnt + 1.0f; }}")
+    lines.append(f"  if (!({' && '.join(inside)})) {{ continue; }}")
+    if kind == "max":
+        better = "v > acc || (!found)" if t != "f32" else "v > acc || bn_isnan(v) && !bn_isnan(acc) || !found"
+        lines += [f"  let v = ld0(xb + {idx});", f"  if ({better}) {{ acc = v; at = {idx_t}; found = true; }}", "}"]
+    elif kind == "avg":
+        lines += [f"  acc = acc + ld0(xb + {idx});"]
+        if not ctx.attrs.get("count_include_pad"):
+            lines.append("  cnt = cnt + 1.0f;")
+        lines += ["}", "acc = acc / cnt;"]
+    else:
+        p = ctx.attrs["p"]
+        lines += [f"  acc = acc + pow(abs(ld0(xb + {idx})), {lit(p, 'f32')});", "}",
+                  f"acc = pow(acc, {lit(1.0 / p, 'f32')});"]
+    ops.append(ctx.y())
+    lines.append("st1(i, acc);")
+    if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
+        ops.append(ctx.y(1))
+        lines.append(f"st2(i, i32((o0 * {xs[1]}u + o1) * {sp}u + at));")
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, ops, threads=n, label=ctx.node.op)])
+
+
+lowering("webgpu", "MaxPool")(lambda ctx: _pool(ctx, "max"))
+lowering("webgpu", "AveragePool")(lambda ctx: _pool(ctx, "avg"))
+lowering("webgpu", "LpPool")(lambda ctx: _pool(ctx, "lp"))
+
+
+@lowering("webgpu", "LRN")
+def _lrn(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    a = ctx.attrs
+    size = a["size"]
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    n = ctx.outs[0].size
+    inner = int(np.prod(xs[2:], dtype=np.int64))
+    c = xs[1]
+    lines = [f"let s = i % {inner}u;", f"let ch = i32((i / {inner}u) % {c}u);", f"let b = i / {inner * c}u;",
+             "var acc = 0.0f;",
+             f"for (var q = max(ch - {lo}i, 0i); q <= min(ch + {hi}i, {c - 1}i); q = q + 1i) {{",
+             f"  let v = ld0((b * {c}u + u32(q)) * {inner}u + s);", "  acc = acc + v * v;", "}",
+             f"let v = ld0(i) / pow({lit(a['bias'], 'f32')} + {lit(a['alpha'] / size, 'f32')} * acc, {lit(a['beta'], 'f32')});",
+             "st1(i, v);"]
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, [ctx.x(0), ctx.y()], threads=n, label="LRN")])
+
+
+# ---------------------------------------------------------------------------------------------------- normalization
+def _normalize(ctx: Ctx, axes: list, scale_idx: str | None, bias_idx: str | None, eps: float, rms: bool = False) -> Lowered:
+    """(x - mean) / sqrt(var + eps) * scale + bias over ``axes`` (contiguous tail or any set), one workgroup per
+    row; ``scale_idx`` / ``bias_idx``: WGSL index expressions in the row number ``o`` and position ``j``."""
+    from .lower_tensor import RED_WG, _groups, _reduce_axes
+    xs = list(ctx.shape(0))
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    kd, ks, rd, rs = _reduce_axes(ctx, axes)
+    r = int(np.prod([xs[a] for a in axes], dtype=np.int64))
+    rows = n // max(r, 1)
+    ops = [ctx.x(0)]
+    sc = bi = ""
+    if scale_idx is not None:
+        ops.append(ctx.x(1))
+        sc = f"ld1({scale_idx})"
+    if bias_idx is not None:
+        ops.append(ctx.x(2))
+        bi = f"ld{len(ops) - 1}({bias_idx})"
+    ops.append(ctx.y())
+    extra = []
+    for k in (1, 2):
+        if len(ctx.node.outputs) > k and ctx.node.outputs[k]:
+            ops.append(ctx.y(k))
+            extra.append((len(ops) - 1, "mean" if k == 1 else "inv"))
+    return Lowered([Kernel("normalize", {"rows": rows, "r": r, "wg": RED_WG, "out_index": decompose(kd, "o", "k"),
+                                         "base": offset(ks, "k"), "red_index": decompose(rd, "j", "q"),
+                                         "roff": offset(rs, "q"), "eps": lit(eps, "f32"), "scale": sc, "bias": bi,
+                                         "y": len(ops) - 1 - len(extra), "extra": extra, "rms": rms},
+                           ops, groups=_groups(rows), label=ctx.node.op)])
+
+
+@lowering("webgpu", "LayerNormalization")
+def _layernorm(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    axes = list(range(ax, len(xs)))
+    rshape = xs[ax:]
+    sidx = _bcast_index(ctx.shape(1), rshape)
+    bidx = _bcast_index(ctx.shape(2), rshape) if ctx.has(2) else None
+    return _normalize(ctx, axes, sidx, bidx, ctx.attrs["epsilon"])
+
+
+@lowering("webgpu", "RMSNormalization")
+def _rmsnorm(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    return _normalize(ctx, list(range(ax, len(xs))), _bcast_index(ctx.shape(1), xs[ax:]), None, ctx.attrs["epsilon"], rms=True)
+
+
+def _bcast_index(shape, rshape) -> str:
+    """Index into an operand of ``shape`` broadcast over the normalized block ``rshape`` at position j."""
+    return _inline_index(list(rshape), broadcast_strides(shape, rshape))
+
+
+def _inline_index(dims, strides) -> str:
+    """A single WGSL expression for sum(coord_k(j) * strides_k) over row-major ``dims``."""
+    terms = []
+    inner = 1
+    for d, s in zip(reversed(dims), reversed(strides)):
+        if s and d > 1:
+            terms.append(f"((j / {inner}u) % {d}u) * {s}u")
+        inner *= d
+    return " + ".join(terms) if terms else "0u"
+
+
+@lowering("webgpu", "InstanceNormalization")
+def _instancenorm(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    c = xs[1]
+    return _normalize(ctx, list(range(2, len(xs))), f"o % {c}u", f"o % {c}u", ctx.attrs["epsilon"])
+
+
+# ---------------------------------------------------------------------------------------------------- LSTM
+@lowering("webgpu", "LSTM")
+def _lstm(ctx: Ctx) -> Lowered:
+    """LSTM (ONNX spec, default activations, layout 0 or 1, forward/reverse/bidirectional, peepholes, initial
+    states, constant or absent sequence_lens) in one workgroup: invocations own hidden units, states live in the
+    workspace, a barrier separates time steps."""
+    a = ctx.attrs
+    acts = a.get("activations")
+    if acts and [s.lower() for s in acts] not in ([["sigmoid", "tanh", "tanh"]] * 1 + [["sigmoid", "tanh", "tanh"] * 2]):
+        raise unsupported(ctx.node, "non-default activations")
+    if a.get("clip") is not None or a.get("input_forget"):
+        raise unsupported(ctx.node, "clip or input_forget")
+    if ctx.has(4) and ctx.consts[4] is None:
+        raise unsupported(ctx.node, "run-time sequence_lens")
+    xs = list(ctx.shape(0))
+    layout = a.get("layout", 0)
+    seq, batch, isz = (xs[0], xs[1], xs[2]) if layout == 0 else (xs[1], xs[0], xs[2])
+    wsh = ctx.shape(1)
+    dirs, hsz = wsh[0], wsh[1] // 4
+    lens = [seq] * batch
+    if ctx.has(4):
+        lens = [int(v) for v in np.asarray(ctx.consts[4]).ravel()]
+    ops = [ctx.x(0), ctx.x(1), ctx.x(2)]
+    names = {}
+    for k, nm in ((3, "B"), (5, "H0"), (6, "C0"), (7, "P")):
+        if ctx.has(k):
+            names[nm] = len(ops)
+            ops.append(ctx.x(k))
+    ws_h = ctx.ws(0, dirs * batch * hsz * 2)
+    ws_c = ctx.ws(dirs * batch * hsz * 2, dirs * batch * hsz)
+    names["WS_H"] = len(ops)
+    ops.append(ws_h)
+    names["WS_C"] = len(ops)
+    ops.append(ws_c)
+    outs = {}
+    for k, nm in ((0, "Y"), (1, "YH"), (2, "YC")):
+        if len(ctx.node.outputs) > k and ctx.node.outputs[k]:
+            outs[nm] = len(ops)
+            ops.append(ctx.y(k))
+    lens_t = ctx.table(lens, "i32")
+    names["LENS"] = len(ops)
+    ops.append(lens_t)
+    return Lowered([Kernel("lstm", {"seq": seq, "batch": batch, "isz": isz, "hsz": hsz, "dirs": dirs,
+                                    "reverse": a.get("direction") == "reverse", "layout": layout, "ops": names,
+                                    "outs": outs}, ops, groups=(1, 1, 1), label="LSTM")],
+                   workspace=dirs * batch * hsz * 3 * 4)
+
+
+_ = contiguous_strides

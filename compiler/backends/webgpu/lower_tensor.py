@@ -1,1 +1,441 @@
-"""placeholder"""
+"""WebGPU lowerings of data movement, reductions, Softmax, Resize, CumSum, TopK and scatter ops.
+
+Data movement (Transpose, Slice, Pad, Expand, Tile, Split, DepthToSpace, Gather with constant indices...) is
+found by *probing*: the op's reference kernel runs on ``1..n`` (and again shifted by n+7) in float64, which
+tells, for every output element, which input element it copies or that it is a fill value. When the map is
+affine in the output coordinates the kernel computes it (``remap.wgsl.j2``, strided); otherwise the map is a
+table in the weights. Reductions use one workgroup of 64 invocations per output element and a tree reduction
+in workgroup memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.types import np_dtype
+from ...ops import registry
+from ...ops.registry import KernelCtx, lowering
+from ...pyrt import rt
+from .kernel import Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
+from .lower_elementwise import identity_kernel
+from .wgsl import convert, lit
+
+RED_WG = 64
+
+
+def probe_map(ctx: Ctx, k_out: int = 0, data: int = 0):
+    """(source index per output element, -1 for fills; fill value or None) of a pure data-movement op, found by
+    running its reference kernel on 1..n. UnsupportedOpError when another input is not constant or the op
+    computes rather than moves."""
+    node = ctx.node
+    for i in range(len(node.inputs)):
+        if i != data and ctx.has(i) and ctx.consts[i] is None:
+            raise unsupported(node, f"run-time input {i}")
+    opdef = registry.get(node.op, node.domain)
+    kctx = KernelCtx(node, ctx.attrs, ctx.opset)
+    xs = ctx.shape(data)
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def go(x):
+        args = [x if i == data else (ctx.consts[i] if ctx.has(i) else None) for i in range(len(node.inputs))]
+        r = opdef.reference(kctx, *args)
+        return np.asarray(r[k_out] if isinstance(r, (tuple, list)) else r)
+    try:
+        base = np.arange(1, n + 1, dtype=np.float64).reshape(xs)
+        a, b = go(base), go(base + (n + 7))
+    except Exception:
+        raise unsupported(node, "not a data-movement op the probe understands") from None
+    if tuple(a.shape) != tuple(ctx.oshape(k_out)):
+        raise unsupported(node, "probe shape differs")
+    a = a.astype(np.float64)
+    fill = a == b.astype(np.float64)
+    moved = ~fill
+    if not np.all(b[moved] - a[moved] == n + 7) or not np.all(a[moved] == np.round(a[moved])):
+        raise unsupported(node, "computes rather than moves data")
+    idx = np.where(fill, -1, a - 1).astype(np.int64)
+    fill_value = None
+    if fill.any():
+        z = go(np.zeros(xs, np_dtype(ctx.ins[data].dtype)))
+        vals = np.unique(np.asarray(z)[fill].astype(np.float64))
+        if len(vals) != 1 and not fill.all():
+            raise unsupported(node, "fill values vary")
+        fill_value = z[fill] if fill.all() else vals[0]
+    return idx, fill_value
+
+
+def affine(idx: np.ndarray) -> tuple[int, list[int]] | None:
+    """(base, strides) when idx[c] = base + sum(c_k * strides_k) over its shape, else None."""
+    if idx.size == 0 or (idx < 0).any():
+        return None
+    base = int(idx.flat[0])
+    strides = []
+    for k, d in enumerate(idx.shape):
+        if d > 1:
+            e = [0] * idx.ndim
+            e[k] = 1
+            strides.append(int(idx[tuple(e)]) - base)
+        else:
+            strides.append(0)
+    grid = np.indices(idx.shape, dtype=np.int64) if idx.ndim else np.zeros((0,), np.int64)
+    pred = base + sum(g * s for g, s in zip(grid, strides)) if idx.ndim else np.int64(base)
+    return (base, strides) if np.array_equal(pred, idx) else None
+
+
+def remap_kernel(ctx: Ctx, idx: np.ndarray, fill, data: int = 0, out_k: int = 0) -> Kernel:
+    """out[i] = in[idx[i]] (fill where idx < 0): strided when idx is affine, else through a table."""
+    n = int(idx.size)
+    t = ctx.ot(out_k)
+    if fill is not None and np.ndim(fill) > 0:                # the output is a constant: copy it from a table
+        table = ctx.table(np.asarray(fill).reshape(-1), t)
+        table.dtype = ctx.outs[out_k].dtype
+        return Kernel("remap", {"n": n, "index": [], "src": "i", "mode": "copy"}, [table, ctx.y(out_k)], threads=n,
+                      label=ctx.node.op)
+    fit = affine(idx) if fill is None else None
+    if fit is not None:
+        base, strides = fit
+        dims, (cs,) = collapse(list(idx.shape), [strides])
+        return Kernel("remap", {"n": n, "index": decompose(dims), "src": offset(cs, base=base), "mode": "copy"},
+                      [ctx.x(data), ctx.y(out_k)], threads=n, label=ctx.node.op)
+    fv = lit(float(fill) if t == "f32" else int(fill), t) if fill is not None else lit(0, t)
+    return Kernel("remap", {"n": n, "index": [], "mode": "table", "fill": fv},
+                  [ctx.x(data), ctx.table(idx, "i32"), ctx.y(out_k)], threads=n, label=ctx.node.op)
+
+
+def _probed(ctx: Ctx) -> Lowered:
+    ks = []
+    for k, o in enumerate(ctx.node.outputs):
+        if not o or ctx.outs[k].size == 0:
+            continue
+        idx, fill = probe_map(ctx, k)
+        ks.append(remap_kernel(ctx, idx, fill, 0, k))
+    return Lowered(ks)
+
+
+for _op in ("Transpose", "Slice", "Pad", "Expand", "Tile", "Split", "DepthToSpace", "SpaceToDepth", "ReverseSequence",
+            "Trilu", "Compress", "CenterCropPad", "Dropout", "Upsample", "EyeLike", "Col2Im"):
+    if registry.get(_op) is not None:
+        lowering("webgpu", _op)(_probed)
+
+
+@lowering("webgpu", "Concat")
+def _concat(ctx: Ctx) -> Lowered:
+    """One dispatch per input: the input's elements placed at their offset along the axis (strided store)."""
+    oshape = list(ctx.oshape())
+    ax = ctx.attrs["axis"] % len(oshape)
+    ost = contiguous_strides(oshape)
+    ks, pos = [], 0
+    for i in range(len(ctx.node.inputs)):
+        if not ctx.has(i):
+            continue
+        xs = list(ctx.shape(i))
+        n = int(np.prod(xs, dtype=np.int64))
+        if n:
+            dims, (cs,) = collapse(xs, [ost])
+            ks.append(Kernel("remap", {"n": n, "index": decompose(dims), "dst": offset(cs, base=pos * ost[ax]),
+                                       "src": "i", "mode": "place"}, [ctx.x(i), ctx.y()], threads=n, label="Concat"))
+        pos += xs[ax]
+    return Lowered(ks)
+
+
+def _runtime_or_probe(ctx: Ctx, runtime) -> Lowered:
+    if all(ctx.consts[i] is not None for i in range(1, len(ctx.node.inputs)) if ctx.has(i)):
+        return _probed(ctx)
+    return runtime(ctx)
+
+
+def _gather_rt(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    n = ctx.outs[0].size
+    inner = int(np.prod(xs[ax + 1:], dtype=np.int64))
+    nind = max(ctx.ins[1].size, 1)
+    lines = [f"let inner = i % {inner}u;", f"let j = (i / {inner}u) % {nind}u;", f"let outer = i / {inner * nind}u;",
+             "var q = i32(ld1(j));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}", f"q = clamp(q, 0i, {xs[ax] - 1}i);",
+             f"let src = (outer * {xs[ax]}u + u32(q)) * {inner}u + inner;"]
+    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y()], threads=n, label="Gather")])
+
+
+def _gather_elements_rt(ctx: Ctx) -> Lowered:
+    xs, ish = list(ctx.shape(0)), list(ctx.shape(1))
+    ax = ctx.attrs["axis"] % len(xs)
+    n = ctx.outs[0].size
+    xst = contiguous_strides(xs)
+    lines = decompose(ish) + ["var q = i32(ld1(i));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}",
+                              f"q = clamp(q, 0i, {xs[ax] - 1}i);",
+                              f"let src = {offset([s if k != ax else 0 for k, s in enumerate(xst)])} + u32(q) * {xst[ax]}u;"]
+    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y()], threads=n, label="GatherElements")])
+
+
+lowering("webgpu", "Gather")(lambda ctx: _runtime_or_probe(ctx, _gather_rt))
+lowering("webgpu", "GatherElements")(lambda ctx: _runtime_or_probe(ctx, _gather_elements_rt))
+lowering("webgpu", "GatherND")(lambda ctx: _probed(ctx))
+
+
+@lowering("webgpu", "ConstantOfShape")
+def _constant_of_shape(ctx: Ctx) -> Lowered:
+    v = ctx.attrs.get("value")
+    v = np.asarray(v).ravel()[0].item() if v is not None else 0.0
+    n = ctx.outs[0].size
+    t = ctx.ot()
+    return Lowered([Kernel("remap", {"n": n, "index": [], "mode": "fill", "fill": lit(v, t)}, [ctx.y()], threads=n,
+                           label="ConstantOfShape")] if n else [])
+
+
+# ---------------------------------------------------------------------------------------------------- reductions
+def _reduce_axes(ctx: Ctx, axes) -> tuple[list, list, list, list]:
+    """(kept dims, kept strides, reduced dims, reduced strides) of input 0, each collapsed."""
+    xs = list(ctx.shape(0))
+    st = contiguous_strides(xs)
+    keep = [a for a in range(len(xs)) if a not in axes]
+    kd, (ks,) = collapse([xs[a] for a in keep] or [1], [[st[a] for a in keep] or [0]])
+    rd, (rs,) = collapse([xs[a] for a in axes] or [1], [[st[a] for a in axes] or [0]])
+    return kd, ks, rd, rs
+
+
+_REDUCE = {  # kind: (init, combine(acc, v), finish(acc, count), map(v))
+    "sum": ("0", "{a} + {b}", "{a}", "{v}"), "mean": ("0", "{a} + {b}", "{a} / f32({n})", "{v}"),
+    "max": ("lo", "MAX({a}, {b})", "{a}", "{v}"), "min": ("hi", "MIN({a}, {b})", "{a}", "{v}"),
+    "prod": ("1", "{a} * {b}", "{a}", "{v}"), "l1": ("0", "{a} + {b}", "{a}", "abs({v})"),
+    "l2": ("0", "{a} + {b}", "sqrt({a})", "{v} * {v}"), "sumsq": ("0", "{a} + {b}", "{a}", "{v} * {v}"),
+    "logsum": ("0", "{a} + {b}", "log({a})", "{v}"), "logsumexp": ("0", "{a} + {b}", "log({a}) + m", "exp({v} - m)"),
+}
+
+
+def _reduce(ctx: Ctx, kind: str) -> Lowered:
+    xs = list(ctx.shape(0))
+    rank = len(xs)
+    axes = ctx.consts[1] if ctx.has(1) else ctx.attrs.get("axes")
+    if ctx.has(1) and axes is None:
+        raise unsupported(ctx.node, "run-time axes")
+    if axes is None or np.asarray(axes).size == 0:
+        if ctx.attrs.get("noop_with_empty_axes"):
+            return Lowered([identity_kernel(ctx)])
+        red = list(range(rank))
+    else:
+        red = sorted({int(a) % rank for a in np.asarray(axes).ravel()})
+    t = ctx.t(0)
+    n = ctx.outs[0].size
+    r = int(np.prod([xs[a] for a in red], dtype=np.int64))
+    if n == 0:
+        return Lowered([])
+    kd, ks, rd, rs = _reduce_axes(ctx, red)
+    init, comb, fin, mp = _REDUCE[kind]
+    if t == "f32":
+        lo, hi, mx, mn = lit(-np.inf, t), lit(np.inf, t), "bn_max", "bn_min"
+    else:
+        lo, hi = ("i32(-2147483647 - 1)", "2147483647i") if t == "i32" else ("0u", "4294967295u")
+        mx, mn = "max", "min"
+    init = {"0": lit(0, t), "1": lit(1, t), "lo": lo, "hi": hi}[init]
+    if kind == "mean" and r == 0:
+        init = lit(np.nan, t) if t == "f32" else init
+    comb = comb.replace("MAX", mx).replace("MIN", mn)
+    conv = (lambda e: e) if t == "f32" else (lambda e: e)
+    return Lowered([Kernel("reduce", {"n": n, "r": r, "wg": RED_WG, "t": t, "init": init, "kind": kind,
+                                      "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
+                                      "red_index": decompose(rd, "j", "q"), "roff": offset(rs, "q"),
+                                      "comb": comb, "fin": fin.replace("f32({n})", f"f32({r})" if t == "f32" else lit(max(r, 1), t)), "map": mp,
+                                      "two_pass": kind == "logsumexp", "conv": conv("acc")},
+                           [ctx.x(0), ctx.y()], groups=_groups(n), label=ctx.node.op)])
+
+
+def _groups(n: int) -> tuple:
+    return (min(n, 65535), -(-n // 65535), 1)
+
+
+for _op, _k in (("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
+                ("ReduceProd", "prod"), ("ReduceL1", "l1"), ("ReduceL2", "l2"), ("ReduceSumSquare", "sumsq"),
+                ("ReduceLogSumExp", "logsumexp"), ("ReduceLogSum", "logsum")):
+    lowering("webgpu", _op)(lambda ctx, k=_k: _reduce(ctx, k))
+
+
+def _global_pool(ctx: Ctx, kind: str) -> Lowered:
+    return _reduce_fixed(ctx, kind, list(range(2, len(ctx.shape(0)))))
+
+
+def _reduce_fixed(ctx: Ctx, kind: str, axes: list) -> Lowered:
+    ctx.attrs = dict(ctx.attrs, axes=axes, noop_with_empty_axes=0)
+    return _reduce(ctx, kind)
+
+
+lowering("webgpu", "GlobalAveragePool")(lambda ctx: _global_pool(ctx, "mean"))
+lowering("webgpu", "GlobalMaxPool")(lambda ctx: _global_pool(ctx, "max"))
+
+
+def _arg(ctx: Ctx, kind: str) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    kd, ks, rd, rs = _reduce_axes(ctx, [ax])
+    t = ctx.t(0)
+    better = (">" if kind == "max" else "<") + ("=" if ctx.attrs["select_last_index"] else "")
+    return Lowered([Kernel("argreduce", {"n": n, "r": xs[ax], "t": t, "better": better,
+                                         "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
+                                         "stride": rs[0] if rs else 0, "nan_aware": t == "f32"},
+                           [ctx.x(0), ctx.y()], threads=n, label=ctx.node.op)])
+
+
+lowering("webgpu", "ArgMax")(lambda ctx: _arg(ctx, "max"))
+lowering("webgpu", "ArgMin")(lambda ctx: _arg(ctx, "min"))
+
+
+def _softmax(ctx: Ctx, kind: str) -> Lowered:
+    """Softmax / LogSoftmax / Hardmax over ``axis`` (opset 13+: one axis; older: the flattened tail), one
+    workgroup per row."""
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs) if xs else 0
+    if ctx.opset < 13:
+        axes = list(range(ax, len(xs)))
+    else:
+        axes = [ax]
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    kd, ks, rd, rs = _reduce_axes(ctx, axes)
+    r = int(np.prod([xs[a] for a in axes], dtype=np.int64))
+    rows = n // max(r, 1)
+    return Lowered([Kernel("softmax", {"rows": rows, "r": r, "wg": RED_WG, "kind": kind,
+                                       "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
+                                       "red_index": decompose(rd, "j", "q"), "roff": offset(rs, "q")},
+                           [ctx.x(0), ctx.y()], groups=_groups(rows), label=ctx.node.op)])
+
+
+lowering("webgpu", "Softmax")(lambda ctx: _softmax(ctx, "softmax"))
+lowering("webgpu", "LogSoftmax")(lambda ctx: _softmax(ctx, "logsoftmax"))
+lowering("webgpu", "Hardmax")(lambda ctx: _softmax(ctx, "hardmax"))
+
+
+@lowering("webgpu", "CumSum")
+def _cumsum(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = int(np.asarray(ctx.const(1, "axis")).ravel()[0]) % len(xs)
+    n = ctx.outs[0].size
+    if n == 0:
+        return Lowered([])
+    kd, ks, rd, rs = _reduce_axes(ctx, [ax])
+    lines = int(np.prod(kd, dtype=np.int64))
+    return Lowered([Kernel("cumsum", {"n": lines, "r": xs[ax], "t": ctx.t(0), "out_index": decompose(kd, "o", "k"),
+                                      "base": offset(ks, "k"), "stride": rs[0], "exclusive": bool(ctx.attrs["exclusive"]),
+                                      "reverse": bool(ctx.attrs["reverse"]), "zero": lit(0, ctx.t(0))},
+                           [ctx.x(0), ctx.y()], threads=lines, label="CumSum")])
+
+
+# ---------------------------------------------------------------------------------------------------- Resize
+def _resize(ctx: Ctx) -> Lowered:
+    a = ctx.attrs
+    xs, out = list(ctx.shape(0)), list(ctx.oshape())
+    if a["mode"] == "nearest" and a["coordinate_transformation_mode"] != "tf_crop_and_resize" and not a.get("antialias"):
+        return _probed_data(ctx)
+    if any(ctx.has(k) and ctx.consts[k] is None for k in (1, 2, 3)):
+        raise unsupported(ctx.node, "run-time roi, scales or sizes")
+    roi = ctx.consts[1] if ctx.has(1) else None
+    scales = ctx.consts[2] if ctx.has(2) else None
+    sizes = ctx.consts[3] if ctx.has(3) else None
+    from ..c.lower_tensor import resize_passes
+    _, full_scales, full_roi = rt.resize_plan(a, xs, roi, scales, sizes)
+    passes = resize_passes(a, xs, out, full_scales, full_roi)
+    if not passes:
+        return Lowered([identity_kernel(ctx)])
+    cur = list(xs)
+    sizes_ = []
+    for ax, m, extrap in passes:
+        cur[ax] = m.shape[0]
+        sizes_.append(int(np.prod(cur, dtype=np.int64)))
+    ws_elems = max(sizes_[:-1], default=0)
+    ks = []
+    cur = list(xs)
+    for p, (ax, m, extrap) in enumerate(passes):
+        o, d = m.shape
+        taps = max(int((m != 0).sum(axis=1).max()) if m.size else 1, 1)
+        idx = np.zeros((o, taps), np.int32)
+        w = np.zeros((o, taps), np.float32)
+        for j, row in enumerate(m):
+            nz = np.flatnonzero(row)[:taps]
+            idx[j, :len(nz)] = nz
+            w[j, :len(nz)] = row[nz]
+        outer = int(np.prod(cur[:ax], dtype=np.int64))
+        inner = int(np.prod(cur[ax + 1:], dtype=np.int64))
+        src = ctx.x(0) if p == 0 else ctx.ws((p - 1) % 2 * ws_elems, int(np.prod(cur, dtype=np.int64)))
+        last = p == len(passes) - 1
+        cur[ax] = o
+        n = int(np.prod(cur, dtype=np.int64))
+        dst = ctx.y() if last else ctx.ws(p % 2 * ws_elems, n)
+        ops = [src, ctx.table(idx, "i32"), ctx.table(w, "f32"), dst]
+        if extrap is not None:
+            ops.insert(3, ctx.table(extrap, "u32"))
+        ks.append(Kernel("resize_axis", {"n": n, "din": d, "dout": o, "inner": inner, "taps": taps,
+                                         "extrap": extrap is not None, "extrap_value": lit(a["extrapolation_value"], "f32")},
+                         ops, threads=n, label="Resize"))
+    return Lowered(ks, workspace=(2 * ws_elems * 4) if len(passes) > 1 else 0)
+
+
+def _probed_data(ctx: Ctx) -> Lowered:
+    return _probed(ctx)
+
+
+lowering("webgpu", "Resize")(_resize)
+
+
+# ---------------------------------------------------------------------------------------------------- TopK, scatter
+@lowering("webgpu", "TopK")
+def _topk(ctx: Ctx) -> Lowered:
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    k = int(np.asarray(ctx.const(1, "K")).ravel()[0])
+    kd, ks, rd, rs = _reduce_axes(ctx, [ax])
+    lines = int(np.prod(kd, dtype=np.int64))
+    if lines == 0 or k == 0:
+        return Lowered([])
+    ost = contiguous_strides(list(ctx.oshape()))
+    okd, oks, _, ors = _reduce_axes_shape(list(ctx.oshape()), [ax])
+    return Lowered([Kernel("topk", {"n": lines, "r": xs[ax], "k": k, "t": ctx.t(0), "largest": bool(ctx.attrs["largest"]),
+                                    "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"), "stride": rs[0],
+                                    "obase": offset(oks, "k"), "ostride": ors[0]},
+                           [ctx.x(0), ctx.y(0), ctx.y(1)], threads=lines, label="TopK")]) if ost else Lowered([])
+
+
+def _reduce_axes_shape(xs, axes):
+    st = contiguous_strides(xs)
+    keep = [a for a in range(len(xs)) if a not in axes]
+    kd, (ks,) = collapse([xs[a] for a in keep] or [1], [[st[a] for a in keep] or [0]])
+    rd, (rs,) = collapse([xs[a] for a in axes] or [1], [[st[a] for a in axes] or [0]])
+    return kd, ks, rd, rs
+
+
+def _scatter(ctx: Ctx, kind: str) -> Lowered:
+    """ScatterElements / ScatterND: copy the data, then one invocation applies the updates in order (the spec's
+    sequential semantics, reductions included)."""
+    n = ctx.outs[0].size
+    xs = list(ctx.shape(0))
+    ish = list(ctx.shape(1))
+    red = ctx.attrs.get("reduction", "none")
+    t = ctx.t(0)
+    comb = {"none": "{b}", "add": "{a} + {b}", "mul": "{a} * {b}",
+            "max": ("bn_max({a}, {b})" if t == "f32" else "max({a}, {b})"),
+            "min": ("bn_min({a}, {b})" if t == "f32" else "min({a}, {b})")}[red]
+    xst = contiguous_strides(xs)
+    if kind == "elements":
+        ax = ctx.attrs["axis"] % len(xs)
+        m = int(np.prod(ish, dtype=np.int64))
+        body = decompose(ish, "u", "c") + ["var q = i32(ld0(u));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}",
+                                          f"let dst = {offset([s if k != ax else 0 for k, s in enumerate(xst)])} + u32(q) * {xst[ax]}u;",
+                                          "let val = ld1(u);"]
+    else:
+        kdim = ish[-1]
+        m = int(np.prod(ish[:-1], dtype=np.int64))
+        inner = int(np.prod(xs[kdim:], dtype=np.int64))
+        body = ["var dst0 = 0u;"]
+        for j in range(kdim):
+            body += [f"var q{j} = i32(ld0(u * {kdim}u + {j}u));", f"if (q{j} < 0i) {{ q{j} = q{j} + {xs[j]}i; }}",
+                     f"dst0 = dst0 + u32(q{j}) * {xst[j]}u;"]
+        m = m * inner
+        body = [f"let e = u % {inner}u;", f"let uu = u / {inner}u;"] + [s.replace("(u *", "(uu *") for s in body] + \
+               ["let dst = dst0 + e;", "let val = ld1(u);"]
+    return Lowered([identity_kernel(ctx),
+                    Kernel("scatter", {"m": m, "body": body, "comb": comb.replace("{a}", "ld2(dst)").replace("{b}", "val")},
+                           [ctx.x(1), ctx.x(2), ctx.y()], groups=(1, 1, 1), label=ctx.node.op)] if n else [])
+
+
+lowering("webgpu", "ScatterElements")(lambda ctx: _scatter(ctx, "elements"))
+lowering("webgpu", "ScatterND")(lambda ctx: _scatter(ctx, "nd"))
+_ = convert
