@@ -135,6 +135,29 @@ def check_data_sets(case, model, run) -> tuple[str, str]:
     return "passed", ""
 
 
+def import_static(case, expand):
+    """Import a case for a static-shape target: a static-shape compiler specializes on the small integer inputs
+    that decide shapes or parameters, as `bornc compile --bind` does (those an op reads as value inputs, or every
+    small integer input when shapes stay unknown). Cases with several data sets bind nothing."""
+    from .ops import registry
+    inputs, _ = case.data_sets[0]
+    feeds = _feeds(case, inputs)
+    shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
+    unbound = _only_unbound(case.model, shapes)
+    bind = {}
+    if len(case.data_sets) == 1:
+        deciding = {n.input[k] for n in case.model.graph.node
+                    for k in getattr(registry.get(n.op_type, n.domain), "value_inputs", ()) if k < len(n.input)}
+        small = {k: v for k, v in feeds.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iu" and v.size <= 64}
+        bind = {k: v for k, v in feeds.items() if k in deciding and isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size <= 64}
+        model = from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
+                           expand=expand)
+        if not model.is_static() and small:
+            bind = small
+    return from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
+                      expand=expand)
+
+
 def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str]:
     """Run one case: returns (status, detail) with status in passed / failed / unsupported."""
     try:
@@ -143,8 +166,11 @@ def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str]:
             inputs, expected = case.data_sets[0]
             feeds = _feeds(case, inputs)
             shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
-            model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes),
-                               expand=getattr(executor, "expand", None))
+            if getattr(executor, "static", False):
+                model = import_static(case, executor.expand)
+            else:
+                model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes),
+                                   expand=getattr(executor, "expand", None))
             return check_data_sets(case, model, executor.prepare(model))
     except UnsupportedOpError as ex:
         return "unsupported", str(ex)

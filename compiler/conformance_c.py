@@ -37,26 +37,8 @@ def lacks_c_kernel(op: str, domain: str) -> bool:
 
 
 def _generate(case, idx: int, folder: Path, target):
-    from .conformance import _feeds, _only_unbound
-    inputs, _ = case.data_sets[0]
-    feeds = _feeds(case, inputs)
-    shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
-    unbound = _only_unbound(case.model, shapes)
-    bind = {}
-    if len(case.data_sets) == 1:
-        # a static-shape compiler specializes on the small integer inputs that decide shapes or parameters, as
-        # `bornc compile --bind` does: those an op reads as value inputs, or all of them if shapes stay unknown
-        from .ops import registry
-        deciding = {n.input[k] for n in case.model.graph.node
-                    for k in getattr(registry.get(n.op_type, n.domain), "value_inputs", ()) if k < len(n.input)}
-        small = {k: v for k, v in feeds.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iu" and v.size <= 64}
-        bind = {k: v for k, v in feeds.items() if k in deciding and isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size <= 64}
-        model = from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
-                           expand=lacks_c_kernel)
-        if not model.is_static() and small:
-            bind = small
-    model = from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
-                       expand=lacks_c_kernel)
+    from .conformance import import_static
+    model = import_static(case, lacks_c_kernel)
     if not model.is_static():
         raise UnsupportedOpError({"non-static shapes": [case.name]})
     art = folder / f"c{idx}"

@@ -85,6 +85,7 @@ class WebGPUExecutor:
     per process, shared by every bundle). Ops without a WGSL kernel are expanded into their function bodies."""
 
     name = "webgpu"
+    static = True           # conformance binds small shape-deciding inputs, as for C
 
     def __init__(self, opt_level: int = 2):
         from .backends.webgpu import lacks_webgpu_kernel

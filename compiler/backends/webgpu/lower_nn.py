@@ -283,7 +283,7 @@ def _pool(ctx: Ctx, kind: str) -> Lowered:
         lines.append(f"  if ({' && '.join(counted)}) {{ cnt = cnt + 1.0f; }}")
     lines.append(f"  if (!({' && '.join(inside)})) {{ continue; }}")
     if kind == "max":
-        better = "v > acc || (!found)" if t != "f32" else "v > acc || bn_isnan(v) && !bn_isnan(acc) || !found"
+        better = "v > acc || !found" if t != "f32" else "v > acc || (bn_isnan(v) && !bn_isnan(acc)) || !found"
         lines += [f"  let v = ld0(xb + {idx});", f"  if ({better}) {{ acc = v; at = {idx_t}; found = true; }}", "}"]
     elif kind == "avg":
         lines += [f"  acc = acc + ld0(xb + {idx});"]

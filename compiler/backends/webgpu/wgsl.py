@@ -32,13 +32,13 @@ def gpu_dtype(dtype: str) -> str:
 
 
 def lit(v, t: str) -> str:
-    """A WGSL literal of scalar type ``t`` ('f32', 'i32', 'u32'); inf and NaN through bitcast."""
+    """A WGSL literal of scalar type ``t`` ('f32', 'i32', 'u32'); inf and NaN through helper calls."""
     if t == "f32":
         f = float(np.float32(v))
         if math.isnan(f):
-            return "bitcast<f32>(0x7fc00000u)"
+            return "bn_nan()"
         if math.isinf(f):
-            return "bitcast<f32>(0x7f800000u)" if f > 0 else "bitcast<f32>(0xff800000u)"
+            return "bn_inf()" if f > 0 else "-bn_inf()"
         return repr(f) + "f" if "e" in repr(f) or "." in repr(f) else repr(f) + ".0f"
     if t == "i32":
         i = int(np.int64(v).astype(np.int32)) if not isinstance(v, (float, np.floating)) else int(v)
@@ -194,6 +194,9 @@ INT_ONLY = {"BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"}
 
 #: helper functions every kernel may call (unused ones cost nothing: the shader compiler drops them)
 HELPERS = """
+// inf and NaN through a variable: WGSL rejects constant expressions whose value is not finite
+fn bn_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }
+fn bn_nan() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
 fn bn_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn bn_isinf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
 fn bn_max(a: f32, b: f32) -> f32 { return select(select(b, a, a > b), a, bn_isnan(a)); }
@@ -218,11 +221,11 @@ fn bn_erf(x: f32) -> f32 {
 fn bn_pow(x: f32, y: f32) -> f32 {
     if (y == 0.0f) { return 1.0f; }
     if (x < 0.0f) {
-        if (floor(y) != y) { return bitcast<f32>(0x7fc00000u); }
+        if (floor(y) != y) { return bn_nan(); }
         let r = pow(-x, y);
         return select(r, -r, floor(y * 0.5f) * 2.0f != y);
     }
-    if (x == 0.0f) { return select(0.0f, bitcast<f32>(0x7f800000u), y < 0.0f); }
+    if (x == 0.0f) { return select(0.0f, bn_inf(), y < 0.0f); }
     return pow(x, y);
 }
 fn bn_ipow_i32(x: i32, y: i32) -> i32 {
