@@ -19,7 +19,7 @@ import numpy as np
 from ... import __version__
 from ...analysis import summarize
 from ...errors import ArtifactError, UnsupportedOpError
-from ...ir.graph import Graph, Model
+from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType
 from ...memory import plan_model
 from ...memory.liveness import VIEW_OPS
@@ -84,6 +84,24 @@ def _retyped(model: Model) -> Model:
                  model.source_sha256, model.metadata)
 
 
+def _outputs_computed(model: Model) -> Model:
+    """A copy of ``model`` where every graph output that is a constant is produced by an Identity node from a
+    renamed constant (so it gets an arena slot the host reads back)."""
+    g = model.graph
+    const_outs = [o for o in g.outputs if o in g.constants]
+    if not const_outs:
+        return model
+    consts, nodes = dict(g.constants), list(g.nodes)
+    types = dict(g.types)
+    for o in const_outs:
+        src = f"{o}/constant"
+        consts[src] = consts.pop(o)
+        types[src] = types[o]
+        nodes.append(Node("Identity", [src], [o], {}, f"{o}/output"))
+    return Model(Graph(g.name, g.inputs, g.outputs, nodes, consts, types), model.opsets, model.producer,
+                 model.source_sha256, model.metadata)
+
+
 def _lower(node, types, consts, opset) -> Lowered:
     fn = registry.get(node.op, node.domain).lowerings["webgpu"]
     return fn(Ctx(node, types, consts, opset))
@@ -97,6 +115,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     missing = _unsupported(model)
     if missing:
         raise UnsupportedOpError(missing)
+    model = _outputs_computed(model)
     g = model.graph
     types, consts = g.types, g.constants
     opset = model.opsets.get("", 21)
@@ -129,13 +148,6 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         ctx = Ctx(node, types, consts, opset)
         for k in lowered[node.name].kernels:
             kernels.append((node, k, ctx))
-    produced = {o for n in g.nodes for o in n.outputs}
-    for o in g.outputs:                       # outputs that are constants: copied from the weights
-        if o in consts and o not in produced:
-            from ...ir.graph import Node
-            node = Node("Identity", [o], [o], {}, f"output {o}")
-            ctx = Ctx(node, types, consts, opset)
-            kernels.append((node, identity_kernel(ctx), ctx))
 
     # weights: every constant a kernel reads, then every table, at 256-byte aligned offsets
     chunks: list[bytes] = []

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...ops.composite import registry_node
 from ...ops.registry import attrs_with_defaults, get, lowering
-from .kernel import WG, Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
+from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
 from .wgsl import EXPR, FLOAT_ONLY, INT_ONLY, PREDICATES, convert, lit
 
 
@@ -102,6 +102,7 @@ def _simple(ctx: Ctx) -> Lowered:
     ins = operand_args(ctx, idx)
 
     def body(args):
+        args = [convert(x, ins[j][3], t) if ins[j][3] != t and ins[j][2] is None else x for j, x in enumerate(args)]
         full = list(args)
         if op == "Clip":
             full = [args[0], None, None]
@@ -186,3 +187,103 @@ def _batchnorm(ctx: Ctx) -> Lowered:
     ins = [(ctx.x(0), xs, None, "f32")] + [(ctx.x(i), cshape, None, "f32") for i in (1, 2, 3, 4)]
     return Lowered([elementwise(ctx, ins, lambda q: (
         [], f"(({q[0]}) - ({q[3]})) / sqrt(({q[4]}) + {lit(eps, 'f32')}) * ({q[1]}) + ({q[2]})"))])
+
+
+def _qparam_shape(ctx: Ctx, i: int, axis: int) -> tuple:
+    """The shape a scale / zero point of input ``i`` broadcasts as: scalar per tensor, (D, 1, ...) per axis."""
+    ps = ctx.shape(i)
+    xs = ctx.shape(0)
+    if int(np.prod(ps, dtype=np.int64)) == 1:
+        return tuple(ps) if len(ps) <= len(xs) else ()
+    if len(ps) == 1:
+        ax = axis % len(xs)
+        return (ps[0],) + (1,) * (len(xs) - ax - 1)
+    raise unsupported(ctx.node, "blocked quantization")
+
+
+def _quant_ins(ctx: Ctx) -> list:
+    ax = ctx.attrs.get("axis", 1)
+    ins = [operand_args(ctx, [0])[0]]
+    for i in (1, 2):
+        if ctx.has(i):
+            if ctx.ins[i].dtype.startswith(("float8", "float4")):
+                raise unsupported(ctx.node, ctx.ins[i].dtype)
+            opnd, _, litv, lt = operand_args(ctx, [i])[0]
+            ins.append((opnd, _qparam_shape(ctx, i, ax), litv, lt))
+    return ins
+
+
+@lowering("webgpu", "DequantizeLinear")
+def _dequantize(ctx: Ctx) -> Lowered:
+    """y = (x - zero_point) * scale, per tensor or per axis (ONNX DequantizeLinear)."""
+    ins = _quant_ins(ctx)
+    ts = [x[3] for x in ins]
+
+    def body(a):
+        x = convert(a[0], ts[0], "f32")
+        if len(a) > 2:
+            x = f"({x} - {convert(a[2], ts[2], 'f32')})"
+        return [], f"{x} * {convert(a[1], ts[1], 'f32')}"
+    return Lowered([elementwise(ctx, ins, body)])
+
+
+_INT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535),
+              "int4": (-8, 7), "uint4": (0, 15), "int2": (-2, 1), "uint2": (0, 3), "int32": (-2 ** 31, 2 ** 31 - 1),
+              "uint32": (0, 2 ** 32 - 1)}
+
+
+@lowering("webgpu", "QuantizeLinear")
+def _quantize(ctx: Ctx) -> Lowered:
+    """y = saturate(round_half_even(x / scale) + zero_point), per tensor or per axis (ONNX QuantizeLinear)."""
+    od = ctx.outs[0].dtype
+    if od not in _INT_RANGE or od in ("int32", "uint32"):
+        raise unsupported(ctx.node, f"{od} output")
+    ins = _quant_ins(ctx)
+    ts = [x[3] for x in ins]
+    lo, hi = _INT_RANGE[od]
+    ot = ctx.ot()
+
+    def body(a):
+        y = f"round({convert(a[0], ts[0], 'f32')} / {convert(a[1], ts[1], 'f32')})"
+        if len(a) > 2:
+            y = f"{y} + {convert(a[2], ts[2], 'f32')}"
+        return [], f"{ot}(clamp({y}, {lit(lo, 'f32')}, {lit(hi, 'f32')}))"
+    return Lowered([elementwise(ctx, ins, body)])
+
+
+@lowering("webgpu", "Dropout")
+def _dropout(ctx: Ctx) -> Lowered:
+    """Inference Dropout (training_mode absent or constant false): the input, and a mask of ones."""
+    if ctx.has(2) and (ctx.consts[2] is None or bool(np.asarray(ctx.consts[2]).ravel()[0])):
+        raise unsupported(ctx.node, "training mode")
+    ks = [identity_kernel(ctx)] if ctx.outs[0].size else []
+    if len(ctx.node.outputs) > 1 and ctx.node.outputs[1] and ctx.outs[1].size:
+        n = ctx.outs[1].size
+        ks.append(Kernel("remap", {"n": n, "index": [], "mode": "fill", "fill": "1u"}, [ctx.y(1)], threads=n, label="Dropout mask"))
+    return Lowered(ks)
+
+
+@lowering("webgpu", "BitCast")
+def _bitcast(ctx: Ctx) -> Lowered:
+    """Reinterpret 32-bit words (float32 <-> int32 <-> uint32); other widths are not held bit-exactly on the GPU."""
+    if {ctx.ins[0].dtype, ctx.outs[0].dtype} - {"float32", "int32", "uint32"}:
+        raise unsupported(ctx.node, f"{ctx.ins[0].dtype} -> {ctx.outs[0].dtype}")
+    src, dst = ctx.t(0), ctx.ot()
+    ins = operand_args(ctx, [0])
+    return Lowered([elementwise(ctx, ins, lambda a: ([], a[0] if src == dst else f"bitcast<{dst}>({a[0]})"))])
+
+
+@lowering("webgpu", "OneHot")
+def _onehot(ctx: Ctx) -> Lowered:
+    """y[..., d, ...] = values[1] where indices (negative ones counted from the end) equal d, else values[0]."""
+    depth = int(np.asarray(ctx.const(1, "depth")).ravel()[0])
+    oshape = list(ctx.oshape())
+    ax = ctx.attrs["axis"] % len(oshape)
+    inner = int(np.prod(oshape[ax + 1:], dtype=np.int64))
+    n = ctx.outs[0].size
+    it = ctx.t(0)
+    q = "i32(ld0(j))" if it == "f32" else convert("ld0(j)", it, "i32")
+    lines = [f"let j = (i / {inner * depth}u) * {inner}u + i % {inner}u;", f"var q = {q};",
+             f"if (q < 0i) {{ q = q + {depth}i; }}", f"let d = i32((i / {inner}u) % {depth}u);",
+             "st2(i, select(ld1(0u), ld1(1u), q == d));"]
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(2), ctx.y()], threads=n, label="OneHot")] if n else [])

@@ -111,7 +111,7 @@ def _probed(ctx: Ctx) -> Lowered:
 
 
 for _op in ("Transpose", "Slice", "Pad", "Expand", "Tile", "Split", "DepthToSpace", "SpaceToDepth", "ReverseSequence",
-            "Trilu", "Compress", "CenterCropPad", "Dropout", "Upsample", "EyeLike", "Col2Im"):
+            "Trilu", "Compress", "CenterCropPad", "Upsample", "EyeLike", "Col2Im"):
     if registry.get(_op) is not None:
         lowering("webgpu", _op)(_probed)
 
@@ -283,7 +283,8 @@ def _softmax(ctx: Ctx, kind: str) -> Lowered:
     """Softmax / LogSoftmax / Hardmax over ``axis`` (opset 13+: one axis; older: the flattened tail), one
     workgroup per row."""
     xs = list(ctx.shape(0))
-    ax = ctx.attrs["axis"] % len(xs) if xs else 0
+    ax = ctx.attrs["axis"]
+    ax = (ax if ax is not None else (-1 if ctx.opset >= 13 else 1)) % max(len(xs), 1)
     if ctx.opset < 13:
         axes = list(range(ax, len(xs)))
     else:
@@ -305,8 +306,7 @@ lowering("webgpu", "LogSoftmax")(lambda ctx: _softmax(ctx, "logsoftmax"))
 lowering("webgpu", "Hardmax")(lambda ctx: _softmax(ctx, "hardmax"))
 
 
-@lowering("webgpu", "CumSum")
-def _cumsum(ctx: Ctx) -> Lowered:
+def _cumulative(ctx: Ctx, op: str) -> Lowered:
     xs = list(ctx.shape(0))
     ax = int(np.asarray(ctx.const(1, "axis")).ravel()[0]) % len(xs)
     n = ctx.outs[0].size
@@ -316,8 +316,31 @@ def _cumsum(ctx: Ctx) -> Lowered:
     lines = int(np.prod(kd, dtype=np.int64))
     return Lowered([Kernel("cumsum", {"n": lines, "r": xs[ax], "t": ctx.t(0), "out_index": decompose(kd, "o", "k"),
                                       "base": offset(ks, "k"), "stride": rs[0], "exclusive": bool(ctx.attrs["exclusive"]),
-                                      "reverse": bool(ctx.attrs["reverse"]), "zero": lit(0, ctx.t(0))},
-                           [ctx.x(0), ctx.y()], threads=lines, label="CumSum")])
+                                      "reverse": bool(ctx.attrs["reverse"]), "zero": lit(0 if op == "+" else 1, ctx.t(0)),
+                                      "op": op},
+                           [ctx.x(0), ctx.y()], threads=lines, label=ctx.node.op)])
+
+
+lowering("webgpu", "CumSum")(lambda ctx: _cumulative(ctx, "+"))
+lowering("webgpu", "CumProd")(lambda ctx: _cumulative(ctx, "*"))
+
+
+@lowering("webgpu", "LpNormalization")
+def _lpnorm(ctx: Ctx) -> Lowered:
+    """x / ||x||_p along ``axis`` (p = 1 or 2), one invocation per element (it sums its line)."""
+    xs = list(ctx.shape(0))
+    ax = ctx.attrs["axis"] % len(xs)
+    p = ctx.attrs["p"]
+    n = ctx.outs[0].size
+    if n == 0 or ctx.t(0) != "f32":
+        raise unsupported(ctx.node, "empty or non-float input")
+    inner = int(np.prod(xs[ax + 1:], dtype=np.int64))
+    d = xs[ax]
+    term = "abs(v)" if p == 1 else "v * v"
+    lines = [f"let base = (i / {inner * d}u) * {inner * d}u + i % {inner}u;", "var acc = 0.0f;",
+             f"for (var j = 0u; j < {d}u; j = j + 1u) {{ let v = ld0(base + j * {inner}u); acc = acc + {term}; }}",
+             f"let nrm = {'acc' if p == 1 else 'sqrt(acc)'};", "st1(i, select(ld0(i) / nrm, 0.0f, nrm == 0.0f));"]
+    return Lowered([Kernel("direct", {"n": n, "lines": lines}, [ctx.x(0), ctx.y()], threads=n, label="LpNormalization")])
 
 
 # ---------------------------------------------------------------------------------------------------- Resize

@@ -103,7 +103,8 @@ def _shift(a, at, t):
     amount = f"u32({a[1]})"
     if at["direction"] == "LEFT":
         return f"select({lit(0, t)}, ({a[0]}) << {amount}, {amount} < 32u)"
-    return f"select({lit(0, t)}, ({a[0]}) >> {amount}, {amount} < 32u)"
+    beyond = f"select(0i, -1i, ({a[0]}) < 0i)" if t == "i32" else lit(0, t)   # arithmetic shift of signed values
+    return f"select({beyond}, ({a[0]}) >> {amount}, {amount} < 32u)"
 
 
 def _c(v, t):
@@ -158,7 +159,7 @@ EXPR = {
     "HardSwish": lambda a, at, t: f"({a[0]}) * clamp(({a[0]}) / 6.0f + 0.5f, 0.0f, 1.0f)",
     "Softplus": lambda a, at, t: f"bn_softplus({a[0]})",
     "Softsign": lambda a, at, t: f"({a[0]}) / (1.0f + abs({a[0]}))",
-    "Mish": lambda a, at, t: f"({a[0]}) * bn_tanh(bn_softplus({a[0]}))",
+    "Mish": lambda a, at, t: f"bn_mish({a[0]})",
     "Gelu": lambda a, at, t: (f"0.5f * ({a[0]}) * (1.0f + bn_tanh({lit(math.sqrt(2 / math.pi), 'f32')} * (({a[0]}) + "
                               f"0.044715f * ({a[0]}) * ({a[0]}) * ({a[0]}))))") if at.get("approximate") == "tanh"
     else f"0.5f * ({a[0]}) * (1.0f + bn_erf(({a[0]}) * {lit(1 / math.sqrt(2), 'f32')}))",
@@ -201,9 +202,11 @@ fn bn_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f80000
 fn bn_isinf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
 fn bn_max(a: f32, b: f32) -> f32 { return select(select(b, a, a > b), a, bn_isnan(a)); }
 fn bn_min(a: f32, b: f32) -> f32 { return select(select(b, a, a < b), a, bn_isnan(a)); }
-fn bn_tanh(x: f32) -> f32 { let e = exp(-2.0f * abs(x)); return sign(x) * (1.0f - e) / (1.0f + e); }
+fn bn_tanh(x: f32) -> f32 { if (abs(x) > 15.0f) { return sign(x); } return tanh(x); }
 fn bn_sigmoid(x: f32) -> f32 { return 1.0f / (1.0f + exp(-x)); }
 fn bn_expm1(x: f32) -> f32 { if (abs(x) < 1e-5f) { return x + 0.5f * x * x; } return exp(x) - 1.0f; }
+// mish(x) = x tanh(softplus(x)) = x n / (n + 2) with n = e^x (e^x + 2): one exp, no cancellation
+fn bn_mish(x: f32) -> f32 { if (x > 20.0f) { return x; } let e = exp(x); let n = e * (e + 2.0f); return x * n / (n + 2.0f); }
 fn bn_softplus(x: f32) -> f32 { if (x > 20.0f) { return x; } return log(1.0f + exp(x)); }
 // erf: Maclaurin series below |x| = 0.5 (terms to x^11), else Abramowitz & Stegun 7.1.26 (Handbook of
 // Mathematical Functions, 1964; absolute error below 1.5e-7).
