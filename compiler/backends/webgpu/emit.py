@@ -185,11 +185,11 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
                 if v in consts:
                     if v not in w_offsets:
                         w_offsets[v] = put(const_words(v))
-                    ranges.append(("weights", w_offsets[v], max(o.elems, 1) * 4, j))
+                    ranges.append(("weights", w_offsets[v] + o.start * 4, max(o.elems, 1) * 4, j))
                 else:
-                    ranges.append(("arena", where(v), max(o.elems, 1) * 4, j))
+                    ranges.append(("arena", where(v) + o.start * 4, max(o.elems, 1) * 4, j))
             elif o.kind == "out":
-                ranges.append(("arena", where(node.outputs[o.index]), max(o.elems, 1) * 4, j))
+                ranges.append(("arena", where(node.outputs[o.index]) + o.start * 4, max(o.elems, 1) * 4, j))
             elif o.kind == "table":
                 ranges.append(("weights", put(o.data.tobytes()), max(o.elems, 1) * 4, j))
             else:

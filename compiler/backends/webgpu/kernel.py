@@ -17,6 +17,9 @@ from ..c.lowering import LowerCtx, broadcast_strides, collapse, contiguous_strid
 from .wgsl import gpu_type
 
 WG = 256            #: invocations per workgroup of 1-D kernels (WebGPU's default limit)
+#: bytes one binding may cover under WebGPU's default limits (maxStorageBufferBindingSize): larger tensors are
+#: bound in windows by several dispatches
+BINDING_LIMIT = 128 << 20
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Operand:
     data: np.ndarray | None = None
     elems: int = 0
     vec4: bool = False
+    start: int = 0            # first element of the value this operand binds (a window of a large tensor)
 
 
 @dataclass
@@ -69,6 +73,11 @@ class Ctx(LowerCtx):
 
     def y(self, k: int = 0, vec4: bool = False) -> Operand:
         return Operand("out", k, self.ot(k), self.outs[k].dtype, elems=self.outs[k].size, vec4=vec4)
+
+    def window(self, opnd: Operand, start: int, elems: int) -> Operand:
+        """``opnd`` restricted to ``elems`` elements from ``start`` (its accessors index from there)."""
+        opnd.start, opnd.elems = start, elems
+        return opnd
 
     def table(self, arr, t: str = "i32") -> Operand:
         arr = np.ascontiguousarray(np.asarray(arr).astype({"i32": np.int32, "u32": np.uint32, "f32": np.float32}[t]).ravel())

@@ -14,7 +14,7 @@ import numpy as np
 from ...ops.nn import _convtranspose_geometry, _pool_geometry
 from ...ops.registry import lowering
 from ...pyrt import rt
-from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
+from .kernel import BINDING_LIMIT, Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
 from .lower_elementwise import program_lines
 from .wgsl import lit
 
@@ -97,6 +97,8 @@ lowering("webgpu", "FusedMatMul", "bornc")(lambda ctx: _matmul(ctx, 2))
 
 
 def _gemm(ctx: Ctx) -> Lowered:
+    """Gemm (and FusedGemm). A B larger than one binding may cover (fully connected layers of VGG-sized models)
+    is split into column blocks, one dispatch each, when it is stored (N, K) (transB = 1)."""
     at = ctx.attrs
     a, b = ctx.shape(0), ctx.shape(1)
     m, kk = (a[1], a[0]) if at["transA"] else (a[0], a[1])
@@ -105,18 +107,27 @@ def _gemm(ctx: Ctx) -> Lowered:
         raise unsupported(ctx.node, f"{ctx.outs[0].dtype} Gemm")
     if m * n == 0:
         return Lowered([])
-    ops = [ctx.x(0), ctx.x(1)]
-    a_fn = f"return ld0(k * {m}u + m);" if at["transA"] else f"return ld0(m * {kk}u + k);"
-    b_fn = f"return ld1(c * {kk}u + k);" if at["transB"] else f"return ld1(k * {n}u + c);"
-    val = f"{lit(at['alpha'], 'f32')} * acc" if at["alpha"] != 1.0 else "acc"
-    if ctx.has(2) and at["beta"] != 0.0:
-        cs = broadcast_strides(ctx.shape(2), (m, n))
-        ops.append(ctx.x(2))
-        val += f" + {lit(at['beta'], 'f32')} * ld2({offset(cs, 'q')})".replace("q0", "m").replace("q1", "c")
-    epi = [f"let oi = m * {n}u + c;"] + _epilogue(ctx, 3, ops, val, "oi")
-    ops.append(ctx.y())
-    epi.append(f"st{len(ops) - 1}(oi, v);")
-    return Lowered([gemm_kernel(ctx, m, n, kk, 1, ops, a_fn, b_fn, epi, ctx.node.op)])
+    chunk = n
+    if n * kk * 4 > BINDING_LIMIT:
+        if not at["transB"]:
+            raise unsupported(ctx.node, f"a B of {n * kk * 4:,} bytes stored (K, N): more than one binding holds")
+        chunk = max(BINDING_LIMIT // (kk * 4) // 128 * 128, 1)
+    ks = []
+    for n0 in range(0, n, chunk):
+        nc = min(chunk, n - n0)
+        ops = [ctx.x(0), ctx.window(ctx.x(1), n0 * kk, nc * kk) if chunk < n else ctx.x(1)]
+        a_fn = f"return ld0(k * {m}u + m);" if at["transA"] else f"return ld0(m * {kk}u + k);"
+        b_fn = f"return ld1(c * {kk}u + k);" if at["transB"] else f"return ld1(k * {n}u + c);"
+        val = f"{lit(at['alpha'], 'f32')} * acc" if at["alpha"] != 1.0 else "acc"
+        if ctx.has(2) and at["beta"] != 0.0:
+            cs = broadcast_strides(ctx.shape(2), (m, n))
+            ops.append(ctx.x(2))
+            val += f" + {lit(at['beta'], 'f32')} * ld2({offset(cs, 'q')})".replace("q0", "m").replace("q1", "cg")
+        epi = [f"let cg = c + {n0}u;", f"let oi = m * {n}u + cg;"] + _epilogue(ctx, 3, ops, val, "oi")
+        ops.append(ctx.y())
+        epi.append(f"st{len(ops) - 1}(oi, v);")
+        ks.append(gemm_kernel(ctx, m, nc, kk, 1, ops, a_fn, b_fn, epi, ctx.node.op))
+    return Lowered(ks)
 
 
 lowering("webgpu", "Gemm")(_gemm)

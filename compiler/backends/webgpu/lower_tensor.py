@@ -15,7 +15,7 @@ from ...ir.types import np_dtype
 from ...ops import registry
 from ...ops.registry import KernelCtx, lowering
 from ...pyrt import rt
-from .kernel import Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
+from .kernel import BINDING_LIMIT, Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
 from .lower_elementwise import identity_kernel
 from .wgsl import convert, lit
 
@@ -174,10 +174,12 @@ lowering("webgpu", "GatherND")(lambda ctx: _probed(ctx))
 def _constant_of_shape(ctx: Ctx) -> Lowered:
     v = ctx.attrs.get("value")
     v = np.asarray(v).ravel()[0].item() if v is not None else 0.0
-    n = ctx.outs[0].size
+    total = ctx.outs[0].size
     t = ctx.ot()
-    return Lowered([Kernel("remap", {"n": n, "index": [], "mode": "fill", "fill": lit(v, t)}, [ctx.y()], threads=n,
-                           label="ConstantOfShape")] if n else [])
+    step = BINDING_LIMIT // 4
+    return Lowered([Kernel("remap", {"n": min(step, total - s), "index": [], "mode": "fill", "fill": lit(v, t)},
+                           [ctx.window(ctx.y(), s, min(step, total - s))], threads=min(step, total - s), label="ConstantOfShape")
+                    for s in range(0, total, step)])
 
 
 # ---------------------------------------------------------------------------------------------------- reductions
