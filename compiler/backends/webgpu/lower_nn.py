@@ -14,7 +14,8 @@ import numpy as np
 from ...ops.nn import _convtranspose_geometry, _pool_geometry
 from ...ops.registry import lowering
 from ...pyrt import rt
-from .kernel import BINDING_LIMIT, Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
+from . import kernel as kernel_mod
+from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
 from .lower_elementwise import program_lines
 from .wgsl import lit
 
@@ -108,10 +109,10 @@ def _gemm(ctx: Ctx) -> Lowered:
     if m * n == 0:
         return Lowered([])
     chunk = n
-    if n * kk * 4 > BINDING_LIMIT:
+    if n * kk * 4 > kernel_mod.BINDING_LIMIT:
         if not at["transB"]:
             raise unsupported(ctx.node, f"a B of {n * kk * 4:,} bytes stored (K, N): more than one binding holds")
-        chunk = max(BINDING_LIMIT // (kk * 4) // 128 * 128, 1)
+        chunk = max(kernel_mod.BINDING_LIMIT // (kk * 4) // 128 * 128, 1)
     ks = []
     for n0 in range(0, n, chunk):
         nc = min(chunk, n - n0)

@@ -15,7 +15,8 @@ from ...ir.types import np_dtype
 from ...ops import registry
 from ...ops.registry import KernelCtx, lowering
 from ...pyrt import rt
-from .kernel import BINDING_LIMIT, Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
+from . import kernel as kernel_mod
+from .kernel import Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
 from .lower_elementwise import identity_kernel
 from .wgsl import convert, lit
 
@@ -176,7 +177,7 @@ def _constant_of_shape(ctx: Ctx) -> Lowered:
     v = np.asarray(v).ravel()[0].item() if v is not None else 0.0
     total = ctx.outs[0].size
     t = ctx.ot()
-    step = BINDING_LIMIT // 4
+    step = kernel_mod.BINDING_LIMIT // 4
     return Lowered([Kernel("remap", {"n": min(step, total - s), "index": [], "mode": "fill", "fill": lit(v, t)},
                            [ctx.window(ctx.y(), s, min(step, total - s))], threads=min(step, total - s), label="ConstantOfShape")
                     for s in range(0, total, step)])

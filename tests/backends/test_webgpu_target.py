@@ -1,0 +1,250 @@
+"""The webgpu target end to end on this machine's adapter (Mesa's lavapipe through wgpu/Vulkan in CI): golden
+cases, real models, the bundle's contract (bindings, alignment, limits, one submit), the standalone Python host,
+bad inputs, large tensors split over dispatches, the browser host in headless Chromium, and conformance.
+
+Tolerances: golden cases use their case.toml; real models the tolerances their card suggests.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import bornc
+from bornc import golden
+from bornc.backends.webgpu import kernel as kernel_mod
+from bornc.backends.webgpu.runner import load_webgpu_artifact
+from bornc.compile import compile_model
+from bornc.conformance import run_conformance
+from bornc.errors import ArtifactError, InputError, UnsupportedOpError
+from bornc.frontend.onnx_import import from_proto
+
+from ..conftest import load_shared_model_case, shared_model_dirs
+
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
+
+
+@pytest.mark.parametrize("case", [c for c in golden.list_cases() if "webgpu" in golden.load_case(c).targets])
+def test_golden_case_on_webgpu(case):
+    rows = golden.check(golden.load_case(case), "webgpu")
+    assert rows and all(r.ok for r in rows), [(r.output, r.max_abs, r.note) for r in rows if not r.ok]
+
+
+@pytest.mark.skipif(not shared_model_dirs(), reason="no ../shared/models here (golden cases cover real models)")
+@pytest.mark.parametrize("folder", shared_model_dirs(), ids=lambda p: p.name)
+def test_shared_model_on_webgpu(folder, tmp_path):
+    case = load_shared_model_case(folder)
+    shapes = {k: v.shape for k, v in case["inputs"].items() if v.ndim}
+    model = bornc.load_onnx(folder / "model.onnx", input_shapes=shapes)
+    compile_model(model, "webgpu", tmp_path / "out")
+    run = load_webgpu_artifact(tmp_path / "out")
+    outs = run(case["inputs"])
+    for name, exp in case["expected"].items():
+        rtol, atol = case["tol"].get(name, (1e-4, 1e-5))
+        ok, err, _ = golden.compare(np.asarray(outs[name]), exp, rtol, atol)
+        assert ok, f"{folder.name}:{name} max abs err {err:.3g}"
+    m = run.model
+    assert m.submits == 1 and m.dispatches == len(m.manifest["dispatches"]) > 0
+
+
+@pytest.fixture(scope="module")
+def cls_bundle(tmp_path_factory):
+    """ppocr cls compiled for webgpu with its golden input and reference outputs."""
+    case = golden.load_case("ppocr_mobile_v2_cls")
+    model = golden.load_case_model(case)
+    feeds = golden.case_inputs(case)
+    out = tmp_path_factory.mktemp("wg") / "cls"
+    compile_model(model, "webgpu", out)
+    return out, model, feeds, bornc.run(model, feeds)
+
+
+def test_bundle_contract(cls_bundle):
+    out, model, feeds, ref = cls_bundle
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["backend"] == "webgpu" and m["webgpu"]["submits_per_inference"] == 1
+    assert sorted(p.name for p in out.iterdir()) >= sorted(["bornrt.js", "bornrt_webgpu.py", "index.html", "kernels",
+                                                            "manifest.json", "weights.bin"])
+    kernels = {str(p.relative_to(out)) for p in (out / "kernels").glob("*.wgsl")}
+    assert kernels == set(m["webgpu"]["kernels"])
+    assert m["webgpu"]["required_limits"] == {}           # this model fits WebGPU's default limits
+    for d in m["dispatches"]:
+        assert d["kernel"] in kernels
+        assert 1 <= len(d["bindings"]) <= 8
+        assert all(b["offset"] % 256 == 0 and b["size"] <= 128 << 20 for b in d["bindings"])
+        assert all(1 <= w <= 65535 for w in d["workgroups"])
+        size = {"arena": m["arena_bytes"], "weights": m["weights_bytes"]}
+        assert all(b["offset"] + b["size"] <= -(-size[b["buffer"]] // 256) * 256 for b in d["bindings"])
+    assert all(t["offset"] % 256 == 0 for t in m["plan"]["tensors"])
+    sources = [(out / k).read_text() for k in kernels]
+    for src in sources:                                   # WebGPU's default 256 invocations per workgroup
+        size = src.split("@workgroup_size(")[1].split(")")[0]
+        assert np.prod([int(x) for x in size.split(",")]) <= 256
+    gemm = [s for s in sources if "var<workgroup> As" in s]
+    assert gemm, "convolutions run as tiled GEMM with workgroup memory"
+    header = (out / "weights.bin").read_bytes()[:8]
+    assert header == b"BORNCWT1"
+
+
+def test_standalone_host_runs_the_bundle_in_a_fresh_process(cls_bundle, tmp_path):
+    out, model, feeds, ref = cls_bundle
+    dst = tmp_path / "copy"
+    shutil.copytree(out, dst)
+    args = [sys.executable, str(dst / "bornrt_webgpu.py"), str(dst), "-o", str(tmp_path / "y.npz"), "--bench", "3"]
+    for k, v in feeds.items():
+        np.save(tmp_path / "x.npy", v)
+        args += ["--input", f"{k}={tmp_path / 'x.npy'}"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": ""})
+    assert r.returncode == 0, r.stderr
+    assert "1 submit" in r.stdout
+    got = np.load(tmp_path / "y.npz")
+    for k, v in ref.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs_and_corrupted_weights_give_one_line_errors(cls_bundle, tmp_path):
+    out, model, feeds, ref = cls_bundle
+    run = load_webgpu_artifact(out)
+    name = next(iter(feeds))
+    with pytest.raises(InputError, match="expected shape"):
+        run({name: np.zeros((1, 2, 3), np.float32)})
+    with pytest.raises(InputError, match="expected dtype float32"):
+        run({name: feeds[name].astype(np.float64)})
+    with pytest.raises(InputError, match="unknown input"):
+        run({**feeds, "nope": feeds[name]})
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    data = bytearray((bad / "weights.bin").read_bytes())
+    data[-1] ^= 0xFF
+    (bad / "weights.bin").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_webgpu_artifact(bad)
+    r = subprocess.run([sys.executable, "-m", "bornc", "run", str(bad), "--input", f"{name}=x.npy"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]))
+
+
+def test_int64_inputs_outside_32_bits_are_refused(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.INT64, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, [4])
+    model = _model([helper.make_node("Neg", ["x"], ["y"])], [x], [y])
+    compile_model(model, "webgpu", tmp_path / "o")
+    run = load_webgpu_artifact(tmp_path / "o")
+    np.testing.assert_array_equal(run({"x": np.array([1, -2, 3, 2 ** 31 - 1])})["y"], [-1, 2, -3, -(2 ** 31 - 1)])
+    with pytest.raises(InputError, match="32-bit"):
+        run({"x": np.array([2 ** 40, 0, 0, 0])})
+
+
+def test_fused_elementwise_chain_is_one_dispatch(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])
+    b = helper.make_tensor("b", TensorProto.FLOAT, [64], np.linspace(-1, 1, 64).astype(np.float32))
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Sigmoid", ["a"], ["s"]),
+             helper.make_node("Mul", ["s", "b"], ["y"])]
+    model = _model(nodes, [x], [y], [b])
+    m = compile_model(model, "webgpu", tmp_path / "o").manifest
+    assert [d["op"] for d in m["dispatches"]] == ["FusedElementwise"]
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)}
+    np.testing.assert_allclose(load_webgpu_artifact(tmp_path / "o")(feeds)["y"], bornc.run(model, feeds)["y"],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tensors_beyond_one_binding_are_split_across_dispatches(tmp_path, monkeypatch):
+    """With the binding limit lowered to 64 KiB, a 384 KiB weight filled by ConstantOfShape and read by a Gemm
+    is bound in windows: several fill dispatches and several Gemm column blocks, none over the limit."""
+    monkeypatch.setattr(kernel_mod, "BINDING_LIMIT", 64 << 10)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 128])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 768])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [768, 128])   # too large to be constant-folded
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["w"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.01])),
+             helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)]
+    model = _model(nodes, [x], [y], [shape])
+    assert "w" not in model.graph.constants
+    m = compile_model(model, "webgpu", tmp_path / "o", opt_level=0).manifest
+    ops = [d["op"] for d in m["dispatches"]]
+    assert ops.count("Gemm") >= 3 and ops.count("ConstantOfShape") >= 3, ops
+    assert all(b["size"] <= (64 << 10) + 256 for d in m["dispatches"] for b in d["bindings"])
+    feeds = {"x": np.random.default_rng(1).standard_normal((3, 128)).astype(np.float32)}
+    np.testing.assert_allclose(load_webgpu_artifact(tmp_path / "o")(feeds)["y"], bornc.run(model, feeds)["y"],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_ops_are_listed_with_node_names(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, [4])
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="relu_d")], [x], [y])
+    with pytest.raises(UnsupportedOpError, match="float64.*relu_d"):
+        compile_model(model, "webgpu", tmp_path / "o")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (Debian package chromium)")
+def test_browser_host_in_headless_chromium(cls_bundle, tmp_path):
+    """index.html + bornrt.js run the bundle on SwiftShader's WebGPU adapter and print the outputs."""
+    out, model, feeds, ref = cls_bundle
+    site = tmp_path / "site"
+    shutil.copytree(out, site)
+    (site / "inputs.json").write_text(json.dumps({k: np.asarray(v).ravel().tolist() for k, v in feeds.items()}))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?inputs=inputs.json&dump=1&runs=1"
+    args = [_chromium(), "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-quic", "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}", url]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(240, proc.kill)          # headless Chromium keeps running: stop it once it printed
+    watchdog.start()
+    lines, tail = [], []
+    try:
+        for line in proc.stderr:
+            tail = (tail + [line])[-20:]
+            if "BORNC_RESULT " in line:
+                lines.append(line)
+                break
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+        server.shutdown()
+    assert lines, "".join(tail)
+    text = lines[0].split("BORNC_RESULT ", 1)[1]
+    result = json.JSONDecoder().raw_decode(text)[0]
+    assert "error" not in result, result
+    assert result["submits"] == 1 and result["dispatches"] > 0
+    for k, v in ref.items():
+        np.testing.assert_allclose(np.asarray(result["outputs"][k], np.float32).reshape(v.shape), v, rtol=1e-4, atol=1e-5)
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_conformance_on_webgpu_reaches_the_goal():
+    """The issue's bar: at least 75% of all ONNX node test cases pass on the webgpu executor."""
+    res = run_conformance("webgpu")
+    assert res["passed"] / res["total"] >= 0.75, (res["passed"], res["total"])
+    assert res["per_op"]["Conv"]["failed"] == 0 and res["per_op"]["MatMul"]["failed"] == 0
+
+
+_ = onnx, socket
