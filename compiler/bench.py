@@ -63,6 +63,18 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
             shapes = {t["name"]: tuple(t["shape"]) for t in manifest["inputs"] if t["shape"] is not None}
             ref = load_onnx(model_path, input_shapes=shapes, bind=bind or None)
             res["reference_ms"] = _median_ms(lambda: run(ref, feeds), max(runs // 5, 3), 1)
+    elif manifest.get("backend") == "webgpu":
+        m = runner.model
+        res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
+        timing: dict = {}
+        waits = []
+        for _ in range(max(runs // 2, 3)):
+            m.run(feeds, timing=timing)
+            waits.append(timing["gpu_wait_ms"])
+        res["gpu_wait_ms"] = statistics.median(waits)
+        res["dispatches_per_inference"], res["submits_per_inference"] = m.dispatches, m.submits
+        info = m.adapter.info
+        res["adapter"] = f"{info.get('device', '')} ({info.get('backend_type', '')}, {info.get('adapter_type', '')})"
     elif hasattr(runner, "ffi"):
         res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
     else:
@@ -75,7 +87,7 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
             import onnxruntime as ort
         except ImportError:
             ort = None
-        if ort is not None and get_target(manifest["target"]).run in ("native", "python"):
+        if ort is not None and get_target(manifest["target"]).run in ("native", "python", "wgpu"):
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
             so.inter_op_num_threads = 1

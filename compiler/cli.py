@@ -285,8 +285,11 @@ def cmd_bench(args) -> int:
     print(f"{r['artifact']} on {r['target']}: median of {r['runs']} runs after {r['warmup']} warm-up")
     print(f"  bornc        {r['bornc_ms']:10.3f} ms" + (f"   {r['bornc_gflop_per_s']:.1f} GFLOP/s" if "bornc_gflop_per_s" in r else "")
           + (f" ({100 * r['peak_fraction']:.0f}% of one core's fp32 peak)" if "peak_fraction" in r else ""))
+    if "gpu_wait_ms" in r:
+        print(f"  on the GPU   {r['gpu_wait_ms']:10.3f} ms   (submit to outputs mapped; {r['dispatches_per_inference']} dispatches, "
+              f"{r['submits_per_inference']} submit; adapter {r['adapter']})")
     if "onnxruntime_ms" in r:
-        print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
+        print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread, CPU)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
     if "onnxruntime_error" in r:
         print(f"  onnxruntime  could not load the model: {r['onnxruntime_error']}")
     if "reference_ms" in r:

@@ -1,0 +1,234 @@
+"""Benchmark the webgpu target on this machine's WebGPU adapter (through wgpu), beside PyTorch when it has CUDA.
+
+    python examples/bench_webgpu.py --models ../shared/models [--json out.json] [--runs 30]
+
+Prints, per real model: max abs error against the stored onnxruntime outputs, median latency of one inference
+through bornrt_webgpu (inputs written, one submit, outputs mapped) and of the GPU part alone (submit to mapped),
+dispatches and submits per inference, and PyTorch's median latency for the same ONNX model (converted with
+onnx2torch when it is installed; CUDA, TF32 off). Then our tiled matmul, implicit-GEMM conv and elementwise
+kernels against torch.matmul / conv2d / add: each kernel dispatched K times in one compute pass, one submit,
+timed to a small readback (medians of several repeats). A benchmark, not a test: figures vary with clocks and load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+import bornc
+from bornc.backends.webgpu.runner import load_webgpu_artifact
+from bornc.compile import compile_model
+from bornc.frontend.onnx_import import from_proto
+
+try:
+    import torch
+except ImportError:           # the figures beside PyTorch are then left out
+    torch = None
+
+
+def _median(fn, runs: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts)
+
+
+def _cuda() -> bool:
+    return torch is not None and torch.cuda.is_available()
+
+
+def torch_latency(path: Path, feeds: dict, runs: int) -> tuple[float | None, str]:
+    """Median ms of the ONNX model converted to PyTorch (onnx2torch), on CUDA with TF32 off."""
+    if not _cuda():
+        return None, "no CUDA"
+    try:
+        from onnx2torch import convert
+        net = convert(onnx.load(str(path))).cuda().eval()
+    except Exception as ex:  # noqa: BLE001 - not every model converts
+        return None, f"onnx2torch: {str(ex).splitlines()[0][:80]}"
+    proto = onnx.load(str(path), load_external_data=False)
+    names = [i.name for i in proto.graph.input if i.name not in {x.name for x in proto.graph.initializer}]
+    args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).cuda() for n in names]
+
+    def step():
+        with torch.no_grad():
+            net(*args)
+        torch.cuda.synchronize()
+    try:
+        return _median(step, runs), ""
+    except Exception as ex:  # noqa: BLE001
+        return None, f"torch run: {str(ex).splitlines()[0][:80]}"
+
+
+def bench_models(folder: Path, runs: int) -> list[dict]:
+    rows = []
+    for d in sorted(p for p in folder.iterdir() if (p / "model.onnx").is_file()):
+        card = json.loads((d / "card.json").read_text())
+        feeds = {i["name"]: np.load(d / i["file"]) for i in card["inputs"]}
+        expected = {o["name"]: np.load(d / o["file"]) for o in card["outputs"]}
+        model = bornc.load_onnx(d / "model.onnx", input_shapes={k: v.shape for k, v in feeds.items() if v.ndim})
+        with tempfile.TemporaryDirectory() as tmp:
+            compile_model(model, "webgpu", tmp)
+            run = load_webgpu_artifact(tmp)
+            outs = run(feeds)
+            err = max(float(np.max(np.abs(outs[k].astype(np.float64) - v))) for k, v in expected.items())
+            m = run.model
+            total = _median(lambda: m.run(feeds), runs)
+            waits = []
+            for _ in range(runs):
+                timing: dict = {}
+                m.run(feeds, timing=timing)
+                waits.append(timing["gpu_wait_ms"])
+            row = {"model": d.name, "max_abs_err": err, "ms": total, "gpu_ms": statistics.median(waits),
+                   "dispatches": m.dispatches, "submits": m.submits}
+        row["torch_ms"], row["torch_note"] = torch_latency(d / "model.onnx", feeds, runs)
+        rows.append(row)
+        print(f"{d.name:28s} err {err:9.2e}  bornc {row['ms']:9.3f} ms (GPU part {row['gpu_ms']:8.3f})  "
+              f"{row['dispatches']:4d} dispatches, {row['submits']} submit   torch "
+              + (f"{row['torch_ms']:8.3f} ms" if row["torch_ms"] is not None else row["torch_note"]), flush=True)
+    return rows
+
+
+def _one_op_bundle(nodes, inputs, outputs, tmp):
+    g = helper.make_graph(nodes, "k", inputs, outputs)
+    model = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    compile_model(model, "webgpu", tmp)
+    return model, load_webgpu_artifact(tmp)
+
+
+def time_dispatches(run, feeds: dict, reps: int, label: str) -> float:
+    """Median ms of one pass of the bundle's ``label`` dispatches, each recorded ``reps`` times in one pass."""
+    m = run.model
+    m.run(feeds)
+    steps = [s for s, d in zip(m.steps, m.manifest["dispatches"]) if d["label"] == label]
+    dev = m.device
+
+    def once():
+        enc = dev.create_command_encoder()
+        cp = enc.begin_compute_pass()
+        for _ in range(reps):
+            for pl, bg, (x, y, z) in steps:
+                cp.set_pipeline(pl)
+                cp.set_bind_group(0, bg)
+                cp.dispatch_workgroups(x, y, z)
+        cp.end()
+        dev.queue.submit([enc.finish()])
+        dev.queue.read_buffer(m.arena, 0, 256)
+    once()
+    return _median(once, 5, 1) / reps
+
+
+def torch_time(fn, reps: int) -> float:
+    def once():
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    once()
+    return _median(once, 5, 1) / reps
+
+
+def bench_kernels(matmul_sizes, conv, ew_elems: int, reps: int) -> list[dict]:
+    rows = []
+    f = TensorProto.FLOAT
+    rng = np.random.default_rng(0)
+    if _cuda():
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    for n in matmul_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            _, run = _one_op_bundle([helper.make_node("MatMul", ["a", "b"], ["y"])],
+                                    [helper.make_tensor_value_info("a", f, [n, n]), helper.make_tensor_value_info("b", f, [n, n])],
+                                    [helper.make_tensor_value_info("y", f, [n, n])], tmp)
+            a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+            y = run({"a": a, "b": b})["y"]
+            rel = float(np.max(np.abs(y - a @ b)) / np.max(np.abs(a @ b)))
+            ms = time_dispatches(run, {"a": a, "b": b}, reps, "MatMul")
+        row = {"kernel": f"matmul {n}x{n}x{n} fp32", "ms": ms, "tflops": 2 * n ** 3 / ms / 1e9, "max_rel_err": rel}
+        if _cuda():
+            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            row["torch_ms"] = torch_time(lambda: torch.matmul(ta, tb), reps)
+            row["torch_tflops"] = 2 * n ** 3 / row["torch_ms"] / 1e9
+        rows.append(row)
+    nb, c, hw, k = conv
+    with tempfile.TemporaryDirectory() as tmp:
+        w = (rng.standard_normal((k, c, 3, 3)) * 0.05).astype(np.float32)
+        winit = helper.make_tensor("w", f, w.shape, w.ravel())
+        g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "c",
+                              [helper.make_tensor_value_info("x", f, [nb, c, hw, hw])],
+                              [helper.make_tensor_value_info("y", f, [nb, k, hw, hw])], initializer=[winit])
+        model = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+        compile_model(model, "webgpu", tmp, opt_level=0)
+        run = load_webgpu_artifact(tmp)
+        x = rng.standard_normal((nb, c, hw, hw), np.float32)
+        y = run({"x": x})["y"]
+        ms = time_dispatches(run, {"x": x}, reps, "Conv")
+        flops = 2 * nb * k * c * 9 * hw * hw
+        row = {"kernel": f"conv3x3 {nb}x{c}x{hw}x{hw} -> {k} fp32", "ms": ms, "tflops": flops / ms / 1e9}
+        if _cuda():
+            tx, tw = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
+            ref = torch.nn.functional.conv2d(tx, tw, padding=1)
+            row["max_rel_err"] = float((torch.from_numpy(y).cuda() - ref).abs().max() / ref.abs().max())
+            row["torch_ms"] = torch_time(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), reps)
+            row["torch_tflops"] = flops / row["torch_ms"] / 1e9
+        rows.append(row)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, run = _one_op_bundle([helper.make_node("Add", ["a", "b"], ["y"])],
+                                [helper.make_tensor_value_info("a", f, [ew_elems]), helper.make_tensor_value_info("b", f, [ew_elems])],
+                                [helper.make_tensor_value_info("y", f, [ew_elems])], tmp)
+        a, b = rng.standard_normal(ew_elems, np.float32), rng.standard_normal(ew_elems, np.float32)
+        assert np.array_equal(run({"a": a, "b": b})["y"], a + b)
+        ms = time_dispatches(run, {"a": a, "b": b}, reps, "Add")
+        row = {"kernel": f"add {ew_elems:,} fp32", "ms": ms, "tb_per_s": 12 * ew_elems / ms / 1e9}
+        if _cuda():
+            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            out = torch.empty_like(ta)
+            row["torch_ms"] = torch_time(lambda: torch.add(ta, tb, out=out), reps)
+            row["torch_tb_per_s"] = 12 * ew_elems / row["torch_ms"] / 1e9
+        rows.append(row)
+    for r in rows:
+        ours = f"{r['tflops']:.2f} TFLOP/s" if "tflops" in r else f"{r['tb_per_s']:.2f} TB/s"
+        theirs = (f"{r['torch_tflops']:.2f} TFLOP/s" if "torch_tflops" in r else
+                  f"{r['torch_tb_per_s']:.2f} TB/s" if "torch_tb_per_s" in r else "n/a")
+        print(f"{r['kernel']:36s} bornc {r['ms']:9.3f} ms {ours:>16s}   torch {r.get('torch_ms', float('nan')):9.3f} ms {theirs:>16s}",
+              flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=Path, help="folder of model folders (model.onnx, card.json, inputs/, expected/)")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--matmul", type=int, nargs="*", default=[1024, 4096])
+    p.add_argument("--conv", type=int, nargs=4, default=[8, 128, 56, 128], metavar=("N", "C", "HW", "K"))
+    p.add_argument("--elementwise", type=int, default=1 << 24)
+    p.add_argument("--reps", type=int, default=20, help="dispatches per timed pass in the kernel benchmarks")
+    p.add_argument("--json", type=Path)
+    a = p.parse_args(argv)
+    from bornc.backends.webgpu.runner import host
+    _, dev = host().get_device()
+    adapter = host()._DEVICES[next(iter(host()._DEVICES))][0]
+    print(f"adapter: {adapter.info.get('device')} ({adapter.info.get('backend_type')}, {adapter.info.get('adapter_type')}); "
+          f"torch: {torch.__version__ + (' ' + torch.cuda.get_device_name() if _cuda() else ' (no CUDA)') if torch else 'absent'}")
+    res = {"adapter": dict(adapter.info), "models": bench_models(a.models, a.runs) if a.models else [],
+           "kernels": bench_kernels(a.matmul, a.conv, a.elementwise, a.reps)}
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
+    sys.exit(main())
