@@ -62,9 +62,11 @@ def elementwise(ctx: Ctx, inputs: list[tuple], body, out_k: int = 0, extra_outpu
         k += 1
     lines, result = body(args)
     y_index = len(ops)
-    return Kernel("elementwise", {"n": n // 4 if vec4 else n, "vec4": vec4, "index": [] if vec4 else decompose(dims),
+    words = n // 4 if vec4 else n
+    vpt = 4 if vec4 and words >= (1 << 20) else 1          # large tensors: 4 words per invocation
+    return Kernel("elementwise", {"n": words, "vec4": vec4, "vpt": vpt, "index": [] if vec4 else decompose(dims),
                                   "loads": loads, "lines": lines, "result": result, "y": y_index},
-                  ops + [y], threads=n // 4 if vec4 else n, label=ctx.node.op)
+                  ops + [y], threads=-(-words // vpt), label=ctx.node.op)
 
 
 def _scalar_literal(ctx: Ctx, i: int, t: str):

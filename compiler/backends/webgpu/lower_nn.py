@@ -56,8 +56,9 @@ def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: s
                 label: str) -> Kernel:
     tm, tn = _tile(m), _tile(n)
     bm, bn = 16 * tm, 16 * tn
-    bk = 16 if tm * tn <= 16 else 8
+    bk = 16 if (bm + bn) * 16 * 4 <= 16384 else 8
     return Kernel("gemm", {"M": m, "N": n, "K": k, "tm": tm, "tn": tn, "bm": bm, "bn": bn, "bk": bk, "a_fn": a_fn,
+                           "a_full": m % bm == 0 and k % bk == 0, "b_full": n % bn == 0 and k % bk == 0,
                            "b_fn": b_fn, "epi": epi_lines, "wg_storage_bytes": (bm + bn) * bk * 4},
                   ops, groups=(-(-n // bn), -(-m // bm), batch), label=label)
 
