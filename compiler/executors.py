@@ -87,8 +87,11 @@ class WebGPUExecutor:
     name = "webgpu"
     static = True           # conformance binds small shape-deciding inputs, as for C
 
-    def __init__(self, opt_level: int = 2):
+    def __init__(self, target: str = "webgpu", opt_level: int = 2):
         from .backends.webgpu import lacks_webgpu_kernel
+        from .targets import get_target
+        self.target = get_target(target)
+        self.name = self.target.name
         self.opt_level = opt_level
         self.expand = lacks_webgpu_kernel
 
@@ -99,7 +102,7 @@ class WebGPUExecutor:
         from .targets import get_target
         folder = tempfile.mkdtemp(prefix="bornc-webgpu-")
         atexit.register(shutil.rmtree, folder, True)
-        compile_webgpu(optimize(model, self.opt_level), get_target("webgpu"), folder, name=name, opt_level=self.opt_level)
+        compile_webgpu(optimize(model, self.opt_level), self.target, folder, name=name, opt_level=self.opt_level)
         return load_webgpu_artifact(folder)
 
 
@@ -144,5 +147,5 @@ def get_executor(name: str):
     if t.backend == "python":
         return PythonExecutor()
     if t.backend == "webgpu":
-        return WebGPUExecutor()
+        return WebGPUExecutor(t.name)
     raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")

@@ -213,7 +213,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--matmul", type=int, nargs="*", default=[1024, 4096])
     p.add_argument("--conv", type=int, nargs=4, default=[8, 128, 56, 128], metavar=("N", "C", "HW", "K"))
-    p.add_argument("--elementwise", type=int, default=1 << 24)
+    p.add_argument("--elementwise", type=int, default=1 << 25)
     p.add_argument("--reps", type=int, default=20, help="dispatches per timed pass in the kernel benchmarks")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)

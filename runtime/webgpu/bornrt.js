@@ -23,6 +23,35 @@ export class BundleError extends Error {}
 
 const round256 = (n) => Math.max(Math.ceil(n / 256) * 256, 256);
 
+// IEEE half bits <-> numbers, for bundles compiled with shader-f16 (float16 held as halves in the low 16 bits)
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function halfBits(x) {
+  f32[0] = x;
+  const b = u32[0], sign = (b >>> 16) & 0x8000, exp = (b >>> 23) & 0xff, man = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = man | 0x800000, shift = 14 - e;
+    let h = m >> shift;
+    const rest = m & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rest > half || (rest === half && (h & 1))) h += 1;
+    return sign | h;
+  }
+  let h = (e << 10) | (man >> 13);
+  const rest = man & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h += 1;
+  return sign | h;
+}
+function fromHalf(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
 async function fetchOk(url, kind) {
   const r = await fetch(url);
   if (!r.ok) throw new BundleError(`cannot fetch ${url}: HTTP ${r.status}`);
@@ -88,7 +117,8 @@ export async function loadBundle(base = ".") {
       if (x === undefined) throw new BundleError(`missing input ${spec.name}`);
       const n = spec.shape.reduce((a, b) => a * b, 1);
       if (x.length !== n) throw new BundleError(`input ${spec.name}: expected ${n} elements (shape ${spec.shape}), got ${x.length}`);
-      const words = ARRAYS[spec.gpu_dtype].from(x, (v) => (typeof v === "boolean" ? Number(v) : Number(v)));
+      const words = spec.half_bits ? Uint32Array.from(x, (v) => halfBits(Number(v)))
+        : ARRAYS[spec.gpu_dtype].from(x, (v) => Number(v));
       if (words.length) device.queue.writeBuffer(arena, spec.offset, words);
     }
     const enc = device.createCommandEncoder();
@@ -107,7 +137,8 @@ export async function loadBundle(base = ".") {
     const out = {};
     m.outputs.forEach((o, i) => {
       const n = o.shape.reduce((a, b) => a * b, 1);
-      out[o.name] = { shape: o.shape, dtype: o.dtype, data: new ARRAYS[o.gpu_dtype](raw, where[i], n) };
+      const words = new ARRAYS[o.gpu_dtype](raw, where[i], n);
+      out[o.name] = { shape: o.shape, dtype: o.dtype, data: o.half_bits ? Float32Array.from(words, (w) => fromHalf(w & 0xffff)) : words };
     });
     return out;
   }

@@ -142,6 +142,8 @@ class Model:
             lo, hi = (-2 ** 31, 2 ** 31 - 1) if spec["dtype"] == "int64" else (0, 2 ** 32 - 1)
             if a.min() < lo or a.max() > hi:
                 raise BundleError(f"input {spec['name']!r}: {spec['dtype']} values outside the 32-bit range the GPU holds")
+        if spec.get("half_bits"):                      # shader-f16 bundles hold IEEE halves in the low 16 bits
+            return np.ascontiguousarray(a.view(np.uint16).astype(np.uint32)).tobytes()
         return np.ascontiguousarray(a.astype(spec["gpu_dtype"])).tobytes()
 
     def run(self, feeds: dict, timing: dict | None = None) -> dict:
@@ -186,7 +188,10 @@ class Model:
         for o, p in zip(self.outputs, where):
             n = int(np.prod(o["shape"], dtype=np.int64))
             a = np.frombuffer(raw, o["gpu_dtype"], n, p).reshape(o["shape"])
-            out[o["name"]] = _to_dtype(a, o["dtype"])
+            if o.get("half_bits"):
+                out[o["name"]] = (a & 0xFFFF).astype(np.uint16).view(np.float16)
+            else:
+                out[o["name"]] = _to_dtype(a, o["dtype"])
         return out
 
 

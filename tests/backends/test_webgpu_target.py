@@ -248,3 +248,23 @@ def test_conformance_on_webgpu_reaches_the_goal():
 
 
 _ = onnx, socket
+
+
+def test_f16_path_on_adapters_with_shader_f16(tmp_path):
+    """webgpu-f16: float16 tensors held as IEEE halves, GEMM tiles staged in f16 (accumulated in f32); the bundle
+    asks for shader-f16 and matches the reference interpreter (which rounds each op's result to float16)."""
+    h = TensorProto.FLOAT16
+    a = helper.make_tensor_value_info("a", h, [64, 96])
+    b = helper.make_tensor_value_info("b", h, [96, 48])
+    y = helper.make_tensor_value_info("y", h, [64, 48])
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["m"]), helper.make_node("Relu", ["m"], ["y"])]
+    model = _model(nodes, [a, b], [y])
+    m = compile_model(model, "webgpu-f16", tmp_path / "o").manifest
+    assert m["webgpu"]["required_features"] == ["shader-f16"]
+    assert any("vec4<f16>" in (tmp_path / "o" / k).read_text() for k in m["webgpu"]["kernels"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.standard_normal((64, 96)).astype(np.float16), "b": rng.standard_normal((96, 48)).astype(np.float16)}
+    got = load_webgpu_artifact(tmp_path / "o")(feeds)["y"]
+    ref = bornc.run(model, feeds)["y"]
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=2e-3, atol=2e-3)

@@ -102,9 +102,15 @@ def _outputs_computed(model: Model) -> Model:
                  model.source_sha256, model.metadata)
 
 
-def _lower(node, types, consts, opset) -> Lowered:
+def _ctx(node, types, consts, opset, f16: bool) -> Ctx:
+    ctx = Ctx(node, types, consts, opset)
+    ctx.f16 = f16
+    return ctx
+
+
+def _lower(node, types, consts, opset, f16: bool) -> Lowered:
     fn = registry.get(node.op, node.domain).lowerings["webgpu"]
-    return fn(Ctx(node, types, consts, opset))
+    return fn(_ctx(node, types, consts, opset, f16))
 
 
 def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str = "model", opt_level: int = 2,
@@ -119,12 +125,13 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     g = model.graph
     types, consts = g.types, g.constants
     opset = model.opsets.get("", 21)
+    f16 = "shader-f16" in target.features      # float16 tensors held as IEEE halves; GEMM staged in f16
     lowered: dict[str, Lowered] = {}
     for node in g.nodes:
         if node.op in VIEW_OPS and not node.domain:
             continue
         try:
-            lowered[node.name] = _lower(node, types, consts, opset)
+            lowered[node.name] = _lower(node, types, consts, opset, f16)
         except UnsupportedOpError as ex:
             for op, names in ex.missing.items():
                 missing.setdefault(op, []).extend(names)
@@ -142,10 +149,10 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         if node.op in VIEW_OPS and not node.domain:
             if node.inputs[0] not in consts and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0]):
                 continue
-            ctx = Ctx(node, types, consts, opset)
+            ctx = _ctx(node, types, consts, opset, f16)
             kernels.append((node, identity_kernel(ctx), ctx))
             continue
-        ctx = Ctx(node, types, consts, opset)
+        ctx = _ctx(node, types, consts, opset, f16)
         for k in lowered[node.name].kernels:
             kernels.append((node, k, ctx))
 
@@ -166,6 +173,8 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
 
     def const_words(v: str) -> bytes:
         arr = np.asarray(consts[v])
+        if f16 and arr.dtype == np.float16:
+            return np.ascontiguousarray(arr.view(np.uint16).astype(np.uint32)).tobytes()
         gt = GPU_NUMPY[gpu_type(types[v].dtype if isinstance(types.get(v), TensorType) else arr.dtype.name)]
         return np.ascontiguousarray(arr.astype(np.float32) if gt == "float32" else arr.astype(np.int64).astype(gt)).tobytes()
 
@@ -198,7 +207,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         bindings, placed = _bind(ranges)
         max_bindings = max(max_bindings, len(bindings))
         max_binding = max([max_binding] + [b["size"] for b in bindings])
-        header = _header(k, bindings, placed)
+        header = _header(k, bindings, placed, f16)
         src = env.get_template(f"{k.template}.wgsl.j2").render(header=header, **{"wg": WG, **k.params})
         wg_storage = max(wg_storage, k.params.get("wg_storage_bytes", 0))
         digest = hashlib.sha256(src.encode()).hexdigest()[:12]
@@ -222,7 +231,9 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
 
     def io(v: str) -> dict:
         t = types[v]
-        return {"name": v, "shape": list(t.shape), "dtype": t.dtype, "gpu_dtype": GPU_NUMPY[gpu_type(t.dtype)],
+        half = f16 and t.dtype == "float16"
+        return {"name": v, "shape": list(t.shape), "dtype": t.dtype,
+                "gpu_dtype": "uint32" if half else GPU_NUMPY[gpu_type(t.dtype)], "half_bits": half,
                 "offset": where(v), "bytes": max(t.size, 1) * 4}
 
     limits = {}
@@ -245,7 +256,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         "arena_bytes": max(plan.arena_bytes, ALIGN), "weights_bytes": len(payload),
         "weights_sha256": hashlib.sha256(payload).hexdigest(),
         "ops": sorted({n.op for _, n in g.walk()}), "nodes": len(order),
-        "webgpu": {"required_limits": limits, "required_features": [], "kernels": sorted(set(sources.values())),
+        "webgpu": {"required_limits": limits, "required_features": ["shader-f16"] if f16 else [], "kernels": sorted(set(sources.values())),
                    "dispatches": len(dispatches), "submits_per_inference": 1,
                    "host": {"python": "bornrt_webgpu.py", "browser": "index.html + bornrt.js"}},
         "dispatches": dispatches,
@@ -297,11 +308,12 @@ def _bind(ranges: list[tuple]) -> tuple[list[dict], dict]:
     return bindings, placed
 
 
-def _header(k: Kernel, bindings: list[dict], placed: dict) -> str:
-    """Binding declarations and the ld<k>/st<k>/cv<k>/sv<k> accessors of every operand, then the helpers."""
+def _header(k: Kernel, bindings: list[dict], placed: dict, f16: bool = False) -> str:
+    """Binding declarations and the ld<k>/st<k>/cv<k>/sv<k> accessors of every operand, then the helpers. With
+    ``f16`` (adapters with shader-f16) a float16 element is an IEEE half in the low 16 bits of its word."""
     vec = {b: all(k.operands[j].vec4 for j, (bb, _) in placed.items() if bb == b) for b in range(len(bindings))}
     writes = {placed[j][0] for j, o in enumerate(k.operands) if o.kind in ("out", "ws")}
-    lines = []
+    lines = ["enable f16;"] if f16 else []
     for b, bd in enumerate(bindings):
         access = "read_write" if (bd["buffer"] == "arena") else "read"
         if bd["buffer"] != "arena" and b in writes:
@@ -311,8 +323,12 @@ def _header(k: Kernel, bindings: list[dict], placed: dict) -> str:
     for j, o in enumerate(k.operands):
         b, off = placed[j]
         t = o.t
-        lines.append(f"fn cv{j}(w: u32) -> {t} {{ return {load_expr('w', t)}; }}")
-        lines.append(f"fn sv{j}(v: {t}) -> u32 {{ return {store_expr('v', o.dtype)}; }}")
+        if f16 and o.dtype == "float16":
+            lines.append(f"fn cv{j}(w: u32) -> f32 {{ return unpack2x16float(w).x; }}")
+            lines.append(f"fn sv{j}(v: f32) -> u32 {{ return pack2x16float(vec2<f32>(v, 0.0f)); }}")
+        else:
+            lines.append(f"fn cv{j}(w: u32) -> {t} {{ return {load_expr('w', t)}; }}")
+            lines.append(f"fn sv{j}(v: {t}) -> u32 {{ return {store_expr('v', o.dtype)}; }}")
         if vec[b]:
             lines.append(f"fn ld{j}(i: u32) -> vec4<u32> {{ return b{b}[{off // 4}u + i]; }}")
             if o.kind in ("out", "ws"):

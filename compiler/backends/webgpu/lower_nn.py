@@ -56,10 +56,14 @@ def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: s
                 label: str) -> Kernel:
     tm, tn = _tile(m), _tile(n)
     bm, bn = 16 * tm, 16 * tn
-    bk = 16 if (bm + bn) * 16 * 4 <= 16384 else 8
+    half = getattr(ctx, "f16", False) and all(t.dtype == "float16" for t in (ctx.ins[0], ctx.ins[1], ctx.outs[0]))
+    item = 2 if half else 4          # f16 mode stages float16 tiles as halves: twice the depth in the same bytes
+    bk = 16 if (bm + bn) * 16 * item <= 16384 else 8
+    if half and (bm + bn) * 32 * item <= 16384:
+        bk = 32
     return Kernel("gemm", {"M": m, "N": n, "K": k, "tm": tm, "tn": tn, "bm": bm, "bn": bn, "bk": bk, "a_fn": a_fn,
-                           "a_full": m % bm == 0 and k % bk == 0, "b_full": n % bn == 0 and k % bk == 0,
-                           "b_fn": b_fn, "epi": epi_lines, "wg_storage_bytes": (bm + bn) * bk * 4},
+                           "a_full": m % bm == 0 and k % bk == 0, "b_full": n % bn == 0 and k % bk == 0, "half": half,
+                           "b_fn": b_fn, "epi": epi_lines, "wg_storage_bytes": (bm + bn) * bk * item},
                   ops, groups=(-(-n // bn), -(-m // bm), batch), label=label)
 
 
