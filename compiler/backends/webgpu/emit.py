@@ -329,7 +329,13 @@ def _header(k: Kernel, bindings: list[dict], placed: dict, f16: bool = False) ->
         else:
             lines.append(f"fn cv{j}(w: u32) -> {t} {{ return {load_expr('w', t)}; }}")
             lines.append(f"fn sv{j}(v: {t}) -> u32 {{ return {store_expr('v', o.dtype)}; }}")
-        if vec[b]:
+        if o.vec4 and not vec[b]:                 # a vec4 operand in a binding shared with scalar ones
+            lines.append(f"fn ld{j}(i: u32) -> vec4<u32> {{ let q = {off}u + 4u * i; "
+                         f"return vec4<u32>(b{b}[q], b{b}[q + 1u], b{b}[q + 2u], b{b}[q + 3u]); }}")
+            if o.kind in ("out", "ws"):
+                lines.append(f"fn st{j}(i: u32, v: vec4<u32>) {{ let q = {off}u + 4u * i; "
+                             f"b{b}[q] = v.x; b{b}[q + 1u] = v.y; b{b}[q + 2u] = v.z; b{b}[q + 3u] = v.w; }}")
+        elif vec[b]:
             lines.append(f"fn ld{j}(i: u32) -> vec4<u32> {{ return b{b}[{off // 4}u + i]; }}")
             if o.kind in ("out", "ws"):
                 lines.append(f"fn st{j}(i: u32, v: vec4<u32>) {{ b{b}[{off // 4}u + i] = v; }}")

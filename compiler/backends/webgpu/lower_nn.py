@@ -53,7 +53,10 @@ def _epilogue(ctx: Ctx, first_extra: int, ops: list, value: str, oi: str) -> lis
 
 
 def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: str, b_fn: str, epi_lines: list,
-                label: str) -> Kernel:
+                label: str, vec_fns: tuple | None = None) -> Kernel:
+    """The tiled GEMM dispatch. ``a_fn`` / ``b_fn``: WGSL bodies returning A[z](m, k) and B[z](k, c) as f32;
+    ``vec_fns``: bodies (or "") returning 4 consecutive k of A / 4 consecutive c of B as vec4<f32>, used for a
+    side whose tiles are all full (operand 0 / 1 is then bound as vec4 words)."""
     tm, tn = _tile(m), _tile(n)
     bm, bn = 16 * tm, 16 * tn
     half = getattr(ctx, "f16", False) and all(t.dtype == "float16" for t in (ctx.ins[0], ctx.ins[1], ctx.outs[0]))
@@ -61,8 +64,13 @@ def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: s
     bk = 16 if (bm + bn) * 16 * item <= 16384 else 8
     if half and (bm + bn) * 32 * item <= 16384:
         bk = 32
+    a_full, b_full = m % bm == 0 and k % bk == 0, n % bn == 0 and k % bk == 0
+    vec_a = bool(vec_fns and vec_fns[0]) and a_full and not half and k % 4 == 0
+    vec_b = bool(vec_fns and vec_fns[1]) and b_full and not half and n % 4 == 0
+    ops[0].vec4, ops[1].vec4 = vec_a, vec_b
     return Kernel("gemm", {"M": m, "N": n, "K": k, "tm": tm, "tn": tn, "bm": bm, "bn": bn, "bk": bk, "a_fn": a_fn,
-                           "a_full": m % bm == 0 and k % bk == 0, "b_full": n % bn == 0 and k % bk == 0, "half": half,
+                           "a_full": a_full, "b_full": b_full, "half": half, "vec_a": vec_a, "vec_b": vec_b,
+                           "a4_fn": vec_fns[0] if vec_a else "", "b4_fn": vec_fns[1] if vec_b else "",
                            "b_fn": b_fn, "epi": epi_lines, "wg_storage_bytes": (bm + bn) * bk * item},
                   ops, groups=(-(-n // bn), -(-m // bm), batch), label=label)
 
@@ -91,11 +99,13 @@ def _matmul(ctx: Ctx, first_extra: int) -> Lowered:
     zl = " ".join(zlines)
     a_fn = f"{zl} return ld0({za} + m * {kk}u + k);"
     b_fn = f"{zl} return ld1({zb} + k * {n}u + c);"
+    vec_fns = (f"{zl} return bitcast<vec4<f32>>(ld0(({za} + m * {kk}u + k) / 4u));",
+               f"{zl} return bitcast<vec4<f32>>(ld1(({zb} + k * {n}u + c) / 4u));")
     oi = f"z * {m * n}u + m * {n}u + c"
     epi = [f"let oi = {oi};"] + _epilogue(ctx, first_extra, ops, "acc", "oi")
     ops.append(ctx.y())
     epi.append(f"st{len(ops) - 1}(oi, v);")
-    return Lowered([gemm_kernel(ctx, m, n, kk, nb, ops, a_fn, b_fn, epi, ctx.node.op)])
+    return Lowered([gemm_kernel(ctx, m, n, kk, nb, ops, a_fn, b_fn, epi, ctx.node.op, vec_fns)])
 
 
 lowering("webgpu", "MatMul")(lambda ctx: _matmul(ctx, 2))
@@ -167,6 +177,7 @@ def _conv(ctx: Ctx) -> Lowered:
     ops = [ctx.x(1), ctx.x(0)]
     kdim = cg * taps
     a_fn = f"let g = z % {g}u; return ld0((g * {mg}u + m) * {kdim}u + k);"
+    a4_fn = f"let g = z % {g}u; return bitcast<vec4<f32>>(ld0(((g * {mg}u + m) * {kdim}u + k) / 4u));"
     b_fn = (f"let b = z / {g}u; let g = z % {g}u; let ci = k / {taps}u; let r = k % {taps}u; "
             f"let oy = c / {ow}u; let ox = c % {ow}u; "
             f"let iy = i32(oy * {st[0]}u + (r / {kw}u) * {dl[0]}u) - {pd[0][0]}i; "
@@ -183,7 +194,7 @@ def _conv(ctx: Ctx) -> Lowered:
     epi.append(f"st{len(ops) - 1}(oi, v);")
     if nb * g > 65535:
         raise unsupported(ctx.node, "more than 65535 batch x group")
-    return Lowered([gemm_kernel(ctx, mg, oh * ow, kdim, nb * g, ops, a_fn, b_fn, epi, ctx.node.op)])
+    return Lowered([gemm_kernel(ctx, mg, oh * ow, kdim, nb * g, ops, a_fn, b_fn, epi, ctx.node.op, (a4_fn, ""))])
 
 
 def _conv_direct(ctx: Ctx, kernel, strides, dil, pads, outs) -> Lowered:
