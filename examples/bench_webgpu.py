@@ -5,7 +5,8 @@
 Prints, per real model: max abs error against the stored onnxruntime outputs, median latency of one inference
 through bornrt_webgpu (inputs written, one submit, outputs mapped) and of the GPU part alone (submit to mapped),
 dispatches and submits per inference, and PyTorch's median latency for the same ONNX model (converted with
-onnx2torch when it is installed; CUDA, TF32 off). Then our tiled matmul, implicit-GEMM conv and elementwise
+onnx2torch when it is installed, after Constant nodes become initializers and GlobalMaxPool a ReduceMax; CUDA,
+TF32 off). Then our tiled matmul, implicit-GEMM conv and elementwise
 kernels against torch.matmul / conv2d / add: each kernel dispatched K times in one compute pass, one submit,
 timed to a small readback (medians of several repeats). A benchmark, not a test: figures vary with clocks and load.
 """
@@ -50,13 +51,41 @@ def _cuda() -> bool:
     return torch is not None and torch.cuda.is_available()
 
 
-def torch_latency(path: Path, feeds: dict, runs: int) -> tuple[float | None, str]:
-    """Median ms of the ONNX model converted to PyTorch (onnx2torch), on CUDA with TF32 off."""
+def _for_onnx2torch(proto):
+    """The same model in forms onnx2torch converts: Constant nodes as initializers, GlobalMaxPool as ReduceMax
+    over the spatial axes (keepdims). Semantics are unchanged."""
+    from onnx import numpy_helper
+    g = proto.graph
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 18)
+    keep = []
+    for n in g.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            t = numpy_helper.from_array(numpy_helper.to_array(n.attribute[0].t), n.output[0])
+            g.initializer.append(t)
+            continue
+        if n.op_type == "GlobalMaxPool":
+            rank = next((len(v.type.tensor_type.shape.dim) for v in list(g.value_info) + list(g.input) if v.name == n.input[0]), 3)
+            if opset >= 18:
+                axes = helper.make_tensor(n.output[0] + "_axes", TensorProto.INT64, [rank - 2], list(range(2, rank)))
+                g.initializer.append(axes)
+                keep.append(helper.make_node("ReduceMax", [n.input[0], axes.name], list(n.output), keepdims=1))
+            else:
+                keep.append(helper.make_node("ReduceMax", [n.input[0]], list(n.output), keepdims=1, axes=list(range(2, rank))))
+            continue
+        keep.append(n)
+    del g.node[:]
+    g.node.extend(keep)
+    return proto
+
+
+def torch_latency(path: Path, feeds: dict, runs: int, expected: dict | None = None) -> tuple[float | None, str]:
+    """Median ms of the ONNX model converted to PyTorch (onnx2torch), on CUDA with TF32 off; the note gives the
+    converted model's max abs error against the expected outputs (a check of the conversion)."""
     if not _cuda():
         return None, "no CUDA"
     try:
         from onnx2torch import convert
-        net = convert(onnx.load(str(path))).cuda().eval()
+        net = convert(_for_onnx2torch(onnx.load(str(path)))).cuda().eval()
     except Exception as ex:  # noqa: BLE001 - not every model converts
         return None, f"onnx2torch: {str(ex).splitlines()[0][:80]}"
     proto = onnx.load(str(path), load_external_data=False)
@@ -68,7 +97,14 @@ def torch_latency(path: Path, feeds: dict, runs: int) -> tuple[float | None, str
             net(*args)
         torch.cuda.synchronize()
     try:
-        return _median(step, runs), ""
+        with torch.no_grad():
+            got = net(*args)
+        got = [got] if isinstance(got, torch.Tensor) else list(got)
+        note = ""
+        if expected:
+            errs = [float(np.max(np.abs(g.detach().cpu().numpy().astype(np.float64) - e))) for g, e in zip(got, expected.values())]
+            note = f"err {max(errs):.2e}"
+        return _median(step, runs), note
     except Exception as ex:  # noqa: BLE001
         return None, f"torch run: {str(ex).splitlines()[0][:80]}"
 
@@ -94,11 +130,12 @@ def bench_models(folder: Path, runs: int) -> list[dict]:
                 waits.append(timing["gpu_wait_ms"])
             row = {"model": d.name, "max_abs_err": err, "ms": total, "gpu_ms": statistics.median(waits),
                    "dispatches": m.dispatches, "submits": m.submits}
-        row["torch_ms"], row["torch_note"] = torch_latency(d / "model.onnx", feeds, runs)
+        row["torch_ms"], row["torch_note"] = torch_latency(d / "model.onnx", feeds, runs, expected)
         rows.append(row)
         print(f"{d.name:28s} err {err:9.2e}  bornc {row['ms']:9.3f} ms (GPU part {row['gpu_ms']:8.3f})  "
               f"{row['dispatches']:4d} dispatches, {row['submits']} submit   torch "
-              + (f"{row['torch_ms']:8.3f} ms" if row["torch_ms"] is not None else row["torch_note"]), flush=True)
+              + (f"{row['torch_ms']:8.3f} ms ({row['torch_note']})" if row["torch_ms"] is not None else row["torch_note"]),
+              flush=True)
     return rows
 
 

@@ -96,14 +96,14 @@ export async function loadBundle(base = ".") {
   let rb = 0;
   const where = m.outputs.map((o) => { const p = rb; rb += round256(o.bytes); return p; });
   const readback = device.createBuffer({ size: round256(rb), usage: U.MAP_READ | U.COPY_DST });
-  const pipelines = {};
-  for (const k of m.webgpu.kernels) {
+  const pipelines = {};                 // shader modules compiled concurrently
+  await Promise.all(m.webgpu.kernels.map(async (k) => {
     const module = device.createShaderModule({ code: await fetchOk(`${base}/${k}`, "text"), label: k });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((x) => x.type === "error");
     if (errors.length) throw new BundleError(`${k}: ` + errors.map((x) => `line ${x.lineNum}: ${x.message}`).join("; "));
     pipelines[k] = await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" }, label: k });
-  }
+  }));
   const buffers = { arena, weights };
   const steps = m.dispatches.map((d) => {
     const pipeline = pipelines[d.kernel];

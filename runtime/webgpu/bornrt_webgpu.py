@@ -204,7 +204,7 @@ def _to_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
         return a.copy()
     if dtype == "bool":
         return a != 0
-    if dtype == "bfloat16" or dtype.startswith(("int4", "uint4", "int2", "uint2")):
+    if dtype == "bfloat16" or dtype.startswith(("int4", "uint4", "int2", "uint2", "float8", "float4")):
         import ml_dtypes
         return a.astype(getattr(ml_dtypes, dtype))
     return a.astype(dtype)

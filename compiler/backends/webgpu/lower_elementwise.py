@@ -12,7 +12,7 @@ import numpy as np
 from ...ops.composite import registry_node
 from ...ops.registry import attrs_with_defaults, get, lowering
 from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
-from .wgsl import EXPR, FLOAT_ONLY, INT_ONLY, PREDICATES, convert, lit
+from .wgsl import EXPR, FLOAT_ONLY, INT_ONLY, PREDICATES, SMALL_FLOATS, convert, lit, small_float
 
 
 def program_lines(program: list, args: list[str], t: str, prefix: str = "t") -> tuple[list[str], str]:
@@ -160,6 +160,11 @@ def _cast(ctx: Ctx) -> Lowered:
     src, dst = ctx.t(0), ctx.ot()
     ins = operand_args(ctx, [0])
     d = ctx.outs[0].dtype
+    if d == "float8_e8m0fnu" or ctx.ins[0].dtype == "float8_e8m0fnu":
+        raise unsupported(ctx.node, "float8_e8m0fnu")
+    if d in SMALL_FLOATS:                    # rounded here with the node's saturate flag
+        sat = bool(ctx.attrs.get("saturate", 1))
+        return Lowered([elementwise(ctx, ins, lambda a: ([], small_float(convert(a[0], src, "f32"), d, sat)))])
     return Lowered([elementwise(ctx, ins, lambda a: ([], convert(a[0], src, dst, d)))])
 
 
@@ -208,8 +213,6 @@ def _quant_ins(ctx: Ctx) -> list:
     ins = [operand_args(ctx, [0])[0]]
     for i in (1, 2):
         if ctx.has(i):
-            if ctx.ins[i].dtype.startswith(("float8", "float4")):
-                raise unsupported(ctx.node, ctx.ins[i].dtype)
             opnd, _, litv, lt = operand_args(ctx, [i])[0]
             ins.append((opnd, _qparam_shape(ctx, i, ax), litv, lt))
     return ins
@@ -238,10 +241,19 @@ _INT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), 
 def _quantize(ctx: Ctx) -> Lowered:
     """y = saturate(round_half_even(x / scale) + zero_point), per tensor or per axis (ONNX QuantizeLinear)."""
     od = ctx.outs[0].dtype
-    if od not in _INT_RANGE or od in ("int32", "uint32"):
-        raise unsupported(ctx.node, f"{od} output")
     ins = _quant_ins(ctx)
     ts = [x[3] for x in ins]
+    if od in SMALL_FLOATS:                   # float8 / float4: x / scale + zero point, rounded to the format
+        sat = bool(ctx.attrs.get("saturate", 1))
+
+        def fbody(a):
+            y = f"{convert(a[0], ts[0], 'f32')} / {convert(a[1], ts[1], 'f32')}"
+            if len(a) > 2:
+                y = f"{y} + {convert(a[2], ts[2], 'f32')}"
+            return [], small_float(y, od, sat)
+        return Lowered([elementwise(ctx, ins, fbody)])
+    if od not in _INT_RANGE or od in ("int32", "uint32"):
+        raise unsupported(ctx.node, f"{od} output")
     lo, hi = _INT_RANGE[od]
     ot = ctx.ot()
 

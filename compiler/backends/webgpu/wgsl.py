@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-GPU_TYPE = {"float32": "f32", "float16": "f32", "bfloat16": "f32",
+GPU_TYPE = {"float32": "f32", "float16": "f32", "bfloat16": "f32", "float8_e4m3fn": "f32", "float8_e4m3fnuz": "f32",
+            "float8_e5m2": "f32", "float8_e5m2fnuz": "f32", "float4_e2m1fn": "f32",
             "int32": "i32", "int64": "i32", "int16": "i32", "int8": "i32", "int4": "i32", "int2": "i32",
             "uint32": "u32", "uint64": "u32", "uint16": "u32", "uint8": "u32", "bool": "u32", "uint4": "u32",
             "uint2": "u32"}
@@ -247,6 +248,19 @@ fn bn_imod_floor(a: i32, b: i32) -> i32 {
     if (b == 0i) { return 0i; }
     let r = a % b; return select(r, r + b, r != 0i && ((r < 0i) != (b < 0i)));
 }
+fn bn_small_float(x: f32, mbits: u32, emin: i32, maxv: f32, sat: bool, has_inf: bool, nz: bool) -> f32 {
+    if (bn_isnan(x)) { return x; }
+    var v = x;
+    if (sat) { v = clamp(v, -maxv, maxv); } else if (bn_isinf(v)) { return select(bn_nan(), v, has_inf); }
+    let a = abs(v);
+    if (a == 0.0f) { return select(v, 0.0f, nz); }
+    let e = max(frexp(a).exp - 1i, emin);
+    let q = ldexp(1.0f, e - i32(mbits));
+    let r = round(a / q) * q;
+    if (r > maxv) { return select(bn_nan(), sign(v) * bn_inf(), has_inf); }
+    if (r == 0.0f && nz) { return 0.0f; }
+    return select(r, -r, v < 0.0f);
+}
 fn bn_round_f16(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0f))).x; }
 fn bn_round_bf16(x: f32) -> f32 {
     let u = bitcast<u32>(x);
@@ -254,6 +268,20 @@ fn bn_round_bf16(x: f32) -> f32 {
     return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
 }
 """
+
+
+#: float8/float4 formats held as f32 values on their grid: (mantissa bits, smallest normal exponent, largest
+#: finite value, has inf, no negative zero) -- the formats of the ONNX spec (docs/Float8.md), as ml_dtypes defines them
+SMALL_FLOATS = {"float8_e4m3fn": (3, -6, 448.0, False, False), "float8_e4m3fnuz": (3, -7, 240.0, False, True),
+                "float8_e5m2": (2, -14, 57344.0, True, False), "float8_e5m2fnuz": (2, -15, 57344.0, False, True),
+                "float4_e2m1fn": (1, 0, 6.0, False, False)}
+
+
+def small_float(v: str, dtype: str, saturate: bool) -> str:
+    """``v`` (f32) rounded to the float8/float4 format ``dtype``: round half to even, overflow to the largest
+    finite value when ``saturate`` else to inf (formats with inf) or NaN (ONNX Cast, "Saturation" table)."""
+    m, emin, mx, has_inf, nz = SMALL_FLOATS[dtype]
+    return f"bn_small_float({v}, {m}u, {emin}i, {lit(mx, 'f32')}, {lit(bool(saturate), 'bool')}, {lit(has_inf, 'bool')}, {lit(nz, 'bool')})"
 
 
 def store_expr(v: str, dtype: str) -> str:
@@ -265,6 +293,8 @@ def store_expr(v: str, dtype: str) -> str:
         return f"bitcast<u32>(bn_round_bf16({v}))"
     if dtype in ("float32",):
         return f"bitcast<u32>({v})"
+    if dtype in SMALL_FLOATS:
+        return f"bitcast<u32>({small_float(v, dtype, False)})"
     if dtype in ("int32", "int64"):
         return f"bitcast<u32>({v})"
     if dtype in ("int8", "int16", "int4", "int2"):
