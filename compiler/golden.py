@@ -89,8 +89,8 @@ def list_cases() -> list[str]:
 def model_path(case: GoldenCase) -> Path:
     """Resolve the case's model reference to a local file (fetching from PyPI when needed)."""
     m = case.model
-    if "path" in m:
-        p = repo_root() / m["path"]
+    if "path" in m:               # relative to the case folder, else to the repository root
+        p = case.folder / m["path"] if (case.folder / m["path"]).is_file() else repo_root() / m["path"]
     elif "package_file" in m:
         pkg, rel = m["package_file"].split(":", 1)
         spec = importlib.util.find_spec(pkg)

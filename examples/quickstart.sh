@@ -17,7 +17,7 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v arm-linux-gnuea
 fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,examples]'
 export PATH="$PWD/.venv/bin:$PATH"
 
 # The PaddleOCR text-direction classifier, from the rapidocr-onnxruntime wheel (sha256-verified, cached).

@@ -95,6 +95,16 @@ class Model:
         """True when every value in the main graph has a fully known tensor shape."""
         return all(getattr(t, "is_static", False) for t in self.graph.types.values())
 
+    def run(self, feeds: dict) -> dict:
+        """Run the model on the numpy reference interpreter: {input name: array} -> {output name: array}."""
+        from ..interpreter import run
+        return run(self, feeds)
+
+    def to_onnx(self, path=None):
+        """The model as an onnx.ModelProto (written to ``path`` when given); see bornc.export.to_onnx."""
+        from ..export import to_onnx
+        return to_onnx(self, path)
+
     def param_count(self) -> tuple[int, int]:
         """(number of parameters, bytes) over the main graph's constants."""
         arrays = [a for a in self.graph.constants.values() if isinstance(a, np.ndarray)]
