@@ -38,7 +38,7 @@ def golden_record(model: Model, feeds: dict, folder: str | Path, targets=("refer
     folder = Path(folder)
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
     model.to_onnx(folder / "model.onnx")
-    lines = [f'# recorded by bornc.golden_record', f'targets = {list(targets)!r}'.replace("'", '"'), "",
+    lines = ['# recorded by bornc.golden_record', f'targets = {list(targets)!r}'.replace("'", '"'), "",
              "[model]", 'path = "model.onnx"', "", "[inputs]"]
     for name in model.graph.inputs:
         f = golden.safe_name(name) + ".npy"

@@ -7,17 +7,14 @@ Tolerances: golden cases use their case.toml; real models the tolerances their c
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -251,7 +248,7 @@ def test_conformance_on_webgpu_reaches_the_goal():
     assert res["per_op"]["Conv"]["failed"] == 0 and res["per_op"]["MatMul"]["failed"] == 0
 
 
-_ = onnx, socket
+
 
 
 def test_f16_path_on_adapters_with_shader_f16(tmp_path):

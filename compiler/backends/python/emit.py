@@ -9,7 +9,6 @@ no call. Convolutions and pools get a planned workspace in the arena for their p
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shutil
 from pathlib import Path
@@ -28,7 +27,7 @@ from ...ops import registry
 from ...pyrt import rt
 from ...resources import resource_dir
 from ...targets import Target
-from ..weights import weights_file_image, weights_layout_of
+from ..weights import weights_file_image, weights_layout_of, write_manifest
 
 FORMAT_VERSION = 1
 #: dtypes numpy has on the device (no ml_dtypes there): bfloat16, float8, int4/int2 and strings are not.
@@ -276,13 +275,4 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
         "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
         "python": {"module": "model.py", "runtime": "bornrt.py", "requires": "Python >= 3.8, numpy >= 1.21"},
     }
-    if self_test:
-        arrays = {f"in_{k}": np.asarray(self_test["inputs"][v]) for k, v in enumerate(inputs)}
-        arrays.update({f"out_{k}": np.asarray(self_test["outputs"][v]) for k, v in enumerate(outputs)})
-        np.savez(out / "selftest.npz", **arrays)
-        manifest["self_test"] = {"rtol": float(self_test.get("rtol", 1e-3)), "atol": float(self_test.get("atol", 1e-4))}
-    elif (out / "selftest.npz").exists():
-        (out / "selftest.npz").unlink()
-    manifest["files"] = sorted(p.name for p in out.iterdir() if p.is_file()) + ["manifest.json"]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(out, manifest, self_test, inputs, outputs)

@@ -9,7 +9,6 @@ of one buffer that overlap, or that would exceed the limit, are merged). Identic
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ...memory.liveness import VIEW_OPS
 from ...ops import registry
 from ...resources import resource_dir
 from ...targets import Target
-from ..weights import weights_file_image
+from ..weights import weights_file_image, write_manifest
 from . import lower_elementwise, lower_nn, lower_tensor  # noqa: F401  (register the lowerings)
 from .kernel import WG, Ctx, Kernel, Lowered
 from .lower_elementwise import identity_kernel
@@ -262,16 +261,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         "dispatches": dispatches,
         "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
     }
-    if self_test:
-        arrays = {f"in_{k}": np.asarray(self_test["inputs"][v]) for k, v in enumerate(g.inputs)}
-        arrays.update({f"out_{k}": np.asarray(self_test["outputs"][v]) for k, v in enumerate(g.outputs)})
-        np.savez(out / "selftest.npz", **arrays)
-        manifest["self_test"] = {"rtol": float(self_test.get("rtol", 1e-3)), "atol": float(self_test.get("atol", 1e-4))}
-    elif (out / "selftest.npz").exists():
-        (out / "selftest.npz").unlink()
-    manifest["files"] = sorted(p.name for p in out.iterdir() if p.is_file()) + ["manifest.json"]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(out, manifest, self_test, g.inputs, g.outputs)
 
 
 def _bind(ranges: list[tuple]) -> tuple[list[dict], dict]:

@@ -15,7 +15,7 @@ from ...ops.nn import _convtranspose_geometry, _pool_geometry
 from ...ops.registry import lowering
 from ...pyrt import rt
 from . import kernel as kernel_mod
-from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, contiguous_strides, decompose, offset, unsupported
+from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
 from .lower_elementwise import program_lines
 from .wgsl import lit
 
@@ -475,4 +475,3 @@ def _lstm(ctx: Ctx) -> Lowered:
                    workspace=dirs * batch * hsz * 3 * 4)
 
 
-_ = contiguous_strides

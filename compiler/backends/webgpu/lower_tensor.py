@@ -18,7 +18,7 @@ from ...pyrt import rt
 from . import kernel as kernel_mod
 from .kernel import Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
 from .lower_elementwise import identity_kernel
-from .wgsl import convert, lit
+from .wgsl import lit
 
 RED_WG = 64
 
@@ -231,12 +231,11 @@ def _reduce(ctx: Ctx, kind: str) -> Lowered:
     if kind == "mean" and r == 0:
         init = lit(np.nan, t) if t == "f32" else init
     comb = comb.replace("MAX", mx).replace("MIN", mn)
-    conv = (lambda e: e) if t == "f32" else (lambda e: e)
     return Lowered([Kernel("reduce", {"n": n, "r": r, "wg": RED_WG, "t": t, "init": init, "kind": kind,
                                       "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
                                       "red_index": decompose(rd, "j", "q"), "roff": offset(rs, "q"),
                                       "comb": comb, "fin": fin.replace("f32({n})", f"f32({r})" if t == "f32" else lit(max(r, 1), t)), "map": mp,
-                                      "two_pass": kind == "logsumexp", "conv": conv("acc")},
+                                      "two_pass": kind == "logsumexp"},
                            [ctx.x(0), ctx.y()], groups=_groups(n), label=ctx.node.op)])
 
 
@@ -379,7 +378,6 @@ def _resize(ctx: Ctx) -> Lowered:
             nz = np.flatnonzero(row)[:taps]
             idx[j, :len(nz)] = nz
             w[j, :len(nz)] = row[nz]
-        outer = int(np.prod(cur[:ax], dtype=np.int64))
         inner = int(np.prod(cur[ax + 1:], dtype=np.int64))
         src = ctx.x(0) if p == 0 else ctx.ws((p - 1) % 2 * ws_elems, int(np.prod(cur, dtype=np.int64)))
         last = p == len(passes) - 1
@@ -464,4 +462,3 @@ def _scatter(ctx: Ctx, kind: str) -> Lowered:
 
 lowering("webgpu", "ScatterElements")(lambda ctx: _scatter(ctx, "elements"))
 lowering("webgpu", "ScatterND")(lambda ctx: _scatter(ctx, "nd"))
-_ = convert
