@@ -48,7 +48,8 @@ class Input:
     """A model input for :func:`trace`: name, static shape (tuple of ints) and dtype name (default float32)."""
 
     def __init__(self, name: str, shape, dtype: str = "float32"):
-        self.name, self.shape, self.dtype = name, tuple(int(d) for d in shape), str(np.dtype(dtype)) if dtype != "bfloat16" else dtype
+        from .ir.types import dtype_name
+        self.name, self.shape, self.dtype = name, tuple(int(d) for d in shape), dtype_name(dtype)
 
 
 class _Tracer:
@@ -341,5 +342,4 @@ def op_functions() -> dict:
         f.__doc__ = f"ONNX {op} (inputs positionally, attributes as keywords; see the ONNX operator spec)."
         out[_snake(op)] = f
     out["matmul"] = out["mat_mul"]
-    out["equal"] = out["equal"]
     return out

@@ -102,16 +102,7 @@ def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram
     out = Path(out_dir)
     code = sum((out / f).stat().st_size for f in ("bornrt.py", "model.py"))
     io = sum(_nbytes(x) for x in manifest["inputs"] + manifest["outputs"] if x["shape"] is not None)
-    res.ram_bytes = manifest["arena_bytes"] + io + manifest["weights_bytes"]
-    res.flash_bytes = code + manifest["weights_bytes"]
-    ram_budget = ram if ram is not None else t.ram_bytes
-    flash_budget = flash if flash is not None else t.flash_bytes
-    manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
-                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": 0}
-    import json
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    _check_budget(t, res, ram_budget, flash_budget)
-    return res
+    return _finish(res, t, out, manifest["arena_bytes"] + io + manifest["weights_bytes"], code, ram, flash)
 
 
 def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source) -> CompileResult:
@@ -122,8 +113,14 @@ def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram
     res = CompileResult(manifest)
     out = Path(out_dir)
     code = sum((out / k).stat().st_size for k in manifest["webgpu"]["kernels"])
-    res.ram_bytes = manifest["arena_bytes"] + manifest["weights_bytes"] + sum(o["bytes"] for o in manifest["outputs"])
-    res.flash_bytes = code + manifest["weights_bytes"]
+    ram_needed = manifest["arena_bytes"] + manifest["weights_bytes"] + sum(o["bytes"] for o in manifest["outputs"])
+    return _finish(res, t, out, ram_needed, code, ram, flash)
+
+
+def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash) -> CompileResult:
+    """Record RAM/storage needs (bytes; storage = code + weights) and budgets in the manifest, write it, check."""
+    manifest = res.manifest
+    res.ram_bytes, res.flash_bytes = ram_needed, code + manifest["weights_bytes"]
     ram_budget = ram if ram is not None else t.ram_bytes
     flash_budget = flash if flash is not None else t.flash_bytes
     manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,

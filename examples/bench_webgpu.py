@@ -18,7 +18,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from onnx import TensorProto, helper
 
 import bornc
 from bornc.backends.webgpu.runner import load_webgpu_artifact
+from bornc.bench import _median_ms
 from bornc.compile import compile_model
 from bornc.frontend.onnx_import import from_proto
 
@@ -37,14 +37,7 @@ except ImportError:           # the figures beside PyTorch are then left out
 
 
 def _median(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts)
+    return _median_ms(fn, runs, warmup)
 
 
 def _cuda() -> bool:
@@ -255,8 +248,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     from bornc.backends.webgpu.runner import host
-    _, dev = host().get_device()
-    adapter = host()._DEVICES[next(iter(host()._DEVICES))][0]
+    adapter, _ = host().get_device()
     print(f"adapter: {adapter.info.get('device')} ({adapter.info.get('backend_type')}, {adapter.info.get('adapter_type')}); "
           f"torch: {torch.__version__ + (' ' + torch.cuda.get_device_name() if _cuda() else ' (no CUDA)') if torch else 'absent'}")
     res = {"adapter": dict(adapter.info), "models": bench_models(a.models, a.runs) if a.models else [],

@@ -163,8 +163,11 @@ class Model:
                 dev.queue.write_buffer(self.arena, spec["offset"], data)
         enc = dev.create_command_encoder()
         cp = enc.begin_compute_pass()
+        current = None
         for pl, bg, (x, y, z) in self.steps:
-            cp.set_pipeline(pl)
+            if pl is not current:                      # consecutive dispatches often share a kernel
+                cp.set_pipeline(pl)
+                current = pl
             cp.set_bind_group(0, bg)
             cp.dispatch_workgroups(x, y, z)
         cp.end()

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from ...ir.types import TensorType
 from ..c.lowering import LowerCtx, broadcast_strides, collapse, contiguous_strides  # noqa: F401  (shared helpers)
 from .wgsl import gpu_type
 
@@ -114,6 +113,3 @@ def offset(strides: list[int], prefix: str = "c", base: int = 0) -> str:
 def unsupported(node, why: str) -> UnsupportedOpError:
     return UnsupportedOpError({f"{node.op} ({why})": [node.name]})
 
-
-def static_tensor(t) -> bool:
-    return isinstance(t, TensorType) and t.is_static

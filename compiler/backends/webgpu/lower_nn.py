@@ -357,14 +357,10 @@ def _lrn(ctx: Ctx) -> Lowered:
 def _normalize(ctx: Ctx, axes: list, scale_idx: str | None, bias_idx: str | None, eps: float, rms: bool = False) -> Lowered:
     """(x - mean) / sqrt(var + eps) * scale + bias over ``axes`` (contiguous tail or any set), one workgroup per
     row; ``scale_idx`` / ``bias_idx``: WGSL index expressions in the row number ``o`` and position ``j``."""
-    from .lower_tensor import RED_WG, _groups, _reduce_axes
-    xs = list(ctx.shape(0))
-    n = ctx.outs[0].size
-    if n == 0:
+    from .lower_tensor import _groups, row_params
+    if ctx.outs[0].size == 0:
         return Lowered([])
-    kd, ks, rd, rs = _reduce_axes(ctx, axes)
-    r = int(np.prod([xs[a] for a in axes], dtype=np.int64))
-    rows = n // max(r, 1)
+    rp = row_params(ctx, axes)
     ops = [ctx.x(0)]
     sc = bi = ""
     if scale_idx is not None:
@@ -379,11 +375,9 @@ def _normalize(ctx: Ctx, axes: list, scale_idx: str | None, bias_idx: str | None
         if len(ctx.node.outputs) > k and ctx.node.outputs[k]:
             ops.append(ctx.y(k))
             extra.append((len(ops) - 1, "mean" if k == 1 else "inv"))
-    return Lowered([Kernel("normalize", {"rows": rows, "r": r, "wg": RED_WG, "out_index": decompose(kd, "o", "k"),
-                                         "base": offset(ks, "k"), "red_index": decompose(rd, "j", "q"),
-                                         "roff": offset(rs, "q"), "eps": lit(eps, "f32"), "scale": sc, "bias": bi,
+    return Lowered([Kernel("normalize", {**rp, "eps": lit(eps, "f32"), "scale": sc, "bias": bi,
                                          "y": len(ops) - 1 - len(extra), "extra": extra, "rms": rms},
-                           ops, groups=_groups(rows), label=ctx.node.op)])
+                           ops, groups=_groups(rp["rows"]), label=ctx.node.op)])
 
 
 @lowering("webgpu", "LayerNormalization")

@@ -184,14 +184,29 @@ def _constant_of_shape(ctx: Ctx) -> Lowered:
 
 
 # ---------------------------------------------------------------------------------------------------- reductions
-def _reduce_axes(ctx: Ctx, axes) -> tuple[list, list, list, list]:
-    """(kept dims, kept strides, reduced dims, reduced strides) of input 0, each collapsed."""
-    xs = list(ctx.shape(0))
+def _reduce_axes_shape(xs: list, axes) -> tuple[list, list, list, list]:
+    """(kept dims, kept strides, reduced dims, reduced strides) of a row-major ``xs``, each collapsed."""
     st = contiguous_strides(xs)
     keep = [a for a in range(len(xs)) if a not in axes]
     kd, (ks,) = collapse([xs[a] for a in keep] or [1], [[st[a] for a in keep] or [0]])
     rd, (rs,) = collapse([xs[a] for a in axes] or [1], [[st[a] for a in axes] or [0]])
     return kd, ks, rd, rs
+
+
+def _reduce_axes(ctx: Ctx, axes) -> tuple[list, list, list, list]:
+    """(kept dims, kept strides, reduced dims, reduced strides) of input 0, each collapsed."""
+    return _reduce_axes_shape(list(ctx.shape(0)), axes)
+
+
+def row_params(ctx: Ctx, axes: list) -> dict:
+    """Template parameters of a one-workgroup-per-row kernel over ``axes`` of input 0: rows, r (elements per
+    row), and the WGSL lines and offsets that map row ``o`` and position ``j`` to elements."""
+    xs = list(ctx.shape(0))
+    kd, ks, rd, rs = _reduce_axes(ctx, axes)
+    r = int(np.prod([xs[a] for a in axes], dtype=np.int64))
+    return {"rows": int(np.prod(xs, dtype=np.int64)) // max(r, 1), "r": r, "wg": RED_WG,
+            "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"), "red_index": decompose(rd, "j", "q"),
+            "roff": offset(rs, "q")}
 
 
 _REDUCE = {  # kind: (init, combine(acc, v), finish(acc, count), map(v))
@@ -203,24 +218,27 @@ _REDUCE = {  # kind: (init, combine(acc, v), finish(acc, count), map(v))
 }
 
 
-def _reduce(ctx: Ctx, kind: str) -> Lowered:
-    xs = list(ctx.shape(0))
-    rank = len(xs)
+def _reduce_op(ctx: Ctx, kind: str) -> Lowered:
+    """ReduceX: the axes input (opset 13/18) or attribute; none reduces everything unless noop_with_empty_axes."""
+    rank = len(ctx.shape(0))
     axes = ctx.consts[1] if ctx.has(1) else ctx.attrs.get("axes")
     if ctx.has(1) and axes is None:
         raise unsupported(ctx.node, "run-time axes")
     if axes is None or np.asarray(axes).size == 0:
         if ctx.attrs.get("noop_with_empty_axes"):
             return Lowered([identity_kernel(ctx)])
-        red = list(range(rank))
-    else:
-        red = sorted({int(a) % rank for a in np.asarray(axes).ravel()})
+        return _reduce(ctx, kind, list(range(rank)))
+    return _reduce(ctx, kind, sorted({int(a) % rank for a in np.asarray(axes).ravel()}))
+
+
+def _reduce(ctx: Ctx, kind: str, red: list) -> Lowered:
+    """Reduction ``kind`` of input 0 over axes ``red``, one workgroup per output element."""
     t = ctx.t(0)
     n = ctx.outs[0].size
-    r = int(np.prod([xs[a] for a in red], dtype=np.int64))
     if n == 0:
         return Lowered([])
-    kd, ks, rd, rs = _reduce_axes(ctx, red)
+    rp = row_params(ctx, red)
+    r = rp["r"]
     init, comb, fin, mp = _REDUCE[kind]
     if t == "f32":
         lo, hi, mx, mn = lit(-np.inf, t), lit(np.inf, t), "bn_max", "bn_min"
@@ -231,10 +249,7 @@ def _reduce(ctx: Ctx, kind: str) -> Lowered:
     if kind == "mean" and r == 0:
         init = lit(np.nan, t) if t == "f32" else init
     comb = comb.replace("MAX", mx).replace("MIN", mn)
-    return Lowered([Kernel("reduce", {"n": n, "r": r, "wg": RED_WG, "t": t, "init": init, "kind": kind,
-                                      "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
-                                      "red_index": decompose(rd, "j", "q"), "roff": offset(rs, "q"),
-                                      "comb": comb, "fin": fin.replace("f32({n})", f"f32({r})" if t == "f32" else lit(max(r, 1), t)), "map": mp,
+    return Lowered([Kernel("reduce", {**rp, "n": n, "t": t, "init": init, "kind": kind, "comb": comb, "fin": fin.replace("f32({n})", f"f32({r})" if t == "f32" else lit(max(r, 1), t)), "map": mp,
                                       "two_pass": kind == "logsumexp"},
                            [ctx.x(0), ctx.y()], groups=_groups(n), label=ctx.node.op)])
 
@@ -246,16 +261,11 @@ def _groups(n: int) -> tuple:
 for _op, _k in (("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
                 ("ReduceProd", "prod"), ("ReduceL1", "l1"), ("ReduceL2", "l2"), ("ReduceSumSquare", "sumsq"),
                 ("ReduceLogSumExp", "logsumexp"), ("ReduceLogSum", "logsum")):
-    lowering("webgpu", _op)(lambda ctx, k=_k: _reduce(ctx, k))
+    lowering("webgpu", _op)(lambda ctx, k=_k: _reduce_op(ctx, k))
 
 
 def _global_pool(ctx: Ctx, kind: str) -> Lowered:
-    return _reduce_fixed(ctx, kind, list(range(2, len(ctx.shape(0)))))
-
-
-def _reduce_fixed(ctx: Ctx, kind: str, axes: list) -> Lowered:
-    ctx.attrs = dict(ctx.attrs, axes=axes, noop_with_empty_axes=0)
-    return _reduce(ctx, kind)
+    return _reduce(ctx, kind, list(range(2, len(ctx.shape(0)))))
 
 
 lowering("webgpu", "GlobalAveragePool")(lambda ctx: _global_pool(ctx, "mean"))
@@ -291,16 +301,11 @@ def _softmax(ctx: Ctx, kind: str) -> Lowered:
         axes = list(range(ax, len(xs)))
     else:
         axes = [ax]
-    n = ctx.outs[0].size
-    if n == 0:
+    if ctx.outs[0].size == 0:
         return Lowered([])
-    kd, ks, rd, rs = _reduce_axes(ctx, axes)
-    r = int(np.prod([xs[a] for a in axes], dtype=np.int64))
-    rows = n // max(r, 1)
-    return Lowered([Kernel("softmax", {"rows": rows, "r": r, "wg": RED_WG, "kind": kind,
-                                       "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"),
-                                       "red_index": decompose(rd, "j", "q"), "roff": offset(rs, "q")},
-                           [ctx.x(0), ctx.y()], groups=_groups(rows), label=ctx.node.op)])
+    rp = row_params(ctx, axes)
+    return Lowered([Kernel("softmax", {**rp, "kind": kind}, [ctx.x(0), ctx.y()], groups=_groups(rp["rows"]),
+                           label=ctx.node.op)])
 
 
 lowering("webgpu", "Softmax")(lambda ctx: _softmax(ctx, "softmax"))
@@ -350,7 +355,7 @@ def _resize(ctx: Ctx) -> Lowered:
     a = ctx.attrs
     xs, out = list(ctx.shape(0)), list(ctx.oshape())
     if a["mode"] == "nearest" and a["coordinate_transformation_mode"] != "tf_crop_and_resize" and not a.get("antialias"):
-        return _probed_data(ctx)
+        return _probed(ctx)
     if any(ctx.has(k) and ctx.consts[k] is None for k in (1, 2, 3)):
         raise unsupported(ctx.node, "run-time roi, scales or sizes")
     roi = ctx.consts[1] if ctx.has(1) else None
@@ -393,10 +398,6 @@ def _resize(ctx: Ctx) -> Lowered:
     return Lowered(ks, workspace=(2 * ws_elems * 4) if len(passes) > 1 else 0)
 
 
-def _probed_data(ctx: Ctx) -> Lowered:
-    return _probed(ctx)
-
-
 lowering("webgpu", "Resize")(_resize)
 
 
@@ -410,20 +411,11 @@ def _topk(ctx: Ctx) -> Lowered:
     lines = int(np.prod(kd, dtype=np.int64))
     if lines == 0 or k == 0:
         return Lowered([])
-    ost = contiguous_strides(list(ctx.oshape()))
-    okd, oks, _, ors = _reduce_axes_shape(list(ctx.oshape()), [ax])
+    _, oks, _, ors = _reduce_axes_shape(list(ctx.oshape()), [ax])
     return Lowered([Kernel("topk", {"n": lines, "r": xs[ax], "k": k, "t": ctx.t(0), "largest": bool(ctx.attrs["largest"]),
                                     "out_index": decompose(kd, "o", "k"), "base": offset(ks, "k"), "stride": rs[0],
                                     "obase": offset(oks, "k"), "ostride": ors[0]},
-                           [ctx.x(0), ctx.y(0), ctx.y(1)], threads=lines, label="TopK")]) if ost else Lowered([])
-
-
-def _reduce_axes_shape(xs, axes):
-    st = contiguous_strides(xs)
-    keep = [a for a in range(len(xs)) if a not in axes]
-    kd, (ks,) = collapse([xs[a] for a in keep] or [1], [[st[a] for a in keep] or [0]])
-    rd, (rs,) = collapse([xs[a] for a in axes] or [1], [[st[a] for a in axes] or [0]])
-    return kd, ks, rd, rs
+                           [ctx.x(0), ctx.y(0), ctx.y(1)], threads=lines, label="TopK")])
 
 
 def _scatter(ctx: Ctx, kind: str) -> Lowered:
