@@ -259,10 +259,23 @@ def cmd_compile(args) -> int:
         from .interpreter import run
         self_test = {"inputs": feeds, "outputs": run(model, feeds), "rtol": 1e-3, "atol": 1e-4}
     name = args.name or Path(args.model).stem
+    quantize = None
+    if args.quantize:
+        from .quantize import RANDOM_WARNING, QuantizeConfig
+        quantize = QuantizeConfig.from_options(model, args.quantize, args.calibration, args.validation,
+                                               args.calibrate_method, args.keep_float, args.fallback_threshold)
+        if quantize.random_calibration:
+            print(RANDOM_WARNING, file=sys.stderr)
+    elif args.calibration or args.validation or args.keep_float:
+        raise BorncError("--calibration, --validation and --keep-float go with --quantize int8 (or fp16)")
     res = compile_model(model, target, args.output, name=name, opt_level=args.opt_level, weights=args.weights,
                         schedule=args.schedule, cflags=args.cflags.split() if args.cflags else None, self_test=self_test,
-                        ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model)
+                        ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model, quantize=quantize)
     m = res.manifest
+    if quantize is not None:
+        from .quantize import format_report
+        for line in format_report(m["quantization"]):
+            print(line)
     b = m["budget"]
     print(f"compiled {args.model} for {target.name} into {args.output}/ ({m['nodes']} kernels, weights {m['compile']['weights']})")
     print(f"  RAM     needed {b['ram_needed']:>14,} bytes (arena {m['arena_bytes']:,} + I/O + stack estimate {b['stack_estimate']:,}"
@@ -403,6 +416,15 @@ def cmd_golden(args) -> int:
     return 1 if bad or not rows else 0
 
 
+def _threshold(v: str):
+    if v.lower() == "none":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, not {v!r}") from None
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bornc", description="Compile ONNX models into standalone inference artifacts.")
@@ -442,6 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--flash", type=int, help="device storage in bytes (default: the target's)")
     sp.add_argument("--name", help="C symbol prefix (default: the model file name)")
     sp.add_argument("--no-build", action="store_true", help="write sources and Makefile only")
+    sp.add_argument("--quantize", choices=["int8", "fp16"],
+                    help="int8: static post-training quantization (needs --calibration); fp16: weights stored as float16")
+    sp.add_argument("--calibration", metavar="CAL.npz|DIR|random:N",
+                    help="calibration inputs: an .npz keyed by input name (sets stacked on a leading axis allowed), "
+                         "a folder of them, or random:N (smoke tests only: its accuracy figures mean nothing)")
+    sp.add_argument("--validation", metavar="VAL.npz|DIR",
+                    help="inputs for the accuracy report, distinct from calibration (default: every 4th calibration set, held out)")
+    sp.add_argument("--calibrate-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    sp.add_argument("--keep-float", metavar="NODE,...", help="node names to leave in float")
+    sp.add_argument("--fallback-threshold", type=_threshold, default=0.1, metavar="X|none",
+                    help="keep layers float whose own relative RMS output error exceeds X (default 0.1; none: never)")
     sp.set_defaults(fn=cmd_compile)
 
     sp = sub.add_parser("run", help="run a model with the reference interpreter, or a compiled artifact folder")

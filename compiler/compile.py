@@ -54,21 +54,22 @@ def _nbytes(t: dict) -> int:
 def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, name: str = "model", opt_level: int = 2,
                   weights: str = "auto", schedule: str = "topological", cflags: list | None = None,
                   self_test: dict | None = None, ram: int | None = None, flash: int | None = None,
-                  build: bool = True, source: str = "") -> CompileResult:
-    """Compile an imported model for ``target`` into ``out_dir``.
+                  build: bool = True, source: str = "", quantize=None) -> CompileResult:
+    """Compile an imported model for ``target`` into ``out_dir``; ``quantize`` (a bornc.quantize.QuantizeConfig)
+    runs post-training quantization inside the optimizer and puts its report in the manifest ("quantization").
 
     Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
     toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
     t = get_target(target) if isinstance(target, str) else target
     if t.backend == "python":
-        return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source)
+        return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source, quantize)
     if t.backend == "webgpu":
-        return _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source)
+        return _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source, quantize)
     if t.backend != "c":
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
     from .backends.c.build import build as build_c, text_size
-    optimized = optimize(model, opt_level)
+    optimized = optimize(model, opt_level, quantize=quantize)
     manifest = compile_c(optimized, t, out_dir, name=name, opt_level=opt_level, weights=weights, schedule=schedule,
                          self_test=self_test, source=source, cflags=cflags)
     res = CompileResult(manifest)
@@ -87,39 +88,50 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     flash_budget = flash if flash is not None else t.flash_bytes
     manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
                           "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": STACK_ESTIMATE_BYTES}
+    _record_quantization(manifest, quantize)
     import json
     (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _check_budget(t, res, ram_budget, flash_budget)
     return res
 
 
-def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source) -> CompileResult:
+def _record_quantization(manifest: dict, quantize) -> None:
+    if quantize is not None:
+        manifest["quantization"] = {**quantize.report, "artifact_weights_bytes": manifest["weights_bytes"]}
+        manifest["compile"]["quantize"] = quantize.mode
+
+
+def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source,
+                    quantize=None) -> CompileResult:
     """The python target: RAM = arena + I/O + weights (loaded into memory); storage = code files + weights."""
     from .backends.python import compile_python
-    manifest = compile_python(optimize(model, opt_level), t, out_dir, name=name, opt_level=opt_level, schedule=schedule,
+    manifest = compile_python(optimize(model, opt_level, quantize=quantize), t, out_dir, name=name, opt_level=opt_level, schedule=schedule,
                               self_test=self_test, source=source)
     res = CompileResult(manifest)
     out = Path(out_dir)
     code = sum((out / f).stat().st_size for f in ("bornrt.py", "model.py"))
     io = sum(_nbytes(x) for x in manifest["inputs"] + manifest["outputs"] if x["shape"] is not None)
-    return _finish(res, t, out, manifest["arena_bytes"] + io + manifest["weights_bytes"], code, ram, flash)
+    return _finish(res, t, out, manifest["arena_bytes"] + io + manifest["weights_bytes"], code, ram, flash, quantize)
 
 
-def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source) -> CompileResult:
+def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source,
+                    quantize=None) -> CompileResult:
     """The webgpu target: GPU memory = arena + weights (+ the output staging buffer); storage = kernels + weights."""
     from .backends.webgpu import compile_webgpu
-    manifest = compile_webgpu(optimize(model, opt_level), t, out_dir, name=name, opt_level=opt_level,
+    manifest = compile_webgpu(optimize(model, opt_level, quantize=quantize), t, out_dir, name=name, opt_level=opt_level,
                               schedule=schedule, self_test=self_test, source=source)
     res = CompileResult(manifest)
     out = Path(out_dir)
     code = sum((out / k).stat().st_size for k in manifest["webgpu"]["kernels"])
     ram_needed = manifest["arena_bytes"] + manifest["weights_bytes"] + sum(o["bytes"] for o in manifest["outputs"])
-    return _finish(res, t, out, ram_needed, code, ram, flash)
+    return _finish(res, t, out, ram_needed, code, ram, flash, quantize)
 
 
-def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash) -> CompileResult:
+def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash,
+            quantize=None) -> CompileResult:
     """Record RAM/storage needs (bytes; storage = code + weights) and budgets in the manifest, write it, check."""
     manifest = res.manifest
+    _record_quantization(manifest, quantize)
     res.ram_bytes, res.flash_bytes = ram_needed, code + manifest["weights_bytes"]
     ram_budget = ram if ram is not None else t.ram_bytes
     flash_budget = flash if flash is not None else t.flash_bytes

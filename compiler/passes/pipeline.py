@@ -49,26 +49,38 @@ class PassRecord:
     constants: int
 
 
-def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True) -> tuple[Model, list[PassRecord]]:
-    """Run the pipeline for ``opt_level``; returns the final model and the counts before/after each pass.
+def with_quantize(passes: list[Pass], quantize: Pass | None) -> list[Pass]:
+    """``passes`` with the quantization pass inserted before elementwise fusion (so it sees plain
+    Conv/Gemm/MatMul and Relu/Clip, with BatchNorm already folded), or at the end when there is none."""
+    if quantize is None:
+        return list(passes)
+    k = passes.index(fuse_elementwise) if fuse_elementwise in passes else len(passes)
+    return passes[:k] + [quantize] + passes[k:]
+
+
+def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True,
+                 quantize: Pass | None = None) -> tuple[Model, list[PassRecord]]:
+    """Run the pipeline for ``opt_level`` (with ``quantize`` inserted, see ``with_quantize``); returns the final
+    model and the counts before/after each pass.
 
     Raises VerifyError naming the pass (with the IR after it in the log at debug level) if a pass breaks an
     invariant."""
     if opt_level not in PIPELINES:
         raise ValueError(f"opt level must be one of {sorted(PIPELINES)}")
     records = [PassRecord("input", len(model.graph.nodes), len(model.graph.constants))]
-    for p in PIPELINES[opt_level]:
+    for p in with_quantize(PIPELINES[opt_level], quantize):
         model = p(model)
         if verify_each:
             try:
                 verify(model)
             except VerifyError as ex:
-                log.debug("IR after %s:\n%s", p.__name__, format_model(model))
-                raise VerifyError(f"after pass {p.__name__}: {ex}") from None
-        records.append(PassRecord(p.__name__, len(model.graph.nodes), len(model.graph.constants)))
+                pname = getattr(p, "__name__", type(p).__name__)
+                log.debug("IR after %s:\n%s", pname, format_model(model))
+                raise VerifyError(f"after pass {pname}: {ex}") from None
+        records.append(PassRecord(getattr(p, "__name__", type(p).__name__), len(model.graph.nodes), len(model.graph.constants)))
     return model, records
 
 
-def optimize(model: Model, opt_level: int = 2, verify_each: bool = True) -> Model:
-    """The model after the pipeline for ``opt_level``."""
-    return run_pipeline(model, opt_level, verify_each)[0]
+def optimize(model: Model, opt_level: int = 2, verify_each: bool = True, quantize: Pass | None = None) -> Model:
+    """The model after the pipeline for ``opt_level`` (and ``quantize``, when given)."""
+    return run_pipeline(model, opt_level, verify_each, quantize)[0]

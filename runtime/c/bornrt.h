@@ -254,4 +254,94 @@ static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak
 }
 #endif
 
+/* ---- int8 quantized GEMM (bornc QConv / QMatMul) ----
+ * Fixed-point requantization: acc * M with M = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31): gemmlowp's
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT (gemmlowp fixedpoint/fixedpoint.h), as TensorFlow
+ * Lite's MultiplyByQuantizedMultiplier (tensorflow/lite/kernels/internal/common.h); a positive shift multiplies
+ * first, saturating to int32. Bit-exact with bornrt.py's requantize. */
+static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) {
+    int64_t x = (int64_t)acc;
+    int64_t ab, v;
+    int32_t high;
+    if (shift > 0) {
+        x *= (int64_t)1 << shift;
+        x = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x);
+    }
+    ab = x * (int64_t)multiplier;
+    v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+    high = (int32_t)(v / ((int64_t)1 << 31));          /* C division truncates toward zero */
+    if (shift < 0) {
+        const int rs = -shift;
+        const int32_t mask = (int32_t)((1u << rs) - 1u);
+        const int32_t rem = high & mask;
+        const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+        high = (high >> rs) + (rem > threshold ? 1 : 0);
+    }
+    return high;
+}
+
+/* C[6 x 16] (int32) = A[6 x 2*KP2] * B[2*KP2 x 16] on int16 pairs: A[r * KP2 + kk] holds row r's (k = 2kk, 2kk + 1)
+ * values as two int16 in one int32 (low half first); B + kk * 32 holds, for each of the 16 columns t, the same two
+ * k as int16 at [2t], [2t + 1]. One pair product per lane is AVX2's vpmaddwd (AVX-VNNI / AVX512-VNNI: vpdpwssd,
+ * multiply and accumulate in one instruction); operands are 8-bit values widened to 16 bits, so nothing saturates. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, int32_t *C) {
+    __m256i c[6][2];
+    int r, kk;
+    for (r = 0; r < 6; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    for (kk = 0; kk < KP2; ++kk) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kk * 32u));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kk * 32u + 16u));
+        for (r = 0; r < 6; ++r) {
+            const __m256i a = _mm256_set1_epi32(A[(size_t)r * (size_t)KP2 + (size_t)kk]);
+#if defined(__AVXVNNI__)
+            c[r][0] = _mm256_dpwssd_avx_epi32(c[r][0], a, b0);
+            c[r][1] = _mm256_dpwssd_avx_epi32(c[r][1], a, b1);
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+            c[r][0] = _mm256_dpwssd_epi32(c[r][0], a, b0);
+            c[r][1] = _mm256_dpwssd_epi32(c[r][1], a, b1);
+#else
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(a, b0));
+            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(a, b1));
+#endif
+        }
+    }
+    for (r = 0; r < 6; ++r) {
+        _mm256_storeu_si256((__m256i *)(C + r * 16), c[r][0]);
+        _mm256_storeu_si256((__m256i *)(C + r * 16 + 8), c[r][1]);
+    }
+}
+#else
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, int32_t *C) {
+    int32_t acc[6][16];
+    int r, t, kk;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = 0;
+    for (kk = 0; kk < KP2; ++kk) {
+        const int16_t *b = B + (size_t)kk * 32u;
+        for (r = 0; r < 6; ++r) {
+            const int32_t pair = A[(size_t)r * (size_t)KP2 + (size_t)kk];
+            const int32_t lo = (int16_t)(pair & 0xffff), hi = (int16_t)((uint32_t)pair >> 16);
+            for (t = 0; t < 16; ++t) acc[r][t] += lo * b[2 * t] + hi * b[2 * t + 1];
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) C[r * 16 + t] = acc[r][t];
+}
+#endif
+
+/* Rows m0 .. m0+5 of int8 weights W (rows of K) as the int16 pairs bornc_qgemm_6x16 reads; rows past `rows` and
+ * the odd K's partner are zero. */
+static inline void bornc_qpack_a(const int8_t *W, int K, int rows, int32_t *A) {
+    const int KP2 = (K + 1) / 2;
+    int r, kk;
+    for (r = 0; r < 6; ++r)
+        for (kk = 0; kk < KP2; ++kk) {
+            const int32_t lo = r < rows ? W[(size_t)r * (size_t)K + (size_t)(2 * kk)] : 0;
+            const int32_t hi = r < rows && 2 * kk + 1 < K ? W[(size_t)r * (size_t)K + (size_t)(2 * kk + 1)] : 0;
+            A[(size_t)r * (size_t)KP2 + (size_t)kk] = (int32_t)(((uint32_t)(uint16_t)(int16_t)hi << 16) | (uint32_t)(uint16_t)(int16_t)lo);
+        }
+}
+
 #endif /* BORNRT_H */

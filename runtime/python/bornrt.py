@@ -1730,6 +1730,70 @@ def k_qlinear_conv(x, o, a, w):
     return (_requant(acc, mult / ys.astype(np.float64).reshape(()), yz, yz.dtype),)
 
 
+def requantize(acc, multiplier, shift, zero_point, lo, hi):
+    """int32 accumulators -> 8-bit codes: clamp(zero_point + acc * M, lo, hi) with M = multiplier * 2^(shift - 31)
+    in fixed point, bit-exact with the C runtime's ``bornc_requant``.
+
+    acc: int64 array (values of int32 range); multiplier: int64 array in [2^30, 2^31) broadcasting against acc
+    (per output channel) or scalar; shift: int64 the same way. The rounding is gemmlowp's
+    SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT (gemmlowp fixedpoint/fixedpoint.h), as in
+    TensorFlow Lite's MultiplyByQuantizedMultiplier (tensorflow/lite/kernels/internal/common.h); a positive
+    shift multiplies first, saturating to int32. Returns int64 codes in [lo, hi]."""
+    acc = np.asarray(acc, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    x = np.clip(np.left_shift(acc, np.maximum(shift, 0)), -(1 << 31), (1 << 31) - 1)
+    ab = x * np.asarray(multiplier, dtype=np.int64)
+    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(v >= 0, v >> 31, -((-v) >> 31))          # C's truncating division by 2^31
+    rs = np.maximum(-shift, 0)
+    mask = np.left_shift(np.int64(1), rs) - 1
+    out = np.right_shift(high, rs) + ((high & mask) > (mask >> 1) + (high < 0))
+    return np.clip(out + zero_point, lo, hi)
+
+
+def _per_channel(v, ndim, axis):
+    v = np.asarray(v, dtype=np.int64)
+    if v.size == 1:
+        return v.reshape(())
+    shape = [1] * ndim
+    shape[axis] = v.size
+    return v.reshape(shape)
+
+
+def qconv_acc(x, wt, bias, a, w):
+    """bornc QConv's int32 accumulators (int64 array): sum of (x - x_zero_point) * w over each window, plus the
+    int32 bias; padding reads as the zero point. Exact: computed in float64 (sums stay below 2^53)."""
+    v = x.astype(np.float64) - float(a["x_zero_point"])
+    acc = _conv_int(v, wt.astype(np.float64), a, w)
+    if bias is not None:
+        acc = acc + bias.astype(np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+    return np.rint(acc).astype(np.int64)
+
+
+def qmatmul_acc(x, wt, bias, a):
+    """bornc QMatMul's int32 accumulators (int64 array): (x - x_zero_point) @ w.T + bias, w (N, K) int8."""
+    acc = np.matmul(x.astype(np.float64) - float(a["x_zero_point"]), wt.astype(np.float64).T)
+    if bias is not None:
+        acc = acc + bias.astype(np.float64)
+    return np.rint(acc).astype(np.int64)
+
+
+@kernel("QConv")
+def k_qconv(x, o, a, w):
+    acc = qconv_acc(x[0], x[1], x[2] if len(x) > 2 else None, a, w)
+    y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, 1), _per_channel(a["shift"], acc.ndim, 1),
+                   a["y_zero_point"], a["qmin"], a["qmax"])
+    return (y.astype(np.uint8),)
+
+
+@kernel("QMatMul")
+def k_qmatmul(x, o, a, w):
+    acc = qmatmul_acc(x[0], x[1], x[2] if len(x) > 2 else None, a)
+    y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
+                   _per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
+    return (y.astype(np.uint8),)
+
+
 # ============================================================================================ control flow
 def _truthy(c):
     return bool(np.asarray(c).reshape(-1)[0])

@@ -22,7 +22,7 @@ from ...ir.types import TensorType
 from ...memory import plan_model
 from ...resources import resource_dir
 from ...targets import Target
-from . import lower_elementwise, lower_nn, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
+from . import lower_elementwise, lower_nn, lower_qint, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
 from .ctypes_ import C_DTYPE_ENUM, STORAGE_ONLY, ctype, literal
 from ..weights import weights_file_image, weights_layout_of
 from .lowering import lower_node

@@ -1,0 +1,69 @@
+"""C lowerings of bornc's integer layers QConv and QMatMul (see ``ops/qint.py``).
+
+Both run on the int16-pair GEMM micro-kernel of ``runtime/c/bornrt.h`` (bornc_qgemm_6x16: AVX2 vpmaddwd,
+AVX-VNNI / AVX512-VNNI vpdpwssd when the target's flags enable them, portable C elsewhere): uint8 activations
+minus their zero point and int8 weights are exact in int16, and each pair product sums in int32. Depthwise and
+other convolutions with fewer than 4 input channels per group run as direct loops. Requantization is the
+fixed-point ``bornc_requant``, bit-exact with the reference interpreter.
+"""
+from __future__ import annotations
+
+from ...ops.nn import _spatial
+from ...ops.registry import lowering
+from .lower_nn import _as2d, geometry2d, tap_ranges
+from .lowering import Lowered, LowerCtx, Stage
+
+#: Bytes of packed activations per block (int16 pairs): about half of a 512 KiB L2.
+PACK_BYTES = 256 * 1024
+
+
+def _requant_params(ctx: LowerCtx, m: int) -> dict:
+    a = ctx.attrs
+    mult, shift = list(a["multiplier"]), list(a["shift"])
+    if len(mult) == 1:
+        mult, shift = mult * m, shift * m
+    return {"multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift],
+            "x_zero_point": int(a["x_zero_point"]), "y_zero_point": int(a["y_zero_point"]),
+            "qmin": int(a["qmin"]), "qmax": int(a["qmax"]), "has_bias": ctx.has(2)}
+
+
+@lowering("c", "QConv", domain="bornc")
+def _qconv(ctx: LowerCtx) -> Lowered:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
+    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
+    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    n, c, h, w = _as2d(xs)
+    _, m, oh, ow = _as2d(ctx.oshape())
+    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
+    g = ctx.attrs["group"]
+    mg, cg = m // g, c // g
+    owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
+    geo = {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh, "OW": ow,
+           "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi, "P": oh * ow,
+           **_requant_params(ctx, m)}
+    args = [k for k in range(3) if ctx.has(k)]
+    k = cg * kh * kw
+    if cg < 4 or mg < 4:
+        return Lowered([Stage("qconv_direct", geo)], args)
+    kp2 = (k + 1) // 2
+    rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
+    cols = -(-rows * ow // 16) * kp2 * 32              # int16 elements of the packed block
+    return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "ROWS": rows, "COLS": cols})], args,
+                   workspace=cols * 2 + 6 * kp2 * 4)
+
+
+@lowering("c", "QMatMul", domain="bornc")
+def _qmatmul(ctx: LowerCtx) -> Lowered:
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    m, k = ws
+    r = 1
+    for d in xs[:-1]:
+        r *= d
+    kp2 = (k + 1) // 2
+    pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))
+    cols = pb * kp2 * 2
+    return Lowered([Stage("qmatmul", {"R": r, "K": k, "M": m, "KP2": kp2, "PB": pb, "COLS": cols,
+                                      **_requant_params(ctx, m)})],
+                   [i for i in range(3) if ctx.has(i)], workspace=cols * 2 + 6 * kp2 * 4)

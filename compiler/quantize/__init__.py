@@ -1,0 +1,225 @@
+"""Post-training quantization: ``bornc compile MODEL --quantize int8|fp16``.
+
+int8 (static): calibrate activation ranges on the float model (``calibrate``), rewrite Conv/Gemm/MatMul into
+integer layers (``int8.quantize_int8``), measure every layer's own error on the validation sets and keep the
+layers above ``fallback_threshold`` float (reported by name), then measure the outputs against float32. fp16:
+float32 weights stored as float16 (``fp16.quantize_fp16``). The pass runs inside the optimizer pipeline after
+BatchNorm folding and before elementwise/epilogue fusion (``passes.pipeline.optimize(quantize=...)``), so
+layers are still plain Conv/Gemm/MatMul(+Relu) when they are rewritten.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import BorncError
+from ..interpreter import run, run_node
+from ..ir.graph import Model
+from .calibrate import METHODS, collect_ranges, load_sets
+from .int8 import quantize_int8
+
+log = logging.getLogger(__name__)
+
+#: A layer whose own output error (relative RMS, see ``layer_errors``) exceeds this stays float.
+FALLBACK_THRESHOLD = 0.1
+RANDOM_WARNING = ("WARNING: --calibration random:N quantizes with ranges from random inputs; this is a smoke test "
+                  "and its accuracy figures mean nothing for real data")
+
+
+class QuantizeError(BorncError):
+    """Bad quantization options: unknown mode or method, --keep-float names that are not nodes, no data."""
+
+
+@dataclass
+class QuantizeConfig:
+    """What ``--quantize`` asks for. ``calibration``/``validation``: lists of {input name: array};
+    ``keep_float``: node names to leave float; ``fallback_threshold``: relative RMS error above which a layer
+    is kept float (None: never)."""
+
+    mode: str
+    calibration: list = field(default_factory=list)
+    validation: list = field(default_factory=list)
+    method: str = "minmax"
+    keep_float: frozenset = frozenset()
+    fallback_threshold: float | None = FALLBACK_THRESHOLD
+    random_calibration: bool = False
+    validation_source: str = ""
+    report: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, model: Model, mode: str, calibration: str | None = None, validation: str | None = None,
+                     method: str = "minmax", keep_float: str | None = None,
+                     fallback_threshold: float | None = FALLBACK_THRESHOLD) -> "QuantizeConfig":
+        """Build a config from CLI-style strings. Without ``validation`` the report uses every fourth
+        calibration set, held out of calibration (all sets when there are fewer than 2).
+
+        Raises QuantizeError / InputError for bad options or data."""
+        if mode not in ("int8", "fp16"):
+            raise QuantizeError(f"--quantize must be int8 or fp16, not {mode!r}")
+        if method not in METHODS:
+            raise QuantizeError(f"--calibrate-method must be one of {', '.join(METHODS)}, not {method!r}")
+        keep = frozenset(k.strip() for k in (keep_float or "").split(",") if k.strip())
+        names = {n.name for _, n in model.graph.walk()}
+        unknown = sorted(keep - names)
+        if unknown:
+            raise QuantizeError(f"--keep-float names no node of the model: {', '.join(unknown)}")
+        cfg = cls(mode, method=method, keep_float=keep, fallback_threshold=fallback_threshold)
+        if mode == "fp16":
+            if validation or calibration:
+                cal = load_sets(validation or calibration, model)[0]
+                cfg.validation, cfg.validation_source = cal, "validation" if validation else "calibration"
+            return cfg
+        if not calibration:
+            raise QuantizeError("--quantize int8 needs calibration data: --calibration CAL.npz (or a folder of "
+                                ".npz files, or random:N for a smoke test)")
+        cal, cfg.random_calibration = load_sets(calibration, model)
+        if validation:
+            cfg.calibration, cfg.validation = cal, load_sets(validation, model, seed=1)[0]
+            cfg.validation_source = "validation"
+        elif len(cal) >= 2:
+            cfg.validation = cal[3::4]
+            cfg.calibration = [s for i, s in enumerate(cal) if i % 4 != 3]
+            cfg.validation_source = "held-out calibration sets (every 4th)"
+        else:
+            cfg.calibration = cfg.validation = cal
+            cfg.validation_source = "the calibration set itself (give --validation for an honest figure)"
+        return cfg
+
+    def __call__(self, model: Model) -> Model:
+        """The pipeline pass: returns the quantized model and fills ``self.report`` (with the weights bytes of
+        the model before and after: constants of the main graph)."""
+        if self.mode == "fp16":
+            from .fp16 import quantize_fp16
+            q = quantize_fp16(model, self.keep_float)
+            self.report = {"mode": "fp16", **output_report(model, q, self.validation, self.validation_source)}
+        else:
+            q = self._int8(model)
+        self.report["weights_bytes_float32"] = model.param_count()[1]
+        self.report["weights_bytes_quantized"] = q.param_count()[1]
+        return q
+
+    def _int8(self, model: Model) -> Model:
+        g = model.graph
+        names = set(g.inputs) | {o for n in g.nodes for o in n.outputs if o}
+        names = {v for v in names if getattr(g.types.get(v), "dtype", None) == "float32"}
+        ranges = collect_ranges(model, self.calibration, names, self.method)
+        q, layers, weight_only = quantize_int8(model, ranges, self.keep_float)
+        errors = layer_errors(layers, q, self.validation)
+        fallback, errors0 = [], errors
+        if self.fallback_threshold is not None:
+            fallback = [ly.name for ly in layers if errors.get(ly.name, 0.0) > self.fallback_threshold]
+            if fallback:
+                q, layers, weight_only = quantize_int8(model, ranges, self.keep_float | set(fallback))
+                errors = layer_errors(layers, q, self.validation)
+        worst = sorted(layers, key=lambda ly: -errors.get(ly.name, 0.0))[:5]
+        self.report = {
+            "mode": "int8", "calibration_method": self.method, "calibration_sets": len(self.calibration),
+            "random_calibration": self.random_calibration,
+            "scheme": "activations uint8 per tensor asymmetric; weights int8 symmetric per output channel; bias "
+                      "int32; fixed-point requantization (TensorFlow Lite / gemmlowp)",
+            "integer_layers": len(layers), "weight_only_int8": weight_only,
+            "kept_float": sorted(self.keep_float),
+            "fallback_threshold": self.fallback_threshold,
+            "fallback_to_float": [{"node": n, "layer_error": round(errors0[n], 6)} for n in fallback],
+            "worst_layers": [{"node": ly.name, "op": ly.op, "layer_error": round(errors.get(ly.name, 0.0), 6)}
+                             for ly in worst],
+            **output_report(model, q, self.validation, self.validation_source),
+        }
+        if self.random_calibration:
+            self.report["warning"] = RANDOM_WARNING
+        return q
+
+
+def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
+    """{layer name: relative RMS error of the layer's own output}, over ``sets``.
+
+    For each integer layer, the float layer (its original nodes and float weights) runs on the same dequantized
+    uint8 input the integer layer received in the quantized model, and the error is
+    ||dequant(y_q) - y_float|| / ||y_float||: what quantizing this layer's weights and output costs, without the
+    error that earlier layers pass on."""
+    by_q = {ly.y_q: ly for ly in layers}
+    want = {ly.x_q for ly in layers} | set(by_q)
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
+    for feeds in sets:
+        seen: dict = {}
+
+        def observe(node, outs):
+            for name, v in zip(node.outputs, outs):
+                if name in want:
+                    seen[name] = v
+
+        run(qmodel, feeds, observe)
+        for ly in layers:
+            if ly.x_q not in seen or ly.y_q not in seen:
+                continue
+            sx, zx = ly.x_params
+            v = (seen[ly.x_q].astype(np.float64) - zx) * sx
+            val = {ly.x: v.astype(np.float32), **ly.consts}
+            for fn in ly.float_nodes:
+                outs = run_node(fn, [val.get(i) if i else None for i in fn.inputs], qmodel.opsets)
+                val.update(zip(fn.outputs, outs))
+            ref = val[ly.y].astype(np.float64)
+            sy, zy = ly.y_params
+            got = (seen[ly.y_q].astype(np.float64) - zy) * sy
+            num[ly.name] = num.get(ly.name, 0.0) + float(np.sum((got - ref) ** 2))
+            den[ly.name] = den.get(ly.name, 0.0) + float(np.sum(ref ** 2))
+    return {k: float(np.sqrt(num[k] / den[k])) if den[k] > 0 else float(np.sqrt(num[k])) for k in num}
+
+
+def output_report(fmodel: Model, qmodel: Model, sets: list, source: str) -> dict:
+    """Per output of the quantized model against the float32 one on ``sets``: max and mean abs error, cosine
+    similarity (all sets flattened together) and, for classifier outputs (one axis longer than 1), top-1
+    agreement (fraction of sets whose argmax matches)."""
+    if not sets:
+        return {"validation": "none given"}
+    rows: dict[str, dict] = {}
+    for feeds in sets:
+        f, q = run(fmodel, feeds), run(qmodel, feeds)
+        for k in fmodel.graph.outputs:
+            a, b = np.asarray(f[k], np.float64), np.asarray(q[k], np.float64)
+            r = rows.setdefault(k, {"f": [], "q": [], "top1": []})
+            r["f"].append(a.reshape(-1))
+            r["q"].append(b.reshape(-1))
+            if sum(d > 1 for d in a.shape) == 1 and a.dtype.kind == "f":
+                r["top1"].append(int(np.argmax(a)) == int(np.argmax(b)))
+    out = {}
+    for k, r in rows.items():
+        a, b = np.concatenate(r["f"]), np.concatenate(r["q"])
+        d = np.abs(a - b)
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        cos = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+        row = {"max_abs_err": float(d.max()) if d.size else 0.0, "mean_abs_err": float(d.mean()) if d.size else 0.0,
+               "cosine": cos}
+        if r["top1"]:
+            row["top1_agreement"] = float(np.mean(r["top1"]))
+        out[k] = row
+    return {"validation": f"{len(sets)} sets from {source}", "outputs": out}
+
+
+def format_report(report: dict) -> list[str]:
+    """The report as lines for the terminal."""
+    lines = []
+    weights_before, weights_after = report["weights_bytes_float32"], report["weights_bytes_quantized"]
+    if report.get("warning"):
+        lines.append(report["warning"])
+    lines.append(f"quantization {report['mode']}: weights {weights_before:,} -> {weights_after:,} bytes "
+                 f"({weights_before / max(weights_after, 1):.2f}x smaller)")
+    if report["mode"] == "int8":
+        lines.append(f"  {report['integer_layers']} integer layers, {len(report['weight_only_int8'])} weight-only int8 "
+                     f"tensors; calibration {report['calibration_method']} on {report['calibration_sets']} sets")
+        for f in report["fallback_to_float"]:
+            lines.append(f"  kept float (layer error {f['layer_error']:.3g} > {report['fallback_threshold']}): {f['node']}")
+        if report["kept_float"]:
+            lines.append(f"  kept float (--keep-float): {', '.join(report['kept_float'])}")
+        if report["worst_layers"]:
+            lines.append("  largest layer errors: " + ", ".join(f"{w['node']} {w['layer_error']:.3g}"
+                                                                for w in report["worst_layers"]))
+    lines.append(f"  against float32 on {report['validation']}:")
+    for k, r in report.get("outputs", {}).items():
+        lines.append(f"    {k}: cosine {r['cosine']:.5f}, max abs err {r['max_abs_err']:.4g}, mean abs err "
+                     f"{r['mean_abs_err']:.4g}" + (f", top-1 agreement {100 * r['top1_agreement']:.1f}%"
+                                                   if "top1_agreement" in r else ""))
+    return lines

@@ -1,0 +1,231 @@
+"""quantize_int8: rewrite Conv, Gemm and MatMul with constant weights into bornc's integer QConv / QMatMul.
+
+Scheme (what edge integer runtimes use; Jacob et al., CVPR 2018; TensorFlow Lite's int8 spec):
+
+- activations uint8, per tensor, asymmetric: scale = (hi - lo) / 255 over the calibrated range widened to hold
+  0, zero point = round(-lo / scale), so real 0 is exact (zero padding stays exact);
+- weights int8, symmetric per output channel in [-127, 127]: scale[c] = max|w[c]| / 127;
+- bias int32 with scale x_scale * w_scale[c]; requantization multiplier M[c] = x_scale * w_scale[c] / y_scale in
+  fixed point (``ops.qint.quantize_multiplier``);
+- a Relu or Clip with constant bounds that alone reads the product is folded into the requantization clamp.
+
+Each rewritten layer is QuantizeLinear (only where its input is not already uint8 from an earlier layer) ->
+QConv/QMatMul -> DequantizeLinear, the last writing the layer's original float output name; consecutive
+integer layers read each other's uint8 outputs directly, so the DequantizeLinear -> QuantizeLinear pair
+between them never exists. Float ops between layers (HardSwish, Add, Resize...) stay float.
+
+Weight-only int8: other float32 constants of at least ``MIN_WEIGHT_ELEMS`` elements read by ops without an
+integer kernel (LSTM, ConvTranspose, ...) are stored int8 per channel (axis 0, or 1 when axis 0 has size 1)
+and expanded by a DequantizeLinear node at run time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir.graph import Model, Node
+from ..ir.types import TensorType
+from ..ops import registry
+from ..ops.qint import quantize_multiplier
+from ..passes.eliminate_dead_code import eliminate_dead_code
+from ..passes.util import clone, consumers, fresh_name, use_counts
+
+MIN_WEIGHT_ELEMS = 1024
+
+
+@dataclass
+class Layer:
+    """One integer layer: the float node(s) it replaces (``float_nodes`` with the float constants they read in
+    ``consts``), the QConv/QMatMul node's name, its float input ``x`` and uint8 input ``x_q`` with their
+    (scale, zero point), and its float output name ``y`` (written by the DequantizeLinear) and uint8 ``y_q``."""
+
+    name: str
+    op: str
+    x: str
+    x_q: str
+    x_params: tuple
+    y: str
+    y_q: str
+    y_params: tuple
+    float_nodes: list = field(default_factory=list)
+    consts: dict = field(default_factory=dict)
+
+
+def activation_params(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero point) of uint8 asymmetric quantization of [lo, hi] widened to contain 0; scale is a
+    float32 value (as a Python float), zero point in [0, 255]."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
+        return 1.0, 0
+    scale = float(np.float32((hi - lo) / 255.0))
+    zp = int(np.clip(np.rint(-lo / scale), 0, 255))
+    return scale, zp
+
+
+def weight_params(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 codes, float32 scales) of symmetric per-channel quantization of ``w`` along ``axis``."""
+    red = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.max(np.abs(w.astype(np.float64)), axis=red) if w.ndim > 1 else np.abs(w.astype(np.float64))
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w.astype(np.float64) / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def _const(g, hint: str, value: np.ndarray) -> str:
+    name = fresh_name(g, hint)
+    g.constants[name] = value
+    g.types[name] = TensorType.of(value)
+    return name
+
+
+def _float_const(g, name: str) -> np.ndarray | None:
+    v = g.constants.get(name) if name else None
+    return v if isinstance(v, np.ndarray) and v.dtype == np.float32 else None
+
+
+def _candidate(g, n: Node):
+    """(kind, weight (M, ...) for QConv or (N, K) for QMatMul as float64, bias (M,) or None, QConv attrs) when
+    ``n`` can become an integer layer, else None."""
+    if n.domain or not n.inputs or g.types.get(n.inputs[0]) is None:
+        return None
+    xt = g.types[n.inputs[0]]
+    if not isinstance(xt, TensorType) or xt.dtype != "float32" or not xt.is_static:
+        return None
+    w = _float_const(g, n.inputs[1]) if len(n.inputs) > 1 else None
+    if w is None:
+        return None
+    b = _float_const(g, n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+    if len(n.inputs) > 2 and n.inputs[2] and b is None:
+        return None
+    if n.op == "Conv" and len(xt.shape) in (3, 4):
+        attrs = {k: n.attrs[k] for k in ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides") if k in n.attrs}
+        return "QConv", w.astype(np.float64), None if b is None else b.astype(np.float64).reshape(-1), attrs
+    if n.op == "MatMul" and w.ndim == 2 and len(xt.shape) >= 2:
+        return "QMatMul", w.astype(np.float64).T, None, {}
+    if n.op == "Gemm" and not n.attrs.get("transA", 0) and len(xt.shape) == 2:
+        wm = w.astype(np.float64) * float(n.attrs.get("alpha", 1.0))
+        wm = wm if n.attrs.get("transB", 0) else wm.T
+        if b is not None:
+            if b.size not in (1, wm.shape[0]) or (b.ndim == 2 and b.shape[0] != 1):
+                return None
+            b = np.broadcast_to(b.astype(np.float64).reshape(-1), (wm.shape[0],)) * float(n.attrs.get("beta", 1.0))
+        return "QMatMul", wm, b, {}
+    return None
+
+
+def _activation(g, n: Node, cons, uses):
+    """The Relu/Clip node that alone reads ``n``'s output, with its (lo, hi) bounds, or (None, None)."""
+    y = n.outputs[0]
+    rd = cons.get(y, [])
+    if len(rd) != 1 or uses[y] != 1 or y in g.outputs or rd[0].domain:
+        return None, None
+    a = rd[0]
+    if a.op == "Relu":
+        return a, (0.0, np.inf)
+    if a.op == "Clip":
+        bounds = []
+        for k, default in ((1, -np.inf), (2, np.inf)):
+            if len(a.inputs) > k and a.inputs[k]:
+                c = g.constants.get(a.inputs[k])
+                if c is None:
+                    return None, None
+                bounds.append(float(np.asarray(c).reshape(-1)[0]))
+            else:
+                bounds.append(default)
+        return a, tuple(bounds)
+    return None, None
+
+
+def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = frozenset(),
+                  min_weight_elems: int = MIN_WEIGHT_ELEMS) -> tuple[Model, list[Layer], list[str]]:
+    """Rewrite ``model``'s main graph: returns (model, integer layers, names of weight-only int8 constants).
+
+    ``ranges`` maps float value names to calibrated (lo, hi); a layer whose input or output has no range, or
+    whose node name is in ``keep_float``, stays float."""
+    m = clone(model)
+    g = m.graph
+    cons, uses = consumers(g), use_counts(g)
+    qmap: dict[str, tuple] = {}          # float value -> (uint8 value, (scale, zero point))
+    layers: list[Layer] = []
+    absorbed: set[int] = set()
+    nodes: list[Node] = []
+    for n in g.nodes:
+        if id(n) in absorbed:
+            continue
+        cand = _candidate(g, n) if n.name not in keep_float else None
+        act, bounds = _activation(g, n, cons, uses) if cand else (None, None)
+        y = act.outputs[0] if act is not None else (n.outputs[0] if cand else None)
+        x = n.inputs[0]
+        if cand is None or y not in ranges or (x not in ranges and x not in qmap):
+            nodes.append(n)
+            continue
+        kind, w, b, attrs = cand
+        if x in qmap:
+            xq, (sx, zx) = qmap[x]
+        else:
+            sx, zx = activation_params(*ranges[x])
+            xq = fresh_name(g, x + "_q")
+            g.types[xq] = TensorType("uint8", g.types[x].shape)
+            nodes.append(Node("QuantizeLinear", [x, _const(g, x + "_scale", np.array(sx, np.float32)),
+                                                 _const(g, x + "_zp", np.array(zx, np.uint8))], [xq], {},
+                              fresh_name(g, n.name + "_quantize")))
+            qmap[x] = (xq, (sx, zx))
+        sy, zy = activation_params(*ranges[y])
+        wq, ws = weight_params(w, 0)
+        acc_scale = sx * ws.astype(np.float64)
+        mult = [quantize_multiplier(float(s / sy)) for s in acc_scale]
+        qmin, qmax = 0, 255
+        if bounds is not None:
+            qmin = int(np.clip(np.rint(bounds[0] / sy) + zy, 0, 255)) if np.isfinite(bounds[0]) else 0
+            qmax = int(np.clip(np.rint(bounds[1] / sy) + zy, 0, 255)) if np.isfinite(bounds[1]) else 255
+        inputs = [xq, _const(g, n.inputs[1] + "_int8", wq)]
+        if b is not None:
+            bq = np.clip(np.rint(b / acc_scale), -(1 << 31), (1 << 31) - 1).astype(np.int32)
+            inputs.append(_const(g, (n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name) + "_int32", bq))
+        yq = fresh_name(g, y + "_q")
+        out_shape = g.types[y].shape
+        g.types[yq] = TensorType("uint8", out_shape)
+        qattrs = {**attrs, "x_zero_point": zx, "y_zero_point": zy, "multiplier": [q for q, _ in mult],
+                  "shift": [s for _, s in mult], "qmin": qmin, "qmax": qmax}
+        nodes.append(Node(kind, inputs, [yq], qattrs, n.name, "bornc"))
+        nodes.append(Node("DequantizeLinear", [yq, _const(g, y + "_scale", np.array(sy, np.float32)),
+                                               _const(g, y + "_zp", np.array(zy, np.uint8))], [y], {},
+                          fresh_name(g, n.name + "_dequantize")))
+        qmap[y] = (yq, (sy, zy))
+        float_nodes = [n] + ([act] if act is not None else [])
+        layers.append(Layer(n.name, n.op + (f"+{act.op}" if act is not None else ""), x, xq, (sx, zx), y, yq, (sy, zy),
+                            float_nodes, {i: g.constants[i] for fn in float_nodes for i in fn.inputs if i in g.constants}))
+        if act is not None:
+            absorbed.add(id(act))
+    g.nodes = nodes
+    m = eliminate_dead_code(m)
+    weight_only = _weight_only(m.graph, min_weight_elems)
+    return m, layers, weight_only
+
+
+def _weight_only(g, min_elems: int) -> list[str]:
+    """Store large float32 constants read by float ops as int8 + a run-time DequantizeLinear (in place)."""
+    done: list[str] = []
+    nodes: list[Node] = []
+    for n in g.nodes:
+        opdef = registry.get(n.op, n.domain)
+        value_inputs = opdef.value_inputs if opdef is not None else ()
+        for k, name in enumerate(n.inputs):
+            c = _float_const(g, name)
+            if c is None or c.size < min_elems or k in value_inputs or name in done or name in g.outputs:
+                continue
+            axis = 0 if c.ndim > 1 and c.shape[0] > 1 else (1 if c.ndim > 1 else 0)
+            q, s = weight_params(c, axis) if c.ndim > 1 else weight_params(c.reshape(1, -1), 0)
+            q = q.reshape(c.shape)
+            qn = _const(g, name + "_int8", q)
+            sn = _const(g, name + "_scale", s if c.ndim > 1 else s.reshape(()))
+            del g.constants[name]
+            nodes.append(Node("DequantizeLinear", [qn, sn], [name], {"axis": axis} if c.ndim > 1 else {},
+                              fresh_name(g, name + "_dequantize")))
+            done.append(name)
+        nodes.append(n)
+    g.nodes = nodes
+    return done
