@@ -85,3 +85,15 @@ def ref_qmatmul(ctx, x, w, bias=None):
     y = rt.requantize(acc, _per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
                       _per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
     return y.astype(np.uint8)
+
+
+def _lut_infer(ctx: InferCtx) -> list:
+    return [TensorType("uint8", ctx.shape(0))]
+
+
+@register("LookupTable", domain="bornc", attrs={"table": list(range(256))}, infer=_lut_infer,
+          versions="bornc composite")
+def ref_lookuptable(ctx, x):
+    """y = table[x] for uint8 x: a per-tensor elementwise function between two quantized tensors (dequantize,
+    float ops, quantize), tabulated at compile time over the 256 codes."""
+    return np.asarray(ctx.attrs["table"], dtype=np.uint8)[x]

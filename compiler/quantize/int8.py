@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..interpreter import run_node
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
 from ..ops import registry
@@ -32,6 +33,10 @@ from ..passes.eliminate_dead_code import eliminate_dead_code
 from ..passes.util import clone, consumers, fresh_name, use_counts
 
 MIN_WEIGHT_ELEMS = 1024
+#: Elementwise ops a lookup table may absorb (one varying input, scalar constants).
+_ELEMENTWISE = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Selu", "Celu",
+                "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp", "Abs", "Neg", "Add", "Sub", "Mul", "Div", "Max",
+                "Min", "Sqrt", "Pow", "PRelu", "ThresholdedRelu", "Shrink"}
 
 
 @dataclass
@@ -148,6 +153,7 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
     m = clone(model)
     g = m.graph
     cons, uses = consumers(g), use_counts(g)
+    producers = g.producers()
     qmap: dict[str, tuple] = {}          # float value -> (uint8 value, (scale, zero point))
     layers: list[Layer] = []
     absorbed: set[int] = set()
@@ -169,9 +175,14 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
             sx, zx = activation_params(*ranges[x])
             xq = fresh_name(g, x + "_q")
             g.types[xq] = TensorType("uint8", g.types[x].shape)
-            nodes.append(Node("QuantizeLinear", [x, _const(g, x + "_scale", np.array(sx, np.float32)),
-                                                 _const(g, x + "_zp", np.array(zx, np.uint8))], [xq], {},
-                              fresh_name(g, n.name + "_quantize")))
+            lut = _lookup_table(g, x, qmap, producers, (sx, zx), m.opsets)
+            if lut is not None:
+                nodes.append(Node("LookupTable", [lut[0]], [xq], {"table": lut[1]}, fresh_name(g, n.name + "_lut"),
+                                  "bornc"))
+            else:
+                nodes.append(Node("QuantizeLinear", [x, _const(g, x + "_scale", np.array(sx, np.float32)),
+                                                     _const(g, x + "_zp", np.array(zx, np.uint8))], [xq], {},
+                                  fresh_name(g, n.name + "_quantize")))
             qmap[x] = (xq, (sx, zx))
         sy, zy = activation_params(*ranges[y])
         wq, ws = weight_params(w, 0)
@@ -204,6 +215,42 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
     m = eliminate_dead_code(m)
     weight_only = _weight_only(m.graph, min_weight_elems)
     return m, layers, weight_only
+
+
+def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets, limit: int = 8):
+    """(uint8 source, table) when ``x`` is computed from one integer layer's output by elementwise ops alone
+    (activations such as HardSwish, SiLU, Sigmoid, also decomposed as x * relu6(x + 3) / 6; scalar constants
+    only): dequantize -> those ops -> quantize(params) is tabulated over the 256 codes with the reference kernels."""
+    chain: dict[int, Node] = {}
+    sources: set[str] = set()
+
+    def visit(v: str) -> bool:
+        if v in qmap:
+            sources.add(v)
+            return True
+        if v in g.constants:
+            return np.asarray(g.constants[v]).size == 1
+        p = producers.get(v)
+        if p is None or p.domain or len(p.outputs) != 1 or p.op not in _ELEMENTWISE or len(chain) >= limit:
+            return False
+        if id(p) in chain:
+            return True
+        chain[id(p)] = p
+        return all(visit(i) for i in p.inputs if i)
+
+    if not visit(x) or len(sources) != 1 or not chain:
+        return None
+    v = sources.pop()
+    src, (s0, z0) = qmap[v]
+    vals = {v: ((np.arange(256, dtype=np.float64) - z0) * s0).astype(np.float32)}
+    order = {id(n): k for k, n in enumerate(g.nodes)}
+    for p in sorted(chain.values(), key=lambda n: order[id(n)]):
+        args = [vals[i] if i in vals else (g.constants[i] if i else None) for i in p.inputs]
+        vals[p.outputs[0]] = np.asarray(run_node(p, args, opsets)[0]).reshape(-1)
+    y = vals[x].astype(np.float64)
+    sx, zx = params
+    table = np.where(np.isnan(y), zx, np.clip(np.rint(y / np.float64(np.float32(sx))) + zx, 0, 255))
+    return src, [int(t) for t in table]
 
 
 def _weight_only(g, min_elems: int) -> list[str]:

@@ -254,6 +254,10 @@ static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak
 }
 #endif
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 /* ---- int8 quantized GEMM (bornc QConv / QMatMul) ----
  * Fixed-point requantization: acc * M with M = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31): gemmlowp's
  * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT (gemmlowp fixedpoint/fixedpoint.h), as TensorFlow
@@ -280,50 +284,132 @@ static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) 
     return high;
 }
 
-/* C[6 x 16] (int32) = A[6 x 2*KP2] * B[2*KP2 x 16] on int16 pairs: A[r * KP2 + kk] holds row r's (k = 2kk, 2kk + 1)
- * values as two int16 in one int32 (low half first); B + kk * 32 holds, for each of the 16 columns t, the same two
- * k as int16 at [2t], [2t + 1]. One pair product per lane is AVX2's vpmaddwd (AVX-VNNI / AVX512-VNNI: vpdpwssd,
- * multiply and accumulate in one instruction); operands are 8-bit values widened to 16 bits, so nothing saturates. */
+/* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
+ * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax). The AVX2 version does
+ * 8 lanes at once for shift <= 0: SaturatingRoundingDoublingHighMul is floor((x * M + 2^30) / 2^31) (the nudge and
+ * truncation of the scalar form round half up for both signs; M > 0 rules out its one overflow case), taken from
+ * the 64-bit products of vpmuldq on even and odd lanes. */
+static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, int32_t multiplier, int shift,
+                                       int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t *dst) {
+    int t = 0;
 #if defined(__AVX2__)
-#include <immintrin.h>
-static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, int32_t *C) {
-    __m256i c[6][2];
-    int r, kk;
-    for (r = 0; r < 6; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
-    for (kk = 0; kk < KP2; ++kk) {
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kk * 32u));
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kk * 32u + 16u));
-        for (r = 0; r < 6; ++r) {
-            const __m256i a = _mm256_set1_epi32(A[(size_t)r * (size_t)KP2 + (size_t)kk]);
-#if defined(__AVXVNNI__)
-            c[r][0] = _mm256_dpwssd_avx_epi32(c[r][0], a, b0);
-            c[r][1] = _mm256_dpwssd_avx_epi32(c[r][1], a, b1);
-#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
-            c[r][0] = _mm256_dpwssd_epi32(c[r][0], a, b0);
-            c[r][1] = _mm256_dpwssd_epi32(c[r][1], a, b1);
-#else
-            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(a, b0));
-            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(a, b1));
-#endif
+    if (shift <= 0 && n == 16) {
+        const __m256i m = _mm256_set1_epi32(multiplier), b = _mm256_set1_epi32(bias);
+        const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30);
+        const int rs = -shift;
+        const __m256i mask = _mm256_set1_epi32((int32_t)((1u << rs) - 1u)), half = _mm256_set1_epi32((int32_t)(((1u << rs) - 1u) >> 1));
+        const __m256i zp = _mm256_set1_epi32(zero_point), lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(qmax);
+        __m256i v[2];
+        int h;
+        for (h = 0; h < 2; ++h) {
+            const __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + 8 * h)), b);
+            const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), nudge), 31);
+            const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), m), nudge), 31);
+            const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+            const __m256i rem = _mm256_and_si256(high, mask);
+            const __m256i threshold = _mm256_sub_epi32(half, _mm256_srai_epi32(high, 31));   /* + 1 where high < 0 */
+            __m256i r = _mm256_add_epi32(_mm256_sra_epi32(high, _mm_cvtsi32_si128(rs)),
+                                         _mm256_srli_epi32(_mm256_cmpgt_epi32(rem, threshold), 31));
+            r = _mm256_add_epi32(r, zp);
+            v[h] = _mm256_min_epi32(_mm256_max_epi32(r, lo), hi);
         }
+        {
+            const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);
+            _mm_storeu_si128((__m128i *)dst, _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
+        }
+        return;
     }
-    for (r = 0; r < 6; ++r) {
-        _mm256_storeu_si256((__m256i *)(C + r * 16), c[r][0]);
-        _mm256_storeu_si256((__m256i *)(C + r * 16 + 8), c[r][1]);
+#endif
+    for (; t < n; ++t) {
+        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
+        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
     }
 }
+
+/* out[0..7] = sum over the KH x KW taps of w[kh * KW + kw] * src[kh * row_stride + tap[kw] + t] (int16 operands,
+ * int32 sums): eight adjacent outputs of a depthwise int8 convolution, the accumulators kept in one register. */
+static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_t *w, int KH, int KW,
+                              const int *tap, int32_t *out) {
+#if defined(__AVX2__)
+    __m256i acc = _mm256_setzero_si256();
+    int kh, kw;
+    for (kh = 0; kh < KH; ++kh) {
+        const int16_t *row = src + (size_t)kh * row_stride;
+        for (kw = 0; kw < KW; ++kw) {
+            const __m256i v = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(row + tap[kw])));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(w[kh * KW + kw]), v));
+        }
+    }
+    _mm256_storeu_si256((__m256i *)out, acc);
 #else
-static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, int32_t *C) {
+    int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int kh, kw, t;
+    for (kh = 0; kh < KH; ++kh)
+        for (kw = 0; kw < KW; ++kw) {
+            const int16_t *s = src + (size_t)kh * row_stride + tap[kw];
+            const int32_t wv = w[kh * KW + kw];
+            for (t = 0; t < 8; ++t) a[t] += wv * (int32_t)s[t];
+        }
+    for (t = 0; t < 8; ++t) out[t] = a[t];
+#endif
+}
+
+/* C[6 x 16] (int32) = A[6 x 2*KP2] * B[2*KP2 x 16]: A[r * KP2 + kk] holds row r's (k = 2kk, 2kk + 1) values as two
+ * int16 in one int32 (low half first); B rows (int16, 16 columns each) at stride ldb, an even number of them. The
+ * AVX2 version interleaves rows 2kk and 2kk + 1 in registers so that one vpmaddwd (AVX-VNNI / AVX512-VNNI: vpdpwssd,
+ * multiply and accumulate in one instruction) sums both products per column; operands are 8-bit values widened to
+ * 16 bits, so nothing saturates. Register blocking as bornc_sgemm_6x16 (12 accumulators). */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#if defined(__AVXVNNI__)
+#define BORNC_DPWSSD(c, a, b) _mm256_dpwssd_avx_epi32(c, a, b)
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define BORNC_DPWSSD(c, a, b) _mm256_dpwssd_epi32(c, a, b)
+#else
+#define BORNC_DPWSSD(c, a, b) _mm256_add_epi32(c, _mm256_madd_epi16(a, b))
+#endif
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, size_t ldb, int32_t *C) {
+    __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int kk;
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_si256();
+    for (kk = 0; kk < KP2; ++kk) {
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(B + (size_t)(2 * kk) * ldb));
+        const __m256i o = _mm256_loadu_si256((const __m256i *)(B + (size_t)(2 * kk + 1) * ldb));
+        const __m256i b0 = _mm256_unpacklo_epi16(e, o);    /* columns 0-3 | 8-11 as (even, odd) pairs */
+        const __m256i b1 = _mm256_unpackhi_epi16(e, o);    /* columns 4-7 | 12-15 */
+        const int32_t *a = A + kk;
+        __m256i av = _mm256_set1_epi32(a[0]);
+        c00 = BORNC_DPWSSD(c00, av, b0); c01 = BORNC_DPWSSD(c01, av, b1);
+        av = _mm256_set1_epi32(a[KP2]);
+        c10 = BORNC_DPWSSD(c10, av, b0); c11 = BORNC_DPWSSD(c11, av, b1);
+        av = _mm256_set1_epi32(a[2 * KP2]);
+        c20 = BORNC_DPWSSD(c20, av, b0); c21 = BORNC_DPWSSD(c21, av, b1);
+        av = _mm256_set1_epi32(a[3 * KP2]);
+        c30 = BORNC_DPWSSD(c30, av, b0); c31 = BORNC_DPWSSD(c31, av, b1);
+        av = _mm256_set1_epi32(a[4 * KP2]);
+        c40 = BORNC_DPWSSD(c40, av, b0); c41 = BORNC_DPWSSD(c41, av, b1);
+        av = _mm256_set1_epi32(a[5 * KP2]);
+        c50 = BORNC_DPWSSD(c50, av, b0); c51 = BORNC_DPWSSD(c51, av, b1);
+    }
+#define BORNC_QSTORE(r, x0, x1) \
+    _mm256_storeu_si256((__m256i *)(C + (r) * 16), _mm256_permute2x128_si256(x0, x1, 0x20)); \
+    _mm256_storeu_si256((__m256i *)(C + (r) * 16 + 8), _mm256_permute2x128_si256(x0, x1, 0x31))
+    BORNC_QSTORE(0, c00, c01); BORNC_QSTORE(1, c10, c11); BORNC_QSTORE(2, c20, c21);
+    BORNC_QSTORE(3, c30, c31); BORNC_QSTORE(4, c40, c41); BORNC_QSTORE(5, c50, c51);
+#undef BORNC_QSTORE
+}
+#else
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, size_t ldb, int32_t *C) {
     int32_t acc[6][16];
     int r, t, kk;
     for (r = 0; r < 6; ++r)
         for (t = 0; t < 16; ++t) acc[r][t] = 0;
     for (kk = 0; kk < KP2; ++kk) {
-        const int16_t *b = B + (size_t)kk * 32u;
+        const int16_t *e = B + (size_t)(2 * kk) * ldb, *o = e + ldb;
         for (r = 0; r < 6; ++r) {
             const int32_t pair = A[(size_t)r * (size_t)KP2 + (size_t)kk];
             const int32_t lo = (int16_t)(pair & 0xffff), hi = (int16_t)((uint32_t)pair >> 16);
-            for (t = 0; t < 16; ++t) acc[r][t] += lo * b[2 * t] + hi * b[2 * t + 1];
+            for (t = 0; t < 16; ++t) acc[r][t] += lo * e[t] + hi * o[t];
         }
     }
     for (r = 0; r < 6; ++r)

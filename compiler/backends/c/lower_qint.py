@@ -45,13 +45,23 @@ def _qconv(ctx: LowerCtx) -> Lowered:
            **_requant_params(ctx, m)}
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
-    if cg < 4 or mg < 4:
+    if cg == 1 and mg == 1:
+        wp_ = w + pads[-1][0] + pads[-1][1]
+        hp = max(h + pt + (pads[0][1] if len(pads) == 2 else 0), (oh - 1) * sh + (kh - 1) * dh + 1)
+        owp = -(-ow // 16) * 16
+        pw = max(-(-wp_ // sw), owp + (kw - 1) * dw // sw + 1)     # taps of the padded last columns read zeros
+        jlo = [max(0, -(-(pl - ph) // sw)) for ph in range(sw)]
+        jhi = [max(lo, min(pw, -(-(w + pl - ph) // sw))) for lo, ph in zip(jlo, range(sw))]
+        tap = [((q * dw) % sw) * pw + (q * dw) // sw for q in range(kw)]
+        return Lowered([Stage("qconv_dw", {**geo, "HP": hp, "PW": pw, "OWP": owp, "jlo": jlo, "jhi": jhi, "tap": tap})], args,
+                       workspace=hp * sw * pw * 2)
+    if k < 8 or mg < 4:
         return Lowered([Stage("qconv_direct", geo)], args)
     kp2 = (k + 1) // 2
     rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
-    cols = -(-rows * ow // 16) * kp2 * 32              # int16 elements of the packed block
-    return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "ROWS": rows, "COLS": cols})], args,
-                   workspace=cols * 2 + 6 * kp2 * 4)
+    cols = 2 * kp2 * (-(-rows * ow // 16) * 16)          # int16 elements of the im2col block
+    return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "KE": 2 * kp2, "ROWS": rows, "COLS": cols})],
+                   args, workspace=cols * 2 + 6 * kp2 * 4)
 
 
 @lowering("c", "QMatMul", domain="bornc")
@@ -67,3 +77,11 @@ def _qmatmul(ctx: LowerCtx) -> Lowered:
     return Lowered([Stage("qmatmul", {"R": r, "K": k, "M": m, "KP2": kp2, "PB": pb, "COLS": cols,
                                       **_requant_params(ctx, m)})],
                    [i for i in range(3) if ctx.has(i)], workspace=cols * 2 + 6 * kp2 * 4)
+
+
+@lowering("c", "LookupTable", domain="bornc")
+def _lookup(ctx: LowerCtx) -> Lowered:
+    count = 1
+    for d in ctx.shape(0):
+        count *= d
+    return Lowered([Stage("lookup", {"count": count, "table": [int(v) for v in ctx.attrs["table"]]})], [0])

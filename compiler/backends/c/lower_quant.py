@@ -58,9 +58,28 @@ def _operands(ctx: LowerCtx):
     return g, tables, x, s, zp
 
 
+def _per_tensor(ctx: LowerCtx, quantized: str) -> Lowered | None:
+    """The flat-loop form for float32 <-> uint8/int8 with a constant scalar scale and zero point."""
+    q = ctx.ins[0].dtype if quantized == "in" else ctx.outs[0].dtype
+    f = ctx.outs[0].dtype if quantized == "in" else ctx.ins[0].dtype
+    s = ctx.consts[1]
+    z = ctx.consts[2] if ctx.has(2) else np.zeros((), np.uint8)
+    if q not in ("uint8", "int8") or f != "float32" or s is None or z is None or s.size != 1 or z.size != 1 \
+            or s.dtype != np.float32:
+        return None
+    info = np.iinfo(np.dtype(q))
+    return Lowered([Stage("quantize_tensor", {"count": int(np.prod(ctx.shape(0), dtype=np.int64)),
+                                              "dequantize": quantized == "in", "scale": repr(float(s.reshape(-1)[0])),
+                                              "zp": int(z.reshape(-1)[0]), "lo": int(info.min), "hi": int(info.max),
+                                              "T": ctx.oct() if quantized == "out" else ctx.ct(0)})], [0])
+
+
 @lowering("c", "QuantizeLinear")
 def _quantize(ctx: LowerCtx) -> Lowered:
     dst = ctx.outs[0].dtype
+    fast = _per_tensor(ctx, "out")
+    if fast is not None:
+        return fast
     g, tables, x, s, zp = _operands(ctx)
     if dst in SMALL_FLOAT:
         info = small_float_table(dst)
@@ -86,6 +105,9 @@ def _quantize(ctx: LowerCtx) -> Lowered:
 @lowering("c", "DequantizeLinear")
 def _dequantize(ctx: LowerCtx) -> Lowered:
     dst = ctx.outs[0].dtype
+    fast = _per_tensor(ctx, "in")
+    if fast is not None:
+        return fast
     g, tables, x, s, zp = _operands(ctx)
     body = [f"const float v = (float)(({x} - {zp}) * {s});"]
     store = f"{HALF[dst][1]}(v)" if dst in HALF else f"({ctx.oct()})v"
