@@ -96,10 +96,10 @@ def main() -> int:
             tmp = Path(tmp)
             cal, val = write_sets(d, tmp)
             shapes = []
-            for p in sorted((d / "inputs").glob("*.npy")):
-                arr = np.load(p)
-                if arr.ndim:
-                    shapes += ["--input-shape", f"{p.stem}=" + ",".join(map(str, arr.shape))]
+            with np.load(cal / "00.npz") as z:
+                for name in z.files:
+                    if z[name].ndim:
+                        shapes += ["--input-shape", f"{name}=" + ",".join(map(str, z[name].shape))]
             art = tmp / "int8"
             cmd = ["bornc", "compile", str(d / "model.onnx"), "--target", a.target, "-o", str(art), *shapes,
                    "--quantize", "int8", "--calibration", str(cal), "--validation", str(val),

@@ -9,7 +9,8 @@ x_scale * w_scale[c], and requantize to uint8 in fixed point:
 with ``multiplier`` an int32 in [2^30, 2^31) and M = multiplier * 2^(shift - 31) the real multiplier
 x_scale * w_scale[c] / y_scale (TensorFlow Lite's QuantizeMultiplier; Jacob et al., "Quantization and Training
 of Neural Networks for Efficient Integer-Arithmetic-Only Inference", CVPR 2018, section 2.2). A fused Relu/Clip
-is the clamp [qmin, qmax]. The rounding is shared with the Python runtime (``bornrt.requantize``) and written
+is the clamp [qmin, qmax]; an activation tabulated as a LookupTable may follow in the same kernel (``table``:
+256 codes applied to the result). The rounding is shared with the Python runtime (``bornrt.requantize``) and written
 the same way in C, so every target's integer path is bit-exact with this reference.
 
 QConv: x (N, C, *S) uint8, w (M, C/group, *K) int8, bias (M,) int32 -> (N, M, *O) uint8; Conv's attributes.
@@ -26,7 +27,8 @@ from ..pyrt import rt
 from .nn import _conv_infer, _spatial, conv_nchw
 from .registry import InferCtx, TensorType, register
 
-_QATTRS = {"x_zero_point": 0, "y_zero_point": 0, "multiplier": [1 << 30], "shift": [1], "qmin": 0, "qmax": 255}
+_QATTRS = {"x_zero_point": 0, "y_zero_point": 0, "multiplier": [1 << 30], "shift": [1], "qmin": 0, "qmax": 255,
+           "table": None}
 _CONV = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None, "strides": None}
 
 
@@ -68,7 +70,11 @@ def ref_qconv(ctx, x, w, bias=None):
     acc = np.rint(acc).astype(np.int64)
     y = rt.requantize(acc, _per_channel(a["multiplier"], acc.ndim, 1), _per_channel(a["shift"], acc.ndim, 1),
                       a["y_zero_point"], a["qmin"], a["qmax"])
-    return y.astype(np.uint8)
+    return _table(a, y.astype(np.uint8))
+
+
+def _table(a, y):
+    return y if a.get("table") is None else np.asarray(a["table"], dtype=np.uint8)[y]
 
 
 def _qmatmul_infer(ctx: InferCtx) -> list:
@@ -84,7 +90,7 @@ def ref_qmatmul(ctx, x, w, bias=None):
     acc = rt.qmatmul_acc(x, w, bias, a)
     y = rt.requantize(acc, _per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
                       _per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
-    return y.astype(np.uint8)
+    return _table(a, y.astype(np.uint8))
 
 
 def _lut_infer(ctx: InferCtx) -> list:

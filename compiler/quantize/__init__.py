@@ -18,7 +18,7 @@ from ..errors import BorncError
 from ..interpreter import run, run_node
 from ..ir.graph import Model
 from .calibrate import METHODS, collect_ranges, load_sets
-from .int8 import quantize_int8
+from .int8 import fuse_lookup_tables, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class QuantizeConfig:
             if fallback:
                 q, layers, weight_only = quantize_int8(model, ranges, self.keep_float | set(fallback))
                 errors = layer_errors(layers, q, self.validation)
+        q = fuse_lookup_tables(q)
         worst = sorted(layers, key=lambda ly: -errors.get(ly.name, 0.0))[:5]
         self.report = {
             "mode": "int8", "calibration_method": self.method, "calibration_sets": len(self.calibration),

@@ -276,3 +276,24 @@ def _weight_only(g, min_elems: int) -> list[str]:
         nodes.append(n)
     g.nodes = nodes
     return done
+
+
+def fuse_lookup_tables(model: Model) -> Model:
+    """A LookupTable that alone reads a QConv/QMatMul output moves into that layer (its ``table`` attribute), so
+    the activation is applied as the layer stores its result instead of in a second pass."""
+    m = clone(model)
+    g = m.graph
+    uses, producers = use_counts(g), g.producers()
+    drop = set()
+    for n in g.nodes:
+        if n.op != "LookupTable" or n.domain != "bornc":
+            continue
+        p = producers.get(n.inputs[0])
+        if p is None or p.domain != "bornc" or p.op not in ("QConv", "QMatMul") or p.attrs.get("table") is not None \
+                or uses[n.inputs[0]] != 1 or n.inputs[0] in g.outputs:
+            continue
+        p.attrs["table"] = list(n.attrs["table"])
+        p.outputs = [n.outputs[0]]
+        drop.add(id(n))
+    g.nodes = [n for n in g.nodes if id(n) not in drop]
+    return eliminate_dead_code(m)

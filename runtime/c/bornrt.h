@@ -285,12 +285,14 @@ static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) 
 }
 
 /* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
- * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax). The AVX2 version does
+ * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax), then table[dst[t]] when a
+ * lookup table (a fused activation) is given. The AVX2 version does
  * 8 lanes at once for shift <= 0: SaturatingRoundingDoublingHighMul is floor((x * M + 2^30) / 2^31) (the nudge and
  * truncation of the scalar form round half up for both signs; M > 0 rules out its one overflow case), taken from
  * the 64-bit products of vpmuldq on even and odd lanes. */
 static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, int32_t multiplier, int shift,
-                                       int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t *dst) {
+                                       int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t *dst,
+                                       const uint8_t *table) {
     int t = 0;
 #if defined(__AVX2__)
     if (shift <= 0 && n == 16) {
@@ -317,12 +319,15 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
             const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);
             _mm_storeu_si128((__m128i *)dst, _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
         }
+        if (table)
+            for (t = 0; t < 16; ++t) dst[t] = table[dst[t]];
         return;
     }
 #endif
     for (; t < n; ++t) {
         const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
         dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
+        if (table) dst[t] = table[dst[t]];
     }
 }
 

@@ -1783,7 +1783,17 @@ def k_qconv(x, o, a, w):
     acc = qconv_acc(x[0], x[1], x[2] if len(x) > 2 else None, a, w)
     y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, 1), _per_channel(a["shift"], acc.ndim, 1),
                    a["y_zero_point"], a["qmin"], a["qmax"])
-    return (y.astype(np.uint8),)
+    return (_lookup(a, y.astype(np.uint8)),)
+
+
+def _lookup(a, y):
+    t = a.get("table")
+    return y if t is None else np.asarray(t, dtype=np.uint8)[y]
+
+
+@kernel("LookupTable")
+def k_lookup_table(x, o, a, w):
+    return (np.asarray(a["table"], dtype=np.uint8)[x[0]],)
 
 
 @kernel("QMatMul")
@@ -1791,7 +1801,7 @@ def k_qmatmul(x, o, a, w):
     acc = qmatmul_acc(x[0], x[1], x[2] if len(x) > 2 else None, a)
     y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
                    _per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
-    return (y.astype(np.uint8),)
+    return (_lookup(a, y.astype(np.uint8)),)
 
 
 # ============================================================================================ control flow

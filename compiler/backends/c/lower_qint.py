@@ -24,7 +24,8 @@ def _requant_params(ctx: LowerCtx, m: int) -> dict:
         mult, shift = mult * m, shift * m
     return {"multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift],
             "x_zero_point": int(a["x_zero_point"]), "y_zero_point": int(a["y_zero_point"]),
-            "qmin": int(a["qmin"]), "qmax": int(a["qmax"]), "has_bias": ctx.has(2)}
+            "qmin": int(a["qmin"]), "qmax": int(a["qmax"]), "has_bias": ctx.has(2),
+            "table": [int(v) for v in a["table"]] if a.get("table") is not None else None}
 
 
 @lowering("c", "QConv", domain="bornc")
