@@ -263,7 +263,8 @@ def cmd_compile(args) -> int:
     if args.quantize:
         from .quantize import RANDOM_WARNING, QuantizeConfig
         quantize = QuantizeConfig.from_options(model, args.quantize, args.calibration, args.validation,
-                                               args.calibrate_method, args.keep_float, args.fallback_threshold)
+                                               args.calibrate_method, args.keep_float, args.fallback_threshold,
+                                               args.target_cosine)
         if quantize.random_calibration:
             print(RANDOM_WARNING, file=sys.stderr)
     elif args.calibration or args.validation or args.keep_float:
@@ -471,10 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "a folder of them, or random:N (smoke tests only: its accuracy figures mean nothing)")
     sp.add_argument("--validation", metavar="VAL.npz|DIR",
                     help="inputs for the accuracy report, distinct from calibration (default: every 4th calibration set, held out)")
-    sp.add_argument("--calibrate-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    sp.add_argument("--calibrate-method", choices=["minmax", "percentile", "entropy"], default="percentile",
+                    help="activation ranges: min/max, 0.01-99.99th percentiles (default), or KL-divergence (TensorRT)")
     sp.add_argument("--keep-float", metavar="NODE,...", help="node names to leave in float")
-    sp.add_argument("--fallback-threshold", type=_threshold, default=0.1, metavar="X|none",
-                    help="keep layers float whose own relative RMS output error exceeds X (default 0.1; none: never)")
+    sp.add_argument("--fallback-threshold", type=_threshold, default=0.002, metavar="X|none",
+                    help="keep layers float whose sensitivity (1 - output cosine with only that layer int8) exceeds X, "
+                         "then the most sensitive until --target-cosine is met (default 0.002; none: no fallback)")
+    sp.add_argument("--target-cosine", type=float, default=0.99, metavar="C",
+                    help="output cosine vs float32 the automatic fallback works toward (default 0.99)")
     sp.set_defaults(fn=cmd_compile)
 
     sp = sub.add_parser("run", help="run a model with the reference interpreter, or a compiled artifact folder")

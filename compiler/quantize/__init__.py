@@ -2,7 +2,8 @@
 
 int8 (static): calibrate activation ranges on the float model (``calibrate``), rewrite Conv/Gemm/MatMul into
 integer layers (``int8.quantize_int8``), measure every layer's own error on the validation sets and keep the
-layers above ``fallback_threshold`` float (reported by name), then measure the outputs against float32. fp16:
+layers whose output sensitivity is above ``fallback_threshold`` float, then more until the outputs reach
+``target_cosine`` on a calibration set (reported by name), then measure the outputs against float32. fp16:
 float32 weights stored as float16 (``fp16.quantize_fp16``). The pass runs inside the optimizer pipeline after
 BatchNorm folding and before elementwise/epilogue fusion (``passes.pipeline.optimize(quantize=...)``), so
 layers are still plain Conv/Gemm/MatMul(+Relu) when they are rewritten.
@@ -22,8 +23,11 @@ from .int8 import fuse_lookup_tables, quantize_int8
 
 log = logging.getLogger(__name__)
 
-#: A layer whose own output error (relative RMS, see ``layer_errors``) exceeds this stays float.
-FALLBACK_THRESHOLD = 0.1
+#: A layer whose sensitivity (1 - cosine of the model's outputs, against float32, when only that layer is
+#: integer; on the first calibration set) exceeds this stays float.
+FALLBACK_THRESHOLD = 0.002
+#: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on that set.
+TARGET_COSINE = 0.99
 RANDOM_WARNING = ("WARNING: --calibration random:N quantizes with ranges from random inputs; this is a smoke test "
                   "and its accuracy figures mean nothing for real data")
 
@@ -35,23 +39,25 @@ class QuantizeError(BorncError):
 @dataclass
 class QuantizeConfig:
     """What ``--quantize`` asks for. ``calibration``/``validation``: lists of {input name: array};
-    ``keep_float``: node names to leave float; ``fallback_threshold``: relative RMS error above which a layer
-    is kept float (None: never)."""
+    ``keep_float``: node names to leave float; ``fallback_threshold``: sensitivity above which a layer is kept
+    float (None: no automatic fallback); ``target_cosine``: the output cosine the fallback then works toward."""
 
     mode: str
     calibration: list = field(default_factory=list)
     validation: list = field(default_factory=list)
-    method: str = "minmax"
+    method: str = "percentile"
     keep_float: frozenset = frozenset()
     fallback_threshold: float | None = FALLBACK_THRESHOLD
+    target_cosine: float = TARGET_COSINE
     random_calibration: bool = False
     validation_source: str = ""
     report: dict = field(default_factory=dict)
 
     @classmethod
     def from_options(cls, model: Model, mode: str, calibration: str | None = None, validation: str | None = None,
-                     method: str = "minmax", keep_float: str | None = None,
-                     fallback_threshold: float | None = FALLBACK_THRESHOLD) -> "QuantizeConfig":
+                     method: str = "percentile", keep_float: str | None = None,
+                     fallback_threshold: float | None = FALLBACK_THRESHOLD,
+                     target_cosine: float = TARGET_COSINE) -> "QuantizeConfig":
         """Build a config from CLI-style strings. Without ``validation`` the report uses every fourth
         calibration set, held out of calibration (all sets when there are fewer than 2).
 
@@ -65,7 +71,8 @@ class QuantizeConfig:
         unknown = sorted(keep - names)
         if unknown:
             raise QuantizeError(f"--keep-float names no node of the model: {', '.join(unknown)}")
-        cfg = cls(mode, method=method, keep_float=keep, fallback_threshold=fallback_threshold)
+        cfg = cls(mode, method=method, keep_float=keep, fallback_threshold=fallback_threshold,
+                  target_cosine=target_cosine)
         if mode == "fp16":
             if validation or calibration:
                 cal = load_sets(validation or calibration, model)[0]
@@ -104,27 +111,45 @@ class QuantizeConfig:
         g = model.graph
         names = set(g.inputs) | {o for n in g.nodes for o in n.outputs if o}
         names = {v for v in names if getattr(g.types.get(v), "dtype", None) == "float32"}
-        ranges = collect_ranges(model, self.calibration, names, self.method)
-        q, layers, weight_only = quantize_int8(model, ranges, self.keep_float)
+        mean_axes = {n.inputs[0]: (1 if n.op == "Conv" else -1) for n in g.nodes
+                     if n.op in ("Conv", "Gemm", "MatMul") and not n.domain and n.inputs}
+        ranges, means = collect_ranges(model, self.calibration, names, self.method, mean_axes)
+
+        def build(keep):
+            return quantize_int8(model, ranges, self.keep_float | keep, means=means)
+
+        q, layers, weight_only = build(set())
+        sensitivity: dict[str, float] = {}
+        fallback: list[str] = []
+        if self.fallback_threshold is not None and layers:
+            probe = self.calibration[:1]
+            ref = [run(model, s) for s in probe]
+            everything = {ly.name for ly in layers}
+            for ly in layers:
+                sensitivity[ly.name] = 1.0 - _cosine(ref, build(everything - {ly.name})[0], probe)
+            fallback = [n for n, v in sensitivity.items() if v > self.fallback_threshold]
+            q, layers, weight_only = build(set(fallback))
+            rest = sorted((n for n in sensitivity if n not in fallback), key=lambda n: -sensitivity[n])
+            step = 1
+            while rest and _cosine(ref, q, probe) < self.target_cosine:     # greedy: the most sensitive next
+                fallback += rest[:step]
+                rest = rest[step:]
+                step *= 2
+                q, layers, weight_only = build(set(fallback))
         errors = layer_errors(layers, q, self.validation)
-        fallback, errors0 = [], errors
-        if self.fallback_threshold is not None:
-            fallback = [ly.name for ly in layers if errors.get(ly.name, 0.0) > self.fallback_threshold]
-            if fallback:
-                q, layers, weight_only = quantize_int8(model, ranges, self.keep_float | set(fallback))
-                errors = layer_errors(layers, q, self.validation)
         q = fuse_lookup_tables(q)
-        worst = sorted(layers, key=lambda ly: -errors.get(ly.name, 0.0))[:5]
+        worst = sorted(layers, key=lambda ly: (-sensitivity.get(ly.name, 0.0), -errors.get(ly.name, 0.0)))[:5]
         self.report = {
             "mode": "int8", "calibration_method": self.method, "calibration_sets": len(self.calibration),
             "random_calibration": self.random_calibration,
             "scheme": "activations uint8 per tensor asymmetric; weights int8 symmetric per output channel; bias "
-                      "int32; fixed-point requantization (TensorFlow Lite / gemmlowp)",
+                      "int32 with bias correction; fixed-point requantization (TensorFlow Lite / gemmlowp)",
             "integer_layers": len(layers), "weight_only_int8": weight_only,
             "kept_float": sorted(self.keep_float),
-            "fallback_threshold": self.fallback_threshold,
-            "fallback_to_float": [{"node": n, "layer_error": round(errors0[n], 6)} for n in fallback],
-            "worst_layers": [{"node": ly.name, "op": ly.op, "layer_error": round(errors.get(ly.name, 0.0), 6)}
+            "fallback_threshold": self.fallback_threshold, "target_cosine": self.target_cosine,
+            "fallback_to_float": [{"node": n, "sensitivity": round(sensitivity[n], 6)} for n in fallback],
+            "worst_layers": [{"node": ly.name, "op": ly.op, "layer_error": round(errors.get(ly.name, 0.0), 6),
+                              **({"sensitivity": round(sensitivity[ly.name], 6)} if ly.name in sensitivity else {})}
                              for ly in worst],
             **output_report(model, q, self.validation, self.validation_source),
         }
@@ -133,17 +158,29 @@ class QuantizeConfig:
         return q
 
 
+def _cosine(ref: list, qmodel: Model, sets: list) -> float:
+    """The smallest, over outputs, cosine similarity between ``ref`` (float outputs per set) and ``qmodel``'s."""
+    got = [run(qmodel, s) for s in sets]
+    worst = 1.0
+    for k in ref[0]:
+        a = np.concatenate([np.asarray(r[k], np.float64).reshape(-1) for r in ref])
+        b = np.concatenate([np.asarray(o[k], np.float64).reshape(-1) for o in got])
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        worst = min(worst, float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb))
+    return worst
+
+
 def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
-    """{layer name: relative RMS error of the layer's own output}, over ``sets``.
+    """{layer name: the layer's own output error}, over ``sets``: the mean over output channels of
+    ||dequant(y_q) - y_float||_c / ||y_float||_c (channel-wise relative RMS error).
 
     For each integer layer, the float layer (its original nodes and float weights) runs on the same dequantized
-    uint8 input the integer layer received in the quantized model, and the error is
-    ||dequant(y_q) - y_float|| / ||y_float||: what quantizing this layer's weights and output costs, without the
-    error that earlier layers pass on."""
-    by_q = {ly.y_q: ly for ly in layers}
-    want = {ly.x_q for ly in layers} | set(by_q)
-    num: dict[str, float] = {}
-    den: dict[str, float] = {}
+    uint8 input the integer layer received in the quantized model, so the figure is what quantizing this layer's
+    weights and output costs, without the error earlier layers pass on. Channels are weighed alike so that a
+    channel of small range that per-tensor quantization wipes out counts as fully wrong (depthwise layers)."""
+    want = {ly.x_q for ly in layers} | {ly.y_q for ly in layers}
+    num: dict[str, np.ndarray] = {}
+    den: dict[str, np.ndarray] = {}
     for feeds in sets:
         seen: dict = {}
 
@@ -165,9 +202,18 @@ def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
             ref = val[ly.y].astype(np.float64)
             sy, zy = ly.y_params
             got = (seen[ly.y_q].astype(np.float64) - zy) * sy
-            num[ly.name] = num.get(ly.name, 0.0) + float(np.sum((got - ref) ** 2))
-            den[ly.name] = den.get(ly.name, 0.0) + float(np.sum(ref ** 2))
-    return {k: float(np.sqrt(num[k] / den[k])) if den[k] > 0 else float(np.sqrt(num[k])) for k in num}
+            ax = 1 if ly.op.startswith("Conv") else ref.ndim - 1
+            e = np.moveaxis((got - ref) ** 2, ax, 0).reshape(ref.shape[ax], -1).sum(axis=1)
+            r = np.moveaxis(ref ** 2, ax, 0).reshape(ref.shape[ax], -1).sum(axis=1)
+            num[ly.name] = num.get(ly.name, 0.0) + e
+            den[ly.name] = den.get(ly.name, 0.0) + r
+    out = {}
+    for k in num:
+        d = den[k]
+        floor = 1e-6 * d.max() if d.size and d.max() > 0 else 1e-30      # channels that are ~0 in float
+        live = d > floor
+        out[k] = float(np.mean(np.sqrt(num[k][live] / d[live]))) if live.any() else 0.0
+    return out
 
 
 def output_report(fmodel: Model, qmodel: Model, sets: list, source: str) -> dict:
@@ -211,13 +257,17 @@ def format_report(report: dict) -> list[str]:
     if report["mode"] == "int8":
         lines.append(f"  {report['integer_layers']} integer layers, {len(report['weight_only_int8'])} weight-only int8 "
                      f"tensors; calibration {report['calibration_method']} on {report['calibration_sets']} sets")
-        for f in report["fallback_to_float"]:
-            lines.append(f"  kept float (layer error {f['layer_error']:.3g} > {report['fallback_threshold']}): {f['node']}")
+        if report["fallback_to_float"]:
+            lines.append(f"  kept float ({len(report['fallback_to_float'])} layers: sensitivity > "
+                         f"{report['fallback_threshold']}, then the most sensitive until cosine >= "
+                         f"{report['target_cosine']}): " + ", ".join(f"{f['node']} {f['sensitivity']:.2g}"
+                                                                      for f in report["fallback_to_float"]))
         if report["kept_float"]:
             lines.append(f"  kept float (--keep-float): {', '.join(report['kept_float'])}")
         if report["worst_layers"]:
-            lines.append("  largest layer errors: " + ", ".join(f"{w['node']} {w['layer_error']:.3g}"
-                                                                for w in report["worst_layers"]))
+            lines.append("  largest layer errors (own output error; sensitivity): " + ", ".join(
+                f"{w['node']} {w['layer_error']:.3g}" + (f"; {w['sensitivity']:.2g}" if "sensitivity" in w else "")
+                for w in report["worst_layers"]))
     lines.append(f"  against float32 on {report['validation']}:")
     for k, r in report.get("outputs", {}).items():
         lines.append(f"    {k}: cosine {r['cosine']:.5f}, max abs err {r['max_abs_err']:.4g}, mean abs err "

@@ -100,10 +100,16 @@ def _split(arrays: dict, types: dict, f: Path) -> list[dict]:
 class _Stats:
     """Running min/max and a bounded uniform subsample of one tensor's values."""
 
-    def __init__(self):
+    def __init__(self, axis=None):
         self.lo, self.hi, self.samples = np.inf, -np.inf, []
+        self.axis, self.sum, self.count = axis, None, 0
 
     def add(self, v: np.ndarray, rng, keep_samples: bool) -> None:
+        if self.axis is not None and v.ndim:
+            ax = self.axis % v.ndim
+            s = np.moveaxis(np.asarray(v, np.float64), ax, 0).reshape(v.shape[ax], -1)
+            self.sum = s.sum(axis=1) if self.sum is None else self.sum + s.sum(axis=1)
+            self.count += s.shape[1]
         v = np.asarray(v, dtype=np.float32).reshape(-1)
         v = v[np.isfinite(v)]
         if not v.size:
@@ -113,13 +119,16 @@ class _Stats:
             self.samples.append(v if v.size <= SAMPLE else v[rng.integers(0, v.size, SAMPLE)])
 
 
-def collect_ranges(model: Model, sets: list[dict], names: set[str], method: str = "minmax") -> dict[str, tuple]:
-    """{value name: (lo, hi)} for the float tensors ``names`` of ``model`` over the calibration ``sets``.
+def collect_ranges(model: Model, sets: list[dict], names: set[str], method: str = "minmax",
+                   mean_axes: dict | None = None) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
+    """({value name: (lo, hi)}, {value name: per-channel means}) for the float tensors ``names`` of ``model``
+    over the calibration ``sets``; means are taken along the axis ``mean_axes`` gives for a name (float64).
 
     Runs the reference interpreter once per set. Raises ValueError for an unknown method."""
     if method not in METHODS:
         raise ValueError(f"calibrate method must be one of {', '.join(METHODS)}, not {method!r}")
-    stats = {n: _Stats() for n in names}
+    mean_axes = mean_axes or {}
+    stats = {n: _Stats(mean_axes.get(n)) for n in names}
     rng = np.random.default_rng(0)
     keep = method != "minmax"
 
@@ -146,7 +155,8 @@ def collect_ranges(model: Model, sets: list[dict], names: set[str], method: str 
         else:
             t = entropy_threshold(np.abs(np.concatenate(s.samples)), 255 if s.lo >= 0 else 128)
             out[n] = (max(s.lo, -t), min(s.hi, t))
-    return out
+    means = {n: s.sum / s.count for n, s in stats.items() if s.sum is not None and s.count}
+    return out, means
 
 
 def entropy_threshold(a: np.ndarray, levels: int = 128, bins: int = BINS) -> float:

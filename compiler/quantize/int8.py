@@ -145,15 +145,20 @@ def _activation(g, n: Node, cons, uses):
 
 
 def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = frozenset(),
-                  min_weight_elems: int = MIN_WEIGHT_ELEMS) -> tuple[Model, list[Layer], list[str]]:
+                  min_weight_elems: int = MIN_WEIGHT_ELEMS, means: dict | None = None) -> tuple[Model, list[Layer], list[str]]:
     """Rewrite ``model``'s main graph: returns (model, integer layers, names of weight-only int8 constants).
 
     ``ranges`` maps float value names to calibrated (lo, hi); a layer whose input or output has no range, or
-    whose node name is in ``keep_float``, stays float."""
+    whose node name is in ``keep_float``, stays float. ``means`` (per-channel means of layer inputs over the
+    calibration data) enables bias correction: the bias absorbs the expected output shift that rounding the
+    weights causes, sum (w_q * scale - w) * E[x] (Nagel et al., "Data-Free Quantization Through Weight
+    Equalization and Bias Correction", ICCV 2019, section 4.2, with E[x] measured instead of derived)."""
+    means = means or {}
     m = clone(model)
     g = m.graph
     cons, uses = consumers(g), use_counts(g)
     producers = g.producers()
+    wcache: dict = {}
     qmap: dict[str, tuple] = {}          # float value -> (uint8 value, (scale, zero point))
     layers: list[Layer] = []
     absorbed: set[int] = set()
@@ -185,14 +190,22 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
                                   fresh_name(g, n.name + "_quantize")))
             qmap[x] = (xq, (sx, zx))
         sy, zy = activation_params(*ranges[y])
-        wq, ws = weight_params(w, 0)
+        key = (n.inputs[1], n.op, n.attrs.get("transB", 0), n.attrs.get("alpha", 1.0))
+        if key not in wcache:                       # a weight several layers share is stored once
+            wq, ws = weight_params(w, 0)
+            wcache[key] = (_const(g, n.inputs[1] + "_int8", wq), wq, ws)
+        wname, wq, ws = wcache[key]
+        if x in means:
+            shift_ = _weight_rounding_shift(wq, ws, w, means[x], kind, attrs.get("group", 1))
+            if shift_ is not None:
+                b = (np.zeros(w.shape[0]) if b is None else b) - shift_
         acc_scale = sx * ws.astype(np.float64)
         mult = [quantize_multiplier(float(s / sy)) for s in acc_scale]
         qmin, qmax = 0, 255
         if bounds is not None:
             qmin = int(np.clip(np.rint(bounds[0] / sy) + zy, 0, 255)) if np.isfinite(bounds[0]) else 0
             qmax = int(np.clip(np.rint(bounds[1] / sy) + zy, 0, 255)) if np.isfinite(bounds[1]) else 255
-        inputs = [xq, _const(g, n.inputs[1] + "_int8", wq)]
+        inputs = [xq, wname]
         if b is not None:
             bq = np.clip(np.rint(b / acc_scale), -(1 << 31), (1 << 31) - 1).astype(np.int32)
             inputs.append(_const(g, (n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else n.name) + "_int32", bq))
@@ -215,6 +228,20 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
     m = eliminate_dead_code(m)
     weight_only = _weight_only(m.graph, min_weight_elems)
     return m, layers, weight_only
+
+
+def _weight_rounding_shift(wq, ws, w, mean_x, kind: str, group: int):
+    """Per output channel, sum over the inputs of (w_q * scale - w) * E[x] (None when shapes do not match)."""
+    dw = wq.astype(np.float64) * ws.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1)) - w
+    mean_x = np.asarray(mean_x, np.float64)
+    if kind == "QMatMul":
+        return dw @ mean_x if mean_x.size == dw.shape[1] else None
+    m, cg = dw.shape[0], dw.shape[1]
+    if mean_x.size != cg * group:
+        return None
+    per_in = dw.reshape(m, cg, -1).sum(axis=2)                          # (M, C/group)
+    mx = mean_x.reshape(group, cg)[np.arange(m) // (m // group)]        # each output channel's group inputs
+    return (per_in * mx).sum(axis=1)
 
 
 def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets, limit: int = 8):

@@ -26,7 +26,7 @@ from ...ops import registry
 from ...resources import resource_dir
 from ...targets import Target
 from ..weights import weights_file_image, write_manifest
-from . import lower_elementwise, lower_nn, lower_tensor  # noqa: F401  (register the lowerings)
+from . import lower_elementwise, lower_nn, lower_qint, lower_tensor  # noqa: F401  (register the lowerings)
 from .kernel import WG, Ctx, Kernel, Lowered
 from .lower_elementwise import identity_kernel
 from .wgsl import GPU_NUMPY, HELPERS, gpu_type, load_expr, store_expr

@@ -196,6 +196,37 @@ INT_ONLY = {"BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"}
 
 #: helper functions every kernel may call (unused ones cost nothing: the shader compiler drops them)
 HELPERS = """
+// Fixed-point requantization (bornc QConv / QMatMul), bit-exact with bornrt.h bornc_requant: gemmlowp's
+// SaturatingRoundingDoublingHighMul as floor((x * m + 2^30) / 2^31) with the 64-bit product built from 16-bit
+// limbs (WGSL has no 64-bit integers), then RoundingDivideByPOT.
+fn bn_requant(acc: i32, m: i32, shift: i32) -> i32 {
+  var x = acc;
+  if (shift > 0) {
+    let lim = 2147483647 >> u32(shift);
+    if (x > lim) { x = 2147483647; } else if (x < -lim - 1) { x = -2147483647 - 1; } else { x = x << u32(shift); }
+  }
+  let neg = x < 0;
+  let a = select(u32(x), u32(0) - u32(x), neg);
+  let b = u32(m);
+  let a0 = a & 0xffffu; let a1 = a >> 16u; let b0 = b & 0xffffu; let b1 = b >> 16u;
+  let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
+  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  let lo = (p00 & 0xffffu) | (mid << 16u);
+  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+  let c = select(0x40000000u, 0x3fffffffu, neg);      // |x m| + 2^30 (x >= 0) or + 2^30 - 1 (x < 0)
+  let lo2 = lo + c;
+  let hi2 = hi + select(0u, 1u, lo2 < lo);
+  let q = (hi2 << 1u) | (lo2 >> 31u);
+  var high = select(i32(q), -i32(q), neg);
+  if (shift < 0) {
+    let rs = u32(-shift);
+    let mask = i32((1u << rs) - 1u);
+    let rem = high & mask;
+    let threshold = (mask >> 1u) + select(0, 1, high < 0);
+    high = (high >> rs) + select(0, 1, rem > threshold);
+  }
+  return high;
+}
 // inf and NaN through a variable: WGSL rejects constant expressions whose value is not finite
 fn bn_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }
 fn bn_nan() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }

@@ -1,0 +1,92 @@
+"""WebGPU lowerings of bornc's integer layers QConv, QMatMul and LookupTable (see ``ops/qint.py``).
+
+Unpacked int8: every element is one 32-bit word on the GPU (see ``wgsl.py``), so uint8 activations and int8
+weights are read as u32/i32 words and each invocation computes one output with an i32 accumulator, then the
+fixed-point requantization ``bn_requant`` (bit-exact with the C runtime and the reference). Packed 4x8-bit dot
+products (WGSL's dot4I8Packed) would need a packed storage layout and are not used.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.nn import _spatial
+from ...ops.registry import lowering
+from .kernel import Ctx, Kernel, Lowered, decompose
+
+
+def _requant_lines(ctx: Ctx, ch: str, acc: str, out: int) -> tuple[list[str], list[str]]:
+    """(module-scope declarations, body lines) storing requant(acc) of channel ``ch`` to operand ``out``."""
+    a = ctx.attrs
+    m = ctx.outs[0].shape[1] if ctx.node.op == "QConv" else ctx.outs[0].shape[-1]
+    mult, shift = list(a["multiplier"]), list(a["shift"])
+    if len(mult) == 1:
+        mult, shift = mult * m, shift * m
+    decl = [f"var<private> qmul: array<i32, {m}> = array<i32, {m}>({', '.join(f'{int(v)}i' for v in mult)});",
+            f"var<private> qshift: array<i32, {m}> = array<i32, {m}>({', '.join(f'{int(v)}i' for v in shift)});"]
+    val = f"clamp(bn_requant({acc}, qmul[{ch}], qshift[{ch}]) + {int(a['y_zero_point'])}i, {int(a['qmin'])}i, {int(a['qmax'])}i)"
+    if a.get("table") is not None:
+        decl.append(f"var<private> qtable: array<u32, 256> = array<u32, 256>({', '.join(f'{int(v)}u' for v in a['table'])});")
+        val = f"qtable[u32({val})]"
+    else:
+        val = f"u32({val})"
+    return decl, [f"st{out}(i, {val});"]
+
+
+@lowering("webgpu", "QConv", "bornc")
+def _qconv(ctx: Ctx) -> Lowered:
+    xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
+    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
+    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    g = ctx.attrs["group"]
+    c, cout = xs[1], ws[0]
+    cg, mg = c // g, cout // g
+    oshape = list(ctx.oshape())
+    n = ctx.outs[0].size
+    taps = int(np.prod(kernel))
+    ops = [ctx.x(0), ctx.x(1)]
+    zp = int(ctx.attrs["x_zero_point"])
+    lines = decompose(oshape, "i", "o")
+    lines += [f"let g = o1 / {mg}u;", "var acc = 0i;",
+              f"for (var ci = 0u; ci < {cg}u; ci = ci + 1u) {{",
+              f"  let xb = (o0 * {c}u + g * {cg}u + ci);",
+              f"  let wb = (o1 * {cg}u + ci) * {taps}u;",
+              f"  for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
+    lines += ["    " + s for s in decompose(kernel, "t", "kq")]
+    cond, idx = [], "xb"
+    for d in range(len(kernel)):
+        lines.append(f"    let p{d} = i32(o{d + 2} * {strides[d]}u + kq{d} * {dil[d]}u) - {pads[d][0]}i;")
+        cond.append(f"p{d} < 0i || p{d} >= {xs[2 + d]}i")
+        idx = f"({idx}) * {xs[2 + d]}u + u32(p{d})"
+    lines += [f"    if ({' || '.join(cond)}) {{ continue; }}",
+              f"    acc = acc + (i32(ld0({idx})) - {zp}i) * ld1(wb + t);", "  }", "}"]
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        lines.append(f"acc = acc + ld{len(ops) - 1}(o1);")
+    ops.append(ctx.y())
+    decl, store = _requant_lines(ctx, "o1", "acc", len(ops) - 1)
+    return Lowered([Kernel("direct", {"n": n, "lines": lines + store, "decl": decl}, ops, threads=n, label="QConv")])
+
+
+@lowering("webgpu", "QMatMul", "bornc")
+def _qmatmul(ctx: Ctx) -> Lowered:
+    m, k = ctx.shape(1)
+    n = ctx.outs[0].size
+    ops = [ctx.x(0), ctx.x(1)]
+    zp = int(ctx.attrs["x_zero_point"])
+    lines = [f"let row = i / {m}u;", f"let col = i % {m}u;", "var acc = 0i;",
+             f"for (var kk = 0u; kk < {k}u; kk = kk + 1u) {{",
+             f"  acc = acc + (i32(ld0(row * {k}u + kk)) - {zp}i) * ld1(col * {k}u + kk);", "}"]
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        lines.append(f"acc = acc + ld{len(ops) - 1}(col);")
+    ops.append(ctx.y())
+    decl, store = _requant_lines(ctx, "col", "acc", len(ops) - 1)
+    return Lowered([Kernel("direct", {"n": n, "lines": lines + store, "decl": decl}, ops, threads=n, label="QMatMul")])
+
+
+@lowering("webgpu", "LookupTable", "bornc")
+def _lookup(ctx: Ctx) -> Lowered:
+    n = ctx.outs[0].size
+    decl = [f"var<private> qtable: array<u32, 256> = array<u32, 256>({', '.join(f'{int(v)}u' for v in ctx.attrs['table'])});"]
+    return Lowered([Kernel("direct", {"n": n, "lines": ["st1(i, qtable[ld0(i) & 255u]);"], "decl": decl},
+                           [ctx.x(0), ctx.y()], threads=n, label="LookupTable")])
