@@ -45,6 +45,7 @@ class GoldenCase:
     inputs: dict = field(default_factory=dict)      # input name -> file name under inputs/
     outputs: dict = field(default_factory=dict)     # output name -> file name under expected/
     ort_check: bool = True
+    quantize: dict = field(default_factory=dict)     # [quantize]: mode, calibration (file in the case folder), ...
 
     def tolerance(self, output: str) -> tuple[float, float]:
         return self.tolerances.get(output, self.default_tol)
@@ -79,7 +80,7 @@ def load_case(name_or_path: str | Path) -> GoldenCase:
     return GoldenCase(folder.name, folder, data["model"], {k: tuple(v) for k, v in data.get("input_shapes", {}).items()},
                       dict(data.get("bind", {})), per, (float(default["rtol"]), float(default["atol"])),
                       list(data.get("targets", ["reference"])), dict(data.get("inputs", {})), dict(data.get("outputs", {})),
-                      bool(data.get("ort_check", True)))
+                      bool(data.get("ort_check", True)), dict(data.get("quantize", {})))
 
 
 def list_cases() -> list[str]:
@@ -110,7 +111,24 @@ def model_path(case: GoldenCase) -> Path:
 
 
 def load_case_model(case: GoldenCase):
-    return load_onnx(model_path(case), input_shapes=case.input_shapes, bind=case.bind)
+    """The case's model; for a quantized case ([quantize] in case.toml) the quantized IR, whose reference run is
+    the integer path every target must reproduce."""
+    model = load_onnx(model_path(case), input_shapes=case.input_shapes, bind=case.bind)
+    return quantized_case_model(case, model)[0] if case.quantize else model
+
+
+def quantized_case_model(case: GoldenCase, model):
+    """(quantized model, its QuantizeConfig) for a case with a [quantize] table: mode, calibration (an .npz in
+    the case folder), and optionally method, keep_float, fallback_threshold ("none" for no fallback)."""
+    from .passes.pipeline import optimize
+    from .quantize import QuantizeConfig
+    q = case.quantize
+    thr = q.get("fallback_threshold", 0.002)
+    cfg = QuantizeConfig.from_options(model, q.get("mode", "int8"), str(case.folder / q["calibration"]),
+                                      str(case.folder / q["validation"]) if "validation" in q else None,
+                                      q.get("method", "percentile"), q.get("keep_float"),
+                                      None if thr == "none" else float(thr))
+    return optimize(model, 2, quantize=cfg), cfg
 
 
 def case_inputs(case: GoldenCase) -> dict[str, np.ndarray]:
@@ -141,7 +159,9 @@ def record(case: GoldenCase, ort: bool = True) -> list[str]:
     feeds = case_inputs(case)
     outs = run(model, feeds)
     lines = []
-    if ort and case.ort_check and importlib.util.find_spec("onnxruntime") is not None:
+    if case.quantize:
+        lines += _check_against_float(case, feeds, outs)
+    elif ort and case.ort_check and importlib.util.find_spec("onnxruntime") is not None:
         import onnxruntime as ort_mod
         so = ort_mod.SessionOptions()
         so.graph_optimization_level = ort_mod.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -164,6 +184,21 @@ def record(case: GoldenCase, ort: bool = True) -> list[str]:
         f = case.outputs.get(name, safe_name(name) + ".npy")
         np.save(exp_dir / f, val)
         lines.append(f"{case.name}: wrote expected/{f} {val.dtype}{list(val.shape)}")
+    return lines
+
+
+def _check_against_float(case: GoldenCase, feeds: dict, outs: dict) -> list[str]:
+    """A quantized case's outputs must agree with the float model's: cosine >= [quantize] min_cosine (0.99)."""
+    floats = run(load_onnx(model_path(case), input_shapes=case.input_shapes, bind=case.bind), feeds)
+    need = float(case.quantize.get("min_cosine", 0.99))
+    lines = []
+    for name, val in outs.items():
+        a, b = np.asarray(floats[name], np.float64).reshape(-1), np.asarray(val, np.float64).reshape(-1)
+        cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else float(np.array_equal(a, b))
+        lines.append(f"{case.name}: {name}: {case.quantize.get('mode', 'int8')} vs float32 cosine {cos:.5f} (need {need})")
+        if cos < need:
+            raise GoldenError(f"case {case.name}: output {name!r}: quantized and float32 outputs disagree (cosine "
+                              f"{cos:.5f} < {need}); nothing recorded")
     return lines
 
 

@@ -83,7 +83,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=str(REPO.parent / "shared" / "models"))
     ap.add_argument("--target", default="x86_64")
-    ap.add_argument("--method", default="minmax")
+    ap.add_argument("--method", default="percentile")
     ap.add_argument("--only", action="append")
     ap.add_argument("--bench", action="store_true", help="bornc bench the float32 and int8 artifacts")
     ap.add_argument("--json", help="write the figures here")

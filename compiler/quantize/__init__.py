@@ -23,8 +23,9 @@ from .int8 import fuse_lookup_tables, quantize_int8
 
 log = logging.getLogger(__name__)
 
-#: A layer whose sensitivity (1 - cosine of the model's outputs, against float32, when only that layer is
-#: integer; on the first calibration set) exceeds this stays float.
+#: A layer whose sensitivity (how much the cosine of the model's outputs against float32 drops when that layer
+#: alone computes in int8, every other layer computing in float on int8-stored weights; on the first
+#: calibration set) exceeds this computes in float (on int8-stored weights).
 FALLBACK_THRESHOLD = 0.002
 #: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on that set.
 TARGET_COSINE = 0.99
@@ -115,8 +116,8 @@ class QuantizeConfig:
                      if n.op in ("Conv", "Gemm", "MatMul") and not n.domain and n.inputs}
         ranges, means = collect_ranges(model, self.calibration, names, self.method, mean_axes)
 
-        def build(keep):
-            return quantize_int8(model, ranges, self.keep_float | keep, means=means)
+        def build(fallback):
+            return quantize_int8(model, ranges, self.keep_float, means=means, weight_only_layers=fallback)
 
         q, layers, weight_only = build(set())
         sensitivity: dict[str, float] = {}
@@ -125,8 +126,9 @@ class QuantizeConfig:
             probe = self.calibration[:1]
             ref = [run(model, s) for s in probe]
             everything = {ly.name for ly in layers}
+            base = _cosine(ref, build(everything)[0], probe)       # every layer float on int8-stored weights
             for ly in layers:
-                sensitivity[ly.name] = 1.0 - _cosine(ref, build(everything - {ly.name})[0], probe)
+                sensitivity[ly.name] = base - _cosine(ref, build(everything - {ly.name})[0], probe)
             fallback = [n for n, v in sensitivity.items() if v > self.fallback_threshold]
             q, layers, weight_only = build(set(fallback))
             rest = sorted((n for n in sensitivity if n not in fallback), key=lambda n: -sensitivity[n])
@@ -148,6 +150,7 @@ class QuantizeConfig:
             "kept_float": sorted(self.keep_float),
             "fallback_threshold": self.fallback_threshold, "target_cosine": self.target_cosine,
             "fallback_to_float": [{"node": n, "sensitivity": round(sensitivity[n], 6)} for n in fallback],
+            "fallback_means": "float computation on int8-stored weights (weight-only)",
             "worst_layers": [{"node": ly.name, "op": ly.op, "layer_error": round(errors.get(ly.name, 0.0), 6),
                               **({"sensitivity": round(sensitivity[ly.name], 6)} if ly.name in sensitivity else {})}
                              for ly in worst],
@@ -258,7 +261,7 @@ def format_report(report: dict) -> list[str]:
         lines.append(f"  {report['integer_layers']} integer layers, {len(report['weight_only_int8'])} weight-only int8 "
                      f"tensors; calibration {report['calibration_method']} on {report['calibration_sets']} sets")
         if report["fallback_to_float"]:
-            lines.append(f"  kept float ({len(report['fallback_to_float'])} layers: sensitivity > "
+            lines.append(f"  float on int8 weights ({len(report['fallback_to_float'])} layers: sensitivity > "
                          f"{report['fallback_threshold']}, then the most sensitive until cosine >= "
                          f"{report['target_cosine']}): " + ", ".join(f"{f['node']} {f['sensitivity']:.2g}"
                                                                       for f in report["fallback_to_float"]))

@@ -32,7 +32,7 @@ from ..ops.qint import quantize_multiplier
 from ..passes.eliminate_dead_code import eliminate_dead_code
 from ..passes.util import clone, consumers, fresh_name, use_counts
 
-MIN_WEIGHT_ELEMS = 1024
+MIN_WEIGHT_ELEMS = 256
 #: Elementwise ops a lookup table may absorb (one varying input, scalar constants).
 _ELEMENTWISE = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Selu", "Celu",
                 "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp", "Abs", "Neg", "Add", "Sub", "Mul", "Div", "Max",
@@ -145,11 +145,13 @@ def _activation(g, n: Node, cons, uses):
 
 
 def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = frozenset(),
-                  min_weight_elems: int = MIN_WEIGHT_ELEMS, means: dict | None = None) -> tuple[Model, list[Layer], list[str]]:
+                  min_weight_elems: int = MIN_WEIGHT_ELEMS, means: dict | None = None,
+                  weight_only_layers: set | frozenset = frozenset()) -> tuple[Model, list[Layer], list[str]]:
     """Rewrite ``model``'s main graph: returns (model, integer layers, names of weight-only int8 constants).
 
     ``ranges`` maps float value names to calibrated (lo, hi); a layer whose input or output has no range, or
-    whose node name is in ``keep_float``, stays float. ``means`` (per-channel means of layer inputs over the
+    whose node name is in ``weight_only_layers``, computes in float on int8-stored weights; one named in
+    ``keep_float`` stays float entirely. ``means`` (per-channel means of layer inputs over the
     calibration data) enables bias correction: the bias absorbs the expected output shift that rounding the
     weights causes, sum (w_q * scale - w) * E[x] (Nagel et al., "Data-Free Quantization Through Weight
     Equalization and Bias Correction", ICCV 2019, section 4.2, with E[x] measured instead of derived)."""
@@ -166,7 +168,7 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
     for n in g.nodes:
         if id(n) in absorbed:
             continue
-        cand = _candidate(g, n) if n.name not in keep_float else None
+        cand = _candidate(g, n) if n.name not in keep_float and n.name not in weight_only_layers else None
         act, bounds = _activation(g, n, cons, uses) if cand else (None, None)
         y = act.outputs[0] if act is not None else (n.outputs[0] if cand else None)
         x = n.inputs[0]
@@ -226,7 +228,7 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
             absorbed.add(id(act))
     g.nodes = nodes
     m = eliminate_dead_code(m)
-    weight_only = _weight_only(m.graph, min_weight_elems)
+    weight_only = _weight_only(m.graph, min_weight_elems, keep_float)
     return m, layers, weight_only
 
 
@@ -280,16 +282,18 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
     return src, [int(t) for t in table]
 
 
-def _weight_only(g, min_elems: int) -> list[str]:
-    """Store large float32 constants read by float ops as int8 + a run-time DequantizeLinear (in place)."""
+def _weight_only(g, min_elems: int, keep_float=frozenset()) -> list[str]:
+    """Store large float32 constants read by float ops (LSTM, ConvTranspose, layers left float) as int8 + a
+    run-time DequantizeLinear (in place); nodes named in ``keep_float`` keep their float weights."""
     done: list[str] = []
     nodes: list[Node] = []
+    skip = {i for n in g.nodes if n.name in keep_float for i in n.inputs}
     for n in g.nodes:
         opdef = registry.get(n.op, n.domain)
         value_inputs = opdef.value_inputs if opdef is not None else ()
         for k, name in enumerate(n.inputs):
             c = _float_const(g, name)
-            if c is None or c.size < min_elems or k in value_inputs or name in done or name in g.outputs:
+            if c is None or c.size < min_elems or k in value_inputs or name in done or name in g.outputs or name in skip:
                 continue
             axis = 0 if c.ndim > 1 and c.shape[0] > 1 else (1 if c.ndim > 1 else 0)
             q, s = weight_params(c, axis) if c.ndim > 1 else weight_params(c.reshape(1, -1), 0)
