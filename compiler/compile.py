@@ -61,6 +61,8 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
     toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
     t = get_target(target) if isinstance(target, str) else target
+    if quantize is not None and quantize.mode == "int8":
+        quantize.weight_max = int8_weight_max(t)
     if t.backend == "python":
         return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source, quantize)
     if t.backend == "webgpu":
@@ -93,6 +95,14 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _check_budget(t, res, ram_budget, flash_budget)
     return res
+
+
+def int8_weight_max(t: Target) -> int:
+    """The int8 weight range a target prefers: 63 on x86-64 with AVX2 but no VNNI, whose fastest integer product
+    (vpmaddubsw) saturates pair sums of uint8 x int8 beyond [-63, 63] weights (as onnxruntime's reduce_range on
+    such CPUs); 127 elsewhere."""
+    feats = set(t.features)
+    return 63 if "avx2" in feats and not feats & {"avxvnni", "avx512vnni", "avx512_vnni"} else 127
 
 
 def _record_quantization(manifest: dict, quantize) -> None:

@@ -50,6 +50,8 @@ class QuantizeConfig:
     keep_float: frozenset = frozenset()
     fallback_threshold: float | None = FALLBACK_THRESHOLD
     target_cosine: float = TARGET_COSINE
+    weight_max: int = 127
+    weight_max: int = 127
     random_calibration: bool = False
     validation_source: str = ""
     report: dict = field(default_factory=dict)
@@ -117,7 +119,8 @@ class QuantizeConfig:
         ranges, means = collect_ranges(model, self.calibration, names, self.method, mean_axes)
 
         def build(fallback):
-            return quantize_int8(model, ranges, self.keep_float, means=means, weight_only_layers=fallback)
+            return quantize_int8(model, ranges, self.keep_float, means=means, weight_only_layers=fallback,
+                                 weight_max=self.weight_max)
 
         q, layers, weight_only = build(set())
         sensitivity: dict[str, float] = {}
@@ -144,8 +147,9 @@ class QuantizeConfig:
         self.report = {
             "mode": "int8", "calibration_method": self.method, "calibration_sets": len(self.calibration),
             "random_calibration": self.random_calibration,
-            "scheme": "activations uint8 per tensor asymmetric; weights int8 symmetric per output channel; bias "
-                      "int32 with bias correction; fixed-point requantization (TensorFlow Lite / gemmlowp)",
+            "scheme": "activations uint8 per tensor asymmetric; weights int8 symmetric per output channel in "
+                      f"[-{self.weight_max}, {self.weight_max}]; bias int32 with bias correction; fixed-point "
+                      "requantization (TensorFlow Lite / gemmlowp)",
             "integer_layers": len(layers), "weight_only_int8": weight_only,
             "kept_float": sorted(self.keep_float),
             "fallback_threshold": self.fallback_threshold, "target_cosine": self.target_cosine,

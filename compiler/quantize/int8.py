@@ -68,14 +68,15 @@ def activation_params(lo: float, hi: float) -> tuple[float, int]:
     return scale, zp
 
 
-def weight_params(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 codes, float32 scales) of symmetric per-channel quantization of ``w`` along ``axis``."""
+def weight_params(w: np.ndarray, axis: int, qmax: int = 127) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 codes in [-qmax, qmax], float32 scales) of symmetric per-channel quantization of ``w`` along
+    ``axis``."""
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.max(np.abs(w.astype(np.float64)), axis=red) if w.ndim > 1 else np.abs(w.astype(np.float64))
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    scale = np.where(amax > 0, amax / float(qmax), 1.0).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.rint(w.astype(np.float64) / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w.astype(np.float64) / scale.astype(np.float64).reshape(shape)), -qmax, qmax).astype(np.int8)
     return q, scale
 
 
@@ -146,7 +147,8 @@ def _activation(g, n: Node, cons, uses):
 
 def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = frozenset(),
                   min_weight_elems: int = MIN_WEIGHT_ELEMS, means: dict | None = None,
-                  weight_only_layers: set | frozenset = frozenset()) -> tuple[Model, list[Layer], list[str]]:
+                  weight_only_layers: set | frozenset = frozenset(),
+                  weight_max: int = 127) -> tuple[Model, list[Layer], list[str]]:
     """Rewrite ``model``'s main graph: returns (model, integer layers, names of weight-only int8 constants).
 
     ``ranges`` maps float value names to calibrated (lo, hi); a layer whose input or output has no range, or
@@ -194,7 +196,7 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
         sy, zy = activation_params(*ranges[y])
         key = (n.inputs[1], n.op, n.attrs.get("transB", 0), n.attrs.get("alpha", 1.0))
         if key not in wcache:                       # a weight several layers share is stored once
-            wq, ws = weight_params(w, 0)
+            wq, ws = weight_params(w, 0, weight_max)
             wcache[key] = (_const(g, n.inputs[1] + "_int8", wq), wq, ws)
         wname, wq, ws = wcache[key]
         if x in means:

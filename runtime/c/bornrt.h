@@ -422,6 +422,111 @@ static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B,
 }
 #endif
 
+/* C[6 x 16] (int32) = A[6 x 4*KQ] * B[4*KQ x 16] on uint8 x int8 quads: A[r * KQ + kq] holds row r's weights for
+ * k = 4kq .. 4kq+3 (int8, low byte first), B + kq * 64 the 16 columns' four uint8 values each (column t at bytes
+ * 4t .. 4t+3). AVX-VNNI / AVX512-VNNI: one vpdpbusd per 8 columns and row. AVX2: vpmaddubsw then vpmaddwd by
+ * ones; vpmaddubsw saturates a pair sum to int16, which weights in [-63, 63] rule out (255 * 63 * 2 < 2^15), so
+ * the lowering takes this kernel only for such weights. */
+#if defined(__AVX2__)
+#if defined(__AVXVNNI__)
+#define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_avx_epi32(c, b, a)
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_epi32(c, b, a)
+#else
+#define BORNC_DPBUSD(c, b, a) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, a), _mm256_set1_epi16(1)))
+#endif
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int kq;
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_si256();
+    for (kq = 0; kq < KQ; ++kq) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kq * 64u));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kq * 64u + 32u));
+        const int32_t *a = A + kq;
+        __m256i av = _mm256_set1_epi32(a[0]);
+        c00 = BORNC_DPBUSD(c00, b0, av); c01 = BORNC_DPBUSD(c01, b1, av);
+        av = _mm256_set1_epi32(a[KQ]);
+        c10 = BORNC_DPBUSD(c10, b0, av); c11 = BORNC_DPBUSD(c11, b1, av);
+        av = _mm256_set1_epi32(a[2 * KQ]);
+        c20 = BORNC_DPBUSD(c20, b0, av); c21 = BORNC_DPBUSD(c21, b1, av);
+        av = _mm256_set1_epi32(a[3 * KQ]);
+        c30 = BORNC_DPBUSD(c30, b0, av); c31 = BORNC_DPBUSD(c31, b1, av);
+        av = _mm256_set1_epi32(a[4 * KQ]);
+        c40 = BORNC_DPBUSD(c40, b0, av); c41 = BORNC_DPBUSD(c41, b1, av);
+        av = _mm256_set1_epi32(a[5 * KQ]);
+        c50 = BORNC_DPBUSD(c50, b0, av); c51 = BORNC_DPBUSD(c51, b1, av);
+    }
+    _mm256_storeu_si256((__m256i *)C, c00); _mm256_storeu_si256((__m256i *)(C + 8), c01);
+    _mm256_storeu_si256((__m256i *)(C + 16), c10); _mm256_storeu_si256((__m256i *)(C + 24), c11);
+    _mm256_storeu_si256((__m256i *)(C + 32), c20); _mm256_storeu_si256((__m256i *)(C + 40), c21);
+    _mm256_storeu_si256((__m256i *)(C + 48), c30); _mm256_storeu_si256((__m256i *)(C + 56), c31);
+    _mm256_storeu_si256((__m256i *)(C + 64), c40); _mm256_storeu_si256((__m256i *)(C + 72), c41);
+    _mm256_storeu_si256((__m256i *)(C + 80), c50); _mm256_storeu_si256((__m256i *)(C + 88), c51);
+}
+#else
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    int32_t acc[6][16];
+    int r, t, kq, j;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = 0;
+    for (kq = 0; kq < KQ; ++kq) {
+        const uint8_t *b = B + (size_t)kq * 64u;
+        for (r = 0; r < 6; ++r) {
+            const uint32_t quad = (uint32_t)A[(size_t)r * (size_t)KQ + (size_t)kq];
+            for (t = 0; t < 16; ++t)
+                for (j = 0; j < 4; ++j) acc[r][t] += (int32_t)(int8_t)(uint8_t)(quad >> (8 * j)) * (int32_t)b[4 * t + j];
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) C[r * 16 + t] = acc[r][t];
+}
+#endif
+
+/* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero. */
+static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) {
+    const int KQ = (K + 3) / 4;
+    int r, kq, j;
+    for (r = 0; r < 6; ++r)
+        for (kq = 0; kq < KQ; ++kq) {
+            uint32_t quad = 0;
+            for (j = 0; j < 4; ++j) {
+                const int k = 4 * kq + j;
+                const uint8_t v = r < rows && k < K ? (uint8_t)W[(size_t)r * (size_t)K + (size_t)k] : 0u;
+                quad |= (uint32_t)v << (8 * j);
+            }
+            A[(size_t)r * (size_t)KQ + (size_t)kq] = (int32_t)quad;
+        }
+}
+
+/* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
+ * to 4*KQ; nc <= 16 valid columns, the rest zero) as quads: out + kq * 64 holds column t's rows 4kq .. 4kq+3 at
+ * bytes 4t .. 4t+3. */
+static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ, int nc, uint8_t *out) {
+    int kq = 0, t, j;
+#if defined(__AVX2__)
+    if (nc == 16)
+        for (; 4 * kq + 3 < K; ++kq) {            /* byte, then 16-bit interleave of 4 rows: 4 columns per 16 bytes */
+            const uint8_t *src = col + (size_t)(4 * kq) * ldb;
+            const __m128i r0 = _mm_loadu_si128((const __m128i *)src), r1 = _mm_loadu_si128((const __m128i *)(src + ldb));
+            const __m128i r2 = _mm_loadu_si128((const __m128i *)(src + 2 * ldb));
+            const __m128i r3 = _mm_loadu_si128((const __m128i *)(src + 3 * ldb));
+            const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+            const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+            uint8_t *o = out + (size_t)kq * 64u;
+            _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(b, d));
+            _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
+        }
+#endif
+    for (; kq < KQ; ++kq)
+        for (j = 0; j < 4; ++j) {
+            const int k = 4 * kq + j;
+            const uint8_t *src = col + (size_t)k * ldb;
+            for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = k < K && t < nc ? src[t] : 0u;
+        }
+}
+
 /* Rows m0 .. m0+5 of int8 weights W (rows of K) as the int16 pairs bornc_qgemm_6x16 reads; rows past `rows` and
  * the odd K's partner are zero. */
 static inline void bornc_qpack_a(const int8_t *W, int K, int rows, int32_t *A) {

@@ -8,6 +8,8 @@ fixed-point ``bornc_requant``, bit-exact with the reference interpreter.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ...ops.nn import _spatial
 from ...ops.registry import lowering
 from .lower_nn import _as2d, geometry2d, tap_ranges
@@ -58,11 +60,36 @@ def _qconv(ctx: LowerCtx) -> Lowered:
                        workspace=hp * sw * pw * 2)
     if k < 8 or mg < 4:
         return Lowered([Stage("qconv_direct", geo)], args)
+    adj = _bias_adjusted(ctx, k)
+    if adj is not None:
+        kq = (k + 3) // 4
+        rows = max(1, min(oh, (PACK_BYTES // 2 // (kq * 4)) // max(ow, 1)))
+        cols = 4 * kq * (-(-rows * ow // 16) * 16)       # bytes of the im2col block (and of its packed copy)
+        pointwise = kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w
+        return Lowered([Stage("qconv_gemm8", {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "bias_adj": adj,
+                                              "pointwise": pointwise})],
+                       [0, 1], workspace=2 * cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
     cols = 2 * kp2 * (-(-rows * ow // 16) * 16)          # int16 elements of the im2col block
     return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "KE": 2 * kp2, "ROWS": rows, "COLS": cols})],
                    args, workspace=cols * 2 + 6 * kp2 * 4)
+
+
+def _bias_adjusted(ctx: LowerCtx, k: int) -> list[int] | None:
+    """bias - x_zero_point * (row sums of W) per output channel, for the uint8 x int8 quad kernel: None when the
+    weights (or bias) are not constant or a weight lies outside [-63, 63] (vpmaddubsw's pair sums could saturate)."""
+    w = ctx.consts[1]
+    if w is None or (ctx.has(2) and ctx.consts[2] is None):
+        return None
+    w = np.asarray(w, np.int64).reshape(w.shape[0], -1)
+    if w.size and np.abs(w).max() > 63:
+        return None
+    b = np.asarray(ctx.consts[2], np.int64) if ctx.has(2) else np.zeros(w.shape[0], np.int64)
+    adj = b - int(ctx.attrs["x_zero_point"]) * w.sum(axis=1)
+    if np.abs(adj).max(initial=0) >= 1 << 31:
+        return None
+    return [int(v) for v in adj]
 
 
 @lowering("c", "QMatMul", domain="bornc")
@@ -72,6 +99,13 @@ def _qmatmul(ctx: LowerCtx) -> Lowered:
     r = 1
     for d in xs[:-1]:
         r *= d
+    adj = _bias_adjusted(ctx, k)
+    if adj is not None:
+        kq = (k + 3) // 4
+        pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kq * 4)) // 16 * 16))
+        cols = pb * kq * 4
+        return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj,
+                                           **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))
     cols = pb * kp2 * 2

@@ -1,0 +1,274 @@
+"""int8 post-training quantization and fp16 weights: the fixed-point arithmetic, the integer layers on every
+target against the reference interpreter's integer path (bit-exact), the quantize pass and its report, the CLI.
+
+Tolerances: integer outputs (uint8) must be equal; float outputs computed after the integer path (Softmax)
+within rtol 1e-5 / atol 1e-6 of the reference; the quantized model within cosine 0.99 of the float one.
+"""
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import bornc
+from bornc.executors import CExecutor, get_executor
+from bornc.interpreter import run
+from bornc.ir.graph import Graph, Model, Node
+from bornc.ir.types import TensorType
+from bornc.ops import registry
+from bornc.ops.qint import quantize_multiplier
+from bornc.ops.registry import InferCtx, infer_types
+from bornc.passes.pipeline import optimize
+from bornc.pyrt import rt
+from bornc.quantize import QuantizeConfig, QuantizeError, format_report
+from bornc.quantize.calibrate import entropy_threshold
+
+from .passes.helpers import make, rand
+
+N = helper.make_node
+
+
+# ------------------------------------------------------------------------------------------ fixed point
+def test_quantize_multiplier_represents_the_real_multiplier():
+    for real in [1e-6, 3.1e-4, 0.0123, 0.5, 0.75, 0.9999999, 1.0, 1.7, 37.5]:
+        q, shift = quantize_multiplier(real)
+        assert (1 << 30) <= q < (1 << 31)
+        assert abs(q * 2.0 ** (shift - 31) - real) <= real * 2.0 ** -30
+
+
+def test_requantize_rounds_to_nearest():
+    """Against exact rational arithmetic: |requant(acc) - acc * M| <= 1/2 (+ the double rounding of gemmlowp's
+    two-step form, at most one more half-unit at exact ties), M the represented multiplier."""
+    rng = np.random.default_rng(0)
+    for real in [0.0123, 0.49, 1.7, 3e-5]:
+        q, shift = quantize_multiplier(real)
+        acc = np.concatenate([rng.integers(-2 ** 24, 2 ** 24, 2000), [0, 1, -1, 2 ** 31 - 1, -2 ** 31 + 1]])
+        y = rt.requantize(acc, q, shift, 0, -2 ** 40, 2 ** 40)
+        m = Fraction(q) * Fraction(2) ** (shift - 31)
+        for a, b in zip(acc[:300].tolist() + acc[-5:].tolist(), y[:300].tolist() + y[-5:].tolist()):
+            exact = Fraction(int(a)) * m
+            assert abs(Fraction(int(b)) - exact) <= Fraction(1, 2) + Fraction(1, 2 ** 20), (a, b, float(exact))
+
+
+def test_entropy_threshold_clips_outliers():
+    rng = np.random.default_rng(0)
+    a = np.abs(rng.standard_normal(100000))
+    a[:3] = 80.0
+    t = entropy_threshold(a, 128)
+    assert 2.5 < t < 20.0
+
+
+# ------------------------------------------------------------------------------ integer layers, bit-exact
+SPECS = [
+    ("QConv", (1, 5, 7, 9), (7, 5, 3, 3), {}),
+    ("QConv", (1, 8, 8, 8), (13, 8, 3, 3), {"pads": [1, 2, 1, 0], "strides": [2, 2]}),
+    ("QConv", (2, 6, 6, 6), (8, 6, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ("QConv", (1, 8, 5, 5), (12, 4, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
+    ("QConv", (1, 4, 6, 6), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1], "strides": [2, 1]}),
+    ("QConv", (1, 9, 11), (5, 9, 3), {"pads": [1, 1], "strides": [2]}),
+    ("QConv", (1, 16, 9, 9), (24, 16, 1, 1), {}),
+    ("QConv", (1, 6, 13, 17), (6, 1, 5, 5), {"group": 6, "pads": [2, 2, 2, 2], "strides": [2, 2]}),
+    ("QConv", (1, 5, 9, 19), (5, 1, 3, 3), {"group": 5, "pads": [2, 1, 0, 3], "dilations": [2, 3]}),
+    ("QConv", (1, 7, 23), (7, 1, 3), {"group": 7, "pads": [1, 1], "strides": [3]}),
+    ("QConv", (1, 3, 20, 21), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ("QConv", (1, 2, 6, 6), (3, 2, 1, 1), {}),
+    ("QMatMul", (3, 37), (11, 37), {}),
+    ("QMatMul", (1, 20, 64), (30, 64), {}),
+]
+
+
+def integer_layers_model(seed: int = 0) -> Model:
+    """One QConv/QMatMul per entry of SPECS on its own uint8 input: random int8 weights and int32 biases,
+    per-channel multipliers (one above 1, so a left shift), clamps, zero points and, on some, a lookup table."""
+    rng = np.random.default_rng(seed)
+    g = Graph("q", [], [], [], {}, {})
+    for i, (op, xs, ws, attrs) in enumerate(SPECS):
+        x, w, b, y = f"x{i}", f"w{i}", f"b{i}", f"y{i}"
+        g.inputs.append(x)
+        g.types[x] = TensorType("uint8", tuple(xs))
+        g.constants[w] = rng.integers(-127, 128, ws).astype(np.int8) if i % 2 else rng.integers(-63, 64, ws).astype(np.int8)
+        g.constants[b] = rng.integers(-20000, 20000, ws[0]).astype(np.int32)
+        for k in (w, b):
+            g.types[k] = TensorType.of(g.constants[k])
+        mult = [quantize_multiplier(float(v)) for v in rng.uniform(1e-4, 3e-2, ws[0])]
+        if i % 3 == 2:
+            mult[0] = quantize_multiplier(1.7)
+        a = {**attrs, "x_zero_point": int(rng.integers(0, 256)), "y_zero_point": int(rng.integers(0, 256)),
+             "multiplier": [q for q, _ in mult], "shift": [s for _, s in mult], "qmin": 3 if i % 2 else 0,
+             "qmax": 250, "table": [int(v) for v in rng.integers(0, 256, 256)] if i % 4 == 1 else None}
+        node = Node(op, [x, w, b], [y], a, f"n{i}", "bornc")
+        opdef = registry.get(op, "bornc")
+        g.types[y] = infer_types(opdef, InferCtx(node, registry.attrs_with_defaults(opdef, node), 21,
+                                                 [g.types[x], g.types[w], g.types[b]], [None, g.constants[w], g.constants[b]]))[0]
+        g.nodes.append(node)
+        g.outputs.append(y)
+    return Model(g)
+
+
+@pytest.fixture(scope="module")
+def int_model():
+    m = integer_layers_model()
+    rng = np.random.default_rng(5)
+    feeds = {x: rng.integers(0, 256, m.graph.types[x].shape).astype(np.uint8) for x in m.graph.inputs}
+    return m, feeds, run(m, feeds)
+
+
+def _assert_equal(ref, got):
+    for k in ref:
+        assert got[k].dtype == np.uint8, k
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+        assert np.unique(ref[k]).size > 1, k        # not a degenerate (all clamped) output
+
+
+@pytest.mark.parametrize("target", ["x86_64", "python", "webgpu", "rpi4", "rpi-armv7"])
+def test_integer_layers_bit_exact(int_model, target):
+    """Every target's QConv/QMatMul (direct, depthwise, GEMM, 1-D, grouped, strided, dilated) equals the reference
+    integer path exactly: accumulation, bias, fixed-point requantization, clamp and lookup table."""
+    m, feeds, ref = int_model
+    ex = CExecutor(target) if target not in ("python", "webgpu") else get_executor(target)
+    _assert_equal(ref, ex.prepare(m)(feeds))
+
+
+def test_integer_layers_under_sanitizers(int_model):
+    m, feeds, ref = int_model
+    _assert_equal(ref, CExecutor("x86_64", sanitize=True).prepare(m)(feeds))
+
+
+def test_integer_gemm_compiles_for_vnni():
+    """The AVX-VNNI variant of the micro-kernel (vpdpwssd) builds; this machine cannot run it."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from bornc.backends.c import compile_c
+    from bornc.targets import get_target
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        compile_c(integer_layers_model(), get_target("x86_64"), tmp)
+        r = subprocess.run(["gcc", "-O2", "-march=x86-64-v3", "-mavxvnni", "-std=c99", "-Wall", "-Wextra", "-Werror",
+                            "-c", "model.c", "-o", "model.o"], cwd=tmp, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        asm = subprocess.run(["objdump", "-d", str(Path(tmp) / "model.o")], capture_output=True, text=True).stdout
+        assert "vpdpwssd" in asm
+
+
+# ------------------------------------------------------------------------------------------ the pass
+def small_cnn():
+    """Conv+Relu, MaxPool, Conv+HardSwish (a lookup table), depthwise Conv, GlobalAveragePool, Gemm, Softmax."""
+    rng = np.random.default_rng(3)
+    w = lambda *s: (rng.standard_normal(s) * (2.0 / np.prod(s[1:])) ** 0.5).astype(np.float32)  # noqa: E731
+    nodes = [N("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"), N("Relu", ["c1"], ["r1"]),
+             N("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             N("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"), N("HardSwish", ["c2"], ["h2"]),
+             N("Conv", ["h2", "w3"], ["c3"], pads=[1, 1, 1, 1], group=16, name="dw3"), N("Relu", ["c3"], ["r3"]),
+             N("GlobalAveragePool", ["r3"], ["g"]), N("Flatten", ["g"], ["f"]),
+             N("Gemm", ["f", "w4", "b4"], ["l"], transB=1, name="fc"), N("Softmax", ["l"], ["y"])]
+    inits = {"w1": w(8, 3, 3, 3), "b1": rand(8) * 0.1, "w2": w(16, 8, 3, 3), "b2": rand(16) * 0.1,
+             "w3": w(16, 1, 3, 3), "w4": w(10, 16), "b4": rand(10) * 0.1}
+    return make(nodes, [("x", [1, 3, 16, 16])], [("y", [1, 10])], inits, opset=17)
+
+
+def _sets(n, seed):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.random((1, 3, 16, 16)).astype(np.float32)} for _ in range(n)]
+
+
+def test_quantize_pass_report_and_agreement():
+    m = small_cnn()
+    cfg = QuantizeConfig("int8", calibration=_sets(12, 0), validation=_sets(6, 1), validation_source="test")
+    q = optimize(m, 2, quantize=cfg)
+    ops = [n.op for n in q.graph.nodes]
+    assert ops.count("QConv") + ops.count("QMatMul") >= 3
+    r = cfg.report
+    assert r["integer_layers"] >= 3 and len(r["worst_layers"]) <= 5
+    out = r["outputs"]["y"]
+    assert out["cosine"] >= 0.99 and out["top1_agreement"] >= 5 / 6
+    # the report's figures are the ones a direct comparison gives
+    f = [run(m, s)["y"] for s in cfg.validation]
+    g = [run(q, s)["y"] for s in cfg.validation]
+    assert abs(out["max_abs_err"] - max(float(np.abs(a - b).max()) for a, b in zip(f, g))) < 1e-7
+    assert r["weights_bytes_quantized"] * 3 < r["weights_bytes_float32"]
+    assert any("cosine" in line for line in format_report(r))
+
+
+def test_quantized_model_on_c_matches_reference():
+    m = small_cnn()
+    cfg = QuantizeConfig("int8", calibration=_sets(8, 0), validation=_sets(2, 1), validation_source="test")
+    q = optimize(m, 2, quantize=cfg)
+    feeds = _sets(1, 7)[0]
+    ref = run(q, feeds)["y"]
+    got = CExecutor("x86_64").prepare(q)(feeds)["y"]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_keep_float_and_fallback():
+    m = small_cnn()
+    cfg = QuantizeConfig.from_options(m, "int8", "random:4", keep_float="conv2")
+    q = optimize(m, 2, quantize=cfg)
+    assert "conv2" not in {n.name for n in q.graph.nodes if n.op == "QConv"}
+    assert cfg.report["kept_float"] == ["conv2"]
+    with pytest.raises(QuantizeError, match="nope"):
+        QuantizeConfig.from_options(m, "int8", "random:2", keep_float="conv1,nope")
+    # an unreachable target cosine sends every layer to the float path (on int8-stored weights)
+    cfg0 = QuantizeConfig.from_options(m, "int8", "random:4", fallback_threshold=0.0, target_cosine=1.0 + 1e-9)
+    q0 = optimize(m, 2, quantize=cfg0)
+    assert cfg0.report["integer_layers"] == 0 and len(cfg0.report["fallback_to_float"]) == 5
+    assert not any(n.op in ("QConv", "QMatMul") for n in q0.graph.nodes)
+
+
+def test_fp16_weights():
+    m = small_cnn()
+    cfg = QuantizeConfig.from_options(m, "fp16")
+    q = optimize(m, 2, quantize=cfg)
+    assert cfg.report["weights_bytes_quantized"] < 0.55 * cfg.report["weights_bytes_float32"]
+    feeds = _sets(1, 2)[0]
+    np.testing.assert_allclose(CExecutor("x86_64").prepare(q)(feeds)["y"], run(m, feeds)["y"], rtol=1e-2, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bornc", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_quantize(tmp_path):
+    m = small_cnn()
+    path = tmp_path / "cnn.onnx"
+    m.to_onnx(path)
+    np.savez(tmp_path / "cal.npz", x=np.stack([s["x"] for s in _sets(8, 0)]))
+    np.savez(tmp_path / "val.npz", x=np.stack([s["x"] for s in _sets(3, 1)]))
+    r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "q8"), "--quantize", "int8",
+             "--calibration", str(tmp_path / "cal.npz"), "--validation", str(tmp_path / "val.npz"))
+    assert r.returncode == 0, r.stderr
+    assert "cosine" in r.stdout and "smaller" in r.stdout
+    man = json.loads((tmp_path / "q8" / "manifest.json").read_text())
+    assert man["quantization"]["mode"] == "int8" and man["compile"]["quantize"] == "int8"
+    assert man["quantization"]["outputs"]["y"]["cosine"] >= 0.99
+    r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "r8"), "--quantize", "int8",
+             "--calibration", "random:3")
+    assert r.returncode == 0 and "mean nothing" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--quantize", "int8"], "needs calibration data"),
+    (["--quantize", "int8", "--calibration", "missing.npz"], "no such"),
+    (["--quantize", "int8", "--calibration", "random:2", "--keep-float", "ghost"], "ghost"),
+    (["--keep-float", "conv1"], "go with --quantize"),
+])
+def test_cli_quantize_errors(tmp_path, args, message):
+    path = tmp_path / "cnn.onnx"
+    small_cnn().to_onnx(path)
+    r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "o"), *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_calibration_file_with_wrong_shape(tmp_path):
+    path = tmp_path / "cnn.onnx"
+    small_cnn().to_onnx(path)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((2, 3, 16), np.float32))
+    r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "o"), "--quantize", "int8",
+             "--calibration", str(tmp_path / "bad.npz"))
+    assert r.returncode == 2 and "shape" in r.stderr
