@@ -68,6 +68,8 @@ def _fused(core):
 
 
 registry.cost("FusedConv", "bornc")(_fused(_conv_flops))
+registry.cost("QConv", "bornc")(_conv_flops)             # integer operations counted as FLOPs are
+registry.cost("QMatMul", "bornc")(_matmul_flops)         # (2 x multiply-accumulates), for comparable figures
 registry.cost("FusedGemm", "bornc")(_fused(_gemm_flops))
 registry.cost("FusedMatMul", "bornc")(_fused(_matmul_flops))
 

@@ -272,3 +272,74 @@ def test_calibration_file_with_wrong_shape(tmp_path):
     r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "o"), "--quantize", "int8",
              "--calibration", str(tmp_path / "bad.npz"))
     assert r.returncode == 2 and "shape" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ pre-quantized models
+def _ort_quantized(tmp_path, fmt, op_types=None):
+    ortq = pytest.importorskip("onnxruntime.quantization")
+    path = tmp_path / "cnn.onnx"
+    small_cnn().to_onnx(path)
+
+    class Reader(ortq.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(_sets(16, 0))
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = tmp_path / f"cnn_{fmt}.onnx"
+    ortq.quantize_static(str(path), str(out), Reader(), quant_format=getattr(ortq.QuantFormat, fmt),
+                         activation_type=ortq.QuantType.QUInt8, weight_type=ortq.QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=op_types)
+    return out
+
+
+@pytest.mark.parametrize("fmt, ops", [("QDQ", None), ("QOperator", ["Conv"])])
+def test_prequantized_models_fold_onto_integer_layers(tmp_path, fmt, ops):
+    """onnxruntime's quantize_static output (QDQ pairs; QLinearConv) runs as QConv/QMatMul: within one output
+    quantization step of the unfolded model (fixed-point vs float requantization) and of onnxruntime, and the C
+    artifact equals the folded model's reference."""
+    import onnxruntime as ort
+    path = _ort_quantized(tmp_path, fmt, ops)
+    m = bornc.load_onnx(path)
+    q = optimize(m, 2)
+    ops_after = [n.op for n in q.graph.nodes]
+    assert ops_after.count("QConv") == 3 and "QLinearConv" not in ops_after and "Conv" not in ops_after
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    c = CExecutor("x86_64").prepare(q)
+    for feeds in _sets(3, 5):
+        unfolded, folded, theirs = m.run(feeds)["y"], q.run(feeds)["y"], sess.run(None, feeds)[0]
+        step = 1 / 255 + 1e-6                      # the Softmax output's quantization step in these models
+        assert np.abs(folded - unfolded).max() <= step
+        assert np.abs(folded - theirs).max() <= 4 * step
+        np.testing.assert_allclose(c(feeds)["y"], folded, rtol=1e-5, atol=1e-6)
+
+
+def test_qlinearmatmul_folds(tmp_path):
+    """A hand-made QLinearMatMul (uint8 x int8) folds to QMatMul: equal to ONNX's float requantization (the
+    reference, and onnxruntime) within one quantization step, and the C artifact equals the folded model.
+    Weights lie in [-63, 63]: onnxruntime's uint8 x int8 kernel on AVX2 saturates pair sums beyond that (with
+    weights in [-127, 127] it differs from the ONNX reference by up to 19 steps here), as bornc's would."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    rng = np.random.default_rng(2)
+    b = rng.integers(-63, 64, (24, 7)).astype(np.int8)
+    inits = [numpy_helper.from_array(v, k) for k, v in {
+        "a_s": np.array(0.02, np.float32), "a_z": np.array(117, np.uint8), "b": b,
+        "b_s": rng.uniform(0.004, 0.01, 7).astype(np.float32), "b_z": np.zeros(7, np.int8),
+        "y_s": np.array(0.05, np.float32), "y_z": np.array(128, np.uint8)}.items()]
+    g = helper.make_graph([N("QLinearMatMul", ["a", "a_s", "a_z", "b", "b_s", "b_z", "y_s", "y_z"], ["y"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [5, 24])],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT8, [5, 7])], initializer=inits)
+    path = tmp_path / "qmm.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path)
+    m = bornc.load_onnx(path)
+    q = optimize(m, 2)
+    assert [n.op for n in q.graph.nodes] == ["QMatMul"]
+    feeds = {"a": rng.integers(0, 256, (5, 24)).astype(np.uint8)}
+    onnx_semantics, folded = m.run(feeds)["y"].astype(int), q.run(feeds)["y"].astype(int)
+    assert np.abs(onnx_semantics - folded).max() <= 1
+    import onnxruntime as ort
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0].astype(int)
+    assert np.abs(theirs - folded).max() <= 1
+    np.testing.assert_array_equal(CExecutor("x86_64").prepare(q)(feeds)["y"], folded)

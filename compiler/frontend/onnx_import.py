@@ -345,6 +345,8 @@ class _Importer:
         if opdef.stateful or node.op in _NO_FOLD or node.subgraphs():
             return False
         present = [c for c, i in zip(consts, node.inputs) if i]
+        if node.op == "DequantizeLinear" and present and present[0] is not None and present[0].size > 1:
+            return False        # quantized weights stay integer until the optimizer folds their layer (fold_qdq)
         limit = FOLD_MAX_ELEMENTS if node.op not in _SHAPE_OF else float("inf")
         return bool(present) and all(c is not None and isinstance(c, np.ndarray) and c.size <= limit for c in present)
 

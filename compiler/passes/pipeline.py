@@ -1,6 +1,7 @@
 """Pass pipelines per ``--opt-level``. The lists below are the documentation of our order of operations.
 
-0: nothing. 1: clean-ups that keep every op (folding, dead code, CSE, no-ops). 2: level 1, then folding
+0: nothing. 1: clean-ups that keep every op (folding, dead code, CSE, no-ops). 2: pre-quantized layers (QDQ
+pairs, QLinearConv, QLinearMatMul) onto bornc's integer layers first, then level 1, then folding
 BatchNormalization and per-channel Mul/Add into Conv/Gemm, recognizing Softmax and LayerNormalization from
 their decomposed forms, MatMul+Add -> Gemm, elementwise chains -> FusedElementwise, and epilogue fusion into
 FusedConv/FusedGemm/FusedMatMul. The verifier runs after every pass when ``verify`` is set (always in tests).
@@ -25,6 +26,7 @@ from .fuse_matmul_add import fuse_matmul_add
 from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_noops import remove_noops
+from ..quantize.qdq import fold_qdq
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ CLEANUP: list[Pass] = [fold_constants, remove_noops, eliminate_common_subexpress
 PIPELINES: dict[int, list[Pass]] = {
     0: [],
     1: CLEANUP,
-    2: CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
+    2: [fold_qdq] + CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
                   eliminate_dead_code, fuse_elementwise, fuse_epilogue, eliminate_dead_code],
 }
 
