@@ -113,3 +113,69 @@ def _dequantize(ctx: LowerCtx) -> Lowered:
     store = f"{HALF[dst][1]}(v)" if dst in HALF else f"({ctx.oct()})v"
     return Lowered([Stage("quantize", {**g, "tables": tables, "body": body, "store": store})],
                    [k for k in range(3) if ctx.has(k)])
+
+
+# ------------------------------------------------------------------ ONNX integer ops with run-time parameters
+def _param(ctx: LowerCtx, i: int, index: str, default: str = "0") -> str:
+    """C expression of parameter input i (a scale or zero point): scalar, or indexed by ``index`` when it has
+    more than one element; ``default`` when absent."""
+    if not ctx.has(i):
+        return default
+    return f"X{i}[0]" if int(np.prod(ctx.shape(i), dtype=np.int64)) <= 1 else f"X{i}[{index}]"
+
+
+def _int_conv(ctx: LowerCtx, requant: bool) -> Lowered:
+    from ...ops.nn import _spatial
+    from .lower_nn import _as2d, geometry2d
+    xs, ws = ctx.shape(0), ctx.shape(3 if requant else 1)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D integer convolution in C")
+    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
+    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    n, c, h, w = _as2d(xs)
+    _, m, oh, ow = _as2d(ctx.oshape())
+    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
+    g = ctx.attrs["group"]
+    p = {"N": n, "C": c, "H": h, "W": w, "M": m, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh, "OW": ow,
+         "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "requant": requant, "T": ctx.oct()}
+    if requant:
+        info = np.iinfo(np.dtype(ctx.outs[0].dtype))
+        p.update({"xzp": _param(ctx, 2, "0"), "wi": 3, "wzp": _param(ctx, 5, "m"), "xs": _param(ctx, 1, "0"),
+                  "ws": _param(ctx, 4, "m"), "ys": _param(ctx, 6, "0"), "yzp": _param(ctx, 7, "0"),
+                  "lo": int(info.min), "hi": int(info.max), "has_bias": ctx.has(8)})
+    else:
+        p.update({"xzp": _param(ctx, 2, "0"), "wi": 1, "wzp": _param(ctx, 3, "m")})
+    return Lowered([Stage("int_conv", p)], [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
+
+
+def _int_matmul(ctx: LowerCtx, requant: bool) -> Lowered:
+    bi = 3 if requant else 1
+    a, b = ctx.shape(0), ctx.shape(bi)
+    if len(a) < 2 or len(b) < 2 or (len(b) > 2 and tuple(b[:-2]) != tuple(a[:-2])):
+        raise ctx.unsupported("integer MatMul with broadcast batch dimensions in C")
+    m, k = a[-2], a[-1]
+    nn = b[-1]
+    batch = int(np.prod(a[:-2], dtype=np.int64))
+    p = {"BATCH": batch, "M": m, "K": k, "N": nn, "a_batch": f"{m * k}u", "b_batch": f"{k * nn}u" if len(b) > 2 else "0u",
+         "bi": bi, "requant": requant, "T": ctx.oct()}
+    if requant:
+        info = np.iinfo(np.dtype(ctx.outs[0].dtype))
+        p.update({"azp": _param(ctx, 2, "i"), "bzp": _param(ctx, 5, "j"), "as_": _param(ctx, 1, "i"),
+                  "bs": _param(ctx, 4, "j"), "ys": _param(ctx, 6, "0"), "yzp": _param(ctx, 7, "0"),
+                  "lo": int(info.min), "hi": int(info.max)})
+    else:
+        p.update({"azp": _param(ctx, 2, "i"), "bzp": _param(ctx, 3, "j")})
+    return Lowered([Stage("int_matmul", p)], [i for i in range(len(ctx.node.inputs)) if ctx.has(i)])
+
+
+lowering("c", "ConvInteger")(lambda ctx: _int_conv(ctx, False))
+lowering("c", "QLinearConv")(lambda ctx: _int_conv(ctx, True))
+lowering("c", "MatMulInteger")(lambda ctx: _int_matmul(ctx, False))
+lowering("c", "QLinearMatMul")(lambda ctx: _int_matmul(ctx, True))
+
+
+@lowering("c", "DynamicQuantizeLinear")
+def _dynamic_quantize(ctx: LowerCtx) -> Lowered:
+    if ctx.ins[0].dtype != "float32":
+        raise ctx.unsupported(f"{ctx.ins[0].dtype} input in C")
+    return Lowered([Stage("dynamic_quantize", {"count": int(np.prod(ctx.shape(0), dtype=np.int64))})], [0])
