@@ -63,6 +63,8 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     t = get_target(target) if isinstance(target, str) else target
     if quantize is not None and quantize.mode == "int8":
         quantize.weight_max = int8_weight_max(t)
+    if quantize is not None and quantize.mode == "fp16":     # f16 arithmetic where the target has it
+        quantize.fp16_compute = t.backend == "webgpu" and "shader-f16" in t.features
     if t.backend == "python":
         return _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source, quantize)
     if t.backend == "webgpu":

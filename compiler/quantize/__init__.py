@@ -51,7 +51,7 @@ class QuantizeConfig:
     fallback_threshold: float | None = FALLBACK_THRESHOLD
     target_cosine: float = TARGET_COSINE
     weight_max: int = 127
-    weight_max: int = 127
+    fp16_compute: bool = False
     random_calibration: bool = False
     validation_source: str = ""
     report: dict = field(default_factory=dict)
@@ -101,9 +101,11 @@ class QuantizeConfig:
         """The pipeline pass: returns the quantized model and fills ``self.report`` (with the weights bytes of
         the model before and after: constants of the main graph)."""
         if self.mode == "fp16":
-            from .fp16 import quantize_fp16
-            q = quantize_fp16(model, self.keep_float)
-            self.report = {"mode": "fp16", **output_report(model, q, self.validation, self.validation_source)}
+            from .fp16 import quantize_fp16, to_float16_compute
+            q = to_float16_compute(model) if self.fp16_compute else quantize_fp16(model, self.keep_float)
+            self.report = {"mode": "fp16", "compute": "float16" if self.fp16_compute else
+                           "float32 on float16-stored weights",
+                           **output_report(model, q, self.validation, self.validation_source)}
         else:
             q = self._int8(model)
         self.report["weights_bytes_float32"] = model.param_count()[1]

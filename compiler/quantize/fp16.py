@@ -41,3 +41,59 @@ def quantize_fp16(model: Model, keep_float=frozenset(), min_elems: int = MIN_ELE
         nodes.append(n)
     g.nodes = nodes
     return m
+
+
+#: Ops whose attributes name a float32 dtype that must follow the model into float16.
+_DTYPE_ATTRS = {"Cast": "to", "EyeLike": "dtype", "RandomNormal": "dtype", "RandomUniform": "dtype",
+                "RandomNormalLike": "dtype", "RandomUniformLike": "dtype", "Multinomial": "dtype"}
+
+
+def to_float16_compute(model: Model, keep_float=frozenset()) -> Model:
+    """The model computing in float16 (for targets with f16 arithmetic: WebGPU with shader-f16): every float32
+    value and constant becomes float16, except constants that act as parameters (value inputs: Resize scales,
+    shapes); float32 graph inputs and outputs keep their type through a Cast at the boundary. Subgraphs are left
+    as they are (a model with If/Loop keeps float32 there). Nodes named in ``keep_float`` are not treated
+    specially here: the model is converted whole."""
+    m = clone(model)
+    g = m.graph
+    f16 = name_to_onnx_elem("float16")
+    f32 = name_to_onnx_elem("float32")
+    value_params = set()
+    for n in g.nodes:
+        opdef = registry.get(n.op, n.domain)
+        for k in (opdef.value_inputs if opdef is not None else ()):
+            if k < len(n.inputs) and n.inputs[k]:
+                value_params.add(n.inputs[k])
+    for name, c in list(g.constants.items()):
+        if isinstance(c, np.ndarray) and c.dtype == np.float32 and name not in value_params:
+            g.constants[name] = c.astype(np.float16)
+            g.types[name] = TensorType.of(g.constants[name])
+    boundary_in, boundary_out = {}, {}
+    for v in g.inputs:
+        t = g.types.get(v)
+        if isinstance(t, TensorType) and t.dtype == "float32":
+            boundary_in[v] = fresh_name(g, v + "_fp16")
+            g.types[boundary_in[v]] = TensorType("float16", t.shape)
+    for v in g.outputs:
+        t = g.types.get(v)
+        if isinstance(t, TensorType) and t.dtype == "float32" and v not in g.inputs and v not in g.constants:
+            boundary_out[v] = fresh_name(g, v + "_fp16")
+            g.types[boundary_out[v]] = TensorType("float16", t.shape)
+    produced = {o for n in g.nodes for o in n.outputs if o}
+    for v in produced:
+        t = g.types.get(v)
+        if isinstance(t, TensorType) and t.dtype == "float32" and v not in boundary_out:
+            g.types[v] = TensorType("float16", t.shape)
+    nodes = [Node("Cast", [v], [h], {"to": f16}, fresh_name(g, v + "_to_fp16")) for v, h in boundary_in.items()]
+    for n in g.nodes:
+        n.inputs = [boundary_in.get(i, i) for i in n.inputs]
+        n.outputs = [boundary_out.get(o, o) for o in n.outputs]
+        attr = _DTYPE_ATTRS.get(n.op)
+        if attr and n.attrs.get(attr) == f32:
+            n.attrs[attr] = f16
+        if n.op == "ConstantOfShape" and isinstance(n.attrs.get("value"), np.ndarray) and n.attrs["value"].dtype == np.float32:
+            n.attrs["value"] = n.attrs["value"].astype(np.float16)
+        nodes.append(n)
+    nodes += [Node("Cast", [h], [v], {"to": f32}, fresh_name(g, v + "_to_fp32")) for v, h in boundary_out.items()]
+    g.nodes = nodes
+    return m

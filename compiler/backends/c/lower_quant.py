@@ -102,10 +102,24 @@ def _quantize(ctx: LowerCtx) -> Lowered:
                    [k for k in range(3) if ctx.has(k)])
 
 
+def _per_axis_dequantize(ctx: LowerCtx) -> Lowered | None:
+    """The flat form of an int8/uint8 -> float32 DequantizeLinear along one axis with constant scales."""
+    s, z = ctx.consts[1], ctx.consts[2] if ctx.has(2) else None
+    if ctx.ins[0].dtype not in ("uint8", "int8") or ctx.outs[0].dtype != "float32" or s is None or s.ndim != 1 \
+            or s.dtype != np.float32 or (ctx.has(2) and z is None) or ctx.attrs.get("block_size") or not ctx.shape(0):
+        return None
+    g = _geometry(ctx)
+    if g["qidx"] != "c" or s.size != g["D"]:
+        return None
+    zps = [int(v) for v in np.asarray(z).reshape(-1)] if z is not None and np.any(z) else None
+    return Lowered([Stage("dequantize_axis", {**g, "scales": [repr(float(v)) + "f" for v in s], "zps": zps,
+                                              "T": ctx.ct(0)})], [0])
+
+
 @lowering("c", "DequantizeLinear")
 def _dequantize(ctx: LowerCtx) -> Lowered:
     dst = ctx.outs[0].dtype
-    fast = _per_tensor(ctx, "in")
+    fast = _per_tensor(ctx, "in") or _per_axis_dequantize(ctx)
     if fast is not None:
         return fast
     g, tables, x, s, zp = _operands(ctx)
