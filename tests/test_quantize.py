@@ -370,3 +370,35 @@ def test_weight_dequantize_fast_paths_are_exact():
     ref, got = run(m, feeds), CExecutor("x86_64").prepare(m)(feeds)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_lstm_on_int8_weights(tmp_path):
+    """Weight-only int8 LSTM: the C kernel reads int8 W and R (k-major, scaled per gate row) and agrees with the
+    reference on the dequantized weights within float rounding."""
+    rng = np.random.default_rng(4)
+    m = make([N("LSTM", ["x", "W", "R", "B"], ["y", "h"], hidden_size=8)], [("x", [3, 1, 16])],
+             [("y", [3, 1, 1, 8]), ("h", [1, 1, 8])],
+             {"W": rng.standard_normal((1, 32, 16)).astype(np.float32) * 0.3,
+              "R": rng.standard_normal((1, 32, 8)).astype(np.float32) * 0.3,
+              "B": rng.standard_normal((1, 64)).astype(np.float32) * 0.1})
+    cfg = QuantizeConfig.from_options(m, "int8", "random:2")
+    q = optimize(m, 2, quantize=cfg)
+    assert len(cfg.report["weight_only_int8"]) == 2
+    from bornc.backends.c.emit import lstm_int8_weights
+    assert any("_w_scale" in n.attrs for n in lstm_int8_weights(q).graph.nodes)
+    feeds = {"x": rng.standard_normal((3, 1, 16)).astype(np.float32)}
+    ref, got = run(q, feeds), _c_artifact(q, tmp_path)(feeds)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def _c_artifact(model, folder):
+    """The x86_64 artifact of an already optimized model (as bornc compile builds it; CExecutor would optimize
+    again, folding the weight-only DequantizeLinear nodes back into float constants)."""
+    from bornc.backends.c import compile_c
+    from bornc.backends.c.build import build
+    from bornc.backends.c.runner import load_artifact
+    from bornc.targets import get_target
+    compile_c(model, get_target("x86_64"), folder)
+    build(folder, get_target("x86_64"), "model")
+    return load_artifact(folder)

@@ -270,9 +270,12 @@ def _lstm(ctx: LowerCtx) -> Lowered:
         raise ctx.unsupported("LSTM with custom activations, clip, input_forget, layout or sequence_lens in C")
     xs, ws = ctx.shape(0), ctx.shape(1)
     seq, batch, inp = xs
-    dirs, hidden = ws[0], ws[1] // 4
+    dirs, hidden = ws[0], (ctx.shape(2)[1] if ctx.attrs.get("_w_scale") is not None else ws[1] // 4)   # R k-major: [D, H, 4H]
     outs = [bool(o) for o in ctx.node.outputs] + [False] * (3 - len(ctx.node.outputs))
+    w8 = ctx.attrs.get("_w_scale") is not None
     return Lowered([Stage("lstm", {"S": seq, "B": batch, "I": inp, "H": hidden, "D": dirs, "T": ctx.ct(0),
+                                   "w8": w8, "w_scale": [repr(v) + "f" for v in ctx.attrs.get("_w_scale") or []],
+                                   "r_scale": [repr(v) + "f" for v in ctx.attrs.get("_r_scale") or []],
                                    "reverse": [a["direction"] == "reverse" or (a["direction"] == "bidirectional" and d == 1) for d in range(dirs)],
                                    "has_b": ctx.has(3), "has_h0": ctx.has(5), "has_c0": ctx.has(6), "has_p": ctx.has(7),
                                    "has_y": outs[0], "has_yh": outs[1], "has_yc": outs[2]})],
