@@ -128,7 +128,7 @@ def _assert_equal(ref, got):
         assert np.unique(ref[k]).size > 1, k        # not a degenerate (all clamped) output
 
 
-@pytest.mark.parametrize("target", ["x86_64", "python", "webgpu", "rpi4", "rpi-armv7"])
+@pytest.mark.parametrize("target", ["x86_64", "python", "webgpu", "rpi4", "rpi-armv7", "rpi5"])
 def test_integer_layers_bit_exact(int_model, target):
     """Every target's QConv/QMatMul (direct, depthwise, GEMM, 1-D, grouped, strided, dilated) equals the reference
     integer path exactly: accumulation, bias, fixed-point requantization, clamp and lookup table."""
@@ -157,7 +157,26 @@ def test_integer_gemm_compiles_for_vnni():
                             "-c", "model.c", "-o", "model.o"], cwd=tmp, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
         asm = subprocess.run(["objdump", "-d", str(Path(tmp) / "model.o")], capture_output=True, text=True).stdout
-        assert "vpdpwssd" in asm
+        assert "vpdpwssd" in asm and "vpdpbusd" in asm
+
+
+def test_integer_gemm_uses_sdot_on_rpi5():
+    """On Cortex-A76 (-mcpu=cortex-a76: the dot product extension) the quad GEMM is SDOT."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from bornc.backends.c import compile_c
+    from bornc.targets import get_target
+    if shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("aarch64-linux-gnu-objdump") is None:
+        pytest.skip("gcc-aarch64-linux-gnu not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        compile_c(integer_layers_model(), get_target("rpi5"), tmp)
+        r = subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-mcpu=cortex-a76", "-std=c99", "-c", "model.c", "-o", "model.o"],
+                           cwd=tmp, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        asm = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(Path(tmp) / "model.o")], capture_output=True,
+                             text=True).stdout
+        assert "sdot" in asm
 
 
 # ------------------------------------------------------------------------------------------ the pass

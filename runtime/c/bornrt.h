@@ -463,6 +463,28 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
     _mm256_storeu_si256((__m256i *)(C + 64), c40); _mm256_storeu_si256((__m256i *)(C + 72), c41);
     _mm256_storeu_si256((__m256i *)(C + 80), c50); _mm256_storeu_si256((__m256i *)(C + 88), c51);
 }
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+/* AArch64 with the dot product extension (Raspberry Pi 5): SDOT is int8 x int8, so the packers store the
+ * activations as x - 128 (x ^ 0x80) and the lowering's bias adds 128 * (row sum of W) back (qbias_s). */
+#include <arm_neon.h>
+#define BORNC_QGEMM8_SIGNED_B 1
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    int32x4_t c[6][4];
+    int r, q, kq;
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_s32(0);
+    for (kq = 0; kq < KQ; ++kq) {
+        const int8_t *b = (const int8_t *)B + (size_t)kq * 64u;
+        const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16), b2 = vld1q_s8(b + 32), b3 = vld1q_s8(b + 48);
+        for (r = 0; r < 6; ++r) {
+            const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(A[(size_t)r * (size_t)KQ + (size_t)kq]));
+            c[r][0] = vdotq_s32(c[r][0], b0, a); c[r][1] = vdotq_s32(c[r][1], b1, a);
+            c[r][2] = vdotq_s32(c[r][2], b2, a); c[r][3] = vdotq_s32(c[r][3], b3, a);
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) vst1q_s32(C + r * 16 + 4 * q, c[r][q]);
+}
 #else
 static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
     int32_t acc[6][16];
@@ -482,10 +504,24 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
 }
 #endif
 
-/* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero. */
+/* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero.
+ * A quad is four consecutive weights of a row, low byte first, so each row is a byte copy (little-endian hosts;
+ * the quads are assembled byte by byte on big-endian ones). */
 static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) {
     const int KQ = (K + 3) / 4;
-    int r, kq, j;
+    int r;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (r = 0; r < 6; ++r) {
+        unsigned char *dst = (unsigned char *)(A + (size_t)r * (size_t)KQ);
+        if (r < rows) {
+            memcpy(dst, W + (size_t)r * (size_t)K, (size_t)K);
+            memset(dst + K, 0, (size_t)(4 * KQ - K));
+        } else {
+            memset(dst, 0, (size_t)(4 * KQ));
+        }
+    }
+#else
+    int kq, j;
     for (r = 0; r < 6; ++r)
         for (kq = 0; kq < KQ; ++kq) {
             uint32_t quad = 0;
@@ -496,7 +532,15 @@ static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) 
             }
             A[(size_t)r * (size_t)KQ + (size_t)kq] = (int32_t)quad;
         }
+#endif
 }
+
+/* The byte a packer stores for activation x: x, or x - 128 as int8 for the signed (SDOT) kernel. */
+#if defined(BORNC_QGEMM8_SIGNED_B)
+#define BORNC_QB(x) ((uint8_t)((x) ^ 0x80u))
+#else
+#define BORNC_QB(x) ((uint8_t)(x))
+#endif
 
 /* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
  * to 4*KQ; nc <= 16 valid columns, the rest zero) as quads: out + kq * 64 holds column t's rows 4kq .. 4kq+3 at
@@ -523,7 +567,7 @@ static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ,
         for (j = 0; j < 4; ++j) {
             const int k = 4 * kq + j;
             const uint8_t *src = col + (size_t)k * ldb;
-            for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = k < K && t < nc ? src[t] : 0u;
+            for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = BORNC_QB(k < K && t < nc ? src[t] : 0u);
         }
 }
 

@@ -66,8 +66,8 @@ def _qconv(ctx: LowerCtx) -> Lowered:
         rows = max(1, min(oh, (PACK_BYTES // 2 // (kq * 4)) // max(ow, 1)))
         cols = 4 * kq * (-(-rows * ow // 16) * 16)       # bytes of the im2col block (and of its packed copy)
         pointwise = kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w
-        return Lowered([Stage("qconv_gemm8", {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "bias_adj": adj,
-                                              "pointwise": pointwise})],
+        return Lowered([Stage("qconv_gemm8", {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "bias_adj": adj[0],
+                                              "bias_adj_s": adj[1], "pointwise": pointwise})],
                        [0, 1], workspace=2 * cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
@@ -76,7 +76,7 @@ def _qconv(ctx: LowerCtx) -> Lowered:
                    args, workspace=cols * 2 + 6 * kp2 * 4)
 
 
-def _bias_adjusted(ctx: LowerCtx, k: int) -> list[int] | None:
+def _bias_adjusted(ctx: LowerCtx, k: int) -> tuple[list[int], list[int]] | None:
     """bias - x_zero_point * (row sums of W) per output channel, for the uint8 x int8 quad kernel: None when the
     weights (or bias) are not constant or a weight lies outside [-63, 63] (vpmaddubsw's pair sums could saturate)."""
     w = ctx.consts[1]
@@ -87,9 +87,10 @@ def _bias_adjusted(ctx: LowerCtx, k: int) -> list[int] | None:
         return None
     b = np.asarray(ctx.consts[2], np.int64) if ctx.has(2) else np.zeros(w.shape[0], np.int64)
     adj = b - int(ctx.attrs["x_zero_point"]) * w.sum(axis=1)
-    if np.abs(adj).max(initial=0) >= 1 << 31:
+    adj_s = adj + 128 * w.sum(axis=1)              # for kernels that read x - 128 (AArch64 SDOT)
+    if max(np.abs(adj).max(initial=0), np.abs(adj_s).max(initial=0)) >= 1 << 31:
         return None
-    return [int(v) for v in adj]
+    return [int(v) for v in adj], [int(v) for v in adj_s]
 
 
 @lowering("c", "QMatMul", domain="bornc")
@@ -104,7 +105,8 @@ def _qmatmul(ctx: LowerCtx) -> Lowered:
         kq = (k + 3) // 4
         pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kq * 4)) // 16 * 16))
         cols = pb * kq * 4
-        return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj,
+        return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj[0],
+                                           "bias_adj_s": adj[1],
                                            **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))
