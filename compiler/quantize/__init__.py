@@ -108,8 +108,9 @@ class QuantizeConfig:
                            **output_report(model, q, self.validation, self.validation_source)}
         else:
             q = self._int8(model)
-        self.report["weights_bytes_float32"] = model.param_count()[1]
-        self.report["weights_bytes_quantized"] = q.param_count()[1]
+        self.report["weights_bytes_float32"], self.report["weights_bytes_quantized"] = weight_bytes(model, q)
+        self.report["constants_bytes_float32"] = model.param_count()[1]
+        self.report["constants_bytes_quantized"] = q.param_count()[1]
         return q
 
     def _int8(self, model: Model) -> Model:
@@ -165,6 +166,17 @@ class QuantizeConfig:
         if self.random_calibration:
             self.report["warning"] = RANDOM_WARNING
         return q
+
+
+def weight_bytes(fmodel: Model, qmodel: Model) -> tuple[int, int]:
+    """(bytes of the float model's weights, bytes of what stores them in the quantized model): the float constants
+    of the main graph, against every constant of the quantized one except integer constants carried over unchanged
+    (shapes, axes, indices are not weights)."""
+    fc, qc = fmodel.graph.constants, qmodel.graph.constants
+    before = sum(int(v.nbytes) for v in fc.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    carried = {k for k, v in fc.items() if isinstance(v, np.ndarray) and v.dtype.kind != "f"}
+    after = sum(int(v.nbytes) for k, v in qc.items() if isinstance(v, np.ndarray) and k not in carried)
+    return before, after
 
 
 def _cosine(ref: list, qmodel: Model, sets: list) -> float:

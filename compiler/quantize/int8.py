@@ -230,7 +230,8 @@ def quantize_int8(model: Model, ranges: dict, keep_float: set | frozenset = froz
             absorbed.add(id(act))
     g.nodes = nodes
     m = eliminate_dead_code(m)
-    weight_only = _weight_only(m.graph, min_weight_elems, keep_float)
+    reuse = {k[0]: (v[0], v[2]) for k, v in wcache.items() if k[1] == "Conv" and k[3] == 1.0}
+    weight_only = _weight_only(m.graph, min_weight_elems, keep_float, reuse)
     return m, layers, weight_only
 
 
@@ -284,9 +285,11 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
     return src, [int(t) for t in table]
 
 
-def _weight_only(g, min_elems: int, keep_float=frozenset()) -> list[str]:
+def _weight_only(g, min_elems: int, keep_float=frozenset(), reuse: dict | None = None) -> list[str]:
     """Store large float32 constants read by float ops (LSTM, ConvTranspose, layers left float) as int8 + a
-    run-time DequantizeLinear (in place); nodes named in ``keep_float`` keep their float weights."""
+    run-time DequantizeLinear (in place); nodes named in ``keep_float`` keep their float weights. A Conv weight an
+    integer layer already stores as int8 (``reuse``: float name -> (int8 name, per-channel scales)) is shared."""
+    reuse = reuse or {}
     done: list[str] = []
     nodes: list[Node] = []
     skip = {i for n in g.nodes if n.name in keep_float for i in n.inputs}
@@ -298,9 +301,12 @@ def _weight_only(g, min_elems: int, keep_float=frozenset()) -> list[str]:
             if c is None or c.size < min_elems or k in value_inputs or name in done or name in g.outputs or name in skip:
                 continue
             axis = 0 if c.ndim > 1 and c.shape[0] > 1 else (1 if c.ndim > 1 else 0)
-            q, s = weight_params(c, axis) if c.ndim > 1 else weight_params(c.reshape(1, -1), 0)
-            q = q.reshape(c.shape)
-            qn = _const(g, name + "_int8", q)
+            if name in reuse and (axis == 0 or c.shape[0] == 1):
+                qn, s = reuse[name]
+                axis = 0
+            else:
+                q, s = weight_params(c, axis) if c.ndim > 1 else weight_params(c.reshape(1, -1), 0)
+                qn = _const(g, name + "_int8", q.reshape(c.shape))
             sn = _const(g, name + "_scale", s if c.ndim > 1 else s.reshape(()))
             del g.constants[name]
             nodes.append(Node("DequantizeLinear", [qn, sn], [name], {"axis": axis} if c.ndim > 1 else {},
