@@ -4,7 +4,8 @@ For each model: writes calibration sets (8) and distinct validation sets (4) mad
 by seeded augmentation (images: brightness/contrast, shifts, flips, noise; audio: gain, time shift, noise;
 recurrent state: scaling; magika: real files from this repository, a different set of files for validation),
 then runs ``bornc compile MODEL --target T --quantize int8 --calibration cal/ --validation val/`` and prints the
-report, and with ``--bench`` compares ``bornc bench`` of the float32 and int8 C artifacts (medians).
+report, and with ``--bench`` compares ``bornc bench`` of the float32 and int8 C artifacts: five interleaved
+measurements of about 1.5 s each (medians of runs), the median of the five.
 
     python examples/quantize_models.py --models ../shared/models --target x86_64 [--bench] [--only NAME]
 """
@@ -74,8 +75,9 @@ def write_sets(model_dir: Path, out: Path, n_cal: int = 8, n_val: int = 4) -> tu
     return out / "cal", out / "val"
 
 
-def _bench(art: Path) -> float:
-    r = subprocess.run(["bornc", "bench", str(art), "--runs", "30", "--json"], capture_output=True, text=True, check=True)
+def _bench(art: Path, runs: int) -> float:
+    r = subprocess.run(["bornc", "bench", str(art), "--runs", str(runs), "--json"], capture_output=True, text=True,
+                       check=True)
     return json.loads(r.stdout)["bornc_ms"]
 
 
@@ -116,9 +118,10 @@ def main() -> int:
                 subprocess.run(["bornc", "compile", str(d / "model.onnx"), "--target", a.target, "-o", str(f32), *shapes],
                                capture_output=True, text=True, check=True)
                 t32, t8 = [], []
-                for _ in range(3):                          # interleaved, so drift hits both alike
-                    t32.append(_bench(f32))
-                    t8.append(_bench(art))
+                runs = int(min(2000, max(20, 1500 / _bench(f32, 5))))     # about 1.5 s per measurement
+                for _ in range(5):                          # interleaved, so drift hits both alike
+                    t32.append(_bench(f32, runs))
+                    t8.append(_bench(art, runs))
                 row["fp32_ms"], row["int8_ms"] = float(np.median(t32)), float(np.median(t8))
                 row["fp32_weights"] = json.loads((f32 / "manifest.json").read_text())["weights_bytes"]
                 print(f"  bench {a.target}: float32 {row['fp32_ms']:.3f} ms, int8 {row['int8_ms']:.3f} ms "

@@ -421,3 +421,20 @@ def _c_artifact(model, folder):
     compile_c(model, get_target("x86_64"), folder)
     build(folder, get_target("x86_64"), "model")
     return load_artifact(folder)
+
+
+def test_fp16_computes_in_f16_on_webgpu_f16(tmp_path):
+    """--quantize fp16 on webgpu-f16: the model computes in float16 (kernels stage f16 tiles), the bundle asks for
+    shader-f16, float32 inputs and outputs keep their type, and the outputs agree with float32 (cosine >= 0.999)."""
+    from bornc.backends.webgpu.runner import load_webgpu_artifact
+    from bornc.compile import compile_model
+    m = small_cnn()
+    cfg = QuantizeConfig.from_options(m, "fp16")
+    man = compile_model(m, "webgpu-f16", tmp_path / "o", quantize=cfg).manifest
+    assert man["quantization"]["compute"] == "float16" and man["webgpu"]["required_features"] == ["shader-f16"]
+    assert man["inputs"][0]["dtype"] == "float32" and man["outputs"][0]["dtype"] == "float32"
+    feeds = _sets(1, 3)[0]
+    got = load_webgpu_artifact(tmp_path / "o")(feeds)["y"].astype(np.float64).ravel()
+    ref = run(m, feeds)["y"].astype(np.float64).ravel()
+    assert got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref)) >= 0.999
+    np.testing.assert_allclose(got, ref, atol=1e-2)
