@@ -1,8 +1,9 @@
 """Quantize the real models in ../shared/models to int8 (and fp16) and report what it costs.
 
 For each model: writes calibration sets (8) and distinct validation sets (4) made from the model's stored input
-by seeded augmentation (images: brightness/contrast, shifts, flips, noise; audio: gain, time shift, noise;
-recurrent state: scaling; magika: real files from this repository, a different set of files for validation),
+by seeded augmentation (images: brightness/contrast, shifts, upside-down rotation, noise; audio: gain,
+time shift, noise; recurrent state: scaling; magika: real files from this repository, others for validation; 100
+validation sets for magika and for the text-direction classifier, 4 elsewhere),
 then runs ``bornc compile MODEL --target T --quantize int8 --calibration cal/ --validation val/`` and prints the
 report, and with ``--bench`` compares ``bornc bench`` of the float32 and int8 C artifacts: five interleaved
 measurements of about 1.5 s each (medians of runs), the median of the five.
@@ -25,9 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _files(validation: bool) -> list[Path]:
+    skip = ("build", "out", "golden")
     files = sorted(p for p in REPO.rglob("*") if p.is_file() and p.suffix in (".py", ".h", ".c", ".md", ".toml", ".j2",
                                                                              ".js", ".html", ".wgsl", ".json")
-                   and ".git" not in p.parts and "build" not in p.parts and p.stat().st_size > 64)
+                   and not any(part.startswith(".") or part in skip or part.endswith(".egg-info")
+                               for part in p.relative_to(REPO).parts) and p.stat().st_size > 64)
     return files[1::2] if validation else files[0::2]
 
 
@@ -50,8 +53,8 @@ def augment(name: str, base: np.ndarray, rng, k: int, validation: bool) -> np.nd
         x = base * rng.uniform(0.7, 1.3) + rng.uniform(-0.2, 0.2) * base.std()
         x = np.roll(x, (int(rng.integers(-base.shape[2] // 10, base.shape[2] // 10 + 1)),
                         int(rng.integers(-base.shape[3] // 10, base.shape[3] // 10 + 1))), axis=(2, 3))
-        if rng.random() < 0.5:
-            x = x[..., ::-1]
+        if rng.random() < 0.5:                          # upside down (the text-direction classifier's class 1)
+            x = x[..., ::-1, ::-1]
         return (x + rng.normal(0, 0.02 * base.std(), base.shape)).astype(base.dtype)
     if name == "state":                                 # recurrent state carried between steps
         return (base * rng.uniform(0.5, 1.5)).astype(base.dtype)
@@ -59,7 +62,12 @@ def augment(name: str, base: np.ndarray, rng, k: int, validation: bool) -> np.nd
     return (x + rng.normal(0, 0.01 * (base.std() + 1e-6), base.shape)).astype(base.dtype)
 
 
-def write_sets(model_dir: Path, out: Path, n_cal: int = 8, n_val: int = 4) -> tuple[Path, Path]:
+#: Validation sets per model: more for the classifiers, whose top-1 agreement is a fraction of sets.
+N_VAL = {"magika_standard_v3_3": 100, "ch_ppocr_mobile_v2.0_cls": 100}
+
+
+def write_sets(model_dir: Path, out: Path, n_cal: int = 8, n_val: int | None = None) -> tuple[Path, Path]:
+    n_val = n_val or N_VAL.get(model_dir.name, 4)
     card = json.loads((model_dir / "card.json").read_text())
     names = [i["name"] for i in card.get("inputs", [])] if isinstance(card.get("inputs"), list) else None
     stored = {p.stem: np.load(p) for p in sorted((model_dir / "inputs").glob("*.npy"))}

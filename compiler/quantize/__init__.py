@@ -11,6 +11,7 @@ layers are still plain Conv/Gemm/MatMul(+Relu) when they are rewritten.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,11 +25,13 @@ from .int8 import fuse_lookup_tables, quantize_int8
 log = logging.getLogger(__name__)
 
 #: A layer whose sensitivity (how much the cosine of the model's outputs against float32 drops when that layer
-#: alone computes in int8, every other layer computing in float on int8-stored weights; on the first
-#: calibration set) exceeds this computes in float (on int8-stored weights).
+#: alone computes in int8, every other layer computing in float on int8-stored weights; on the first 1-4
+#: calibration sets) exceeds this computes in float (on int8-stored weights).
 FALLBACK_THRESHOLD = 0.002
-#: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on that set.
+#: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on those sets.
 TARGET_COSINE = 0.99
+#: The sensitivity analysis uses up to 4 calibration sets, as many as fit in about this many seconds.
+SENSITIVITY_SECONDS = 60.0
 RANDOM_WARNING = ("WARNING: --calibration random:N quantizes with ranges from random inputs; this is a smoke test "
                   "and its accuracy figures mean nothing for real data")
 
@@ -129,8 +132,13 @@ class QuantizeConfig:
         sensitivity: dict[str, float] = {}
         fallback: list[str] = []
         if self.fallback_threshold is not None and layers:
-            probe = self.calibration[:1]
-            ref = [run(model, s) for s in probe]
+            t0 = time.perf_counter()
+            ref = [run(model, self.calibration[0])]
+            per_run = (time.perf_counter() - t0) * 2.5           # a quantized run costs about 2.5 float runs
+            # as many calibration sets (1 to 4) as keep the sensitivity runs near SENSITIVITY_SECONDS
+            n = int(max(1, min(4, len(self.calibration), SENSITIVITY_SECONDS / max(per_run * len(layers), 1e-9))))
+            probe = self.calibration[:n]
+            ref += [run(model, s) for s in probe[1:]]
             everything = {ly.name for ly in layers}
             base = _cosine(ref, build(everything)[0], probe)       # every layer float on int8-stored weights
             for ly in layers:
