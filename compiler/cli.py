@@ -478,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fallback-threshold", type=_threshold, default=0.002, metavar="X|none",
                     help="keep layers float whose sensitivity (1 - output cosine with only that layer int8) exceeds X, "
                          "then the most sensitive until --target-cosine is met (default 0.002; none: no fallback)")
-    sp.add_argument("--target-cosine", type=float, default=0.99, metavar="C",
-                    help="output cosine vs float32 the automatic fallback works toward (default 0.99)")
+    sp.add_argument("--target-cosine", type=float, default=0.995, metavar="C",
+                    help="output cosine vs float32 the automatic fallback works toward on calibration data (default 0.995)")
     sp.set_defaults(fn=cmd_compile)
 
     sp = sub.add_parser("run", help="run a model with the reference interpreter, or a compiled artifact folder")

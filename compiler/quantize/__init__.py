@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: calibration sets) exceeds this computes in float (on int8-stored weights).
 FALLBACK_THRESHOLD = 0.002
 #: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on those sets.
-TARGET_COSINE = 0.99
+TARGET_COSINE = 0.995
 #: The sensitivity analysis uses up to 4 calibration sets, as many as fit in about this many seconds.
 SENSITIVITY_SECONDS = 60.0
 RANDOM_WARNING = ("WARNING: --calibration random:N quantizes with ranges from random inputs; this is a smoke test "
