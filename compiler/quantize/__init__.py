@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 #: alone computes in int8, every other layer computing in float on int8-stored weights; on the first 1-4
 #: calibration sets) exceeds this computes in float (on int8-stored weights).
 FALLBACK_THRESHOLD = 0.002
-#: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on those sets.
+#: Then more layers, the most sensitive first, stay float until the outputs reach this cosine on up to 4
+#: calibration sets.
 TARGET_COSINE = 0.995
 #: The sensitivity analysis uses up to 4 calibration sets, as many as fit in about this many seconds.
 SENSITIVITY_SECONDS = 60.0
@@ -147,7 +148,9 @@ class QuantizeConfig:
             q, layers, weight_only = build(set(fallback))
             rest = sorted((n for n in sensitivity if n not in fallback), key=lambda n: -sensitivity[n])
             step = 1
-            while rest and _cosine(ref, q, probe) < self.target_cosine:     # greedy: the most sensitive next
+            check = self.calibration[:max(len(probe), 4)]     # the target is checked on more sets than the probe
+            ref = ref + [run(model, s) for s in check[len(probe):]]
+            while rest and _cosine(ref, q, check) < self.target_cosine:     # greedy: the most sensitive next
                 fallback += rest[:step]
                 rest = rest[step:]
                 step *= 2
