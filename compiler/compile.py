@@ -54,9 +54,13 @@ def _nbytes(t: dict) -> int:
 def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, name: str = "model", opt_level: int = 2,
                   weights: str = "auto", schedule: str = "topological", cflags: list | None = None,
                   self_test: dict | None = None, ram: int | None = None, flash: int | None = None,
-                  build: bool = True, source: str = "", quantize=None) -> CompileResult:
-    """Compile an imported model for ``target`` into ``out_dir``; ``quantize`` (a bornc.quantize.QuantizeConfig)
-    runs post-training quantization inside the optimizer and puts its report in the manifest ("quantization").
+                  build: bool = True, source: str = "", quantize=None, sanitize: bool = False) -> CompileResult:
+    """Compile an imported model for ``target`` into ``out_dir``: the one path from a model to an artifact, taken by
+    ``bornc compile``, ``bornc run`` on a model, the executors (golden, bench, conformance) and the Python API.
+    The model is optimized and legalized for the target, generated, and built with the target's compiler and flags
+    (``sanitize``: plus AddressSanitizer and UndefinedBehaviorSanitizer, C targets). ``quantize`` (a
+    bornc.quantize.QuantizeConfig) runs post-training quantization inside the optimizer and puts its report in the
+    manifest ("quantization").
 
     Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
     toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
@@ -73,13 +77,13 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
     from .backends.c.build import build as build_c, text_size
-    optimized = optimize(model, opt_level, quantize=quantize)
+    optimized = optimize(model, opt_level, quantize=quantize, target=t)
     manifest = compile_c(optimized, t, out_dir, name=name, opt_level=opt_level, weights=weights, schedule=schedule,
                          self_test=self_test, source=source, cflags=cflags)
     res = CompileResult(manifest)
     if build:
         try:
-            res.built = build_c(out_dir, t, manifest["name"], cflags)
+            res.built = build_c(out_dir, t, manifest["name"], cflags, sanitize=sanitize)
         except ToolchainError as ex:
             if "not found" not in str(ex):
                 raise
@@ -117,7 +121,7 @@ def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram
                     quantize=None) -> CompileResult:
     """The python target: RAM = arena + I/O + weights (loaded into memory); storage = code files + weights."""
     from .backends.python import compile_python
-    manifest = compile_python(optimize(model, opt_level, quantize=quantize), t, out_dir, name=name, opt_level=opt_level, schedule=schedule,
+    manifest = compile_python(optimize(model, opt_level, quantize=quantize, target=t), t, out_dir, name=name, opt_level=opt_level, schedule=schedule,
                               self_test=self_test, source=source)
     res = CompileResult(manifest)
     out = Path(out_dir)
@@ -130,7 +134,7 @@ def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram
                     quantize=None) -> CompileResult:
     """The webgpu target: GPU memory = arena + weights (+ the output staging buffer); storage = kernels + weights."""
     from .backends.webgpu import compile_webgpu
-    manifest = compile_webgpu(optimize(model, opt_level, quantize=quantize), t, out_dir, name=name, opt_level=opt_level,
+    manifest = compile_webgpu(optimize(model, opt_level, quantize=quantize, target=t), t, out_dir, name=name, opt_level=opt_level,
                               schedule=schedule, self_test=self_test, source=source)
     res = CompileResult(manifest)
     out = Path(out_dir)

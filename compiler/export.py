@@ -60,6 +60,29 @@ def _attr(name: str, v):
     return helper.make_attribute(name, v)
 
 
+def node_proto(n: Node, opset: int | None = None) -> onnx.NodeProto:
+    """``n`` as an ONNX NodeProto with its attributes (subgraphs included). Where the op's schema at ``opset``
+    declares an attribute FLOAT or FLOATS, integer values are written as floats (the IR keeps Python numbers)."""
+    schema_attrs = {}
+    try:
+        schema_attrs = onnx.defs.get_schema(n.op, opset or onnx.defs.onnx_opset_version(), n.domain or "").attributes
+    except Exception:  # noqa: BLE001 - not an ONNX op (bornc or a custom domain): attributes as they are
+        pass
+    attrs = []
+    for k, v in n.attrs.items():
+        if v is None:
+            continue
+        kind = schema_attrs[k].type if k in schema_attrs else None
+        if kind == onnx.AttributeProto.FLOAT and isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            v = float(v)
+        elif kind == onnx.AttributeProto.FLOATS and isinstance(v, (list, tuple)):
+            v = [float(x) for x in v]
+        attrs.append(_attr(k, v))
+    p = helper.make_node(n.op, list(n.inputs), list(n.outputs), name=n.name, domain=n.domain or "")
+    p.attribute.extend(attrs)
+    return p
+
+
 def _graph(g: Graph, softmax_opset: int | None) -> onnx.GraphProto:
     nodes = []
     inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items() if isinstance(a, np.ndarray)]
@@ -70,10 +93,7 @@ def _graph(g: Graph, softmax_opset: int | None) -> onnx.GraphProto:
         if softmax_opset is not None and n.op in _SOFTMAX and not n.domain:
             nodes += _softmax_2d(n, g, inits)
             continue
-        attrs = [_attr(k, v) for k, v in n.attrs.items() if v is not None]
-        p = helper.make_node(n.op, list(n.inputs), list(n.outputs), name=n.name, domain=n.domain or "")
-        p.attribute.extend(attrs)
-        nodes.append(p)
+        nodes.append(node_proto(n))
     io = set(g.inputs) | set(g.outputs)
     vinfo = [helper.make_value_info(k, _type_proto(t)) for k, t in g.types.items()
              if k not in io and k not in g.constants and t is not None]

@@ -114,11 +114,11 @@ def load_case_model(case: GoldenCase):
     """The case's model; for a quantized case ([quantize] in case.toml) the quantized IR, whose reference run is
     the integer path every target must reproduce."""
     model = load_onnx(model_path(case), input_shapes=case.input_shapes, bind=case.bind)
-    return quantized_case_model(case, model)[0] if case.quantize else model
+    return quantized_case_model(case, model) if case.quantize else model
 
 
 def quantized_case_model(case: GoldenCase, model):
-    """(quantized model, its QuantizeConfig) for a case with a [quantize] table: mode, calibration (an .npz in
+    """The quantized model for a case with a [quantize] table: mode, calibration (an .npz in
     the case folder), and optionally method, keep_float, fallback_threshold ("none" for no fallback)."""
     from .passes.pipeline import optimize
     from .quantize import QuantizeConfig
@@ -128,7 +128,7 @@ def quantized_case_model(case: GoldenCase, model):
                                       str(case.folder / q["validation"]) if "validation" in q else None,
                                       q.get("method", "percentile"), q.get("keep_float"),
                                       None if thr == "none" else float(thr))
-    return optimize(model, 2, quantize=cfg), cfg
+    return optimize(model, 2, quantize=cfg)
 
 
 def case_inputs(case: GoldenCase) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,8 @@ def golden_record(model: Model, feeds: dict, folder: str | Path, targets=("refer
     for name in model.graph.inputs:
         f = golden.safe_name(name) + ".npy"
         np.save(folder / "inputs" / f, np.asarray(feeds[name]))
-        lines.append(f'"{name}" = "{f}"')
-    lines += ["", "[outputs]"] + [f'"{o}" = "{golden.safe_name(o)}.npy"' for o in model.graph.outputs]
+        lines.append(f'{json.dumps(name)} = "{f}"')      # a JSON string is a TOML basic string
+    lines += ["", "[outputs]"] + [f'{json.dumps(o)} = "{golden.safe_name(o)}.npy"' for o in model.graph.outputs]
     lines += ["", "[tolerance]", f"default = {{ rtol = {rtol!r}, atol = {atol!r} }}", ""]
     (folder / "case.toml").write_text("\n".join(lines))
     case = golden.load_case(folder)

@@ -1,1 +1,75 @@
-"""Code-generating backends: each takes a planned Model and a Target and writes an artifact directory."""
+"""Code-generating backends: each takes a planned Model and a Target and writes an artifact directory.
+
+Each backend also answers, for legalization (``passes/legalize.py``), whether it can lower a node:
+:func:`lowering_gaps` gives ``{reason: [node names]}`` (empty when it can), :func:`has_lowering` whether the op
+has a lowering at all.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import Node
+
+Gaps = dict
+
+
+def _c_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
+    from .c.lowering import lower_node
+    if node.op == "If" and not node.domain:
+        return {}                                  # the C backend runs If itself; its branches are lowered apart
+    if node.subgraphs():
+        return {node.op: [node.name]}
+    try:
+        lower_node(node, types, consts, opset)
+    except UnsupportedOpError as ex:
+        return ex.missing
+    return {}
+
+
+def _python_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
+    from .python.emit import lacks_python_kernel
+    return {node.op: [node.name]} if lacks_python_kernel(node.op, node.domain) else {}
+
+
+def _webgpu_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
+    from .webgpu.emit import lacks_webgpu_kernel
+    if node.subgraphs():
+        return {f"{node.op} (control flow runs on the host, not in a WebGPU bundle)": [node.name]}
+    return {node.op: [node.name]} if lacks_webgpu_kernel(node.op, node.domain) else {}
+
+
+def _c_has(op: str, domain: str) -> bool:
+    from ..ops import registry
+    d = registry.get(op, domain)
+    return d is not None and ("c" in d.lowerings or (op == "If" and not domain))
+
+
+def _python_has(op: str, domain: str) -> bool:
+    from .python.emit import lacks_python_kernel
+    return not lacks_python_kernel(op, domain)
+
+
+def _webgpu_has(op: str, domain: str) -> bool:
+    from .webgpu.emit import lacks_webgpu_kernel
+    return not lacks_webgpu_kernel(op, domain)
+
+
+_GAPS: dict[str, Callable] = {"c": _c_gaps, "python": _python_gaps, "webgpu": _webgpu_gaps}
+_HAS: dict[str, Callable] = {"c": _c_has, "python": _python_has, "webgpu": _webgpu_has}
+
+
+def lowering_gaps(backend: str, node: Node, types: dict, consts: dict, opset: int) -> Gaps:
+    """What keeps ``backend`` from lowering ``node`` with these value types and constants: ``{reason: [node
+    names]}``, empty when nothing does. The reference backend lowers every registered op."""
+    fn = _GAPS.get(backend)
+    return fn(node, types, consts, opset) if fn else {}
+
+
+def has_lowering(backend: str, op: str, domain: str = "") -> bool:
+    """True when ``backend`` has a lowering for op type ``op`` of ``domain`` (for some attributes and shapes)."""
+    fn = _HAS.get(backend)
+    return fn(op, domain) if fn else True
+
+
+__all__ = ["lowering_gaps", "has_lowering"]

@@ -24,6 +24,7 @@ from ..ir.graph import Graph, Model, Node
 from ..ir.types import OptionalType, SequenceType, TensorType, name_to_onnx_elem, onnx_elem_to_name, type_of_value
 from ..ir.verify import verify
 from ..ops import registry
+from .external_data import check_names, inline_external_data
 from .onnx_canon import canonicalize
 
 log = logging.getLogger(__name__)
@@ -36,24 +37,6 @@ _SHAPE_OF = {"Shape", "Size"}
 
 
 # ------------------------------------------------------------------------------------------------ file reading
-def _check_external_paths(proto: onnx.ModelProto, base: Path) -> None:
-    """Reject external-data locations that are absolute or escape the model's folder (path traversal)."""
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
-    root = base.resolve()
-    for t in _get_all_tensors(proto):
-        if not uses_external_data(t):
-            continue
-        loc = next((e.value for e in t.external_data if e.key == "location"), "")
-        p = Path(loc)
-        if not loc or p.is_absolute() or loc.startswith(("/", "\\")) or (p.parts and ":" in p.parts[0]):
-            raise ModelImportError(f"tensor {t.name!r}: external data location {loc!r} must be a relative path inside the model's folder")
-        full = (root / p).resolve()
-        if root != full and root not in full.parents:
-            raise ModelImportError(f"tensor {t.name!r}: external data location {loc!r} escapes the model's folder {str(root)!r}")
-        if not full.is_file():
-            raise ModelImportError(f"tensor {t.name!r}: external data file {str(full)!r} not found")
-
-
 def read_model_proto(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
     """Read an ONNX file and its external data. Returns (proto, sha256 of the file).
 
@@ -69,12 +52,7 @@ def read_model_proto(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
         raise ModelImportError(f"{str(path)!r} is not a valid ONNX model: {type(ex).__name__}: {str(ex)[:200]}") from None
     if not proto.graph.node and not proto.graph.output:
         raise ModelImportError(f"{str(path)!r} holds no graph (is it an ONNX model?)")
-    _check_external_paths(proto, path.parent)
-    try:
-        from onnx.external_data_helper import load_external_data_for_model
-        load_external_data_for_model(proto, str(path.parent))
-    except Exception as ex:  # noqa: BLE001
-        raise ModelImportError(f"{str(path)!r}: cannot load external data: {ex}") from None
+    inline_external_data(proto, path.parent)
     return proto, sha
 
 
@@ -166,6 +144,16 @@ def _constant_node_value(n: onnx.NodeProto) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ importer
+def function_body(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.FunctionProto | None:
+    """What node ``n`` is made of: the spec's function body (:func:`schema_function`), else the decomposition
+    registered on the op's registry entry, else None."""
+    body = schema_function(n, opset, in_types)
+    if body is None or not len(body.node):
+        opdef = registry.get(n.op_type, n.domain)
+        body = opdef.decompose(n, opset, in_types) if opdef is not None and opdef.decompose is not None else None
+    return body
+
+
 def schema_function(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.FunctionProto | None:
     """The ONNX spec's function body of node ``n`` at ``opset`` (plain or context dependent), or None."""
     try:
@@ -282,7 +270,7 @@ class _Importer:
             return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
         if self.expand is not None and self.expand(n.op_type, n.domain):
             in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
-            body = schema_function(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), in_types)
+            body = function_body(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), in_types)
             has_subgraphs = body is not None and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                      for fn in body.node for a in fn.attribute)
             if body is not None and len(body.node) and not has_subgraphs:
@@ -462,6 +450,8 @@ def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | No
                bind: dict | None = None, expand=None) -> Model:
     """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors. ``expand(op, domain)``
     says which ops to replace by their ONNX function body (when the spec gives one), e.g. ops a backend lacks."""
+    check_names(proto)
+    inline_external_data(proto, None)        # read_model_proto has inlined a file's; none may be left
     input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)
     imp = _Importer(proto, expand)
     missing = imp.unsupported(proto.graph, {})

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..pyrt import rt
-from .registry import InferCtx, TensorType, register, same_as_input
+from .registry import InferCtx, TensorType, decomposition, register, same_as_input
 
 # window geometry shared with the python target (runtime/python/bornrt.py)
 conv_pads, windows, _out_size = rt.conv_pads, rt.windows, rt.out_size
@@ -347,6 +347,38 @@ def ref_instancenormalization(ctx, x, scale, bias):
     xd = x.astype(np.float64)
     y = (xd - xd.mean(axis=axes, keepdims=True)) / np.sqrt(xd.var(axis=axes, keepdims=True) + ctx.attrs["epsilon"])
     return (y * scale.reshape(shp) + bias.reshape(shp)).astype(x.dtype)
+
+
+@decomposition("InstanceNormalization")
+def decompose_instancenormalization(node, opset, in_types):
+    """y = (x - mean) / sqrt(var + epsilon) * scale + B over the spatial axes of each (n, c) (ONNX spec,
+    InstanceNormalization-6; the spec gives no function body), in opset-18 ops."""
+    from onnx import helper, numpy_helper
+    t = in_types[0]
+    if not isinstance(t, TensorType) or t.shape is None or len(t.shape) < 3:
+        return None
+    rank = len(t.shape)
+    eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    from ..ir.types import np_dtype
+    dt = np_dtype(t.dtype)
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
+    nodes = [const("axes", np.arange(2, rank, dtype=np.int64)), const("caxes", np.arange(1, rank - 1, dtype=np.int64)),
+             const("eps", np.asarray(eps, dtype=dt)),
+             helper.make_node("ReduceMean", ["X", "axes"], ["mean"]),
+             helper.make_node("Sub", ["X", "mean"], ["d"]),
+             helper.make_node("Mul", ["d", "d"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2", "axes"], ["var"]),
+             helper.make_node("Add", ["var", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["std"]),
+             helper.make_node("Div", ["d", "std"], ["norm"]),
+             helper.make_node("Unsqueeze", ["scale", "caxes"], ["s"]),
+             helper.make_node("Unsqueeze", ["B", "caxes"], ["b"]),
+             helper.make_node("Mul", ["norm", "s"], ["ns"]),
+             helper.make_node("Add", ["ns", "b"], ["Y"])]
+    return helper.make_function("", "InstanceNormalization", ["X", "scale", "B"], ["Y"], nodes,
+                                [helper.make_opsetid("", 18)])
 
 
 @register("LayerNormalization", attrs={"axis": -1, "epsilon": 1e-5, "stash_type": 1}, versions="17-24")

@@ -40,6 +40,9 @@ class OpDef:
     stateful: bool = False
     lowerings: dict[str, Callable] = field(default_factory=dict)
     flops: Callable | None = None
+    #: ``fn(node: onnx.NodeProto, opset, in_types) -> onnx.FunctionProto | None``: a body in other ops, used by
+    #: legalization when the ONNX spec gives the op no function body (see :func:`decomposition`).
+    decompose: Callable | None = None
 
 
 REGISTRY: dict[tuple[str, str], OpDef] = {}
@@ -65,6 +68,15 @@ def lowering(backend: str, name: str, domain: str = ""):
     """Decorator that attaches a backend lowering to an existing registry entry."""
     def deco(fn):
         get(name, domain).lowerings[backend] = fn
+        return fn
+    return deco
+
+
+def decomposition(name: str, domain: str = ""):
+    """Decorator attaching a decomposition ``fn(node_proto, opset, in_types) -> FunctionProto | None`` to a
+    registry entry: the ops that replace it on a target without a lowering for it (``passes/legalize.py``)."""
+    def deco(fn):
+        get(name, domain).decompose = fn
         return fn
     return deco
 
@@ -205,5 +217,5 @@ def infer_types(opdef: OpDef, ctx: InferCtx) -> list:
 
 
 __all__ = ["OpDef", "REGISTRY", "register", "lowering", "get", "KernelCtx", "InferCtx", "broadcast_shapes",
-           "same_as_input", "broadcast_infer", "broadcast_bool_infer", "infer_types", "attrs_with_defaults",
+           "same_as_input", "decomposition", "broadcast_infer", "broadcast_bool_infer", "infer_types", "attrs_with_defaults",
            "SequenceType", "OptionalType", "TensorType"]

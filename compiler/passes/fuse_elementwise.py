@@ -12,7 +12,7 @@ import numpy as np
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
 from ..ops.composite import PROGRAM_OPS
-from .util import clone, use_counts
+from .util import clone, target_lowers, use_counts
 
 
 def _eligible(g, n: Node) -> bool:
@@ -48,7 +48,10 @@ def build_program(g, members: list[Node], sink: Node) -> tuple[list, list[str]]:
     return prog, ext
 
 
-def fuse_elementwise(model: Model) -> Model:
+def fuse_elementwise(model: Model, target=None) -> Model:
+    """See the module docstring; nothing changes when ``target`` cannot lower FusedElementwise."""
+    if not target_lowers(target, "FusedElementwise", "bornc"):
+        return model
     m = clone(model)
     g = m.graph
     uses = use_counts(g)

@@ -17,7 +17,7 @@ from ..ir.graph import Model, Node
 from ..ir.types import TensorType
 from ..ops.composite import PROGRAM_OPS, run_program
 from .fuse_elementwise import build_program
-from .util import clone, use_counts
+from .util import clone, target_lowers, use_counts
 
 _CORE = {"Conv": "FusedConv", "Gemm": "FusedGemm", "MatMul": "FusedMatMul"}
 _PROBE = np.linspace(-6, 6, 97)
@@ -53,7 +53,8 @@ def describe(program: list, n_inputs: int) -> str:
     return "expression"
 
 
-def fuse_epilogue(model: Model) -> Model:
+def fuse_epilogue(model: Model, target=None) -> Model:
+    """See the module docstring; a core op is fused only into a composite ``target`` can lower."""
     m = clone(model)
     g = m.graph
     uses = use_counts(g)
@@ -64,7 +65,7 @@ def fuse_epilogue(model: Model) -> Model:
     moved: dict[int, Node] = {}     # epilogue node id -> fused node that takes its place in the schedule
     dead = set()
     for core in g.nodes:
-        if core.op not in _CORE or core.domain or id(core) in dead:
+        if core.op not in _CORE or core.domain or id(core) in dead or not target_lowers(target, _CORE[core.op], "bornc"):
             continue
         y = core.outputs[0]
         readers = consumers.get(y, [])

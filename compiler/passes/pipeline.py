@@ -5,9 +5,14 @@ pairs, QLinearConv, QLinearMatMul) onto bornc's integer layers first, then level
 BatchNormalization and per-channel Mul/Add into Conv/Gemm, recognizing Softmax and LayerNormalization from
 their decomposed forms, MatMul+Add -> Gemm, elementwise chains -> FusedElementwise, and epilogue fusion into
 FusedConv/FusedGemm/FusedMatMul. The verifier runs after every pass when ``verify`` is set (always in tests).
+
+With a target, every level ends with ``legalize`` (ops the target's backend cannot lower become ops it can, see
+``passes/legalize.py``); level 2 also legalizes first, so the expanded ops are fused like any others. Passes that
+create composites (LayerNormalization, Softmax, FusedConv...) take the target and create only what it lowers.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -23,6 +28,7 @@ from .fold_constants import fold_constants
 from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogue
 from .fuse_matmul_add import fuse_matmul_add
+from .legalize import legalize
 from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_noops import remove_noops
@@ -37,7 +43,7 @@ CLEANUP: list[Pass] = [fold_constants, remove_noops, eliminate_common_subexpress
 PIPELINES: dict[int, list[Pass]] = {
     0: [],
     1: CLEANUP,
-    2: [fold_qdq] + CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
+    2: [fold_qdq, legalize] + CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
                   eliminate_dead_code, fuse_elementwise, fuse_epilogue, eliminate_dead_code],
 }
 
@@ -60,18 +66,33 @@ def with_quantize(passes: list[Pass], quantize: Pass | None) -> list[Pass]:
     return passes[:k] + [quantize] + passes[k:]
 
 
-def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True,
-                 quantize: Pass | None = None) -> tuple[Model, list[PassRecord]]:
-    """Run the pipeline for ``opt_level`` (with ``quantize`` inserted, see ``with_quantize``); returns the final
-    model and the counts before/after each pass.
-
-    Raises VerifyError naming the pass (with the IR after it in the log at debug level) if a pass breaks an
-    invariant."""
+def passes_for(opt_level: int, quantize: Pass | None = None, target=None) -> list[Pass]:
+    """The passes run at ``opt_level`` (``quantize`` inserted, see ``with_quantize``), ending with legalize when a
+    target is given; without one, the early legalize of level 2 is left out too."""
     if opt_level not in PIPELINES:
         raise ValueError(f"opt level must be one of {sorted(PIPELINES)}")
+    passes = with_quantize(PIPELINES[opt_level], quantize)
+    if target is None:
+        return [p for p in passes if p is not legalize]
+    return passes if passes and passes[-1] is legalize else passes + [legalize]
+
+
+def _apply(p: Pass, model: Model, target) -> Model:
+    if target is not None and "target" in inspect.signature(p).parameters:
+        return p(model, target=target)
+    return p(model)
+
+
+def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True,
+                 quantize: Pass | None = None, target=None) -> tuple[Model, list[PassRecord]]:
+    """Run the pipeline for ``opt_level`` (see :func:`passes_for`); ``target`` (a Target, or a backend name) makes
+    it target-aware. Returns the final model and the counts before/after each pass.
+
+    Raises VerifyError naming the pass (with the IR after it in the log at debug level) if a pass breaks an
+    invariant, UnsupportedOpError (from legalize) listing every op the target cannot lower."""
     records = [PassRecord("input", len(model.graph.nodes), len(model.graph.constants))]
-    for p in with_quantize(PIPELINES[opt_level], quantize):
-        model = p(model)
+    for p in passes_for(opt_level, quantize, target):
+        model = _apply(p, model, target)
         if verify_each:
             try:
                 verify(model)
@@ -83,6 +104,7 @@ def run_pipeline(model: Model, opt_level: int = 2, verify_each: bool = True,
     return model, records
 
 
-def optimize(model: Model, opt_level: int = 2, verify_each: bool = True, quantize: Pass | None = None) -> Model:
-    """The model after the pipeline for ``opt_level`` (and ``quantize``, when given)."""
-    return run_pipeline(model, opt_level, verify_each, quantize)[0]
+def optimize(model: Model, opt_level: int = 2, verify_each: bool = True, quantize: Pass | None = None,
+             target=None) -> Model:
+    """The model after the pipeline for ``opt_level`` (and ``quantize``, when given), legalized for ``target``."""
+    return run_pipeline(model, opt_level, verify_each, quantize, target)[0]

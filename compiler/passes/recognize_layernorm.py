@@ -13,7 +13,7 @@ import numpy as np
 from ..ir.graph import Model
 from ..ir.types import TensorType
 from .eliminate_dead_code import eliminate_dead_code
-from .util import clone, fresh_name, use_counts
+from .util import clone, fresh_name, target_lowers, use_counts
 
 
 def _axes(g, node):
@@ -60,7 +60,10 @@ def _param(g, name, shape: tuple, fill: float, dtype: str, hint: str):
     return new
 
 
-def recognize_layernorm(model: Model) -> Model:
+def recognize_layernorm(model: Model, target=None) -> Model:
+    """See the module docstring; nothing changes when ``target`` cannot lower LayerNormalization."""
+    if not target_lowers(target, "LayerNormalization"):
+        return model
     m = clone(model)
     g = m.graph
     prod = g.producers()

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.graph import Model
 from .eliminate_dead_code import eliminate_dead_code
-from .util import clone, use_counts
+from .util import clone, target_lowers, use_counts
 
 
 def _single_axis(g, node) -> int | None:
@@ -16,7 +16,10 @@ def _single_axis(g, node) -> int | None:
     return int(np.asarray(axes).ravel()[0])
 
 
-def recognize_softmax(model: Model) -> Model:
+def recognize_softmax(model: Model, target=None) -> Model:
+    """See the module docstring; nothing changes when ``target`` cannot lower Softmax."""
+    if not target_lowers(target, "Softmax"):
+        return model
     m = clone(model)
     g = m.graph
     prod = g.producers()

@@ -76,6 +76,14 @@ def remove_node_aliasing(g: Graph, node: Node, src: str) -> bool:
     return True
 
 
+def target_lowers(target, op: str, domain: str = "") -> bool:
+    """True when ``target`` (a Target, a backend name, or None for the reference interpreter) can lower op type
+    ``op``: composite-creating passes ask before they create one."""
+    from ..backends import has_lowering
+    backend = getattr(target, "backend", target)
+    return backend in (None, "reference") or has_lowering(backend, op, domain)
+
+
 def fresh_name(g: Graph, hint: str) -> str:
     k = 0
     while f"{hint}_{k}" in g.types:

@@ -155,7 +155,8 @@ class QuantizeConfig:
                 rest = rest[step:]
                 step *= 2
                 q, layers, weight_only = build(set(fallback))
-        errors = layer_errors(layers, q, self.validation)
+        qouts: list = []
+        errors = layer_errors(layers, q, self.validation, qouts)
         q = fuse_lookup_tables(q)
         worst = sorted(layers, key=lambda ly: (-sensitivity.get(ly.name, 0.0), -errors.get(ly.name, 0.0)))[:5]
         self.report = {
@@ -172,7 +173,7 @@ class QuantizeConfig:
             "worst_layers": [{"node": ly.name, "op": ly.op, "layer_error": round(errors.get(ly.name, 0.0), 6),
                               **({"sensitivity": round(sensitivity[ly.name], 6)} if ly.name in sensitivity else {})}
                              for ly in worst],
-            **output_report(model, q, self.validation, self.validation_source),
+            **output_report(model, q, self.validation, self.validation_source, qouts),
         }
         if self.random_calibration:
             self.report["warning"] = RANDOM_WARNING
@@ -202,9 +203,10 @@ def _cosine(ref: list, qmodel: Model, sets: list) -> float:
     return worst
 
 
-def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
+def layer_errors(layers: list, qmodel: Model, sets: list, outputs: list | None = None) -> dict[str, float]:
     """{layer name: the layer's own output error}, over ``sets``: the mean over output channels of
-    ||dequant(y_q) - y_float||_c / ||y_float||_c (channel-wise relative RMS error).
+    ||dequant(y_q) - y_float||_c / ||y_float||_c (channel-wise relative RMS error). The quantized model's
+    outputs per set are appended to ``outputs`` when given.
 
     For each integer layer, the float layer (its original nodes and float weights) runs on the same dequantized
     uint8 input the integer layer received in the quantized model, so the figure is what quantizing this layer's
@@ -221,7 +223,9 @@ def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
                 if name in want:
                     seen[name] = v
 
-        run(qmodel, feeds, observe)
+        got = run(qmodel, feeds, observe)
+        if outputs is not None:                    # the quantized model's outputs, for output_report
+            outputs.append(got)
         for ly in layers:
             if ly.x_q not in seen or ly.y_q not in seen:
                 continue
@@ -248,15 +252,17 @@ def layer_errors(layers: list, qmodel: Model, sets: list) -> dict[str, float]:
     return out
 
 
-def output_report(fmodel: Model, qmodel: Model, sets: list, source: str) -> dict:
+def output_report(fmodel: Model, qmodel: Model, sets: list, source: str, qoutputs: list | None = None) -> dict:
     """Per output of the quantized model against the float32 one on ``sets``: max and mean abs error, cosine
     similarity (all sets flattened together) and, for classifier outputs (one axis longer than 1), top-1
-    agreement (fraction of sets whose argmax matches)."""
+    agreement (fraction of sets whose argmax matches). ``qoutputs``: the quantized model's outputs per set when
+    already computed."""
     if not sets:
         return {"validation": "none given"}
     rows: dict[str, dict] = {}
-    for feeds in sets:
-        f, q = run(fmodel, feeds), run(qmodel, feeds)
+    for j, feeds in enumerate(sets):
+        f = run(fmodel, feeds)
+        q = qoutputs[j] if qoutputs is not None else run(qmodel, feeds)
         for k in fmodel.graph.outputs:
             a, b = np.asarray(f[k], np.float64), np.asarray(q[k], np.float64)
             r = rows.setdefault(k, {"f": [], "q": [], "top1": []})

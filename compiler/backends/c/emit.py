@@ -21,6 +21,7 @@ from ...ir.graph import Model
 from ...ir.types import TensorType
 from ...memory import plan_model
 from ...resources import resource_dir
+from ..common.text import c_string, comment_text, identifier
 from ...targets import Target
 from . import lower_elementwise, lower_nn, lower_qint, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
 from .ctypes_ import C_DTYPE_ENUM, STORAGE_ONLY, ctype, literal
@@ -33,18 +34,14 @@ EMBED_LIMIT_BYTES = 2 << 20
 
 
 def c_identifier(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", text).lower().strip("_") or "model"
-    return "m_" + s if s[0].isdigit() else s
+    """The artifact name as a C identifier (see :func:`bornc.backends.common.text.identifier`)."""
+    return identifier(text)
 
 
 def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "c")),
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                               keep_trailing_newline=True)
-
-
-def _c_string(s: str) -> str:
-    return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _inner(node) -> list:
@@ -62,7 +59,7 @@ def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:
     if not lits:
         lits = ["0"]
     lines = [", ".join(lits[i:i + 8]) + "," for i in range(0, len(lits), 8)]
-    return {"name": name, "sym": sym, "dtype": dt, "shape": list(arr.shape), "ctype": ctype(dt), "count": max(flat.size, 1),
+    return {"name": name, "comment": comment_text(name), "sym": sym, "dtype": dt, "shape": list(arr.shape), "ctype": ctype(dt), "count": max(flat.size, 1),
             "lines": lines, "pad": pad}
 
 
@@ -255,7 +252,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             except jinja2.TemplateError as ex:
                 raise ArtifactError(f"rendering template {st.template}.c.j2 for node {node.name!r} ({node.op}): {ex}") from None
         fn = f"k{idx}_{c_identifier(node.op)}"
-        kernels.append({"fn": fn, "node": node.name.replace("*/", "* /"), "op": node.op, "params": params or ["void"],
+        kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op), "params": params or ["void"],
                         "param_names": names, "body": "\n".join(body)})
         return f"{fn}({', '.join(call_args)})"
 
@@ -271,7 +268,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
 
     def info(v: str, kind: str, k: int) -> dict:
         t = g.types[v]
-        return {"name": v, "cname": _c_string(v), "dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes,
+        return {"name": v, "cname": c_string(v), "comment": comment_text(v), "dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes,
                 "enum": C_DTYPE_ENUM[t.dtype], "sym": f"{kind}{k}", "safe": re.sub(r"[^A-Za-z0-9._-]", "_", v)}
 
     in_infos = [info(v, "in", k) for k, v in enumerate(inputs)]
@@ -289,7 +286,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "embed": embed, "inputs": in_infos,
             "outputs": out_infos, "infos": in_infos + out_infos, "kernels": kernels, "calls": calls,
             "final_copies": final_copies, "embedded": embedded, "weights_sha": [str(b) for b in sha],
-            "static_arena": True, "source": Path(source).name if source else "model", "source_sha256": model.source_sha256 or "-" * 16,
+            "static_arena": True, "source": comment_text(Path(source).name if source else "model"), "source_sha256": model.source_sha256 or "-" * 16,
             "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos)}
     (out / f"{cname}.h").write_text(env.get_template("model.h.j2").render(**ctxv))
     (out / f"{cname}.c").write_text(env.get_template("model.c.j2").render(**ctxv))

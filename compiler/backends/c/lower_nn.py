@@ -56,37 +56,39 @@ def geometry2d(kernel, strides, dil, pads) -> tuple:
     return kh, kw, sh, sw, dh, dw, ph, pw
 
 
-def conv_stage(ctx: LowerCtx) -> Stage:
-    xs, ws = ctx.shape(0), ctx.shape(1)
+def conv_window(ctx: LowerCtx, w_index: int = 1) -> tuple[dict, list]:
+    """The 1-D/2-D convolution geometry the C conv templates share (1-D as H = 1): N, C, H, W, M, G, MG, CG, KH,
+    KW, OH, OW, SH, SW, DH, DW, PT, PL, P and the valid output columns [owlo[kw], owhi[kw]) of each kernel column;
+    plus the (begin, end) pads per spatial axis. The weight is input ``w_index`` (3 for QLinearConv)."""
+    xs, ws = ctx.shape(0), ctx.shape(w_index)
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
     kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
     strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
     n, c, h, w = _as2d(xs)
-    _, _, oh, ow = _as2d(ctx.oshape())
+    _, m, oh, ow = _as2d(ctx.oshape())
     kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
     g = ctx.attrs["group"]
-    m = ws[0]
-    mg, cg = m // g, c // g
     owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
+    return {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh,
+            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "P": oh * ow, "owlo": owlo,
+            "owhi": owhi}, pads
+
+
+def conv_stage(ctx: LowerCtx) -> Stage:
+    geo, _ = conv_window(ctx)
+    mg, cg, kh, kw, oh, ow = geo["MG"], geo["CG"], geo["KH"], geo["KW"], geo["OH"], geo["OW"]
+    ops = {"T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"}
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
-    if (kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w and ctx.oct() == "float"
-            and cg >= 4 and mg >= 6):
-        return Stage("conv1x1_gemm", {"N": n, "C": c, "M": m, "G": g, "MG": mg, "CG": cg, "P": oh * ow, "T": ctx.oct(),
-                                      "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0",
-                                      "workspace": cg * 16 * 4 if (oh * ow) % 16 else 0})
+    if (kh * kw == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and oh == geo["H"]
+            and ow == geo["W"] and ctx.oct() == "float" and cg >= 4 and mg >= 6):
+        return Stage("conv1x1_gemm", {**geo, **ops, "workspace": cg * 16 * 4 if (oh * ow) % 16 else 0})
     if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
         k = cg * kh * kw
         rows = max(1, min(oh, 256 // max(ow, 1)))   # keep the im2col block (K x rows*OW) within L2
-        return Stage("conv_gemm", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw,
-                                   "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl,
-                                   "owlo": owlo, "owhi": owhi, "K": k, "P": oh * ow, "ROWS": rows,
-                                   "workspace": k * (-(-rows * ow // 16) * 16 + (16 if mg >= 24 else 0) + (6 if mg % 6 else 0)) * 4,
-                                   "pack": mg >= 24,
-                                   "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
-    return Stage("conv2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh,
-                            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi,
-                            "OCB": ocb, "T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})
+        return Stage("conv_gemm", {**geo, **ops, "K": k, "ROWS": rows, "pack": mg >= 24,
+                                   "workspace": k * (-(-rows * ow // 16) * 16 + (16 if mg >= 24 else 0) + (6 if mg % 6 else 0)) * 4})
+    return Stage("conv2d", {**geo, **ops, "OCB": ocb})
 
 
 @lowering("c", "Conv")

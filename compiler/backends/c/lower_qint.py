@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.nn import _spatial
 from ...ops.registry import lowering
-from .lower_nn import _as2d, geometry2d, tap_ranges
+from .lower_nn import conv_window
 from .lowering import Lowered, LowerCtx, Stage
 
 #: Bytes of packed activations per block (int16 pairs): about half of a 512 KiB L2.
@@ -32,20 +31,10 @@ def _requant_params(ctx: LowerCtx, m: int) -> dict:
 
 @lowering("c", "QConv", domain="bornc")
 def _qconv(ctx: LowerCtx) -> Lowered:
-    xs, ws = ctx.shape(0), ctx.shape(1)
-    if len(xs) not in (3, 4):
-        raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
-    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
-    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
-    n, c, h, w = _as2d(xs)
-    _, m, oh, ow = _as2d(ctx.oshape())
-    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
-    g = ctx.attrs["group"]
-    mg, cg = m // g, c // g
-    owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
-    geo = {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": mg, "CG": cg, "KH": kh, "KW": kw, "OH": oh, "OW": ow,
-           "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "owlo": owlo, "owhi": owhi, "P": oh * ow,
-           **_requant_params(ctx, m)}
+    geo, pads = conv_window(ctx)
+    geo.update(_requant_params(ctx, geo["M"]))
+    h, w, mg, cg, kh, kw, oh, ow = (geo[k] for k in ("H", "W", "MG", "CG", "KH", "KW", "OH", "OW"))
+    sh, sw, dh, dw, pt, pl = (geo[k] for k in ("SH", "SW", "DH", "DW", "PT", "PL"))
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
     if cg == 1 and mg == 1:

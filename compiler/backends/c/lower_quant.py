@@ -139,19 +139,9 @@ def _param(ctx: LowerCtx, i: int, index: str, default: str = "0") -> str:
 
 
 def _int_conv(ctx: LowerCtx, requant: bool) -> Lowered:
-    from ...ops.nn import _spatial
-    from .lower_nn import _as2d, geometry2d
-    xs, ws = ctx.shape(0), ctx.shape(3 if requant else 1)
-    if len(xs) not in (3, 4):
-        raise ctx.unsupported(f"{len(xs) - 2}-D integer convolution in C")
-    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
-    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
-    n, c, h, w = _as2d(xs)
-    _, m, oh, ow = _as2d(ctx.oshape())
-    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
-    g = ctx.attrs["group"]
-    p = {"N": n, "C": c, "H": h, "W": w, "M": m, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh, "OW": ow,
-         "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "requant": requant, "T": ctx.oct()}
+    from .lower_nn import conv_window
+    geo, _ = conv_window(ctx, 3 if requant else 1)
+    p = {**geo, "requant": requant, "T": ctx.oct()}
     if requant:
         info = np.iinfo(np.dtype(ctx.outs[0].dtype))
         p.update({"xzp": _param(ctx, 2, "0"), "wi": 3, "wzp": _param(ctx, 5, "m"), "xs": _param(ctx, 1, "0"),

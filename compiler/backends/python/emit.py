@@ -26,6 +26,7 @@ from ...memory.liveness import VIEW_OPS
 from ...ops import registry
 from ...pyrt import rt
 from ...resources import resource_dir
+from ..common.text import comment_text, py_string
 from ...targets import Target
 from ..weights import weights_file_image, weights_layout_of, write_manifest
 
@@ -52,7 +53,9 @@ def py_literal(x) -> str:
     if isinstance(x, (float, np.floating)):
         f = float(x)
         return "NAN" if math.isnan(f) else ("INF" if f > 0 else "-INF") if math.isinf(f) else repr(f)
-    if isinstance(x, (str, bytes)):
+    if isinstance(x, str):
+        return py_string(x)
+    if isinstance(x, bytes):
         return repr(x)
     if isinstance(x, (list, tuple)):
         return "[" + ", ".join(py_literal(v) for v in x) + "]"
@@ -196,7 +199,8 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
             opdef = registry.get(node.op, node.domain)
             if (top and node.op in VIEW_OPS and not node.domain and node.outputs[0] in arena_vals
                     and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0])):
-                lines.append(f"# {node.op} {node.name!r}: a view, {node.outputs[0]!r} shares the bytes of {node.inputs[0]!r}")
+                lines.append(f"# {node.op} {comment_text(node.name)}: a view, {comment_text(node.outputs[0])} shares the bytes of "
+                             f"{comment_text(node.inputs[0])}")
                 continue
             attrs = _literal_attrs(registry.attrs_with_defaults(opdef, node))
             attrs["_op"] = node.op
@@ -223,12 +227,12 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
                     body += emit_graph(sub, sub.nodes, False)
                     body.append(f"return ({''.join(ref(o) + ', ' for o in sub.outputs)})")
                     functions[pos] = {"name": fname, "params": "v, K, call, w, xs",
-                                      "doc": f"{k} of node {node.name!r} ({node.op})".replace('"', "'"), "lines": body}
+                                      "doc": f"{k} of node {comment_text(node.name)} ({node.op})", "lines": body}
                     parts.append(f"{k}=lambda *xs: {fname}(v, K, call, w, xs)")
                 a = f"dict(ATTRS[{idx}], {', '.join(parts)})"
             outs = [out_ref(o, top) for o in node.outputs]
             lhs = "".join((ref(o) if o else "_") + ", " for o in node.outputs)
-            lines.append(f"# {node.op} {node.name!r}")
+            lines.append(f"# {node.op} {comment_text(node.name)}")
             lines.append(f"{lhs}= call(K[{node.op!r}], ({''.join(ref(i) + ', ' for i in ins)}), "
                          f"({''.join(o + ', ' for o in outs)}), {a}, w[{idx}])")
         return lines
@@ -239,20 +243,20 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
 
     def info(v: str) -> dict:
         t = types[v]
-        return {"slot": slot(v), "name": v, "name_lit": repr(v), "dtype": _store(_dtype_name(t)),
+        return {"slot": slot(v), "name": v, "name_lit": py_string(v), "dtype": _store(_dtype_name(t)),
                 "shape": repr(list(t.shape)) if static(v) else "None"}
 
     weights_tab = [{"slot": slot(c), "offset": w_offsets[c], "shape": repr(list(np.shape(consts[c]))),
-                    "dtype": np.asarray(consts[c]).dtype.name, "name": c.replace("\n", " ")} for c in used]
+                    "dtype": np.asarray(consts[c]).dtype.name, "name": comment_text(c)} for c in used]
     arena_tab = []
     for v in sorted(arena_vals, key=lambda x: slot(x)):
         t = types[v]
         arena_tab.append({"slot": slot(v), "offset": plan.offsets[plan.value_buffer[v]][0], "shape": repr(list(t.shape)),
-                          "dtype": _store(t.dtype), "name": v.replace("\n", " ")})
+                          "dtype": _store(t.dtype), "name": comment_text(v)})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "python")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     code = env.get_template("model.py.j2").render(
-        name=name, version=__version__, target=target.name, opt_level=opt_level, slots=len(slots),
+        name=comment_text(name), version=__version__, target=target.name, opt_level=opt_level, slots=len(slots),
         weights=weights_tab, arena=arena_tab, inputs=[info(v) for v in inputs], outputs=[info(v) for v in outputs],
         workspace=repr([s[1] for s in steps]), attrs=[s[0] for s in steps], functions=functions)
     compile(code, "model.py", "exec")      # a generator bug fails here, not on the device

@@ -197,30 +197,35 @@ def _conv(ctx: Ctx) -> Lowered:
     return Lowered([gemm_kernel(ctx, mg, oh * ow, kdim, nb * g, ops, a_fn, b_fn, epi, ctx.node.op, (a4_fn, ""))])
 
 
-def _conv_direct(ctx: Ctx, kernel, strides, dil, pads, outs) -> Lowered:
-    """One invocation per output element, looping over the group's input channels and the kernel taps (N-D)."""
+def window_sum_lines(ctx: Ctx, kernel, strides, dil, pads, zero: str, term: str) -> list[str]:
+    """WGSL lines that decompose output index ``i`` (o0, o1, ...) and sum ``term`` over the group's input
+    channels and the kernel taps into ``acc`` (starting at ``zero``); ``term`` reads ld0(x index) and ld1(w
+    index), spelled as ``{x}`` and ``{w}``. Taps outside the input contribute nothing (N-D, NCHW)."""
     xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
-    g = ctx.attrs["group"]
-    c, cout = xs[1], ws[0]
-    cg, mg = c // g, cout // g
-    nd = len(kernel)
-    oshape = list(ctx.oshape())
-    n = ctx.outs[0].size
+    c, cg = xs[1], xs[1] // ctx.attrs["group"]
+    mg = ws[0] // ctx.attrs["group"]
     taps = int(np.prod(kernel))
-    ops = [ctx.x(0), ctx.x(1)]
-    lines = decompose(oshape, "i", "o")
-    lines += [f"let g = o1 / {mg}u;", "var acc = 0.0f;",
+    lines = decompose(list(ctx.oshape()), "i", "o")
+    lines += [f"let g = o1 / {mg}u;", f"var acc = {zero};",
               f"for (var ci = 0u; ci < {cg}u; ci = ci + 1u) {{",
               f"  let xb = (o0 * {c}u + g * {cg}u + ci);",
               f"  let wb = (o1 * {cg}u + ci) * {taps}u;",
               f"  for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
     lines += ["    " + s for s in decompose(kernel, "t", "kq")]
     cond, idx = [], "xb"
-    for d in range(nd):
+    for d in range(len(kernel)):
         lines.append(f"    let p{d} = i32(o{d + 2} * {strides[d]}u + kq{d} * {dil[d]}u) - {pads[d][0]}i;")
         cond.append(f"p{d} < 0i || p{d} >= {xs[2 + d]}i")
         idx = f"({idx}) * {xs[2 + d]}u + u32(p{d})"
-    lines += [f"    if ({' || '.join(cond)}) {{ continue; }}", f"    acc = acc + ld0({idx}) * ld1(wb + t);", "  }", "}"]
+    return lines + [f"    if ({' || '.join(cond)}) {{ continue; }}",
+                    "    acc = acc + " + term.format(x=f"ld0({idx})", w="ld1(wb + t)") + ";", "  }", "}"]
+
+
+def _conv_direct(ctx: Ctx, kernel, strides, dil, pads, outs) -> Lowered:
+    """One invocation per output element, looping over the group's input channels and the kernel taps (N-D)."""
+    n = ctx.outs[0].size
+    ops = [ctx.x(0), ctx.x(1)]
+    lines = window_sum_lines(ctx, kernel, strides, dil, pads, "0.0f", "{x} * {w}")
     val = "acc"
     if ctx.has(2):
         ops.append(ctx.x(2))

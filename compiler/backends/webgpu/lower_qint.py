@@ -7,12 +7,10 @@ products (WGSL's dot4I8Packed) would need a packed storage layout and are not us
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ...ops.nn import _spatial
 from ...ops.registry import lowering
-from .kernel import Ctx, Kernel, Lowered, decompose
-
+from .kernel import Ctx, Kernel, Lowered
+from .lower_nn import window_sum_lines
 
 def _requant_lines(ctx: Ctx, ch: str, acc: str, out: int) -> tuple[list[str], list[str]]:
     """(module-scope declarations, body lines) storing requant(acc) of channel ``ch`` to operand ``out``."""
@@ -31,58 +29,34 @@ def _requant_lines(ctx: Ctx, ch: str, acc: str, out: int) -> tuple[list[str], li
         val = f"u32({val})"
     return decl, [f"st{out}(i, {val});"]
 
+def _integer_layer(ctx: Ctx, lines: list[str], channel: str, n: int) -> Lowered:
+    """The accumulation ``lines`` (leaving ``acc``), plus the bias of ``channel`` and the requantized store."""
+    ops = [ctx.x(0), ctx.x(1)]
+    if ctx.has(2):
+        ops.append(ctx.x(2))
+        lines = lines + [f"acc = acc + ld{len(ops) - 1}({channel});"]
+    ops.append(ctx.y())
+    decl, store = _requant_lines(ctx, channel, "acc", len(ops) - 1)
+    return Lowered([Kernel("direct", {"n": n, "lines": lines + store, "decl": decl}, ops, threads=n,
+                           label=ctx.node.op)])
 
 @lowering("webgpu", "QConv", "bornc")
 def _qconv(ctx: Ctx) -> Lowered:
     xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
     kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
     strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
-    g = ctx.attrs["group"]
-    c, cout = xs[1], ws[0]
-    cg, mg = c // g, cout // g
-    oshape = list(ctx.oshape())
-    n = ctx.outs[0].size
-    taps = int(np.prod(kernel))
-    ops = [ctx.x(0), ctx.x(1)]
-    zp = int(ctx.attrs["x_zero_point"])
-    lines = decompose(oshape, "i", "o")
-    lines += [f"let g = o1 / {mg}u;", "var acc = 0i;",
-              f"for (var ci = 0u; ci < {cg}u; ci = ci + 1u) {{",
-              f"  let xb = (o0 * {c}u + g * {cg}u + ci);",
-              f"  let wb = (o1 * {cg}u + ci) * {taps}u;",
-              f"  for (var t = 0u; t < {taps}u; t = t + 1u) {{"]
-    lines += ["    " + s for s in decompose(kernel, "t", "kq")]
-    cond, idx = [], "xb"
-    for d in range(len(kernel)):
-        lines.append(f"    let p{d} = i32(o{d + 2} * {strides[d]}u + kq{d} * {dil[d]}u) - {pads[d][0]}i;")
-        cond.append(f"p{d} < 0i || p{d} >= {xs[2 + d]}i")
-        idx = f"({idx}) * {xs[2 + d]}u + u32(p{d})"
-    lines += [f"    if ({' || '.join(cond)}) {{ continue; }}",
-              f"    acc = acc + (i32(ld0({idx})) - {zp}i) * ld1(wb + t);", "  }", "}"]
-    if ctx.has(2):
-        ops.append(ctx.x(2))
-        lines.append(f"acc = acc + ld{len(ops) - 1}(o1);")
-    ops.append(ctx.y())
-    decl, store = _requant_lines(ctx, "o1", "acc", len(ops) - 1)
-    return Lowered([Kernel("direct", {"n": n, "lines": lines + store, "decl": decl}, ops, threads=n, label="QConv")])
-
+    lines = window_sum_lines(ctx, kernel, strides, dil, pads, "0i",
+                             f"(i32({{x}}) - {int(ctx.attrs['x_zero_point'])}i) * {{w}}")
+    return _integer_layer(ctx, lines, "o1", ctx.outs[0].size)
 
 @lowering("webgpu", "QMatMul", "bornc")
 def _qmatmul(ctx: Ctx) -> Lowered:
     m, k = ctx.shape(1)
-    n = ctx.outs[0].size
-    ops = [ctx.x(0), ctx.x(1)]
     zp = int(ctx.attrs["x_zero_point"])
     lines = [f"let row = i / {m}u;", f"let col = i % {m}u;", "var acc = 0i;",
              f"for (var kk = 0u; kk < {k}u; kk = kk + 1u) {{",
              f"  acc = acc + (i32(ld0(row * {k}u + kk)) - {zp}i) * ld1(col * {k}u + kk);", "}"]
-    if ctx.has(2):
-        ops.append(ctx.x(2))
-        lines.append(f"acc = acc + ld{len(ops) - 1}(col);")
-    ops.append(ctx.y())
-    decl, store = _requant_lines(ctx, "col", "acc", len(ops) - 1)
-    return Lowered([Kernel("direct", {"n": n, "lines": lines + store, "decl": decl}, ops, threads=n, label="QMatMul")])
-
+    return _integer_layer(ctx, lines, "col", ctx.outs[0].size)
 
 @lowering("webgpu", "LookupTable", "bornc")
 def _lookup(ctx: Ctx) -> Lowered:
