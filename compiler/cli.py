@@ -131,7 +131,7 @@ def cmd_inspect(args) -> int:
             print(json.dumps(info, indent=2))
         else:
             print(f"model: {args.model}\nnodes: {info['nodes']}\nunsupported ops: {ex}")
-        return 1
+        return 2
     if args.ir:
         sys.stdout.write(format_model(model))
         return 0
@@ -165,17 +165,20 @@ def cmd_inspect(args) -> int:
 def _inspect_passes(args) -> int:
     from .frontend.onnx_import import load_onnx
     from .passes.pipeline import run_pipeline
+    from .targets import get_target
     model = load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
-    _, records = run_pipeline(model, args.opt_level)
+    target = get_target(args.target)
+    _, records = run_pipeline(model, args.opt_level, target=target if target.backend != "reference" else None)
     if args.json:
-        print(json.dumps({"opt_level": args.opt_level, "passes": [r.__dict__ for r in records]}, indent=2))
+        print(json.dumps({"opt_level": args.opt_level, "target": target.name, "passes": [r.__dict__ for r in records]},
+                         indent=2))
         return 0
     print(f"{'pass':<36}{'nodes':>8}{'constants':>11}")
     prev = records[0].nodes
     for r in records:
         print(f"{r.name:<36}{r.nodes:>8}{r.constants:>11}" + (f"  ({r.nodes - prev:+d})" if r.nodes != prev else ""))
         prev = r.nodes
-    print(f"opt level {args.opt_level}: {records[0].nodes} -> {records[-1].nodes} nodes")
+    print(f"opt level {args.opt_level}, target {target.name}: {records[0].nodes} -> {records[-1].nodes} nodes")
     return 0
 
 
@@ -326,6 +329,14 @@ def cmd_run(args) -> int:
     if _is_artifact(args.model):
         from .executors import load_artifact
         outs = load_artifact(args.model)(feeds)
+    elif args.target:
+        from .executors import get_executor
+        from .frontend.onnx_import import load_onnx
+        model = load_onnx(args.model, input_shapes=_shapes(args), bind=_binds(args))
+        ex = get_executor(args.target)
+        if args.opt_level is not None and hasattr(ex, "opt_level"):
+            ex.opt_level = args.opt_level
+        outs = ex.prepare(model)(feeds)
     else:
         if args.opt_level is None:
             args.opt_level = 0
@@ -360,14 +371,14 @@ def cmd_conformance(args) -> int:
         if args.verbose:
             print(f"[{i}/{n}] {name}: {status}", file=sys.stderr)
 
-    res = run_conformance(args.executor, args.filter, progress)
-    if not args.filter:
+    res = run_conformance(args.executor, args.filter, progress, args.sample, args.seed, args.via_cli)
+    if not (args.filter or args.sample or args.via_cli):
         docs = Path(args.docs) if args.docs else repo_root() / "docs"
         docs.mkdir(parents=True, exist_ok=True)
-        (docs / f"conformance-{args.executor}.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+        (docs / f"conformance-{res['executor']}.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
         write_ops_matrix(docs, docs / "ops.md")
     if args.json:
-        print(json.dumps({k: res[k] for k in ("executor", "passed", "failed", "unsupported", "total", "per_op")}))
+        print(json.dumps({k: res[k] for k in ("executor", "passed", "failed", "unsupported", "total", "bound", "per_op")}))
         return 0
     print(f"{'op':<36}{'passed':>8}{'failed':>8}{'unsupp':>8}")
     for op, c in res["per_op"].items():
@@ -378,7 +389,7 @@ def cmd_conformance(args) -> int:
                 print(f"{name}: {status}: {detail}")
     pct = 100 * res["passed"] / max(res["total"], 1)
     print(f"executor {res['executor']}: {res['passed']} passed, {res['failed']} failed, {res['unsupported']} unsupported, "
-          f"{res['total']} total ({pct:.1f}% passed) in {res['seconds']}s")
+          f"{res['total']} total ({pct:.1f}% passed; {res['bound']} with --bind) in {res['seconds']}s")
     return 0
 
 
@@ -448,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plan", action="store_true", help="the static memory plan (arena, lower bound, tensors)")
     sp.add_argument("--plot", metavar="PLAN.png", help="with --plan: draw the arena over time (needs matplotlib)")
     sp.add_argument("--schedule", choices=["topological", "memory"], default="topological", help="node order for --plan")
-    sp.add_argument("--target", default="reference", help="target whose alignment the plan uses")
+    sp.add_argument("--target", default="reference",
+                    help="target whose legalization --passes shows and whose alignment --plan uses")
     sp.add_argument("--io-in-arena", action="store_true", help="plan model inputs and outputs inside the arena")
     sp.set_defaults(fn=cmd_inspect)
 
@@ -487,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input (repeatable)")
     sp.add_argument("--inputs", metavar="FILE.npz", help="all inputs from one .npz keyed by input name")
     sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")
+    sp.add_argument("--target", help="for a model file: compile it for this target (as bornc compile does, into a "
+                                     "temporary folder) and run the artifact")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("bench", help="time a compiled artifact beside onnxruntime (one thread)")
@@ -517,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object (passed, failed, unsupported, total, per_op)")
     sp.add_argument("--filter", metavar="REGEX", help="only cases whose name matches (results are then not written to docs/)")
     sp.add_argument("--docs", metavar="DIR", help="where to write conformance-<executor>.json and ops.md (default: docs/)")
+    sp.add_argument("--sample", type=int, metavar="N", help="only N cases drawn at random (seeded; results not written)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    sp.add_argument("--via-cli", action="store_true",
+                    help="run each case through `bornc compile` and `bornc run` in subprocesses (slow; results not written)")
     sp.add_argument("-v", "--verbose", action="store_true", help="print each case and the reasons of failures")
     sp.set_defaults(fn=cmd_conformance)
 

@@ -4,8 +4,13 @@ Each case of ``onnx.backend.test.case.node.collect_testcases()`` (a model, input
 imported, run on an executor and compared the way onnx's backend test runner compares
 (``onnx/backend/test/runner/__init__.py``: equal shapes and dtypes, then ``assert_allclose`` with the case's
 rtol/atol; strings compared exactly; bfloat16 with rtol at least 2**-6). A case is *unsupported* when import
-reports an unsupported operator, *failed* for any other error or mismatch, *passed* otherwise. Every case
-counts in the total.
+or the target reports an unsupported operator, *failed* for any other error or mismatch, *passed* otherwise.
+Every case counts in the total.
+
+Each case takes the user's path: the model is imported as ``bornc compile case.onnx`` imports it (for a
+static-shape target with ``--bind`` for the shape-deciding inputs, see :func:`case_binds`), compiled through
+:func:`bornc.compile.compile_model` with the target's own compiler and flags, and run as ``bornc run`` runs the
+artifact. Nothing is expanded at import: what a target cannot lower, legalization rewrites.
 """
 from __future__ import annotations
 
@@ -135,51 +140,117 @@ def check_data_sets(case, model, run) -> tuple[str, str]:
     return "passed", ""
 
 
-def import_static(case, expand):
-    """Import a case for a static-shape target: a static-shape compiler specializes on the small integer inputs
-    that decide shapes or parameters, as `bornc compile --bind` does (those an op reads as value inputs, or every
-    small integer input when shapes stay unknown). Cases with several data sets bind nothing."""
+def case_binds(case) -> dict:
+    """The graph inputs a static-shape target needs bound, as a user passes them to ``bornc compile --bind
+    NAME=FILE.npy``: inputs (of at most 64 elements) that an op reads as a shape- or parameter-deciding value
+    (``value_inputs`` of its registry entry: Reshape's shape, TopK's k, ReduceX's axes...), plus, when the model's
+    shapes stay unknown without them, every small integer input. A case with several data sets is bound only where
+    every set gives the same value."""
     from .ops import registry
+    sets = [_feeds(case, inputs) for inputs, _ in case.data_sets]
+    feeds = sets[0]
+    deciding = {n.input[k] for n in case.model.graph.node
+                for k in getattr(registry.get(n.op_type, n.domain), "value_inputs", ()) if k < len(n.input)}
+
+    def same(k):
+        return all(isinstance(f.get(k), np.ndarray) and np.array_equal(f[k], feeds[k]) for f in sets)
+    small = {k: v for k, v in feeds.items() if isinstance(v, np.ndarray) and v.size <= 64 and same(k)}
+    bind = {k: v for k, v in small.items() if k in deciding and v.dtype.kind in "iuf"}
+    try:
+        static = _import(case, bind).is_static()
+    except BorncError:
+        static = False
+    if not static:
+        bind.update({k: v for k, v in small.items() if v.dtype.kind in "iu"})
+    return bind
+
+
+def _import(case, bind: dict):
+    """The case's model imported as ``bornc compile case.onnx --input-shape ... --bind ...`` imports it."""
     inputs, _ = case.data_sets[0]
     feeds = _feeds(case, inputs)
     shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
     unbound = _only_unbound(case.model, shapes)
-    bind = {}
-    if len(case.data_sets) == 1:
-        deciding = {n.input[k] for n in case.model.graph.node
-                    for k in getattr(registry.get(n.op_type, n.domain), "value_inputs", ()) if k < len(n.input)}
-        small = {k: v for k, v in feeds.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iu" and v.size <= 64}
-        bind = {k: v for k, v in feeds.items() if k in deciding and isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size <= 64}
-        model = from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
-                           expand=expand)
-        if not model.is_static() and small:
-            bind = small
-    return from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None,
-                      expand=expand)
+    return from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None)
 
 
-def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str]:
-    """Run one case: returns (status, detail) with status in passed / failed / unsupported."""
+def import_case(case, static: bool) -> tuple:
+    """(model, names of the bound inputs) for a case, imported for a target that needs static shapes (binds from
+    :func:`case_binds`) or not (none)."""
+    bind = case_binds(case) if static else {}
+    return _import(case, bind), sorted(bind)
+
+
+def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str, list]:
+    """Run one case through the executor's compile path: (status, detail, bound input names) with status in
+    passed / failed / unsupported."""
+    bound: list = []
     try:
         with _time_limit(timeout), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            inputs, expected = case.data_sets[0]
-            feeds = _feeds(case, inputs)
-            shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
-            if getattr(executor, "static", False):
-                model = import_static(case, executor.expand)
-            else:
-                model = from_proto(case.model, input_shapes=_only_unbound(case.model, shapes),
-                                   expand=getattr(executor, "expand", None))
-            return check_data_sets(case, model, executor.prepare(model))
+            model, bound = import_case(case, getattr(executor, "static", False))
+            return (*check_data_sets(case, model, executor.prepare(model)), bound)
     except UnsupportedOpError as ex:
-        return "unsupported", str(ex)
+        return "unsupported", str(ex), bound
     except _Timeout:
-        return "failed", f"timeout after {timeout:g}s"
+        return "failed", f"timeout after {timeout:g}s", bound
     except BorncError as ex:
-        return "failed", f"{type(ex).__name__}: {str(ex)[:300]}"
+        return "failed", f"{type(ex).__name__}: {str(ex)[:300]}", bound
     except Exception as ex:  # noqa: BLE001 - a crash is a failed case, reported with its type
-        return "failed", f"crash {type(ex).__name__}: {str(ex)[:300]}"
+        return "failed", f"crash {type(ex).__name__}: {str(ex)[:300]}", bound
+
+
+def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tuple[str, str, list]:
+    """Run one case exactly as a user would, in subprocesses: ``bornc compile case.onnx --target T -o A
+    [--input-shape ...] [--bind NAME=FILE.npy ...]``, then ``bornc run A --inputs set.npz -o out.npz`` for each
+    data set; (status, detail, bound input names) as :func:`run_case`."""
+    import subprocess
+    import sys
+    from onnx import numpy_helper
+    from .targets import get_target
+    bcmd = [sys.executable, "-m", "bornc"]
+    static = get_target(target).backend in ("c", "webgpu")
+    bind = case_binds(case) if static else {}
+    (folder / "case.onnx").write_bytes(case.model.SerializeToString())
+    cmd = [*bcmd, "compile", str(folder / "case.onnx"), "--target", target, "-o", str(folder / "A")]
+    feeds = _feeds(case, case.data_sets[0][0])
+    unbound = _only_unbound(case.model, {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)})
+    for k, shape in unbound.items():
+        if k not in bind:
+            cmd += ["--input-shape", f"{k}=" + ",".join(str(d) for d in shape)]
+    for j, (k, v) in enumerate(sorted(bind.items())):
+        np.save(folder / f"bind{j}.npy", v)
+        cmd += ["--bind", f"{k}={folder / f'bind{j}.npy'}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode:
+        err = (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return ("unsupported" if "unsupported operator" in err else "failed"), err[:300], sorted(bind)
+    names = [o.name for o in case.model.graph.output]
+    for s, (inputs, expected) in enumerate(case.data_sets):
+        feeds = {k: v for k, v in _feeds(case, inputs).items() if k not in bind}
+        np.savez(folder / f"in{s}.npz", **feeds)
+        r = subprocess.run([*bcmd, "run", str(folder / "A"), "--inputs", str(folder / f"in{s}.npz"), "-o",
+                            str(folder / f"out{s}.npz")], capture_output=True, text=True, timeout=timeout)
+        if r.returncode:
+            return "failed", (r.stderr.strip().splitlines() or ["(no message)"])[-1][:300], sorted(bind)
+        with np.load(folder / f"out{s}.npz", allow_pickle=False) as z:
+            got = {k: z[k] for k in z.files}
+        for k, (name, e) in enumerate(zip(names, expected)):
+            e = numpy_helper.to_array(e) if hasattr(e, "SerializeToString") else e
+            g = got.get(name)
+            if g is not None and g.dtype.kind == "V" and isinstance(e, np.ndarray) and g.dtype.itemsize == e.dtype.itemsize:
+                g = g.view(e.dtype)          # .npz holds ml_dtypes values (int4, float8...) as raw bytes
+            why = "missing" if g is None else _compare(e, g, case.rtol, case.atol)
+            if why:
+                return "failed", f"output {k}: {why}", sorted(bind)
+    return "passed", "", sorted(bind)
+
+
+def sample_cases(cases: list, n: int, seed: int) -> list:
+    """``n`` cases drawn without replacement with numpy's generator seeded by ``seed`` (in suite order)."""
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(cases), size=min(n, len(cases)), replace=False).tolist())
+    return [cases[i] for i in pick]
 
 
 def _only_unbound(proto, shapes: dict) -> dict:
@@ -202,35 +273,62 @@ def collect_cases():
         return list(collect_testcases())
 
 
-def run_conformance(executor_name: str = "reference", pattern: str | None = None, progress=None) -> dict:
-    """Run every node test case (or those whose name matches ``pattern``) on an executor.
+def executor_key(name: str) -> str:
+    """The canonical name of an executor: a target's own name ('c' and 'host' are x86_64)."""
+    if name in ("reference", "c"):
+        return "x86_64" if name == "c" else name
+    from .targets import get_target
+    return get_target(name).name
 
-    Returns {"executor", "passed", "failed", "unsupported", "total", "per_op": {op: {passed, failed,
-    unsupported}}, "cases": {name: [status, detail]}, "case_ops": {name: op}, "seconds"}."""
-    executor = get_executor(executor_name) if executor_name != "c" else None
+
+def run_conformance(executor_name: str = "reference", pattern: str | None = None, progress=None,
+                    sample: int | None = None, seed: int = 0, via_cli: bool = False) -> dict:
+    """Run every node test case (or those whose name matches ``pattern``, or a seeded ``sample`` of them) on an
+    executor, each through the user's compile path. A C target that runs on this machine compiles its cases in
+    batches (``conformance_c``); ``via_cli`` runs each case through the ``bornc`` command line instead
+    (:func:`run_case_cli`), the slow check that the two agree.
+
+    Returns {"executor", "passed", "failed", "unsupported", "total", "bound" (cases that needed --bind),
+    "per_op": {op: {passed, failed, unsupported}}, "cases": {name: [status, detail]}, "case_ops": {name: op},
+    "case_binds": {name: [input names]}, "seconds"}."""
+    from .targets import get_target
+    key = executor_key(executor_name)
+    batched_c = not via_cli and key != "reference" and get_target(key).backend == "c" and get_target(key).run == "native"
+    executor = None if batched_c or via_cli else get_executor(key)
     cases = collect_cases()
     if pattern:
         rx = re.compile(pattern)
         cases = [c for c in cases if rx.search(c.name)]
+    if sample:
+        cases = sample_cases(cases, sample, seed)
     t0 = time.time()
-    res = {"executor": executor_name, "passed": 0, "failed": 0, "unsupported": 0, "total": len(cases)}
+    res = {"executor": key, "passed": 0, "failed": 0, "unsupported": 0, "total": len(cases)}
     per_op: dict = defaultdict(lambda: {"passed": 0, "failed": 0, "unsupported": 0})
-    details, case_ops = {}, {}
+    details, case_ops, binds = {}, {}, {}
     batched = {}
-    if executor_name == "c":
+    if batched_c:
         from .conformance_c import run_c_cases
-        batched = run_c_cases(cases)
+        batched = run_c_cases(cases, key)
     for i, c in enumerate(cases):
-        status, detail = batched[c.name] if c.name in batched else run_case(c, executor)
+        if via_cli:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix="bornc-cli-case-") as tmp:
+                status, detail, bound = run_case_cli(c, key, Path(tmp))
+        else:
+            status, detail, bound = batched[c.name] if c.name in batched else run_case(c, executor)
         res[status] += 1
         case_ops[c.name] = op_of_case(c)
         per_op[case_ops[c.name]][status] += 1
         details[c.name] = [status, detail]
+        if bound:
+            binds[c.name] = list(bound)
         if progress:
             progress(i + 1, len(cases), c.name, status)
+    res["bound"] = len(binds)
     res["per_op"] = {k: per_op[k] for k in sorted(per_op)}
     res["cases"] = details
     res["case_ops"] = case_ops
+    res["case_binds"] = binds
     res["seconds"] = round(time.time() - t0, 1)
     return res
 

@@ -1,9 +1,9 @@
 """Executors: run a model on this machine and return numpy outputs, whatever the target.
 
 ``bornc run``, ``bornc golden check``, ``bornc conformance`` and ``bornc bench`` all go through
-:func:`get_executor`, so every target is tested the same way: ``reference`` is the numpy interpreter; a target
-of the C backend compiles the model (opt level 2) into a temporary artifact, builds it with the target's
-toolchain and runs it in-process (host) or under qemu-user (Raspberry Pi targets).
+:func:`get_executor`, so every target is tested the way a user runs it: ``reference`` is the numpy interpreter;
+every other target compiles the model through :func:`bornc.compile.compile_model` (the path of ``bornc
+compile``) into a temporary artifact and runs it as ``bornc run`` runs an artifact folder.
 """
 from __future__ import annotations
 
@@ -31,8 +31,13 @@ class ReferenceExecutor:
         return lambda feeds: run(model, feeds)
 
 
-class CExecutor:
-    """Compile for a C target into a temporary folder (removed at exit), build, and run the artifact."""
+class ArtifactExecutor:
+    """Compile for a target through the one compile path (:func:`bornc.compile.compile_model`: optimize, legalize,
+    generate, build with the target's compiler and flags) into a temporary folder (removed at exit), then run the
+    artifact as ``bornc run`` does: in-process through cffi on the host, under qemu-user for Raspberry Pi targets,
+    through bornrt.py for python, through wgpu for webgpu. ``sanitize``: C built with ASan and UBSan, run in a
+    subprocess. ``static``: the target needs static shapes and constant shape-deciding inputs (conformance binds
+    them, as ``bornc compile --bind`` does)."""
 
     def __init__(self, target: str = "x86_64", opt_level: int = 2, sanitize: bool = False):
         from .targets import get_target
@@ -40,74 +45,42 @@ class CExecutor:
         self.name = self.target.name
         self.opt_level = opt_level
         self.sanitize = sanitize
+        self.static = self.target.backend in ("c", "webgpu")
 
     def prepare(self, model: Model, name: str = "model") -> Prepared:
-        from .backends.c import compile_c
-        from .backends.c.build import build
-        from .backends.c.runner import Subprocess, load_artifact
-        from .passes.pipeline import optimize
+        from .compile import compile_model
         folder = tempfile.mkdtemp(prefix=f"bornc-{self.name}-")
         atexit.register(shutil.rmtree, folder, True)
-        compile_c(optimize(model, self.opt_level), self.target, folder, name=name, opt_level=self.opt_level)
-        build(folder, self.target, name, sanitize=self.sanitize)
+        compile_model(model, self.target, folder, name=name, opt_level=self.opt_level, sanitize=self.sanitize)
         if self.sanitize:
             import json
             from pathlib import Path
+            from .backends.c.runner import Subprocess
             return Subprocess(Path(folder), json.loads((Path(folder) / "manifest.json").read_text()))
+        if self.target.backend == "python":
+            from .backends.python.runner import load_python_artifact
+            from .pyrt import rt
+            return load_python_artifact(folder, shared_runtime=rt)
         return load_artifact(folder)
 
 
-class PythonExecutor:
-    """Compile for the python target (one-file numpy runtime over a planned arena) into a temporary folder and
-    run it in-process. Ops bornrt.py lacks are expanded into their ONNX function bodies at import (``expand``)."""
-
-    name = "python"
-
-    def __init__(self, opt_level: int = 2):
-        from .backends.python import lacks_python_kernel
-        self.opt_level = opt_level
-        self.expand = lacks_python_kernel
-
-    def prepare(self, model: Model, name: str = "model") -> Prepared:
-        from .backends.python import compile_python
-        from .backends.python.runner import load_python_artifact
-        from .passes.pipeline import optimize
-        from .pyrt import rt
-        from .targets import get_target
-        folder = tempfile.mkdtemp(prefix="bornc-python-")
-        atexit.register(shutil.rmtree, folder, True)
-        compile_python(optimize(model, self.opt_level), get_target("python"), folder, name=name, opt_level=self.opt_level)
-        return load_python_artifact(folder, shared_runtime=rt)
+def CExecutor(target: str = "x86_64", opt_level: int = 2, sanitize: bool = False) -> ArtifactExecutor:
+    """The executor of a C target (x86_64 by default)."""
+    return ArtifactExecutor(target, opt_level, sanitize)
 
 
-class WebGPUExecutor:
-    """Compile for the webgpu target into a temporary folder and run the bundle in-process through wgpu (one device
-    per process, shared by every bundle). Ops without a WGSL kernel are expanded into their function bodies."""
-
-    name = "webgpu"
-    static = True           # conformance binds small shape-deciding inputs, as for C
-
-    def __init__(self, target: str = "webgpu", opt_level: int = 2):
-        from .backends.webgpu import lacks_webgpu_kernel
-        from .targets import get_target
-        self.target = get_target(target)
-        self.name = self.target.name
-        self.opt_level = opt_level
-        self.expand = lacks_webgpu_kernel
-
-    def prepare(self, model: Model, name: str = "model") -> Prepared:
-        from .backends.webgpu import compile_webgpu
-        from .backends.webgpu.runner import load_webgpu_artifact
-        from .passes.pipeline import optimize
-        from .targets import get_target
-        folder = tempfile.mkdtemp(prefix="bornc-webgpu-")
-        atexit.register(shutil.rmtree, folder, True)
-        compile_webgpu(optimize(model, self.opt_level), self.target, folder, name=name, opt_level=self.opt_level)
-        return load_webgpu_artifact(folder)
+def PythonExecutor(opt_level: int = 2) -> ArtifactExecutor:
+    """The executor of the python target."""
+    return ArtifactExecutor("python", opt_level)
 
 
-EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor, "python": PythonExecutor,
-                                              "webgpu": WebGPUExecutor}
+def WebGPUExecutor(target: str = "webgpu", opt_level: int = 2) -> ArtifactExecutor:
+    """The executor of a webgpu target."""
+    return ArtifactExecutor(target, opt_level)
+
+
+#: ``c`` is the host C target, x86_64: one executor under two names.
+EXECUTORS: dict[str, Callable[[], object]] = {"reference": ReferenceExecutor, "c": CExecutor}
 
 
 def load_artifact(path) -> Prepared:
@@ -132,7 +105,7 @@ def load_artifact(path) -> Prepared:
 
 
 def get_executor(name: str):
-    """The executor for ``name``: 'reference', 'c' (host C target) or any target name or alias."""
+    """The executor for ``name``: 'reference', 'c' (the host C target, x86_64) or any target name or alias."""
     if name in EXECUTORS:
         return EXECUTORS[name]()
     from .targets import get_target
@@ -142,10 +115,6 @@ def get_executor(name: str):
         raise BorncError(f"unknown executor {name!r}; use reference, c, or a target name (see `bornc targets`)") from None
     if t.backend == "reference":
         return ReferenceExecutor()
-    if t.backend == "c":
-        return CExecutor(t.name)
-    if t.backend == "python":
-        return PythonExecutor()
-    if t.backend == "webgpu":
-        return WebGPUExecutor(t.name)
+    if t.backend in ("c", "python", "webgpu"):
+        return ArtifactExecutor(t.name)
     raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")

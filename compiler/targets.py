@@ -14,7 +14,7 @@ from .errors import BorncError
 from .resources import resource_dir
 
 #: Backends implemented so far (target backends register here as they land).
-IMPLEMENTED_BACKENDS = {"reference", "c", "python"}
+IMPLEMENTED_BACKENDS = {"reference", "c", "python", "webgpu"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class Target:
         """'ready', or why not: backend not implemented yet / which tool (and Debian package) is missing."""
         if self.backend not in IMPLEMENTED_BACKENDS:
             return f"planned ({self.backend} backend not implemented yet)"
+        if self.backend == "webgpu":
+            import importlib.util
+            if importlib.util.find_spec("wgpu") is None:
+                return "missing the wgpu Python package (pip install wgpu)"
         missing = [t for t in (self.cc, self.qemu) if t and shutil.which(t) is None]
         if missing:
             return f"missing {', '.join(missing)} (apt-get install {' '.join(self.debian_packages)})"

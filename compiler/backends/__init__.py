@@ -24,6 +24,8 @@ def _c_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
         lower_node(node, types, consts, opset)
     except UnsupportedOpError as ex:
         return ex.missing
+    except Exception as ex:  # noqa: BLE001 - a lowering that cannot handle these inputs: reported, not a traceback
+        return {f"{node.op} (the C lowering failed on these inputs: {type(ex).__name__}: {str(ex)[:80]})": [node.name]}
     return {}
 
 

@@ -325,7 +325,9 @@ class _Importer:
             d = declared.get(o)
             if (t is None or (isinstance(t, TensorType) and t.shape is None)) and d is not None:
                 t = d          # the model's declared type: its dtype too (a kernel probe could not run)
-            g.types[o] = t if t is not None else TensorType("float32", None)
+            if t is None:
+                raise ShapeError(f"node {name!r} ({node.op}): no type inferred for its output {o!r}")
+            g.types[o] = t
         g.nodes.append(node)
 
     @staticmethod
@@ -447,13 +449,13 @@ def _parse_bound_inputs(proto, input_shapes, bind):
 
 
 def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | None = None,
-               bind: dict | None = None, expand=None) -> Model:
-    """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors. ``expand(op, domain)``
-    says which ops to replace by their ONNX function body (when the spec gives one), e.g. ops a backend lacks."""
+               bind: dict | None = None) -> Model:
+    """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors. Every op is imported
+    as it is (model-local functions are inlined); ops a target cannot lower are rewritten by legalization."""
     check_names(proto)
     inline_external_data(proto, None)        # read_model_proto has inlined a file's; none may be left
     input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)
-    imp = _Importer(proto, expand)
+    imp = _Importer(proto)
     missing = imp.unsupported(proto.graph, {})
     if missing:
         raise UnsupportedOpError(missing)
@@ -491,7 +493,7 @@ def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | No
     return model
 
 
-def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: dict | None = None, expand=None) -> Model:
+def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: dict | None = None) -> Model:
     """Import an ONNX file into a verified IR Model.
 
     ``input_shapes`` maps input name -> tuple of ints binding its symbolic dims; ``bind`` maps a (scalar)
@@ -499,4 +501,4 @@ def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: d
     ModelImportError (bad file, unsafe external data), UnsupportedOpError (every unsupported op type with its
     node names), ShapeError (unbound symbolic dim, bad binding, shapes that do not fit an op)."""
     proto, sha = read_model_proto(path)
-    return from_proto(proto, sha, input_shapes, bind, expand)
+    return from_proto(proto, sha, input_shapes, bind)

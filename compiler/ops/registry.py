@@ -179,9 +179,10 @@ def broadcast_bool_infer(ctx: InferCtx) -> list:
 
 
 def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
-    """Fallback inference for entries without ``infer``: run the reference kernel on zeros of the input
-    shapes (constants where known) and read the output types. Outputs are unknown (shape None) when a
-    value-deciding input is not constant, an input shape is not static, or the op is data dependent."""
+    """Inference for entries without ``infer``: run the reference kernel on zeros of the input shapes (constants
+    where known) and read the output types. Outputs are unknown (shape None, dtype of input 0) when a
+    value-deciding input is not constant or an input shape is not static; data-dependent ops get unknown dims.
+    Raises ShapeError naming the node when the kernel fails on them (no quiet fallback to an unknown type)."""
     unknown = [TensorType(ctx.dtype(0) or "float32", None) for _ in ctx.node.outputs]
     args = []
     for i, t in enumerate(ctx.types):
@@ -200,9 +201,9 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = opdef.reference(kctx, *args)
-    except Exception:  # noqa: BLE001 - evaluation on dummy data may fail; the type is then unknown
-        log.debug("infer by evaluation failed for %s", ctx.node.name, exc_info=True)
-        return unknown
+    except Exception as ex:  # noqa: BLE001 - any failure: the node's attributes or shapes do not fit the op
+        raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): cannot infer its output types: running its kernel "
+                         f"on inputs {[str(t) for t in ctx.types]} failed: {type(ex).__name__}: {str(ex)[:200]}") from None
     res = res if isinstance(res, tuple) else (res,)
     out = [type_of_value(r) for r in res[:len(ctx.node.outputs)]]
     if opdef.dynamic:

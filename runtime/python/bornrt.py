@@ -393,11 +393,12 @@ def storage_dtype(name):
 
 def _to_narrow_int(v, name):
     """Cast to int4/uint4/int2/uint2 as the reference does: floats rounded half to even (4-bit types) or
-    truncated (2-bit), NaN to 0, then wrapped to the type's bits (two's complement)."""
+    truncated (2-bit), 0 when out of the type's range or NaN; integers wrapped to the type's bits."""
     store, bits, signed = STORAGE[name]
-    if v.dtype.kind == "f":
-        v = np.where(np.isfinite(v), v, 0)
-        v = np.rint(v) if bits == 4 else np.trunc(v)
+    if v.dtype.kind == "f":                  # out of range (NaN included) -> 0, as ml_dtypes does
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        r = np.rint(v) if bits == 4 else np.trunc(v)
+        v = np.where((r >= lo) & (r <= hi), r, 0)
     v = v.astype(np.int64) & ((1 << bits) - 1)
     if signed:
         v = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)

@@ -1,12 +1,17 @@
-"""The C backend on all ONNX backend node tests (compiled in batches, run in-process), counted as in the core
-issue: the pass-rate goal, and every case of the ops the real models use that the C backend compiles passes.
-The same run through the CLI (`bornc conformance --executor c`) writes docs/conformance-c.json and docs/ops.md."""
+"""The x86_64 C target on all ONNX backend node tests, each case through the user's compile path (import as
+`bornc compile` does, with --bind where a case needs it; optimize and legalize for the target; build with the
+target's own flags, -O3 -march=x86-64-v3), compiled in batches and run in-process. `bornc conformance --executor
+x86_64` (or `c`) writes docs/conformance-x86_64.json and docs/ops.md. A seeded sample run case by case through
+the command line (`bornc compile`, then `bornc run`) must give the same status per case."""
 import re
 import shutil
 
 import pytest
 
-from bornc.conformance import run_conformance
+from bornc.conformance import collect_cases, run_conformance, sample_cases
+from ..conformance_guard import assert_no_regressions
+
+pytestmark = pytest.mark.slow
 
 #: Node-test name prefixes of ops used by the real models (their every case the C backend supports must pass).
 PATTERN = ("^test_(conv|convtranspose|relu|sigmoid|add|mul|sub|div|clip|hardsigmoid|hardswish|leakyrelu|maxpool|averagepool|"
@@ -15,20 +20,27 @@ PATTERN = ("^test_(conv|convtranspose|relu|sigmoid|add|mul|sub|div|clip|hardsigm
            "pow|tanh|gather|expand|constantofshape|identity|sum|max|min)")
 #: The C issue's goal: at least 80% of all cases pass.
 GOAL = 0.80
+#: Cases run through the command line in the agreement test (seeded).
+CLI_SAMPLE, CLI_SEED = 30, 2026
 
 
 @pytest.fixture(scope="module")
 def results():
     if shutil.which("gcc") is None:
         pytest.fail("gcc not installed (apt-get install gcc)")
-    return run_conformance("c")
+    return run_conformance("x86_64")
 
 
 def test_c_backend_reaches_the_goal(results):
+    assert results["executor"] == "x86_64"
     assert results["total"] >= 1800
     assert results["passed"] + results["failed"] + results["unsupported"] == results["total"]
     rate = results["passed"] / results["total"]
     assert rate >= GOAL, f"{results['passed']}/{results['total']} = {rate:.1%}"
+
+
+def test_no_case_regresses(results):
+    assert_no_regressions(results)
 
 
 def test_c_backend_passes_real_model_op_cases_it_compiles(results):
@@ -37,3 +49,15 @@ def test_c_backend_passes_real_model_op_cases_it_compiles(results):
     failed = {n: d for n, (s, d) in cases.items() if s == "failed"}
     known = {n for n in failed if "training_dropout" in n}   # random masks: numpy's generator is not in C
     assert set(failed) <= known, {n: failed[n] for n in set(failed) - known}
+
+
+def test_cli_path_agrees_with_conformance_case_by_case(results):
+    """`bornc compile case.onnx --target x86_64 -o A [--bind ...]` then `bornc run A ...` gives the status the
+    batched conformance run gives, for every case of a seeded sample."""
+    names = [c.name for c in sample_cases(collect_cases(), CLI_SAMPLE, CLI_SEED)]
+    via_cli = run_conformance("x86_64", sample=CLI_SAMPLE, seed=CLI_SEED, via_cli=True)
+    assert sorted(via_cli["cases"]) == sorted(names)
+    differ = {n: (results["cases"][n], via_cli["cases"][n]) for n in names
+              if results["cases"][n][0] != via_cli["cases"][n][0]}
+    assert not differ, differ
+    assert via_cli["passed"] > 0

@@ -24,6 +24,7 @@ from bornc.backends.webgpu import kernel as kernel_mod
 from bornc.backends.webgpu.runner import load_webgpu_artifact
 from bornc.compile import compile_model
 from bornc.conformance import run_conformance
+from ..conformance_guard import assert_no_regressions
 from bornc.errors import ArtifactError, InputError, UnsupportedOpError
 from bornc.frontend.onnx_import import from_proto
 
@@ -241,9 +242,12 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_conformance_on_webgpu_reaches_the_goal():
-    """The issue's bar: at least 75% of all ONNX node test cases pass on the webgpu executor."""
+    """The issue's bar: at least 75% of all ONNX node test cases pass on the webgpu executor, and no case that
+    passed in docs/conformance-webgpu.json fails now."""
     res = run_conformance("webgpu")
+    assert_no_regressions(res)
     assert res["passed"] / res["total"] >= 0.75, (res["passed"], res["total"])
     assert res["per_op"]["Conv"]["failed"] == 0 and res["per_op"]["MatMul"]["failed"] == 0
 

@@ -6,6 +6,9 @@ and every case of every op that the real models use must pass.
 import pytest
 
 from bornc.conformance import run_conformance
+from ..conformance_guard import assert_no_regressions
+
+pytestmark = pytest.mark.slow
 
 #: Ops used by the real models in ../shared/models and the onnx light models: every case of these must pass.
 REAL_MODEL_OPS = {
@@ -27,6 +30,10 @@ def test_pass_rate_at_least_85_percent(results):
     assert results["passed"] + results["failed"] + results["unsupported"] == results["total"]
     rate = results["passed"] / results["total"]
     assert rate >= 0.85, f"{results['passed']}/{results['total']} = {rate:.1%}"
+
+
+def test_no_case_regresses(results):
+    assert_no_regressions(results)
 
 
 @pytest.mark.parametrize("op", sorted(REAL_MODEL_OPS))

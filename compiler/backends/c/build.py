@@ -35,16 +35,21 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise ToolchainError(f"{' '.join(cmd[:1])} failed in {cwd}:\n{msg[:4000]}")
 
 
+def compile_flags(target: Target, cflags: list | None = None, sanitize: bool = False) -> list[str]:
+    """The flags every object of an artifact is compiled with: the warnings (as errors), the target's cflags (or
+    ``cflags``), the sanitizers when asked, and -fPIC on the host (for the shared library)."""
+    flags = WARN + (list(cflags) if cflags else list(target.cflags)) + (SANITIZE if sanitize else [])
+    return flags + (["-fPIC"] if target.run == "native" else [])
+
+
 def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = None, sanitize: bool = False,
           build_dir: str = "build", cc: str | None = None) -> dict[str, Path]:
     """Compile the artifact in ``out_dir``; returns the built files by role (model_run, libmodel.a, libmodel.so)."""
     out = Path(out_dir)
     compiler = cc or target.cc or "cc"
     find_tool(target, compiler)
-    flags = WARN + (list(cflags) if cflags else list(target.cflags)) + (SANITIZE if sanitize else [])
+    flags = compile_flags(target, cflags, sanitize)
     host = target.run == "native"
-    if host:
-        flags.append("-fPIC")
     bdir = out / build_dir
     bdir.mkdir(exist_ok=True)
     sources = [f"{name}.c", "bornrt.c", "main.c"]

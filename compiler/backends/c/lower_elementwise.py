@@ -284,8 +284,9 @@ def _c_float(v: float) -> str:
 
 def _cast_storage(ctx: LowerCtx) -> Lowered:
     """Cast to or from a storage-only dtype. Small floats decode through a table and encode by nearest code,
-    ties to even, saturating unless ``saturate`` = 0; int4/int2 keep the low bits (two's complement) after
-    rounding half to even (4-bit) or truncating (2-bit) a float, as the reference does."""
+    ties to even, saturating unless ``saturate`` = 0; a float to int4/int2 is rounded half to even (4-bit) or
+    truncated (2-bit) and becomes 0 when out of range, as the reference (ml_dtypes) does; integers keep their
+    low bits (two's complement)."""
     src, dst = ctx.ins[0].dtype, ctx.outs[0].dtype
     tables = []
     x = "X0[i]"
@@ -310,10 +311,11 @@ def _cast_storage(ctx: LowerCtx) -> Lowered:
     elif dst in NARROW_INT:
         bits, _ = NARROW_INT[dst]
         mask = (1 << bits) - 1
-        if kind == "f":
+        if kind == "f":                      # out of range (NaN included) -> 0, as ml_dtypes and the ONNX tests
             rnd = "rint" if bits == 4 else "trunc"
-            expr = (f"(uint8_t)((uint64_t)(int64_t)((({v}) == ({v}) && fabs((double)({v})) < 9.2e18) ? "
-                    f"{rnd}((double)({v})) : 0.0) & {mask}u)")
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if NARROW_INT[dst][1] else (0, mask)
+            r = f"{rnd}((double)({v}))"
+            expr = f"(uint8_t)(({r} >= {lo}.0 && {r} <= {hi}.0) ? ((unsigned)(int){r} & {mask}u) : 0u)"
         else:
             expr = f"(uint8_t)((uint64_t)({v}) & {mask}u)"
     elif dst == "bool":
