@@ -92,6 +92,8 @@ def check_inputs(model: Model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.
         t = model.graph.types[n]
         if isinstance(t, TensorType):
             v = np.asarray(v)
+            if v.dtype.kind == "V" and t.dtype != "string" and v.dtype.itemsize == np_dtype(t.dtype).itemsize:
+                v = v.view(np_dtype(t.dtype))    # .npy/.npz files hold ml_dtypes values (bfloat16, int4...) as bytes
             if t.dtype != "string" and v.dtype != np_dtype(t.dtype):
                 raise InputError(f"input {n!r}: expected dtype {t.dtype}, got {v.dtype}")
             if t.shape is not None and (len(t.shape) != v.ndim or any(d is not None and d != s for d, s in zip(t.shape, v.shape))):

@@ -403,10 +403,11 @@ def test_lstm_on_int8_weights(tmp_path):
     cfg = QuantizeConfig.from_options(m, "int8", "random:2")
     q = optimize(m, 2, quantize=cfg)
     assert len(cfg.report["weight_only_int8"]) == 2
-    from bornc.backends.c.emit import lstm_int8_weights
-    assert any("_w_scale" in n.attrs for n in lstm_int8_weights(q).graph.nodes)
+    from bornc.passes.lstm_int8_weights import lstm_int8_weights
+    qc = lstm_int8_weights(q, target="c")
+    assert any("_w_scale" in n.attrs for n in qc.graph.nodes)
     feeds = {"x": rng.standard_normal((3, 1, 16)).astype(np.float32)}
-    ref, got = run(q, feeds), _c_artifact(q, tmp_path)(feeds)
+    ref, got = run(q, feeds), _c_artifact(qc, tmp_path)(feeds)
     for k in ref:
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
 

@@ -280,8 +280,14 @@ class _Importer:
                 return self.inline_function(g, n, index, scope, declared, body)
         inner_scope = _Scope(g, scope)
         hints = _body_hints(n, [self.lookup(g, scope, i)[0] if i else None for i in n.input])
+        attributes = list(n.attribute)
+        if n.op_type == "If" and n.domain in ("", "ai.onnx") and n.input and n.input[0]:
+            cond = self.lookup(g, scope, n.input[0])[1]
+            if cond is not None:          # only the branch taken is imported (the other may not fit these shapes)
+                taken = "then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"
+                attributes = [a for a in attributes if a.name == taken]
         node = Node(n.op_type, list(n.input), list(n.output),
-                    {a.name: _attr_value(a, self, inner_scope, hints) for a in n.attribute}, name,
+                    {a.name: _attr_value(a, self, inner_scope, hints) for a in attributes}, name,
                     "" if n.domain in ("", "ai.onnx") else n.domain)
 
         def const(arr):
@@ -314,7 +320,11 @@ class _Importer:
         try:
             out_types = registry.infer_types(opdef, ctx)
         except ShapeError:
-            raise
+            outs = [o for o in node.outputs if o]
+            if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
+                raise
+            log.debug("node %s: types from the model's value_info (inference failed)", name, exc_info=True)
+            out_types = [declared.get(o) for o in node.outputs]     # the model's own declared static types
         except Exception as ex:  # noqa: BLE001
             raise ShapeError(f"node {name!r} ({node.op}): cannot infer output types from inputs "
                              f"{[str(t) for t in in_types]}: {type(ex).__name__}: {ex}") from None

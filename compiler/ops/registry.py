@@ -178,11 +178,46 @@ def broadcast_bool_infer(ctx: InferCtx) -> list:
     return [TensorType("bool", broadcast_infer(ctx)[0].shape)]
 
 
+class _OuterValues(dict):
+    """Outer-scope values a subgraph reads while its op is evaluated for inference: constants where known, else
+    zeros of their types."""
+
+    def __init__(self, scope):
+        super().__init__()
+        self.scope = scope
+
+    def __missing__(self, name):
+        got = self.scope.get(name) if self.scope is not None else None
+        if got is None:
+            raise KeyError(name)
+        t, c = got
+        if c is not None:
+            return c
+        if not isinstance(t, TensorType) or not t.is_static:
+            raise KeyError(name)
+        return np.zeros(t.shape, dtype=np_dtype(t.dtype))
+
+
+def _subgraph_runner(ctx: InferCtx):
+    """``run_graph(graph, feeds)`` for a KernelCtx: the interpreter over the feeds and the outer scope."""
+    from collections import ChainMap
+
+    from ..interpreter import run_graph
+    opsets = {ctx.node.domain or "": ctx.opset, "": ctx.opset} if not ctx.node.domain else {ctx.node.domain: ctx.opset}
+    outer = _OuterValues(ctx.scope_types)
+
+    def run(g, feeds):
+        return run_graph(g, ChainMap(dict(feeds), outer), opsets)
+    return run
+
+
 def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
     """Inference for entries without ``infer``: run the reference kernel on zeros of the input shapes (constants
     where known) and read the output types. Outputs are unknown (shape None, dtype of input 0) when a
     value-deciding input is not constant or an input shape is not static; data-dependent ops get unknown dims.
-    Raises ShapeError naming the node when the kernel fails on them (no quiet fallback to an unknown type)."""
+    Raises ShapeError naming the node when the kernel fails on them (no quiet fallback to an unknown type); only
+    for control flow (Scan without ``infer``), whose body may read outer values not known yet, the types are
+    then left unknown (the body's declared types, where given, fill them in at import)."""
     unknown = [TensorType(ctx.dtype(0) or "float32", None) for _ in ctx.node.outputs]
     args = []
     for i, t in enumerate(ctx.types):
@@ -196,12 +231,15 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
             args.append(np.zeros(t.shape, dtype=np_dtype(t.dtype)) if t.dtype != "string" else np.full(t.shape, "", dtype=object))
         else:
             return unknown
-    kctx = KernelCtx(ctx.node, ctx.attrs, ctx.opset, None)
+    kctx = KernelCtx(ctx.node, ctx.attrs, ctx.opset, _subgraph_runner(ctx) if ctx.node.subgraphs() else None)
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = opdef.reference(kctx, *args)
     except Exception as ex:  # noqa: BLE001 - any failure: the node's attributes or shapes do not fit the op
+        if ctx.node.subgraphs():         # a body on dummy data may need outer values not known yet: left unknown
+            log.debug("infer by evaluation failed for %s", ctx.node.name, exc_info=True)
+            return unknown
         raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): cannot infer its output types: running its kernel "
                          f"on inputs {[str(t) for t in ctx.types]} failed: {type(ex).__name__}: {str(ex)[:200]}") from None
     res = res if isinstance(res, tuple) else (res,)

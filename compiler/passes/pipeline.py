@@ -29,6 +29,8 @@ from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogue
 from .fuse_matmul_add import fuse_matmul_add
 from .legalize import legalize
+from .lstm_int8_weights import lstm_int8_weights
+from .materialize_constant_outputs import materialize_constant_outputs
 from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_noops import remove_noops
@@ -37,6 +39,9 @@ from ..quantize.qdq import fold_qdq
 log = logging.getLogger(__name__)
 
 Pass = Callable[[Model], Model]
+
+#: Run last for a target, after legalize: rewrites into forms one backend reads (each a no-op for the others).
+BACKEND_PASSES: list[Pass] = [lstm_int8_weights, materialize_constant_outputs]
 
 CLEANUP: list[Pass] = [fold_constants, remove_noops, eliminate_common_subexpressions, eliminate_dead_code]
 
@@ -67,14 +72,14 @@ def with_quantize(passes: list[Pass], quantize: Pass | None) -> list[Pass]:
 
 
 def passes_for(opt_level: int, quantize: Pass | None = None, target=None) -> list[Pass]:
-    """The passes run at ``opt_level`` (``quantize`` inserted, see ``with_quantize``), ending with legalize when a
-    target is given; without one, the early legalize of level 2 is left out too."""
+    """The passes run at ``opt_level`` (``quantize`` inserted, see ``with_quantize``), ending with legalize and the
+    backend passes when a target is given; without one, the early legalize of level 2 is left out too."""
     if opt_level not in PIPELINES:
         raise ValueError(f"opt level must be one of {sorted(PIPELINES)}")
     passes = with_quantize(PIPELINES[opt_level], quantize)
     if target is None:
         return [p for p in passes if p is not legalize]
-    return passes if passes and passes[-1] is legalize else passes + [legalize]
+    return (passes if passes and passes[-1] is legalize else passes + [legalize]) + BACKEND_PASSES
 
 
 def _apply(p: Pass, model: Model, target) -> Model:

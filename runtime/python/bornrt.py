@@ -2144,6 +2144,8 @@ class Model:
                 res.append(feeds[t["name"]])
                 continue
             a = np.asarray(feeds[t["name"]])
+            if a.dtype.kind == "V" and a.dtype.itemsize == storage_dtype(t["dtype"]).itemsize:
+                a = a.view(storage_dtype(t["dtype"]))    # .npy files hold bfloat16, int4... as raw bytes
             if a.dtype != storage_dtype(t["dtype"]):
                 raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))
             if list(a.shape) != list(t["shape"]):

@@ -134,6 +134,11 @@ class Model:
 
     def _convert_in(self, spec, x) -> bytes:
         a = np.asarray(x)
+        if a.dtype.kind == "V" and _is_ml_dtype(spec["dtype"]):     # .npy files hold bfloat16, int4... as raw bytes
+            import ml_dtypes
+            want = np.dtype(getattr(ml_dtypes, spec["dtype"]))
+            if want.itemsize == a.dtype.itemsize:
+                a = a.view(want)
         if list(a.shape) != list(spec["shape"]):
             raise BundleError(f"input {spec['name']!r}: expected shape {tuple(spec['shape'])}, got {tuple(a.shape)}")
         if a.dtype.name != spec["dtype"]:
@@ -202,12 +207,17 @@ def _round(n: int) -> int:
     return max(-(-int(n) // 256) * 256, 256)
 
 
+def _is_ml_dtype(dtype: str) -> bool:
+    """True for the ONNX types numpy has only through ml_dtypes (bfloat16, int4, float8...)."""
+    return dtype == "bfloat16" or dtype.startswith(("int4", "uint4", "int2", "uint2", "float8", "float4"))
+
+
 def _to_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == a.dtype.name:
         return a.copy()
     if dtype == "bool":
         return a != 0
-    if dtype == "bfloat16" or dtype.startswith(("int4", "uint4", "int2", "uint2", "float8", "float4")):
+    if _is_ml_dtype(dtype):
         import ml_dtypes
         return a.astype(getattr(ml_dtypes, dtype))
     return a.astype(dtype)

@@ -28,6 +28,8 @@ def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
         if t["name"] not in feeds:
             raise InputError(f"missing input {t['name']!r} ({t['dtype']}{t['shape']})")
         a = np.asarray(feeds[t["name"]])
+        if a.dtype.kind == "V" and a.dtype.itemsize == np_dtype(t["dtype"]).itemsize:
+            a = a.view(np_dtype(t["dtype"]))     # .npy/.npz files hold ml_dtypes values (bfloat16, int4...) as bytes
         if a.dtype != np_dtype(t["dtype"]):
             raise InputError(f"input {t['name']!r}: expected dtype {t['dtype']}, got {a.dtype}")
         if list(a.shape) != list(t["shape"]):

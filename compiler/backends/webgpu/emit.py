@@ -83,24 +83,6 @@ def _retyped(model: Model) -> Model:
                  model.source_sha256, model.metadata)
 
 
-def _outputs_computed(model: Model) -> Model:
-    """A copy of ``model`` where every graph output that is a constant is produced by an Identity node from a
-    renamed constant (so it gets an arena slot the host reads back)."""
-    g = model.graph
-    const_outs = [o for o in g.outputs if o in g.constants]
-    if not const_outs:
-        return model
-    consts, nodes = dict(g.constants), list(g.nodes)
-    types = dict(g.types)
-    for o in const_outs:
-        src = f"{o}/constant"
-        consts[src] = consts.pop(o)
-        types[src] = types[o]
-        nodes.append(Node("Identity", [src], [o], {}, f"{o}/output"))
-    return Model(Graph(g.name, g.inputs, g.outputs, nodes, consts, types), model.opsets, model.producer,
-                 model.source_sha256, model.metadata)
-
-
 def _ctx(node, types, consts, opset, f16: bool) -> Ctx:
     ctx = Ctx(node, types, consts, opset)
     ctx.f16 = f16
@@ -120,7 +102,6 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     missing = _unsupported(model)
     if missing:
         raise UnsupportedOpError(missing)
-    model = _outputs_computed(model)
     g = model.graph
     types, consts = g.types, g.constants
     opset = model.opsets.get("", 21)

@@ -165,6 +165,11 @@ def _cast(ctx: Ctx) -> Lowered:
     if d in SMALL_FLOATS:                    # rounded here with the node's saturate flag
         sat = bool(ctx.attrs.get("saturate", 1))
         return Lowered([elementwise(ctx, ins, lambda a: ([], small_float(convert(a[0], src, "f32"), d, sat)))])
+    if d in ("int4", "uint4", "int2", "uint2") and src == "f32":   # rounded (4-bit) or truncated; out of range -> 0
+        lo, hi = _INT_RANGE[d]
+        fn = "round" if d.endswith("4") else "trunc"
+        return Lowered([elementwise(ctx, ins, lambda a: (
+            [f"let r = {fn}({a[0]});"], f"select({lit(0, dst)}, {dst}(r), r >= {float(lo)}f && r <= {float(hi)}f)"))])
     return Lowered([elementwise(ctx, ins, lambda a: ([], convert(a[0], src, dst, d)))])
 
 
