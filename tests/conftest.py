@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Tests that took longer than this (seconds, in the committed .test_durations of a full run) are marked slow, so
+#: ``pytest -m "not slow"`` is the quick tier. Refresh the file with ``pytest -n auto --store-durations``.
+SLOW_SECONDS = 2.0
 SHARED_MODELS = Path(os.environ.get("BORNC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
 
 
@@ -37,3 +40,12 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark as slow every test whose committed duration exceeds SLOW_SECONDS (besides those marked by hand)."""
+    path = ROOT / ".test_durations"
+    durations = json.loads(path.read_text()) if path.is_file() else {}
+    for item in items:
+        if durations.get(item.nodeid, 0.0) > SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)

@@ -11,7 +11,7 @@ import pytest
 from bornc.conformance import collect_cases, run_conformance, sample_cases
 from ..conformance_guard import assert_no_regressions
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("c_conformance")]   # one worker computes the run
 
 #: Node-test name prefixes of ops used by the real models (their every case the C backend supports must pass).
 PATTERN = ("^test_(conv|convtranspose|relu|sigmoid|add|mul|sub|div|clip|hardsigmoid|hardswish|leakyrelu|maxpool|averagepool|"
