@@ -8,7 +8,7 @@ import pytest
 from bornc.conformance import run_conformance
 from ..conformance_guard import assert_no_regressions
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reference_conformance")]   # one worker computes the run
+pytestmark = pytest.mark.slow
 
 #: Ops used by the real models in ../shared/models and the onnx light models: every case of these must pass.
 REAL_MODEL_OPS = {
