@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Tests that took longer than this (seconds, in the committed .test_durations of a full run) are marked slow, so
 #: ``pytest -m "not slow"`` is the quick tier. Refresh the file with ``pytest -n auto --store-durations``.
 SLOW_SECONDS = 2.0
+#: Tests longer than this run first (the sort is stable: the others keep their order and their module fixtures).
+FIRST_SECONDS = 60.0
 SHARED_MODELS = Path(os.environ.get("BORNC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
 
 
@@ -49,3 +51,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if durations.get(item.nodeid, 0.0) > SLOW_SECONDS:
             item.add_marker(pytest.mark.slow)
+    # the longest tests first (longest processing time first), so that pytest-xdist's workers finish together
+    items.sort(key=lambda it: -durations.get(it.nodeid, 0.0) if durations.get(it.nodeid, 0.0) > FIRST_SECONDS else 0.0)
