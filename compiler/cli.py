@@ -93,10 +93,12 @@ def _read_inputs(args) -> dict[str, np.ndarray]:
 
 def _write_outputs(outs: dict, dest: str) -> str:
     from .golden import safe_name
+    from .ir.types import npy_safe
+    outs = {k: npy_safe(v) for k, v in outs.items()}       # float8/int4/bfloat16 as raw bytes numpy can read back
     if dest.endswith(".npz"):
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
         with open(dest, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in outs.items()})
+            np.savez(f, **outs)
         return f"wrote {len(outs)} output(s) to {dest}"
     d = Path(dest)
     d.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import BorncError, UnsupportedOpError
 from .executors import get_executor
 from .frontend.onnx_import import from_proto
+from .ir.types import npy_safe
 
 _ALIASES = {"sce": "SoftmaxCrossEntropyLoss", "nllloss": "NegativeLogLikelihoodLoss", "gru": "GRU", "lstm": "LSTM",
             "rnn": "RNN", "dft": "DFT", "stft": "STFT", "lrn": "LRN", "basic_conv": "Conv", "batchnorm": "BatchNormalization",
@@ -227,7 +228,7 @@ def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tup
         return ("unsupported" if "unsupported operator" in err else "failed"), err[:300], sorted(bind)
     names = [o.name for o in case.model.graph.output]
     for s, (inputs, expected) in enumerate(case.data_sets):
-        feeds = {k: v for k, v in _feeds(case, inputs).items() if k not in bind}
+        feeds = {k: npy_safe(v) if isinstance(v, np.ndarray) else v for k, v in _feeds(case, inputs).items() if k not in bind}
         np.savez(folder / f"in{s}.npz", **feeds)
         r = subprocess.run([*bcmd, "run", str(folder / "A"), "--inputs", str(folder / f"in{s}.npz"), "-o",
                             str(folder / f"out{s}.npz")], capture_output=True, text=True, timeout=timeout)

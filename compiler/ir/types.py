@@ -141,3 +141,12 @@ def type_of_value(v) -> object:
     if isinstance(v, list):
         return SequenceType(TensorType.of(v[0]) if v else None)
     return OptionalType(None)
+
+
+def npy_safe(a):
+    """``a`` as numpy can write to .npy/.npz and read back: values of ml_dtypes types (float8, int4, bfloat16...),
+    which numpy's file format cannot name, as raw bytes of their width (void dtype). bornc's runtimes read such
+    bytes as the input's declared dtype."""
+    import numpy as np
+    a = np.asarray(a)
+    return a.view(f"V{a.dtype.itemsize}") if a.dtype.type.__module__.startswith("ml_dtypes") else a
