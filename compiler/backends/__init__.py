@@ -29,16 +29,15 @@ def _c_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
     return {}
 
 
-def _python_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
-    from .python.emit import lacks_python_kernel
-    return {node.op: [node.name]} if lacks_python_kernel(node.op, node.domain) else {}
+def _by_op(has: Callable) -> Callable:
+    """Gaps of a backend whose lowerings depend on the op type only."""
+    return lambda node, types, consts, opset: {} if has(node.op, node.domain) else {node.op: [node.name]}
 
 
 def _webgpu_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
-    from .webgpu.emit import lacks_webgpu_kernel
     if node.subgraphs():
         return {f"{node.op} (control flow runs on the host, not in a WebGPU bundle)": [node.name]}
-    return {node.op: [node.name]} if lacks_webgpu_kernel(node.op, node.domain) else {}
+    return _by_op(_webgpu_has)(node, types, consts, opset)
 
 
 def _c_has(op: str, domain: str) -> bool:
@@ -57,7 +56,7 @@ def _webgpu_has(op: str, domain: str) -> bool:
     return not lacks_webgpu_kernel(op, domain)
 
 
-_GAPS: dict[str, Callable] = {"c": _c_gaps, "python": _python_gaps, "webgpu": _webgpu_gaps}
+_GAPS: dict[str, Callable] = {"c": _c_gaps, "python": _by_op(_python_has), "webgpu": _webgpu_gaps}
 _HAS: dict[str, Callable] = {"c": _c_has, "python": _python_has, "webgpu": _webgpu_has}
 
 
