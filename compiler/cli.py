@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, limits
 from .errors import BorncError, InputError
 
 log = logging.getLogger("bornc")
@@ -439,6 +439,18 @@ def _threshold(v: str):
         raise argparse.ArgumentTypeError(f"expected a number or none, not {v!r}") from None
 
 
+def _byte_count(v: str) -> int:
+    """'4096', '64K', '512M', '2G' -> bytes (powers of 1024)."""
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:].upper(), 1)
+    try:
+        n = int(v[:-1] if scale > 1 else v) * scale
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive byte count such as 4096, 512M or 2G, not {v!r}")
+    return n
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bornc", description="Compile ONNX models into standalone inference artifacts.")
@@ -452,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--verify", action="store_true", help="run the IR verifier after every pass")
         sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="bind an input's symbolic dims (repeatable)")
         sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="turn a scalar input into a constant (repeatable)")
+        sp.add_argument("--max-constant-bytes", type=_byte_count, metavar="N[K|M|G]", default=None,
+                        help="largest tensor bornc evaluates or allocates while compiling (default 1G)")
 
     sp = sub.add_parser("inspect", help="show a model's inputs, outputs, ops, parameters and FLOPs")
     model_args(sp, "optimizer level (default 0, or 2 with --passes / --plan)")
@@ -553,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
+    if getattr(args, "max_constant_bytes", None):
+        limits.set_max_constant_bytes(args.max_constant_bytes)
     try:
         return int(args.fn(args) or 0)
     except BrokenPipeError:

@@ -30,6 +30,10 @@ class VerifyError(BorncError):
     """The IR breaks an invariant (types, single assignment, order, undefined values)."""
 
 
+class LimitError(BorncError):
+    """A tensor the model asks bornc to evaluate or allocate exceeds a resource limit (``--max-constant-bytes``)."""
+
+
 class InputError(BorncError):
     """A run-time input has the wrong name, shape or dtype, or cannot be read."""
 

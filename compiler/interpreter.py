@@ -106,7 +106,10 @@ def run(model: Model, feeds: Mapping[str, np.ndarray], observer: Observer | None
     """Run ``model`` on ``feeds`` (input name -> array) with the reference kernels.
 
     Returns output name -> value (ndarray; list for sequences). Raises InputError for bad feeds and KernelError
-    when a kernel fails."""
+    when a kernel fails, LimitError (before anything runs) when a value's static type exceeds the limit of
+    :mod:`bornc.limits`."""
+    from . import limits
+    limits.check_graph(model.graph)
     feeds = check_inputs(model, feeds) if check else dict(feeds)
     outs = run_graph(model.graph, feeds, model.opsets, observer)
     return dict(zip(model.graph.outputs, outs))

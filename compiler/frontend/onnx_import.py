@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelImportError, ShapeError, UnsupportedOpError
+from .. import limits
+from ..errors import BorncError, ModelImportError, ShapeError, UnsupportedOpError
 from ..interpreter import run_node
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import OptionalType, SequenceType, TensorType, name_to_onnx_elem, onnx_elem_to_name, type_of_value
@@ -110,13 +111,31 @@ def _attr_value(a: onnx.AttributeProto, importer, scope, hints=None) -> object:
 
 
 def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
-    vals = numpy_helper.to_array(sp.values)
-    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
-    dims = tuple(sp.dims)
-    out = np.zeros(int(np.prod(dims)), dtype=vals.dtype)
-    if idx.ndim == 2:
-        idx = np.ravel_multi_index(idx.T, dims)
-    out[idx.ravel()] = vals.ravel()
+    """A SparseTensorProto (ONNX IR spec, "Sparse tensors") as a dense array. Indices are either [NNZ] linear
+    positions or [NNZ, rank] coordinates; both are checked to lie inside ``dims`` and to number NNZ, and the dense
+    size is checked against the limit of :mod:`bornc.limits` before it is allocated. Raises ModelImportError."""
+    dims = tuple(int(d) for d in sp.dims)
+    what = f"sparse tensor {sp.values.name!r}"
+    limits.check_shape(dims, onnx.helper.tensor_dtype_to_np_dtype(sp.values.data_type) if sp.values.data_type else np.float32, what)
+    try:
+        vals = numpy_helper.to_array(sp.values).ravel()
+        idx = numpy_helper.to_array(sp.indices).astype(np.int64)
+    except Exception as ex:  # noqa: BLE001 - malformed values or indices: one line
+        raise ModelImportError(f"{what}: unreadable values or indices: {ex}") from None
+    size = int(np.prod(dims, dtype=np.int64))
+    if idx.ndim == 2 and idx.shape[1:] == (len(dims),) and len(dims):
+        if idx.size and (idx.min() < 0 or (idx >= np.array(dims)).any()):
+            raise ModelImportError(f"{what}: an index lies outside its dims {list(dims)}")
+        idx = np.ravel_multi_index(idx.T, dims) if idx.size else idx.reshape(-1)
+    elif idx.ndim == 1:
+        if idx.size and (idx.min() < 0 or idx.max() >= size):
+            raise ModelImportError(f"{what}: an index lies outside its {size} elements")
+    else:
+        raise ModelImportError(f"{what}: indices of shape {list(idx.shape)} fit neither [NNZ] nor [NNZ, {len(dims)}]")
+    if idx.shape[0] != vals.size:
+        raise ModelImportError(f"{what}: {vals.size} values but {idx.shape[0]} indices")
+    out = np.zeros(size, dtype=vals.dtype)
+    out[idx.ravel()] = vals
     return out.reshape(dims)
 
 
@@ -232,6 +251,9 @@ class _Importer:
         """Import ``gp``'s initializers and nodes into ``g``. ``scope`` maps outer value names to
         (type, constant or None)."""
         declared = {v.name: _static(type_from_proto(v.type, f"value {v.name!r}")) for v in list(gp.value_info) + list(gp.output)}
+        _unique([i.name for i in gp.input], "graph input", gp.name)
+        _unique([o.name for o in gp.output], "graph output", gp.name)
+        _unique([t.name for t in gp.initializer] + [t.values.name for t in gp.sparse_initializer], "initializer", gp.name)
         for init in gp.initializer:
             g.constants[init.name] = numpy_helper.to_array(init)
         for init in gp.sparse_initializer:
@@ -261,6 +283,10 @@ class _Importer:
 
     def node(self, g: Graph, n: onnx.NodeProto, index: int, scope, declared) -> None:
         name = n.name or f"{n.op_type}_{index}"
+        for o in n.output:
+            if o and (o in g.types or list(n.output).count(o) > 1):
+                raise ModelImportError(f"node {name!r} ({n.op_type}): its output {o!r} is already defined "
+                                       f"(ONNX assigns every value once)")
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             arr = _constant_node_value(n)
             g.constants[n.output[0]] = arr
@@ -306,8 +332,12 @@ class _Importer:
         attrs = registry.attrs_with_defaults(opdef, node)
         opset = self.opsets.get(node.domain, 1)
         if node.op in _SHAPE_OF and node.domain == "" and getattr(in_types[0], "is_static", False):
-            consts = [np.empty(in_types[0].shape, dtype=np.dtype(in_types[0].dtype) if in_types[0].dtype != "string" else object)] + consts[1:]
-        if self.foldable(opdef, node, consts):
+            dt = np.dtype(in_types[0].dtype) if in_types[0].dtype != "string" else object
+            consts = [np.broadcast_to(np.zeros((), dt), in_types[0].shape)] + consts[1:]    # no memory: its shape only
+        out_types = self.infer(g, scope, declared, node, attrs, opset, in_types, consts)
+        for o, t in zip(node.outputs, out_types):
+            limits.check_type(t, f"node {name!r} ({node.op}) output {o!r}")
+        if self.foldable(opdef, node, consts, out_types):
             outs = run_node(node, [c if i else None for c, i in zip(consts, node.inputs)], self.opsets)
             if all(isinstance(o, np.ndarray) and o.size <= FOLD_MAX_ELEMENTS for o in outs):
                 for o, v in zip(node.outputs, outs):
@@ -315,19 +345,6 @@ class _Importer:
                         g.constants[o] = v
                         g.types[o] = type_of_value(v)
                 return
-        scope_types = _Scope(g, scope)
-        ctx = registry.InferCtx(node, attrs, opset, in_types, consts, scope_types)
-        try:
-            out_types = registry.infer_types(opdef, ctx)
-        except ShapeError:
-            outs = [o for o in node.outputs if o]
-            if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
-                raise
-            log.debug("node %s: types from the model's value_info (inference failed)", name, exc_info=True)
-            out_types = [declared.get(o) for o in node.outputs]     # the model's own declared static types
-        except Exception as ex:  # noqa: BLE001
-            raise ShapeError(f"node {name!r} ({node.op}): cannot infer output types from inputs "
-                             f"{[str(t) for t in in_types]}: {type(ex).__name__}: {ex}") from None
         for k, o in enumerate(node.outputs):
             if not o:
                 continue
@@ -341,8 +358,31 @@ class _Importer:
         g.nodes.append(node)
 
     @staticmethod
-    def foldable(opdef, node: Node, consts) -> bool:
+    def infer(g, scope, declared, node: Node, attrs, opset, in_types, consts) -> list:
+        """The output types of ``node`` from its registry entry; where inference fails with a ShapeError, the
+        model's own declared static types (value_info) if every output has one."""
+        ctx = registry.InferCtx(node, attrs, opset, in_types, consts, _Scope(g, scope))
+        try:
+            return registry.infer_types(registry.get(node.op, node.domain), ctx)
+        except ShapeError:
+            outs = [o for o in node.outputs if o]
+            if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
+                raise
+            log.debug("node %s: types from the model's value_info (inference failed)", node.name, exc_info=True)
+            return [declared.get(o) for o in node.outputs]     # the model's own declared static types
+        except BorncError:
+            raise
+        except Exception as ex:  # noqa: BLE001
+            raise ShapeError(f"node {node.name!r} ({node.op}): cannot infer output types from inputs "
+                             f"{[str(t) for t in in_types]}: {type(ex).__name__}: {ex}") from None
+
+    @staticmethod
+    def foldable(opdef, node: Node, consts, out_types) -> bool:
+        """All inputs constant and small, the op deterministic, and every output known small from its type."""
         if opdef.stateful or node.op in _NO_FOLD or node.subgraphs():
+            return False
+        if not opdef.dynamic and not all(isinstance(t, TensorType) and t.is_static and t.size <= FOLD_MAX_ELEMENTS
+                                         for o, t in zip(node.outputs, out_types) if o):
             return False
         present = [c for c, i in zip(consts, node.inputs) if i]
         if node.op == "DequantizeLinear" and present and present[0] is not None and present[0].size > 1:
@@ -396,6 +436,15 @@ class _Importer:
                 else:
                     new.attribute.append(a)
             self.node(g, new, index, scope, declared)
+
+
+def _unique(names: list[str], what: str, graph: str) -> None:
+    """ModelImportError when a name repeats (duplicate graph outputs would leave the second one unwritten)."""
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise ModelImportError(f"{what} {n!r} is listed twice in graph {graph!r}")
+        seen.add(n)
 
 
 def _body_hints(n: onnx.NodeProto, in_types: list) -> list | None:

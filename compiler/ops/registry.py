@@ -195,6 +195,8 @@ class _OuterValues(dict):
             return c
         if not isinstance(t, TensorType) or not t.is_static:
             raise KeyError(name)
+        from .. import limits
+        limits.check_type(t, f"outer value {name!r}")
         return np.zeros(t.shape, dtype=np_dtype(t.dtype))
 
 
@@ -218,6 +220,7 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
     Raises ShapeError naming the node when the kernel fails on them (no quiet fallback to an unknown type); only
     for control flow (Scan without ``infer``), whose body may read outer values not known yet, the types are
     then left unknown (the body's declared types, where given, fill them in at import)."""
+    from .. import limits
     unknown = [TensorType(ctx.dtype(0) or "float32", None) for _ in ctx.node.outputs]
     args = []
     for i, t in enumerate(ctx.types):
@@ -228,9 +231,11 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
         elif i in opdef.value_inputs or not getattr(t, "is_static", False):
             return unknown
         elif isinstance(t, TensorType):
+            limits.check_type(t, f"node {ctx.node.name!r} ({ctx.node.op}) input {i}")
             args.append(np.zeros(t.shape, dtype=np_dtype(t.dtype)) if t.dtype != "string" else np.full(t.shape, "", dtype=object))
         else:
             return unknown
+    limits.check_node_outputs(ctx.node, ctx.types, ctx.consts, ctx.opset)
     kctx = KernelCtx(ctx.node, ctx.attrs, ctx.opset, _subgraph_runner(ctx) if ctx.node.subgraphs() else None)
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -243,7 +248,9 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
         raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): cannot infer its output types: running its kernel "
                          f"on inputs {[str(t) for t in ctx.types]} failed: {type(ex).__name__}: {str(ex)[:200]}") from None
     res = res if isinstance(res, tuple) else (res,)
-    out = [type_of_value(r) for r in res[:len(ctx.node.outputs)]]
+    out = [type_of_value(np.asarray(r) if isinstance(r, np.generic) else r) for r in res[:len(ctx.node.outputs)]]
+    for k, t in enumerate(out):
+        limits.check_type(t, f"node {ctx.node.name!r} ({ctx.node.op}) output {k}")
     if opdef.dynamic:
         out = [TensorType(t.dtype, (None,) * len(t.shape)) if isinstance(t, TensorType) else t for t in out]
     return out

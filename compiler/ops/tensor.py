@@ -236,18 +236,28 @@ def ref_slice(ctx, x, starts, ends, axes=None, steps=None):
 
 
 # ------------------------------------------------------------------------------------------------ gather/scatter
+def checked_index(indices: np.ndarray, dims) -> np.ndarray:
+    """Indices into axes of sizes ``dims`` (an int, or one size per last-axis column for GatherND/ScatterND) as
+    int64 in [0, dim): negative ones count from the end (the spec's [-dim, dim-1]). Raises IndexError naming the
+    first index outside that range (numpy would wrap it or read another row)."""
+    idx = np.asarray(indices).astype(np.int64)
+    d = np.asarray(dims, dtype=np.int64)
+    bad = (idx < -d) | (idx >= d)
+    if bad.any():
+        raise IndexError(f"index {int(idx[bad].ravel()[0])} is out of range for an axis of size(s) {d.tolist()}")
+    return np.where(idx < 0, idx + d, idx)
+
+
 @register("Gather", attrs={"axis": 0}, versions="1-24")
 def ref_gather(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
-    return np.take(x, idx, axis=ax)
+    return np.take(x, checked_index(indices, x.shape[ax]), axis=ax)
 
 
 @register("GatherElements", attrs={"axis": 0}, versions="11-24")
 def ref_gatherelements(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
-    return np.take_along_axis(x, idx, axis=ax)
+    return np.take_along_axis(x, checked_index(indices, x.shape[ax]), axis=ax)
 
 
 @register("GatherND", attrs={"batch_dims": 0}, versions="11-24")
@@ -256,8 +266,8 @@ def ref_gathernd(ctx, x, indices):
     bshape = x.shape[:b]
     nb = int(np.prod(bshape, dtype=np.int64))
     xs = x.reshape((nb,) + x.shape[b:])
-    ids = indices.reshape((nb,) + indices.shape[b:])
-    k = ids.shape[-1]
+    k = indices.shape[-1]
+    ids = checked_index(indices, x.shape[b:b + k]).reshape((nb,) + indices.shape[b:])
     outs = []
     for i in range(nb):
         ii = ids[i].reshape(-1, k)
@@ -285,7 +295,7 @@ def _reduce_into(data, idx_tuple, upd, reduction):
 def ref_scatterelements(ctx, x, indices, updates):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     out = x.copy()
-    idx = np.where(indices < 0, indices + x.shape[ax], indices)
+    idx = checked_index(indices, x.shape[ax])
     grid = list(np.indices(idx.shape, sparse=True))
     grid[ax] = idx
     _reduce_into(out, tuple(grid), updates, ctx.attrs["reduction"])
@@ -302,7 +312,7 @@ def ref_scatter(ctx, x, indices, updates):
 def ref_scatternd(ctx, x, indices, updates):
     out = x.copy()
     k = indices.shape[-1]
-    ids = indices.reshape(-1, k)
+    ids = checked_index(indices, x.shape[:k]).reshape(-1, k)
     upd = updates.reshape((ids.shape[0],) + x.shape[k:])
     for i in range(ids.shape[0]):
         _reduce_into(out, tuple(ids[i]), upd[i], ctx.attrs["reduction"])

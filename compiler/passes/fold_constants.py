@@ -1,7 +1,8 @@
 """fold_constants: evaluate every node whose inputs are all constants and store its outputs as constants.
 
 A result larger than both 65,536 elements and the sum of its inputs is left unfolded (ConstantOfShape or
-Expand would otherwise bloat the weights). Random and control-flow ops are never folded.
+Expand would otherwise bloat the weights); the size is read from the output's static type before the kernel runs
+(a node whose output type is not static is not folded). Random and control-flow ops are never folded.
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ def fold_constants(model: Model) -> Model:
             kept.append(node)
             continue
         args = [g.constants[i] if i else None for i in node.inputs]
-        outs = run_node(node, args, m.opsets)
         in_size = sum(int(np.asarray(a).size) for a in args if a is not None)
-        if not all(isinstance(o, np.ndarray) and o.size <= max(MAX_GROWTH_ELEMENTS, in_size) for o in outs):
+        out_types = [g.types.get(o) for o in node.outputs if o]
+        if not all(getattr(t, "is_static", False) and t.size <= max(MAX_GROWTH_ELEMENTS, in_size) for t in out_types):
+            kept.append(node)          # decided from the types, before the kernel allocates anything
+            continue
+        outs = run_node(node, args, m.opsets)
+        if not all(isinstance(o, np.ndarray) for o in outs):
             kept.append(node)
             continue
         for name, val in zip(node.outputs, outs):

@@ -553,20 +553,29 @@ def k_slice(x, o, a, w):
     return (y,)
 
 
+def in_range(idx, dims):
+    """int64 indices in [0, dim) for axes of sizes ``dims`` (negative ones count from the end); BornrtError for an
+    index outside [-dim, dim) (numpy would wrap it)."""
+    idx = np.asarray(idx).astype(np.int64)
+    d = np.asarray(dims, dtype=np.int64)
+    bad = (idx < -d) | (idx >= d)
+    if bad.any():
+        raise BornrtError("index %d is out of range for an axis of size(s) %s" % (int(idx[bad].ravel()[0]), d.tolist()))
+    return np.where(idx < 0, idx + d, idx)
+
+
 @kernel("Gather")
 def k_gather(x, o, a, w):
     v, idx = x
     ax = a.get("axis", 0) % v.ndim
-    idx = np.where(idx < 0, idx + v.shape[ax], idx)
-    r = np.take(v, idx, axis=ax)
-    return (r,)
+    return (np.take(v, in_range(idx, v.shape[ax]), axis=ax),)
 
 
 @kernel("GatherElements")
 def k_gather_elements(x, o, a, w):
     v, idx = x
     ax = a.get("axis", 0) % v.ndim
-    return (np.take_along_axis(v, np.where(idx < 0, idx + v.shape[ax], idx), axis=ax),)
+    return (np.take_along_axis(v, in_range(idx, v.shape[ax]), axis=ax),)
 
 
 @kernel("GatherND")
@@ -580,8 +589,7 @@ def k_gather_nd(x, o, a, w):
     ib = idx.reshape((-1,) + idx.shape[b:])
     res = []
     for n in range(vb.shape[0]):
-        ii = ib[n].reshape(-1, k)
-        ii = np.where(ii < 0, ii + np.array(v.shape[b:b + k]), ii)
+        ii = in_range(ib[n].reshape(-1, k), v.shape[b:b + k])
         res.append(vb[n][tuple(ii.T)])
     r = np.stack(res) if res else np.zeros((0,) + v.shape[b + k:], v.dtype)
     return (r.reshape(bshape + idx.shape[b:-1] + v.shape[b + k:]),)
@@ -596,7 +604,7 @@ def k_scatter_elements(x, o, a, w):
     v, idx, upd = x
     ax = a.get("axis", 0) % v.ndim
     y = np.array(v, copy=True)
-    idx = np.where(idx < 0, idx + v.shape[ax], idx)
+    idx = in_range(idx, v.shape[ax])
     grid = list(np.indices(idx.shape, sparse=True))
     grid[ax] = idx
     uf = _scatter_reduce(a.get("reduction", "none"))
@@ -612,7 +620,7 @@ def k_scatter_nd(x, o, a, w):
     v, idx, upd = x
     y = np.array(v, copy=True)
     k = idx.shape[-1]
-    ii = idx.reshape(-1, k)
+    ii = in_range(idx.reshape(-1, k), v.shape[:k])
     uu = upd.reshape((ii.shape[0],) + v.shape[k:])
     uf = _scatter_reduce(a.get("reduction", "none"))
     for n in range(ii.shape[0]):

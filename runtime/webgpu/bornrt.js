@@ -95,7 +95,8 @@ export async function loadBundle(base = ".") {
   if (payload.length) device.queue.writeBuffer(weights, 0, payload);
   let rb = 0;
   const where = m.outputs.map((o) => { const p = rb; rb += round256(o.bytes); return p; });
-  const readback = device.createBuffer({ size: round256(rb), usage: U.MAP_READ | U.COPY_DST });
+  const status = m.webgpu.status_offset;      // one word: nonzero when a run-time index was out of range
+  const readback = device.createBuffer({ size: round256(rb) + 256, usage: U.MAP_READ | U.COPY_DST });
   const pipelines = {};                 // shader modules compiled concurrently
   await Promise.all(m.webgpu.kernels.map(async (k) => {
     const module = device.createShaderModule({ code: await fetchOk(`${base}/${k}`, "text"), label: k });
@@ -121,6 +122,7 @@ export async function loadBundle(base = ".") {
         : ARRAYS[spec.gpu_dtype].from(x, (v) => Number(v));
       if (words.length) device.queue.writeBuffer(arena, spec.offset, words);
     }
+    if (status !== undefined) device.queue.writeBuffer(arena, status, new Uint32Array(1));
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     for (const s of steps) {
@@ -130,10 +132,14 @@ export async function loadBundle(base = ".") {
     }
     pass.end();
     m.outputs.forEach((o, i) => enc.copyBufferToBuffer(arena, o.offset, readback, where[i], round256(o.bytes)));
+    if (status !== undefined) enc.copyBufferToBuffer(arena, status, readback, round256(rb), 4);
     device.queue.submit([enc.finish()]);
     await readback.mapAsync(GPUMapMode.READ);
     const raw = readback.getMappedRange().slice(0);
     readback.unmap();
+    if (status !== undefined && new Uint32Array(raw, round256(rb), 1)[0] !== 0) {
+      throw new BundleError("a run-time index (Gather, GatherElements, ScatterElements or ScatterND) is out of range");
+    }
     const out = {};
     m.outputs.forEach((o, i) => {
       const n = o.shape.reduce((a, b) => a * b, 1);

@@ -96,7 +96,8 @@ class Model:
         self.weights = dev.create_buffer(size=_round(max(len(payload), 256)), usage=U.STORAGE | U.COPY_DST)
         if payload:
             dev.queue.write_buffer(self.weights, 0, payload)
-        self.readback_size = _round(sum(_round(o["bytes"]) for o in self.outputs) or 256)
+        self.status_offset = wg.get("status_offset")
+        self.readback_size = _round(sum(_round(o["bytes"]) for o in self.outputs)) + 256     # outputs, status word
         self.readback = dev.create_buffer(size=self.readback_size, usage=U.MAP_READ | U.COPY_DST)
         modules, pipelines = {}, {}
         for k in wg["kernels"]:
@@ -166,6 +167,8 @@ class Model:
             data = self._convert_in(spec, feeds[spec["name"]])
             if data:
                 dev.queue.write_buffer(self.arena, spec["offset"], data)
+        if self.status_offset is not None:
+            dev.queue.write_buffer(self.arena, self.status_offset, bytes(4))
         enc = dev.create_command_encoder()
         cp = enc.begin_compute_pass()
         current = None
@@ -182,6 +185,8 @@ class Model:
             enc.copy_buffer_to_buffer(self.arena, o["offset"], self.readback, pos, n)
             where.append(pos)
             pos += n
+        if self.status_offset is not None:
+            enc.copy_buffer_to_buffer(self.arena, self.status_offset, self.readback, pos, 4)
         t1 = time.perf_counter()
         dev.queue.submit([enc.finish()])
         self.readback.map_sync(1)       # wgpu.MapMode.READ
@@ -192,6 +197,8 @@ class Model:
         t2 = time.perf_counter()
         if timing is not None:
             timing["record_ms"], timing["gpu_wait_ms"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        if self.status_offset is not None and raw[pos:pos + 4] != bytes(4):
+            raise BundleError("a run-time index (Gather, GatherElements, ScatterElements or ScatterND) is out of range")
         out = {}
         for o, p in zip(self.outputs, where):
             n = int(np.prod(o["shape"], dtype=np.int64))

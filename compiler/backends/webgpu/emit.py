@@ -124,6 +124,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     def where(v: str) -> int:
         return plan.offsets[plan.value_buffer[v]][0]
 
+    status_offset = -(-plan.arena_bytes // ALIGN) * ALIGN   # one word after the plan: index errors of this run
     kernels: list[tuple] = []                # (node name, Kernel, ctx)
     for node in order:
         if node.op in VIEW_OPS and not node.domain:
@@ -181,6 +182,8 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
                 ranges.append(("arena", where(node.outputs[o.index]) + o.start * 4, max(o.elems, 1) * 4, j))
             elif o.kind == "table":
                 ranges.append(("weights", put(o.data.tobytes()), max(o.elems, 1) * 4, j))
+            elif o.kind == "status":
+                ranges.append(("arena", status_offset, 4, j))
             else:
                 base = plan.offsets[f"{node.name}/workspace"][0]
                 ranges.append(("arena", base + o.index * 4, max(o.elems, 1) * 4, j))
@@ -218,7 +221,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
 
     limits = {}
     need = {"max_storage_buffers_per_shader_stage": max_bindings, "max_storage_buffer_binding_size": max_binding,
-            "max_buffer_size": max(plan.arena_bytes, len(payload)), "max_compute_workgroup_storage_size": wg_storage}
+            "max_buffer_size": max(status_offset + ALIGN, len(payload)), "max_compute_workgroup_storage_size": wg_storage}
     for key, val in need.items():
         if val > DEFAULT_LIMITS[key]:
             limits[key] = val
@@ -233,10 +236,10 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
         "compile": {"opt_level": opt_level, "weights": "file", "schedule": plan.schedule_name},
         "inputs": [io(v) for v in g.inputs], "outputs": [io(v) for v in g.outputs],
         "flops": summarize(model)["flops"],
-        "arena_bytes": max(plan.arena_bytes, ALIGN), "weights_bytes": len(payload),
+        "arena_bytes": status_offset + ALIGN, "weights_bytes": len(payload),
         "weights_sha256": hashlib.sha256(payload).hexdigest(),
         "ops": sorted({n.op for _, n in g.walk()}), "nodes": len(order),
-        "webgpu": {"required_limits": limits, "required_features": ["shader-f16"] if f16 else [], "kernels": sorted(set(sources.values())),
+        "webgpu": {"status_offset": status_offset, "required_limits": limits, "required_features": ["shader-f16"] if f16 else [], "kernels": sorted(set(sources.values())),
                    "dispatches": len(dispatches), "submits_per_inference": 1,
                    "host": {"python": "bornrt_webgpu.py", "browser": "index.html + bornrt.js"}},
         "dispatches": dispatches,
@@ -283,7 +286,7 @@ def _header(k: Kernel, bindings: list[dict], placed: dict, f16: bool = False) ->
     """Binding declarations and the ld<k>/st<k>/cv<k>/sv<k> accessors of every operand, then the helpers. With
     ``f16`` (adapters with shader-f16) a float16 element is an IEEE half in the low 16 bits of its word."""
     vec = {b: all(k.operands[j].vec4 for j, (bb, _) in placed.items() if bb == b) for b in range(len(bindings))}
-    writes = {placed[j][0] for j, o in enumerate(k.operands) if o.kind in ("out", "ws")}
+    writes = {placed[j][0] for j, o in enumerate(k.operands) if o.kind in ("out", "ws", "status")}
     lines = ["enable f16;"] if f16 else []
     for b, bd in enumerate(bindings):
         access = "read_write" if (bd["buffer"] == "arena") else "read"
@@ -294,6 +297,9 @@ def _header(k: Kernel, bindings: list[dict], placed: dict, f16: bool = False) ->
     for j, o in enumerate(k.operands):
         b, off = placed[j]
         t = o.t
+        if o.kind == "status":
+            lines.append(f"fn fail{j}() {{ b{b}[{off}u] = 1u; }}")
+            continue
         if f16 and o.dtype == "float16":
             lines.append(f"fn cv{j}(w: u32) -> f32 {{ return unpack2x16float(w).x; }}")
             lines.append(f"fn sv{j}(v: f32) -> u32 {{ return pack2x16float(vec2<f32>(v, 0.0f)); }}")

@@ -24,8 +24,9 @@ BINDING_LIMIT = 128 << 20
 @dataclass
 class Operand:
     """One buffer range a kernel reads or writes. ``kind``: 'in' (node input ``index``), 'out' (output
-    ``index``), 'table' (``data`` baked into the weights) or 'ws' (``index`` = element offset into the node's
-    workspace, ``elems`` long). ``t``: WGSL scalar type; ``dtype``: the ONNX dtype stores round to."""
+    ``index``), 'table' (``data`` baked into the weights), 'ws' (``index`` = element offset into the node's
+    workspace, ``elems`` long) or 'status' (the bundle's one status word: ``fail<k>()`` marks the inference
+    failed, for a run-time index out of range; the host raises after reading it back). ``t``: WGSL scalar type; ``dtype``: the ONNX dtype stores round to."""
 
     kind: str
     index: int = 0
@@ -83,6 +84,10 @@ class Ctx(LowerCtx):
         if arr.size == 0:
             arr = np.zeros(1, arr.dtype)
         return Operand("table", 0, t, {"i32": "int32", "u32": "uint32", "f32": "float32"}[t], data=arr, elems=arr.size)
+
+    def status(self) -> Operand:
+        """The status word: a kernel calls ``fail<k>()`` on an index out of range (the host then raises)."""
+        return Operand("status", 0, "u32", "uint32", elems=1)
 
     def ws(self, offset: int, elems: int, t: str = "f32") -> Operand:
         return Operand("ws", offset, t, {"i32": "int32", "u32": "uint32", "f32": "float32"}[t], elems=elems)

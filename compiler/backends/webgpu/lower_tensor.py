@@ -143,6 +143,12 @@ def _runtime_or_probe(ctx: Ctx, runtime) -> Lowered:
     return runtime(ctx)
 
 
+def _index_check(q: str, dim: int, status: int) -> str:
+    """WGSL: an index ``q`` (i32, negative ones already shifted) outside [0, dim) fails the inference (operand
+    ``status`` of the kernel) and ends this invocation."""
+    return f"if ({q} < 0i || {q} >= {dim}i) {{ fail{status}(); return; }}"
+
+
 def _gather_rt(ctx: Ctx) -> Lowered:
     xs = list(ctx.shape(0))
     ax = ctx.attrs["axis"] % len(xs)
@@ -150,9 +156,9 @@ def _gather_rt(ctx: Ctx) -> Lowered:
     inner = int(np.prod(xs[ax + 1:], dtype=np.int64))
     nind = max(ctx.ins[1].size, 1)
     lines = [f"let inner = i % {inner}u;", f"let j = (i / {inner}u) % {nind}u;", f"let outer = i / {inner * nind}u;",
-             "var q = i32(ld1(j));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}", f"q = clamp(q, 0i, {xs[ax] - 1}i);",
+             "var q = i32(ld1(j));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}", _index_check("q", xs[ax], 3),
              f"let src = (outer * {xs[ax]}u + u32(q)) * {inner}u + inner;"]
-    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y()], threads=n, label="Gather")])
+    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y(), ctx.status()], threads=n, label="Gather")])
 
 
 def _gather_elements_rt(ctx: Ctx) -> Lowered:
@@ -161,9 +167,9 @@ def _gather_elements_rt(ctx: Ctx) -> Lowered:
     n = ctx.outs[0].size
     xst = contiguous_strides(xs)
     lines = decompose(ish) + ["var q = i32(ld1(i));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}",
-                              f"q = clamp(q, 0i, {xs[ax] - 1}i);",
+                              _index_check("q", xs[ax], 3),
                               f"let src = {offset([s if k != ax else 0 for k, s in enumerate(xst)])} + u32(q) * {xst[ax]}u;"]
-    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y()], threads=n, label="GatherElements")])
+    return Lowered([Kernel("gather", {"n": n, "lines": lines}, [ctx.x(0), ctx.x(1), ctx.y(), ctx.status()], threads=n, label="GatherElements")])
 
 
 lowering("webgpu", "Gather")(lambda ctx: _runtime_or_probe(ctx, _gather_rt))
@@ -434,6 +440,7 @@ def _scatter(ctx: Ctx, kind: str) -> Lowered:
         ax = ctx.attrs["axis"] % len(xs)
         m = int(np.prod(ish, dtype=np.int64))
         body = decompose(ish, "u", "c") + ["var q = i32(ld0(u));", f"if (q < 0i) {{ q = q + {xs[ax]}i; }}",
+                                          _index_check("q", xs[ax], 3),
                                           f"let dst = {offset([s if k != ax else 0 for k, s in enumerate(xst)])} + u32(q) * {xst[ax]}u;",
                                           "let val = ld1(u);"]
     else:
@@ -443,13 +450,14 @@ def _scatter(ctx: Ctx, kind: str) -> Lowered:
         body = ["var dst0 = 0u;"]
         for j in range(kdim):
             body += [f"var q{j} = i32(ld0(u * {kdim}u + {j}u));", f"if (q{j} < 0i) {{ q{j} = q{j} + {xs[j]}i; }}",
+                     _index_check(f"q{j}", xs[j], 3),
                      f"dst0 = dst0 + u32(q{j}) * {xst[j]}u;"]
         m = m * inner
         body = [f"let e = u % {inner}u;", f"let uu = u / {inner}u;"] + [s.replace("(u *", "(uu *") for s in body] + \
                ["let dst = dst0 + e;", "let val = ld1(u);"]
     return Lowered([identity_kernel(ctx),
                     Kernel("scatter", {"m": m, "body": body, "comb": comb.replace("{a}", "ld2(dst)").replace("{b}", "val")},
-                           [ctx.x(1), ctx.x(2), ctx.y()], groups=(1, 1, 1), label=ctx.node.op)] if n else [])
+                           [ctx.x(1), ctx.x(2), ctx.y(), ctx.status()], groups=(1, 1, 1), label=ctx.node.op)] if n else [])
 
 
 lowering("webgpu", "ScatterElements")(lambda ctx: _scatter(ctx, "elements"))

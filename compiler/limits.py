@@ -1,0 +1,122 @@
+"""Resource limits on what the compiler computes from an untrusted model, checked before anything is allocated.
+
+A model file of a few hundred bytes can ask for a tensor of gigabytes (ConstantOfShape to [750, 1000, 1000]).
+Wherever bornc evaluates a kernel at compile time (type probes, constant folding, calibration, the reference
+interpreter) or densifies a sparse initializer, the sizes are known first, from the inferred type or from the ONNX
+spec's own shape inference (``onnx.shape_inference.infer_node_outputs``, C++), and checked here against
+``max_constant_bytes`` (default 1 GiB; ``--max-constant-bytes`` on the CLI, :func:`max_bytes` in Python).
+
+Errors: :class:`bornc.errors.LimitError` (one line, exit 2 from the CLI), naming the node or tensor, the shape and
+the bytes asked for.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+
+from .errors import LimitError
+
+log = logging.getLogger(__name__)
+
+#: the largest tensor (bytes) bornc evaluates or allocates at compile time
+DEFAULT_MAX_CONSTANT_BYTES = 1 << 30
+_limit = DEFAULT_MAX_CONSTANT_BYTES
+
+
+def max_constant_bytes() -> int:
+    """The limit now in force (bytes)."""
+    return _limit
+
+
+def set_max_constant_bytes(n: int) -> None:
+    """Set the limit (bytes, > 0) for this process. Raises ValueError for n <= 0."""
+    global _limit
+    if int(n) <= 0:
+        raise ValueError(f"max constant bytes must be positive, not {n}")
+    _limit = int(n)
+
+
+@contextlib.contextmanager
+def max_bytes(n: int):
+    """``with max_bytes(n):`` the limit is n bytes inside the block."""
+    old = _limit
+    set_max_constant_bytes(n)
+    try:
+        yield
+    finally:
+        set_max_constant_bytes(old)
+
+
+def _itemsize(dtype) -> int:
+    from .ir.types import np_dtype
+    if dtype in ("string", object) or dtype is None:
+        return 8
+    try:
+        return np.dtype(dtype).itemsize if not isinstance(dtype, str) else np_dtype(dtype).itemsize
+    except Exception:  # noqa: BLE001 - an unknown dtype name: counted as 8 bytes per element
+        return 8
+
+
+def check_shape(shape, dtype, what: str) -> None:
+    """Raise LimitError when a dense tensor of ``shape`` (ints; None and symbolic dims are skipped) and ``dtype`` (a bornc dtype
+    name or numpy dtype) exceeds the limit, or has a negative dim. ``what`` names the tensor or node."""
+    dims = [d for d in shape if isinstance(d, (int, np.integer))]         # symbolic dims (names) are skipped
+    if any(int(d) < 0 for d in dims):
+        raise LimitError(f"{what}: negative dimension in shape {list(shape)}")
+    nbytes = _itemsize(dtype)
+    for d in dims:                      # Python ints: no overflow
+        nbytes *= int(d)
+    if nbytes > _limit:
+        raise LimitError(f"{what}: a tensor of shape {list(shape)} needs {nbytes:,} bytes, above the limit of "
+                         f"{_limit:,} bytes (raise it with --max-constant-bytes)")
+
+
+def check_type(t, what: str) -> None:
+    """check_shape for a TensorType (other types and unknown shapes pass)."""
+    shape = getattr(t, "shape", None)
+    if shape is not None and hasattr(t, "dtype"):
+        check_shape(shape, t.dtype, what)
+
+
+def check_graph(graph) -> None:
+    """Every value of ``graph`` (a bornc Graph) whose type is known, subgraphs included, is within the limit."""
+    for name, t in graph.types.items():
+        check_type(t, f"value {name!r}")
+    for n in graph.nodes:
+        for sub in n.subgraphs():
+            check_graph(sub)
+
+
+def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
+    """Before a kernel of ``node`` (a bornc Node of an ONNX-domain op) is run on ``consts`` (arrays or None) of
+    ``in_types``: the output shapes from the ONNX spec's shape inference are within the limit. Ops outside the ONNX
+    domain, and nodes the spec's inference cannot type, pass (their outputs are checked after inference)."""
+    if node.domain or node.subgraphs():
+        return
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    from .export import _type_proto, node_proto
+    try:
+        schema = onnx.defs.get_schema(node.op, max(opset, 1), "")
+        proto = node_proto(node, opset)
+        types, data = {}, {}
+        for name, t, c in zip(node.inputs, in_types, consts):
+            if name and t is not None:
+                types[name] = _type_proto(t)
+                if c is not None and isinstance(c, np.ndarray) and c.dtype != object and c.size <= 1 << 16:
+                    data[name] = numpy_helper.from_array(c)
+        outs = shape_inference.infer_node_outputs(schema, proto, types, data,
+                                                  opset_imports=[onnx.helper.make_opsetid("", opset)])
+    except Exception:  # noqa: BLE001 - the spec's inference has no answer here: bornc's own inference decides
+        log.debug("spec shape inference failed for %s", node.name, exc_info=True)
+        return
+    for name, tp in outs.items():
+        tt = tp.tensor_type
+        if tp.WhichOneof("value") != "tensor_type" or not tt.HasField("shape"):
+            continue
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        check_shape(shape, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type) if tt.elem_type else np.float32,
+                    f"node {node.name!r} ({node.op}) output {name!r}")
