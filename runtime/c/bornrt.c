@@ -132,7 +132,7 @@ bornc_status_t bornc_weights_check(const void *image, size_t image_bytes, size_t
         return BORNC_ERR_WEIGHTS;
     if (memcmp(p, BORNC_WEIGHTS_MAGIC, 8) != 0 || read_le(p + 8, 4) != BORNC_WEIGHTS_VERSION ||
         read_le(p + 12, 4) != BORNC_WEIGHTS_HEADER_BYTES || read_le(p + 16, 8) != expected_payload_bytes ||
-        image_bytes < BORNC_WEIGHTS_HEADER_BYTES + expected_payload_bytes || memcmp(p + 24, expected_sha256, 32) != 0)
+        image_bytes != BORNC_WEIGHTS_HEADER_BYTES + expected_payload_bytes || memcmp(p + 24, expected_sha256, 32) != 0)
         return BORNC_ERR_WEIGHTS;
     bornc_sha256(p + BORNC_WEIGHTS_HEADER_BYTES, expected_payload_bytes, digest);
     if (memcmp(digest, expected_sha256, 32) != 0)

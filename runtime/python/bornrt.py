@@ -2090,8 +2090,11 @@ def read_weights(path, expected_sha256=None):
             raise BornrtError("%s: weights format %d is not supported by this runtime" % (path, version))
         payload = bytearray(size)
         got = f.readinto(payload)
+        extra = f.read(1)
     if got != size:
         raise BornrtError("%s: truncated (%d of %d payload bytes)" % (path, got, size))
+    if extra:
+        raise BornrtError("%s: longer than its header says (%d payload bytes)" % (path, size))
     digest = hashlib.sha256(payload).digest()
     if digest != head[24:56] or (expected_sha256 and digest.hex() != expected_sha256):
         raise BornrtError("%s: SHA-256 mismatch (corrupted or from another build)" % path)
@@ -2114,8 +2117,12 @@ class Model:
         m = self.manifest
         if m.get("backend") != "python" or m.get("format_version") != FORMAT_VERSION:
             raise BornrtError("%s: not a bornc python artifact of format %d" % (self.folder, FORMAT_VERSION))
-        self.code = _load_code(os.path.join(self.folder, m["python"]["module"]))
-        payload = read_weights(os.path.join(self.folder, "weights.bin"), m.get("weights_sha256"))
+        try:
+            self.code = _load_code(os.path.join(self.folder, m["python"]["module"]))
+            payload = read_weights(os.path.join(self.folder, "weights.bin"), m.get("weights_sha256"))
+            self._check_manifest(m, len(payload))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as ex:
+            raise BornrtError("%s: manifest.json does not describe this artifact (%s: %s)" % (self.folder, type(ex).__name__, ex))
         self.weights = np.frombuffer(payload, dtype=np.uint8)
         self.arena = _aligned(m["arena_bytes"], 64)
         v = [None] * self.code.SLOTS
@@ -2132,6 +2139,25 @@ class Model:
         self.v = v
         self.scratch = [Scratch(None if ws is None else self.arena[ws[0]:ws[0] + ws[1]]) for ws in self.code.WORKSPACE]
         self._outs = [(slot, name) for slot, name, shape, dt in self.code.OUTPUTS]
+
+    def _check_manifest(self, m, payload_bytes):
+        """manifest.json against the schedule it ships with (model.py): the same inputs and outputs (name, shape,
+        dtype), an arena at least as large as every planned tensor and workspace, weights views inside the
+        payload. Raises BornrtError naming the first mismatch (an edited manifest)."""
+        c = self.code
+        for kind, listed, code in (("input", m["inputs"], c.INPUTS), ("output", m["outputs"], c.OUTPUTS)):
+            want = [(name, None if shape is None else list(shape), str(dt)) for _, name, shape, dt in code]
+            got = [(t["name"], None if t["shape"] is None else list(t["shape"]),
+                    storage_dtype(t["dtype"]).name if t["shape"] is not None else t["dtype"]) for t in listed]
+            if want != got:
+                raise BornrtError("%s: manifest.json %ss %s do not match the schedule's %s" % (self.folder, kind, got, want))
+        need = max([off + _nbytes(shape, dt) for _, off, shape, dt in c.ARENA] +
+                   [ws[0] + ws[1] for ws in c.WORKSPACE if ws is not None] + [0])
+        if not isinstance(m["arena_bytes"], int) or not need <= m["arena_bytes"] <= max(need, 1) * 2 + 4096:
+            raise BornrtError("%s: manifest.json arena_bytes %r does not fit the schedule (%d bytes)" % (self.folder, m["arena_bytes"], need))
+        for _, off, shape, dt in c.WEIGHTS:
+            if off < 0 or off + _nbytes(shape, dt) > payload_bytes:
+                raise BornrtError("%s: the schedule reads weights past the %d-byte payload" % (self.folder, payload_bytes))
 
     @property
     def inputs(self):

@@ -67,6 +67,7 @@ async function readWeights(base, m) {
   const size = Number(dv.getBigUint64(16, true));
   const payload = data.subarray(header, header + size);
   if (payload.length !== size || size !== m.weights_bytes) throw new BundleError("weights.bin: truncated");
+  if (data.length !== header + size) throw new BundleError("weights.bin: longer than its header says");
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", payload));
   const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   if (hex !== m.weights_sha256) throw new BundleError("weights.bin: SHA-256 mismatch (corrupted or from another build)");

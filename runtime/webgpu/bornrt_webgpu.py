@@ -126,7 +126,7 @@ class Model:
         import struct
         version, header, size = struct.unpack_from("<IIQ", data, 8)
         payload = data[header:header + size]
-        if len(payload) != size or size != m["weights_bytes"]:
+        if len(payload) != size or size != m["weights_bytes"] or len(data) != header + size:
             raise BundleError(f"{path}: truncated ({len(payload)} of {m['weights_bytes']} bytes)")
         digest = hashlib.sha256(payload).digest()
         if digest != data[24:56] or digest.hex() != m["weights_sha256"]:

@@ -41,10 +41,41 @@ def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
 def cdef_model(ffi, name: str) -> None:
     """Declare the generated C API of model ``name`` to a cffi FFI."""
     ffi.cdef(f"""
+        typedef struct {{ const char *name; int dtype; int rank; const int64_t *shape; size_t nbytes; }} bornc_tensor_info_t;
+        const bornc_tensor_info_t *bornc_{name}_input_info(int i);
+        const bornc_tensor_info_t *bornc_{name}_output_info(int j);
+        size_t bornc_{name}_arena_bytes(void);
         typedef struct {{ unsigned char *arena; const unsigned char *weights; }} bornc_{name}_ctx_t;
         int bornc_{name}_init(bornc_{name}_ctx_t *ctx, void *arena, size_t arena_bytes, const void *weights_file, size_t weights_file_bytes);
         int bornc_{name}_run(const bornc_{name}_ctx_t *ctx, const void *const *inputs, void *const *outputs);
     """)
+
+
+def check_manifest_against_library(manifest: dict, lib, ffi) -> None:
+    """The inputs and outputs manifest.json lists (name, dtype, shape) must be the ones the compiled library
+    reports through ``bornc_<name>_input_info`` / ``_output_info``: an edited manifest would make the caller pass
+    buffers of the wrong size. Raises ArtifactError naming the first mismatch."""
+    from ...ir.types import name_to_onnx_elem
+    n = manifest["name"]
+    for kind in ("input", "output"):
+        query = getattr(lib, f"bornc_{n}_{kind}_info")
+        specs = manifest[f"{kind}s"]
+        for i in range(len(specs) + 1):
+            info = query(i)
+            if i == len(specs):
+                if info != ffi.NULL:
+                    raise ArtifactError(f"manifest.json lists {len(specs)} {kind}s, build/libmodel.so has more")
+                break
+            t = specs[i]
+            try:
+                want = (t["name"], name_to_onnx_elem(t["dtype"]), [int(d) for d in t["shape"]])
+            except Exception:  # noqa: BLE001 - an edited manifest with a malformed entry
+                raise ArtifactError(f"manifest.json: {kind} {i} is malformed") from None
+            got = None if info == ffi.NULL else (ffi.string(info.name).decode("utf-8", "replace"), int(info.dtype),
+                                                 [int(info.shape[d]) for d in range(info.rank)])
+            if got != want:
+                raise ArtifactError(f"manifest.json does not match build/libmodel.so: {kind} {i} is {got} in the "
+                                    f"library and {want} in the manifest")
 
 
 class InProcess:
@@ -54,14 +85,15 @@ class InProcess:
     def __init__(self, manifest: dict, lib, ffi, weights: bytes = b""):
         self.manifest, self.lib, self.ffi = manifest, lib, ffi
         n = manifest["name"]
-        align = manifest["target_profile"]["alignment"]
-        self._arena = np.zeros(manifest["arena_bytes"] + align, dtype=np.uint8)
+        align = 4096          # at least any target's alignment (the manifest's figure is not trusted)
+        arena_bytes = int(getattr(lib, f"bornc_{n}_arena_bytes")())       # the library's own figure, not the manifest's
+        self._arena = np.zeros(arena_bytes + align, dtype=np.uint8)
         base = int(ffi.cast("uintptr_t", ffi.from_buffer(self._arena)))
         self._weights = weights
         self.ctx = ffi.new(f"bornc_{n}_ctx_t *")
         wptr = ffi.from_buffer(weights) if weights else ffi.NULL
-        arena_ptr = ffi.from_buffer(self._arena) + (-base) % align if manifest["arena_bytes"] else ffi.NULL
-        st = getattr(lib, f"bornc_{n}_init")(self.ctx, arena_ptr, manifest["arena_bytes"], wptr, len(weights))
+        arena_ptr = ffi.from_buffer(self._arena) + (-base) % align if arena_bytes else ffi.NULL
+        st = getattr(lib, f"bornc_{n}_init")(self.ctx, arena_ptr, arena_bytes, wptr, len(weights))
         if st:
             raise ArtifactError(f"model {n}: init failed: {_STATUS.get(st, st)}")
         self._run = getattr(lib, f"bornc_{n}_run")
@@ -73,6 +105,7 @@ class InProcess:
         ffi = cffi.FFI()
         cdef_model(ffi, manifest["name"])
         lib = ffi.dlopen(str(art / "build" / "libmodel.so"))
+        check_manifest_against_library(manifest, lib, ffi)
         weights = (art / "weights.bin").read_bytes() if manifest["compile"]["weights"] == "file" else b""
         return cls(manifest, lib, ffi, weights)
 
@@ -131,9 +164,19 @@ def load_artifact(path: str | Path, in_process: bool = True):
     mf = art / "manifest.json"
     if not mf.is_file():
         raise ArtifactError(f"{art} is not a bornc artifact (no manifest.json)")
-    manifest = json.loads(mf.read_text())
+    try:
+        manifest = json.loads(mf.read_text())
+    except ValueError as ex:
+        raise ArtifactError(f"{art}: manifest.json is not valid JSON ({ex})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{art}: manifest.json is not a JSON object")
     if manifest.get("format_version") != 1 or manifest.get("backend") != "c":
         raise ArtifactError(f"{art}: unsupported artifact (format {manifest.get('format_version')}, backend {manifest.get('backend')})")
-    if in_process and (art / "build" / "libmodel.so").exists():
-        return InProcess.open(art, manifest)
-    return Subprocess(art, manifest)
+    if not isinstance(manifest.get("name"), str) or not manifest["name"].isidentifier():
+        raise ArtifactError(f"{art}: manifest.json has no valid model name")
+    try:
+        if in_process and (art / "build" / "libmodel.so").exists():
+            return InProcess.open(art, manifest)
+        return Subprocess(art, manifest)
+    except (KeyError, TypeError, ValueError, AttributeError) as ex:   # an edited or truncated manifest
+        raise ArtifactError(f"{art}: manifest.json does not describe this artifact ({type(ex).__name__}: {ex})") from None
