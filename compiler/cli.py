@@ -276,7 +276,8 @@ def cmd_compile(args) -> int:
         raise BorncError("--calibration, --validation and --keep-float go with --quantize int8 (or fp16)")
     res = compile_model(model, target, args.output, name=name, opt_level=args.opt_level, weights=args.weights,
                         schedule=args.schedule, cflags=args.cflags.split() if args.cflags else None, self_test=self_test,
-                        ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model, quantize=quantize)
+                        ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model, quantize=quantize,
+                        sanitize=args.sanitize)
     m = res.manifest
     if quantize is not None:
         from .quantize import format_report
@@ -493,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--flash", type=int, help="device storage in bytes (default: the target's)")
     sp.add_argument("--name", help="C symbol prefix (default: the model file name)")
     sp.add_argument("--no-build", action="store_true", help="write sources and Makefile only")
+    sp.add_argument("--sanitize", action="store_true",
+                    help="C targets: build with AddressSanitizer and UndefinedBehaviorSanitizer (for testing; "
+                         "bornc run then runs build/model_run)")
     sp.add_argument("--quantize", choices=["int8", "fp16"],
                     help="int8: static post-training quantization (needs --calibration); fp16: weights stored as float16")
     sp.add_argument("--calibration", metavar="CAL.npz|DIR|random:N",

@@ -89,12 +89,13 @@ def check_graph(graph) -> None:
             check_graph(sub)
 
 
-def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
-    """Before a kernel of ``node`` (a bornc Node of an ONNX-domain op) is run on ``consts`` (arrays or None) of
-    ``in_types``: the output shapes from the ONNX spec's shape inference are within the limit. Ops outside the ONNX
-    domain, and nodes the spec's inference cannot type, pass (their outputs are checked after inference)."""
+def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict:
+    """{output name: (numpy dtype or None, shape with None for unknown dims, or None)} from the ONNX spec's own
+    shape inference (``onnx.shape_inference.infer_node_outputs``) of ``node`` (a bornc Node of an ONNX-domain op)
+    on ``in_types`` and the constant values ``consts`` (arrays or None). Empty when the spec cannot say (other
+    domains, subgraphs, an inference error)."""
     if node.domain or node.subgraphs():
-        return
+        return {}
     import onnx
     from onnx import numpy_helper, shape_inference
 
@@ -112,11 +113,25 @@ def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
                                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
     except Exception:  # noqa: BLE001 - the spec's inference has no answer here: bornc's own inference decides
         log.debug("spec shape inference failed for %s", node.name, exc_info=True)
-        return
+        return {}
+    res = {}
     for name, tp in outs.items():
-        tt = tp.tensor_type
-        if tp.WhichOneof("value") != "tensor_type" or not tt.HasField("shape"):
+        if tp.WhichOneof("value") != "tensor_type":
             continue
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        check_shape(shape, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type) if tt.elem_type else np.float32,
-                    f"node {node.name!r} ({node.op}) output {name!r}")
+        tt = tp.tensor_type
+        dtype = None
+        if tt.elem_type:
+            with contextlib.suppress(Exception):
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt.HasField("shape") else None
+        res[name] = (dtype, shape)
+    return res
+
+
+def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
+    """Before a kernel of ``node`` is run on ``consts`` of ``in_types``: the output shapes from the ONNX spec's
+    shape inference (:func:`spec_output_types`) are within the limit. Nodes the spec's inference cannot type pass
+    (their outputs are checked after inference)."""
+    for name, (dtype, shape) in spec_output_types(node, in_types, consts, opset).items():
+        if shape is not None:
+            check_shape(shape, dtype if dtype is not None else np.float32, f"node {node.name!r} ({node.op}) output {name!r}")

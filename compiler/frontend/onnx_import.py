@@ -292,6 +292,7 @@ class _Importer:
             g.constants[n.output[0]] = arr
             g.types[n.output[0]] = type_of_value(arr)
             return
+        _check_arity(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), name)
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
             return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
         if self.expand is not None and self.expand(n.op_type, n.domain):
@@ -351,7 +352,7 @@ class _Importer:
             t = out_types[k] if k < len(out_types) else None
             d = declared.get(o)
             if (t is None or (isinstance(t, TensorType) and t.shape is None)) and d is not None:
-                t = d          # the model's declared type: its dtype too (a kernel probe could not run)
+                t = _declared(node, o, d, in_types, consts, opset)   # a kernel probe could not run
             if t is None:
                 raise ShapeError(f"node {name!r} ({node.op}): no type inferred for its output {o!r}")
             g.types[o] = t
@@ -369,7 +370,7 @@ class _Importer:
             if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
                 raise
             log.debug("node %s: types from the model's value_info (inference failed)", node.name, exc_info=True)
-            return [declared.get(o) for o in node.outputs]     # the model's own declared static types
+            return [_declared(node, o, declared.get(o), in_types, consts, opset) if o else None for o in node.outputs]
         except BorncError:
             raise
         except Exception as ex:  # noqa: BLE001
@@ -436,6 +437,44 @@ class _Importer:
                 else:
                     new.attribute.append(a)
             self.node(g, new, index, scope, declared)
+
+
+def _check_arity(n: onnx.NodeProto, opset: int, name: str) -> None:
+    """ModelImportError when an ONNX-domain node has fewer or more inputs or outputs than its schema at ``opset``
+    allows, or leaves a required input or output empty (a kernel would read a buffer that is not there)."""
+    if n.domain not in ("", "ai.onnx"):
+        return
+    try:
+        schema = onnx.defs.get_schema(n.op_type, opset, "")
+    except Exception:  # noqa: BLE001 - not an ONNX op at this opset: the registry decides (UnsupportedOpError)
+        return
+    Single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for what, given, params, lo, hi in (("input", list(n.input), schema.inputs, schema.min_input, schema.max_input),
+                                        ("output", list(n.output), schema.outputs, schema.min_output, schema.max_output)):
+        while given and not given[-1]:
+            given.pop()                       # trailing empty names: omitted optional ones
+        if not lo <= len(given) <= hi:
+            raise ModelImportError(f"node {name!r} ({n.op_type}): {len(given)} {what}s, the op takes {lo} to {hi}")
+        for k, p in enumerate(params):
+            if p.option == Single and (k >= len(given) or not given[k]):
+                raise ModelImportError(f"node {name!r} ({n.op_type}): required {what} {k} ({p.name}) is missing")
+
+
+def _declared(node: Node, o: str, d, in_types, consts, opset: int):
+    """The model's declared type ``d`` for output ``o`` of ``node``, used where bornc's inference gives no shape;
+    ShapeError when the ONNX spec's inference gives that output another dtype (a declaration cannot change what
+    a kernel writes)."""
+    if not isinstance(d, TensorType):
+        return d
+    if not all(isinstance(t, TensorType) and t.shape is not None for t in in_types if t is not None):
+        return d      # an input of unknown shape may carry a guessed dtype too: nothing firm to compare with
+    spec = limits.spec_output_types(node, in_types, consts, opset).get(o)
+    if spec is not None and spec[0] is not None and d.dtype != "string":
+        from ..ir.types import np_dtype
+        if np.dtype(spec[0]) != np_dtype(d.dtype):
+            raise ShapeError(f"node {node.name!r} ({node.op}): output {o!r} is declared {d.dtype}, "
+                             f"but the op gives {np.dtype(spec[0]).name}")
+    return d
 
 
 def _unique(names: list[str], what: str, graph: str) -> None:

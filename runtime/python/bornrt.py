@@ -89,6 +89,8 @@ class Scratch:
 def out(o, k, shape, dtype):
     """Output ``k``: the preallocated view, or a new array when its shape is only known now."""
     if k < len(o) and o[k] is not None:
+        if list(o[k].shape) != [int(s) for s in shape]:
+            raise BornrtError("result has shape %s, the plan expects %s" % ([int(s) for s in shape], list(o[k].shape)))
         return o[k]
     return np.empty(tuple(int(s) for s in shape), dtype)
 
@@ -451,7 +453,8 @@ def k_reshape(x, o, a, w):
 
 @kernel("Flatten")
 def k_flatten(x, o, a, w):
-    ax = a.get("axis", 1) % (x[0].ndim + 1) if x[0].ndim else 0
+    ax = a.get("axis", 1)
+    ax = ax + x[0].ndim if ax < 0 else ax          # axis in [-r, r]
     s = x[0].shape
     return (_copy(x[0], o, (int(np.prod(s[:ax], dtype=np.int64)), int(np.prod(s[ax:], dtype=np.int64)))),)
 

@@ -66,6 +66,8 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
     if host and not sanitize:
         _run([compiler, *flags, "-shared", *objs, "-o", f"{build_dir}/libmodel.so", "-lm"], out)
         built["libmodel.so"] = bdir / "libmodel.so"
+    elif (bdir / "libmodel.so").exists():
+        (bdir / "libmodel.so").unlink()       # a sanitized build runs as model_run: no stale library beside it
     return built
 
 

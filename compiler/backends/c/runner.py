@@ -150,6 +150,8 @@ class Subprocess:
             if bench:
                 cmd += ["--bench", str(bench)]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+            if r.returncode < 0:
+                raise BorncError(f"model_run killed by signal {-r.returncode}: {(r.stderr or r.stdout).strip()[:300]}")
             if r.returncode:
                 raise BorncError(f"model_run failed: {(r.stderr or r.stdout).strip()[:500]}")
             outs = {t["name"]: np.load(Path(tmp) / t["file"]) for t in self.manifest["outputs"]}
