@@ -440,6 +440,12 @@ def _threshold(v: str):
         raise argparse.ArgumentTypeError(f"expected a number or none, not {v!r}") from None
 
 
+def one_line(msg: str) -> str:
+    """``msg`` with every control or line-separating character escaped (names from a model may hold them), so
+    that an error is always one line."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in msg)
+
+
 def _byte_count(v: str) -> int:
     """'4096', '64K', '512M', '2G' -> bytes (powers of 1024)."""
     scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:].upper(), 1)
@@ -581,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(ex) if isinstance(ex, BorncError) else f"{type(ex).__name__}: {ex}"
-        print(f"bornc: error: {msg}", file=sys.stderr)
+        print(f"bornc: error: {one_line(msg)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

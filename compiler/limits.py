@@ -89,11 +89,12 @@ def check_graph(graph) -> None:
             check_graph(sub)
 
 
-def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict:
+def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict | None:
     """{output name: (numpy dtype or None, shape with None for unknown dims, or None)} from the ONNX spec's own
     shape inference (``onnx.shape_inference.infer_node_outputs``) of ``node`` (a bornc Node of an ONNX-domain op)
     on ``in_types`` and the constant values ``consts`` (arrays or None). Empty when the spec cannot say (other
-    domains, subgraphs, an inference error)."""
+    domains, subgraphs, no schema at this opset, inputs it cannot type); None when the spec's inference rejects
+    the node (``onnx.shape_inference.InferenceError``: shapes or types that do not fit the op)."""
     if node.domain or node.subgraphs():
         return {}
     import onnx
@@ -102,6 +103,9 @@ def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict:
     from .export import _type_proto, node_proto
     try:
         schema = onnx.defs.get_schema(node.op, max(opset, 1), "")
+    except Exception:  # noqa: BLE001 - no schema at this opset
+        return {}
+    try:
         proto = node_proto(node, opset)
         types, data = {}, {}
         for name, t, c in zip(node.inputs, in_types, consts):
@@ -111,6 +115,8 @@ def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict:
                     data[name] = numpy_helper.from_array(c)
         outs = shape_inference.infer_node_outputs(schema, proto, types, data,
                                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
+    except shape_inference.InferenceError:
+        return None
     except Exception:  # noqa: BLE001 - the spec's inference has no answer here: bornc's own inference decides
         log.debug("spec shape inference failed for %s", node.name, exc_info=True)
         return {}
@@ -132,6 +138,6 @@ def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
     """Before a kernel of ``node`` is run on ``consts`` of ``in_types``: the output shapes from the ONNX spec's
     shape inference (:func:`spec_output_types`) are within the limit. Nodes the spec's inference cannot type pass
     (their outputs are checked after inference)."""
-    for name, (dtype, shape) in spec_output_types(node, in_types, consts, opset).items():
+    for name, (dtype, shape) in (spec_output_types(node, in_types, consts, opset) or {}).items():
         if shape is not None:
             check_shape(shape, dtype if dtype is not None else np.float32, f"node {node.name!r} ({node.op}) output {name!r}")

@@ -14,10 +14,24 @@ from ..ir.graph import Node
 Gaps = dict
 
 
+def _runtime_value_inputs(node: Node, consts: dict) -> Gaps:
+    """Static-shape backends: every input that decides output shapes or acts as a parameter (the registry entry's
+    ``value_inputs``: Reshape's shape, Unsqueeze's axes...) must be a constant. A static type declared by the model
+    for such an output is a claim, not a fact; the kernel would be built for it and write another shape."""
+    from ..ops import registry
+    d = registry.get(node.op, node.domain)
+    bad = [node.inputs[i] for i in (d.value_inputs if d else ()) if i < len(node.inputs) and node.inputs[i]
+           and node.inputs[i] not in consts]
+    return {f"{node.op} with run-time value input(s) (bind them with --bind, or fold them to constants)": [node.name]} if bad else {}
+
+
 def _c_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
     from .c.lowering import lower_node
     if node.op == "If" and not node.domain:
         return {}                                  # the C backend runs If itself; its branches are lowered apart
+    gaps = _runtime_value_inputs(node, consts)
+    if gaps:
+        return gaps
     if node.subgraphs():
         return {node.op: [node.name]}
     try:
@@ -37,7 +51,7 @@ def _by_op(has: Callable) -> Callable:
 def _webgpu_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
     if node.subgraphs():
         return {f"{node.op} (control flow runs on the host, not in a WebGPU bundle)": [node.name]}
-    return _by_op(_webgpu_has)(node, types, consts, opset)
+    return _runtime_value_inputs(node, consts) or _by_op(_webgpu_has)(node, types, consts, opset)
 
 
 def _c_has(op: str, domain: str) -> bool:

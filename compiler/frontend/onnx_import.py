@@ -214,6 +214,10 @@ class _Importer:
         self.proto = proto
         self.expand = expand
         self.opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version for o in proto.opset_import}
+        newest = onnx.defs.onnx_opset_version()
+        if not 1 <= self.opsets.get("", 0) <= newest:
+            raise ModelImportError(f"the model imports ai.onnx opset {self.opsets.get('', 'none')}; this onnx release "
+                                   f"knows opsets 1 to {newest}")
         self.counter = 0
         self.functions = {(f.domain, f.name): f for f in proto.functions}
 
@@ -369,6 +373,8 @@ class _Importer:
             outs = [o for o in node.outputs if o]
             if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
                 raise
+            if limits.spec_output_types(node, in_types, consts, opset) is None:
+                raise                     # the ONNX spec's inference rejects the node too: not a gap of bornc's
             log.debug("node %s: types from the model's value_info (inference failed)", node.name, exc_info=True)
             return [_declared(node, o, declared.get(o), in_types, consts, opset) if o else None for o in node.outputs]
         except BorncError:
@@ -468,7 +474,7 @@ def _declared(node: Node, o: str, d, in_types, consts, opset: int):
         return d
     if not all(isinstance(t, TensorType) and t.shape is not None for t in in_types if t is not None):
         return d      # an input of unknown shape may carry a guessed dtype too: nothing firm to compare with
-    spec = limits.spec_output_types(node, in_types, consts, opset).get(o)
+    spec = (limits.spec_output_types(node, in_types, consts, opset) or {}).get(o)
     if spec is not None and spec[0] is not None and d.dtype != "string":
         from ..ir.types import np_dtype
         if np.dtype(spec[0]) != np_dtype(d.dtype):
