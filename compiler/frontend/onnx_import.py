@@ -92,6 +92,8 @@ def _static(t) -> object:
 
 
 def _attr_value(a: onnx.AttributeProto, importer, scope, hints=None) -> object:
+    if a.ref_attr_name:
+        raise ModelImportError(f"attribute {a.name!r} refers to {a.ref_attr_name!r}, but it is not inside a function")
     if a.type == onnx.AttributeProto.GRAPH:
         return importer.subgraph(a.g, scope, hints)
     if a.type == onnx.AttributeProto.GRAPHS:
@@ -555,7 +557,19 @@ def _parse_bound_inputs(proto, input_shapes, bind):
 def from_proto(proto: onnx.ModelProto, sha256: str = "", input_shapes: dict | None = None,
                bind: dict | None = None) -> Model:
     """Import an in-memory ModelProto. See :func:`load_onnx` for the arguments and errors. Every op is imported
-    as it is (model-local functions are inlined); ops a target cannot lower are rewritten by legalization."""
+    as it is (model-local functions are inlined); ops a target cannot lower are rewritten by legalization.
+    A malformed field that onnx or numpy cannot decode (a tensor whose data does not match its dims, a reference
+    attribute outside a function, nesting too deep) is a ModelImportError naming the Python error."""
+    try:
+        return _from_proto(proto, sha256, input_shapes, bind)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as ex:
+        log.debug("import failed", exc_info=True)
+        raise ModelImportError(f"malformed model: {type(ex).__name__}: {str(ex)[:300]}") from None
+    except MemoryError:
+        raise ModelImportError("malformed model: importing it ran out of memory") from None
+
+
+def _from_proto(proto: onnx.ModelProto, sha256: str, input_shapes: dict | None, bind: dict | None) -> Model:
     check_names(proto)
     inline_external_data(proto, None)        # read_model_proto has inlined a file's; none may be left
     input_shapes, bind = _parse_bound_inputs(proto, input_shapes, bind)

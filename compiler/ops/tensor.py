@@ -291,7 +291,21 @@ def _reduce_into(data, idx_tuple, upd, reduction):
         raise ShapeError(f"unknown reduction {reduction!r}")
 
 
-@register("ScatterElements", attrs={"axis": 0, "reduction": "none"}, infer=same_as_input, versions="11-24")
+def _scatter_infer(ctx: InferCtx) -> list:
+    """Type of the data; constant indices are checked against the data's shape here, at compile time."""
+    x, idx = ctx.types[0], ctx.consts[1] if len(ctx.consts) > 1 else None
+    if idx is not None and isinstance(x, TensorType) and x.is_static and x.shape:
+        try:
+            if ctx.node.op == "ScatterND":
+                checked_index(idx, x.shape[:idx.shape[-1]] if idx.ndim and idx.shape[-1] <= len(x.shape) else x.shape)
+            else:
+                checked_index(idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
+        except IndexError as ex:
+            raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
+    return same_as_input(ctx)
+
+
+@register("ScatterElements", attrs={"axis": 0, "reduction": "none"}, infer=_scatter_infer, versions="11-24")
 def ref_scatterelements(ctx, x, indices, updates):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     out = x.copy()
@@ -302,13 +316,13 @@ def ref_scatterelements(ctx, x, indices, updates):
     return out
 
 
-@register("Scatter", attrs={"axis": 0}, infer=same_as_input, versions="9-10 (deprecated; as ScatterElements)")
+@register("Scatter", attrs={"axis": 0}, infer=_scatter_infer, versions="9-10 (deprecated; as ScatterElements)")
 def ref_scatter(ctx, x, indices, updates):
     ctx.attrs.setdefault("reduction", "none")
     return ref_scatterelements(ctx, x, indices, updates)
 
 
-@register("ScatterND", attrs={"reduction": "none"}, infer=same_as_input, versions="11-24")
+@register("ScatterND", attrs={"reduction": "none"}, infer=_scatter_infer, versions="11-24")
 def ref_scatternd(ctx, x, indices, updates):
     out = x.copy()
     k = indices.shape[-1]
