@@ -47,3 +47,19 @@ def test_light_model_matches_shipped_output(path):
     exp = numpy_helper.to_array(onnx.load_tensor(str(path).replace(".onnx", "_output_0.pb")))
     ok, err, _ = compare(out, exp, 1e-3, LIGHT_ATOL.get(path.stem, 1e-5))
     assert ok, f"{path.stem}: max abs err {err:.3g}"
+
+
+@pytest.mark.skipif(not shared_model_dirs(), reason=f"no real-model corpus at {SHARED_MODELS}")
+@pytest.mark.parametrize("folder", shared_model_dirs(), ids=lambda p: p.name)
+def test_shared_model_on_x86_64_under_asan_and_ubsan(folder):
+    """The generated C of every public real model, built with AddressSanitizer and UndefinedBehaviorSanitizer
+    (``bornc compile --sanitize``), runs clean and matches onnxruntime's stored outputs."""
+    from bornc.executors import CExecutor
+    case = load_shared_model_case(folder)
+    shapes = {k: v.shape for k, v in case["inputs"].items() if v.ndim}
+    model = bornc.load_onnx(folder / "model.onnx", input_shapes=shapes)
+    outs = CExecutor("x86_64", sanitize=True).prepare(model)(case["inputs"])
+    for name, exp in case["expected"].items():
+        rtol, atol = case["tol"].get(name, (1e-4, 1e-5))
+        ok, err, _ = compare(np.asarray(outs[name]), exp, rtol, atol)
+        assert ok, f"{folder.name}:{name} max abs err {err:.3g} > atol {atol} + rtol {rtol}"

@@ -66,6 +66,7 @@ FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 3.5, 1e38, -1e38, 1e-45, math.nan, math.inf
 SECRET = b"BORNC-FUZZ-SECRET-" * 4           # bytes outside the model's folder: must never reach an artifact
 TIME_LIMIT_S = 60
 MEMORY_LIMIT_KB = 3 << 20                    # peak RSS of this process per mutant
+STAGES: Counter = Counter()                 # commands that succeeded, by stage: compiled_python, ran_x86_64...
 BAD = ("traceback", "sanitizer", "crash", "hang", "memory", "mismatch", "leak", "escape")
 
 
@@ -394,6 +395,7 @@ def check_mutant(work: Path, raw: bytes, files: dict, build_c: bool) -> tuple[st
                 return st, f"compile {t}: {err}"
             if st == "error":
                 continue
+            STAGES[f"compiled_{t}"] += 1
             if _leaked(art):
                 return "leak", f"compile {t}: the artifact holds bytes from outside the model's folder"
             if feeds is None:
@@ -405,11 +407,13 @@ def check_mutant(work: Path, raw: bytes, files: dict, build_c: bool) -> tuple[st
             if st not in ("ok", "error"):
                 return st, f"run {t}: {err}"
             runs[t] = st
+            STAGES[f"ran_{t}"] += st == "ok"
         if feeds is not None and runs:
             st, rc, err = cli(["run", str(path), "--inputs", str(work / "feeds.npz"), "-o", str(work / "out_ref.npz")])
             if st not in ("ok", "error"):
                 return st, f"run reference: {err}"
             outcome = "ran"
+            STAGES["ran_reference"] += st == "ok"
             if st == "ok":
                 with np.load(work / "out_ref.npz") as z:
                     ref = {k: z[k] for k in z.files}
@@ -472,6 +476,7 @@ def campaign(mutants: int, seed: int, c_every: int = 1, out: Path | None = None,
     one()
     shutil.rmtree(root, ignore_errors=True)
     report = {"mutants": count[0], "seed": seed, "seeds": len(seeds), "outcomes": dict(outcomes), "kinds": dict(kinds),
+              "stages": dict(STAGES),
               "bad": bad, "seconds": round(time.time() - t0, 1)}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
