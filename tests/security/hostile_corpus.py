@@ -2,7 +2,8 @@
 bornc must give for it (a regular expression over ``bornc: error: ...``).
 
 Models are built in code (reviewable, no opaque binaries). Each entry: (id, class, build() -> bytes, expected
-error per target, ``None`` meaning the target must compile it and run it correctly instead).
+error per target, ``None`` meaning the target must compile it and run it correctly instead[, inputs besides the
+float32[3, 4] ``x`` for that run]).
 """
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ CORPUS = [
     ("declared_dtype_lies", "bounds", lambda: _model([helper.make_node("Reshape", ["x", "s"], ["y"])], [vi("x", T.UINT8, [4]), vi("s", T.INT64, [1])], [vi("y", T.FLOAT, [4])]),
      {"python": r"'Reshape_0'.*declared float32, but the op gives uint8", "x86_64": r"'Reshape_0'.*declared float32, but the op gives uint8"}),
     ("unsqueeze_runtime_axes", "bounds", lambda: _model([helper.make_node("Unsqueeze", ["x", "a"], ["y"])], [vi("x", T.FLOAT, [3, 4]), vi("a", T.INT64, [1])], [vi("y", T.FLOAT, [1, 3, 4])]),
-     {"python": None, "x86_64": r"Unsqueeze with run-time value input\(s\)"}),
+     {"python": None, "x86_64": r"Unsqueeze with run-time value input\(s\)"}, {"a": np.array([0])}),
+    ("reduce_runtime_axes", "bounds", lambda: _model([helper.make_node("ReduceSum", ["x", "a"], ["y"], keepdims=0)], [vi("x", T.FLOAT, [3, 4]), vi("a", T.INT64, [1])], [vi("y", T.FLOAT, None)], opset=18),
+     {"python": None, "x86_64": r"ReduceSum with run-time value input\(s\)"}, {"a": np.array([1])}),
     # --- 7: malformed files and fields: one line, never a traceback
     ("sparse_index_oob", "malformed", lambda: _model([helper.make_node("Identity", ["w"], ["y"])], [], [vi("y", T.FLOAT, None)], sparse=[_sparse([4], [9], [1.0])]), r"sparse tensor 'w': an index lies outside its 4 elements"),
     ("sparse_count_mismatch", "malformed", lambda: _model([helper.make_node("Identity", ["w"], ["y"])], [], [vi("y", T.FLOAT, None)], sparse=[_sparse([4], [0, 1, 2], [1.0])]), r"sparse tensor 'w': 1 values but 3 indices"),
