@@ -89,36 +89,41 @@ def check_graph(graph) -> None:
             check_graph(sub)
 
 
-def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict | None:
-    """{output name: (numpy dtype or None, shape with None for unknown dims, or None)} from the ONNX spec's own
-    shape inference (``onnx.shape_inference.infer_node_outputs``) of ``node`` (a bornc Node of an ONNX-domain op)
-    on ``in_types`` and the constant values ``consts`` (arrays or None). Empty when the spec cannot say (other
-    domains, subgraphs, no schema at this opset, inputs it cannot type); None when the spec's inference rejects
-    the node (``onnx.shape_inference.InferenceError``: shapes or types that do not fit the op)."""
-    if node.domain or node.subgraphs():
-        return {}
+def spec_infer(proto, in_types: list, consts: list, opset: int) -> dict:
+    """The ONNX spec's own type and shape inference (``onnx.shape_inference.infer_node_outputs``, C++) of one
+    ONNX-domain NodeProto at ``opset``, on bornc types ``in_types`` and constant values ``consts`` (arrays or None,
+    small ones passed for data propagation). Returns {output name: (numpy dtype or None, shape with None for unknown
+    dims, or None)}; empty when the spec cannot say (no schema at this opset, subgraphs, inputs it cannot type).
+    Raises ShapeError with the spec's message when its inference rejects the node."""
     import onnx
     from onnx import numpy_helper, shape_inference
 
-    from .export import _type_proto, node_proto
-    try:
-        schema = onnx.defs.get_schema(node.op, max(opset, 1), "")
-    except Exception:  # noqa: BLE001 - no schema at this opset
+    from .errors import ShapeError
+    from .export import _type_proto
+    if proto.domain not in ("", "ai.onnx") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                                   for a in proto.attribute):
         return {}
     try:
-        proto = node_proto(node, opset)
+        schema = onnx.defs.get_schema(proto.op_type, max(opset, 1), "")
         types, data = {}, {}
-        for name, t, c in zip(node.inputs, in_types, consts):
+        for k, (name, t, c) in enumerate(zip(proto.input, in_types, consts)):
             if name and t is not None:
+                if proto.op_type == "Range" and getattr(t, "shape", None) == (1,):
+                    t = type(t)(t.dtype, ())     # one-element vectors as the scalars they stand for (onnxruntime
+                    c = None if c is None else np.asarray(c).reshape(())        # and the reference take them)
                 types[name] = _type_proto(t)
                 if c is not None and isinstance(c, np.ndarray) and c.dtype != object and c.size <= 1 << 16:
                     data[name] = numpy_helper.from_array(c)
+    except Exception:  # noqa: BLE001 - no schema at this opset, or a type the spec has no proto for
+        return {}
+    _check_type_constraints(schema, proto, in_types)
+    try:
         outs = shape_inference.infer_node_outputs(schema, proto, types, data,
                                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
-    except shape_inference.InferenceError:
-        return None
+    except shape_inference.InferenceError as ex:
+        raise ShapeError(" ".join(str(ex).split())[:300]) from None
     except Exception:  # noqa: BLE001 - the spec's inference has no answer here: bornc's own inference decides
-        log.debug("spec shape inference failed for %s", node.name, exc_info=True)
+        log.debug("spec shape inference failed for %s", proto.name, exc_info=True)
         return {}
     res = {}
     for name, tp in outs.items():
@@ -134,10 +139,62 @@ def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict | 
     return res
 
 
+def _type_str(t) -> str | None:
+    """The schema spelling of a bornc type: tensor(float), seq(tensor(int64)), optional(...); None if unknown."""
+    import onnx
+
+    from .ir.types import OptionalType, SequenceType, TensorType, name_to_onnx_elem
+    if isinstance(t, TensorType):
+        try:
+            return f"tensor({onnx.TensorProto.DataType.Name(name_to_onnx_elem(t.dtype)).lower()})"
+        except Exception:  # noqa: BLE001
+            return None
+    if isinstance(t, (SequenceType, OptionalType)) and t.elem is not None:
+        inner = _type_str(t.elem)
+        return inner and (f"seq({inner})" if isinstance(t, SequenceType) else f"optional({inner})")
+    return None
+
+
+def _check_type_constraints(schema, proto, in_types: list) -> None:
+    """The schema's type constraints on the inputs (what onnx.checker verifies): each input's type is one the
+    constraint allows, and inputs sharing a type parameter (Concat's T, Add's T) share one type. Inputs of unknown
+    shape are left out (their dtype may be a guess of bornc's inference). Raises ShapeError."""
+    from .errors import ShapeError
+    from .ir.types import TensorType
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    bound: dict = {}
+    for k, (name, t) in enumerate(zip(proto.input, in_types)):
+        if not name or t is None or not schema.inputs or (isinstance(t, TensorType) and t.shape is None):
+            continue
+        p = schema.inputs[min(k, len(schema.inputs) - 1)]
+        ts, got = p.type_str, _type_str(t)
+        if ts not in allowed or got is None:
+            continue
+        if allowed[ts] and got not in allowed[ts]:
+            raise ShapeError(f"input {k} ({p.name}) is {got}, which the op does not take")
+        if p.is_homogeneous and bound.setdefault(ts, (got, k))[0] != got:
+            raise ShapeError(f"inputs {bound[ts][1]} and {k} must have one type ({ts}), not {bound[ts][0]} and {got}")
+
+
+def spec_output_types(node, in_types: list, consts: list, opset: int) -> dict:
+    """:func:`spec_infer` for a bornc Node (written as an ONNX NodeProto); empty for other domains and on any
+    failure of the spec's inference (callers that must refuse what the spec rejects use :func:`spec_infer`)."""
+    if node.domain or node.subgraphs():
+        return {}
+    from .errors import ShapeError
+    from .export import node_proto
+    try:
+        return spec_infer(node_proto(node, opset), in_types, consts, opset)
+    except ShapeError:
+        return {}
+    except Exception:  # noqa: BLE001 - attributes the NodeProto writer cannot express
+        return {}
+
+
 def check_node_outputs(node, in_types: list, consts: list, opset: int) -> None:
     """Before a kernel of ``node`` is run on ``consts`` of ``in_types``: the output shapes from the ONNX spec's
     shape inference (:func:`spec_output_types`) are within the limit. Nodes the spec's inference cannot type pass
     (their outputs are checked after inference)."""
-    for name, (dtype, shape) in (spec_output_types(node, in_types, consts, opset) or {}).items():
+    for name, (dtype, shape) in spec_output_types(node, in_types, consts, opset).items():
         if shape is not None:
             check_shape(shape, dtype if dtype is not None else np.float32, f"node {node.name!r} ({node.op}) output {name!r}")

@@ -299,6 +299,13 @@ class _Importer:
             g.types[n.output[0]] = type_of_value(arr)
             return
         _check_arity(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), name)
+        if n.domain in ("", "ai.onnx") and n.op_type != "Constant":
+            looked = [self.lookup(g, scope, i) if i else (None, None) for i in n.input]
+            try:                 # what the ONNX spec forbids (types, ranks, dims that contradict) is refused here
+                limits.spec_infer(n, [t for t, _ in looked], [c for _, c in looked], self.opsets.get("", 1))
+            except ShapeError as ex:
+                raise ShapeError(f"node {name!r} ({n.op_type}): the ONNX spec's type and shape inference rejects "
+                                 f"it: {ex}") from None
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
             return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
         if self.expand is not None and self.expand(n.op_type, n.domain):
@@ -375,8 +382,6 @@ class _Importer:
             outs = [o for o in node.outputs if o]
             if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
                 raise
-            if limits.spec_output_types(node, in_types, consts, opset) is None:
-                raise                     # the ONNX spec's inference rejects the node too: not a gap of bornc's
             log.debug("node %s: types from the model's value_info (inference failed)", node.name, exc_info=True)
             return [_declared(node, o, declared.get(o), in_types, consts, opset) if o else None for o in node.outputs]
         except BorncError:
@@ -476,7 +481,7 @@ def _declared(node: Node, o: str, d, in_types, consts, opset: int):
         return d
     if not all(isinstance(t, TensorType) and t.shape is not None for t in in_types if t is not None):
         return d      # an input of unknown shape may carry a guessed dtype too: nothing firm to compare with
-    spec = (limits.spec_output_types(node, in_types, consts, opset) or {}).get(o)
+    spec = limits.spec_output_types(node, in_types, consts, opset).get(o)
     if spec is not None and spec[0] is not None and d.dtype != "string":
         from ..ir.types import np_dtype
         if np.dtype(spec[0]) != np_dtype(d.dtype):
