@@ -150,9 +150,12 @@ def _names(g: onnx.GraphProto) -> Iterator[tuple[str, object]]:
         yield "sparse initializer", sp.values.name
     for n in g.node:
         yield "node", n.name
+        yield "op type", n.op_type
+        yield "domain", n.domain
         for v in list(n.input) + list(n.output):
             yield "value", v
         for a in n.attribute:
+            yield "attribute", a.name
             for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
                 yield from _names(sub)
 
@@ -162,7 +165,7 @@ def check_names(proto: onnx.ModelProto) -> None:
     literal or a mangled comment, and a NUL would cut the name a C caller sees. Raises ModelImportError."""
     for kind, name in _names(proto.graph):
         if isinstance(name, bytes):
-            raise ModelImportError(f"a {kind} name is not valid UTF-8: {name[:60]!r}")
+            raise ModelImportError(f"the name of a {kind} is not valid UTF-8: {name[:60]!r}")
         if "\0" in name:
             raise ModelImportError(f"the {kind} name {name[:60]!r} contains a NUL character")
 
