@@ -263,12 +263,11 @@ def apply(op: str, *inputs, domain: str = "", outputs: int | None = None, **attr
     return res[0] if n_out == 1 else res
 
 
-_MULTI = {"Split": None, "TopK": 2, "LSTM": 3, "GRU": 2, "RNN": 2, "MaxPool": 1, "BatchNormalization": 1,
-          "LayerNormalization": 1, "Dropout": 1, "Unique": 4}
-
-
 def _default_outputs(op: str) -> int:
-    return _MULTI.get(op, 1) or 1
+    """Outputs a call makes unless it says (the registry entry's ``outputs``; 1 where that is None: Split)."""
+    from .ops import registry
+    d = registry.get(op)
+    return (d.outputs if d is not None else 1) or 1
 
 
 def trace(fn, *inputs: Input, name: str = "traced") -> Model:

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Results up to this many elements are folded to constants at import (shape subgraphs, small tables).
 FOLD_MAX_ELEMENTS = 1 << 16
-_NO_FOLD = {"If", "Loop", "Scan", "SequenceMap"}
 #: Ops whose result depends only on the input's type: folded whenever that type is static.
 _SHAPE_OF = {"Shape", "Size"}
 
@@ -393,7 +392,7 @@ class _Importer:
     @staticmethod
     def foldable(opdef, node: Node, consts, out_types) -> bool:
         """All inputs constant and small, the op deterministic, and every output known small from its type."""
-        if opdef.stateful or node.op in _NO_FOLD or node.subgraphs():
+        if opdef.stateful or node.subgraphs():         # random ops; control flow (If, Loop, Scan, SequenceMap)
             return False
         if not opdef.dynamic and not all(isinstance(t, TensorType) and t.is_static and t.size <= FOLD_MAX_ELEMENTS
                                          for o, t in zip(node.outputs, out_types) if o):

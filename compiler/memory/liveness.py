@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from ..errors import ShapeError
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
-from ..ops.composite import PROGRAM_OPS
+from ..ops import registry
 from .schedule import _reads
 
-VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
-INPLACE_OPS = PROGRAM_OPS | {"FusedElementwise", "Not", "And", "Or", "Xor", "Where"}
+
+def is_view(n: Node) -> bool:
+    """The node's output is its input's bytes under another shape (registry property ``view``)."""
+    return registry.has(n.op, "view", n.domain)
+
+
+def _inplace(n: Node) -> bool:
+    return registry.has(n.op, "program", n.domain) or registry.has(n.op, "inplace", n.domain)
 
 
 @dataclass
@@ -107,10 +113,10 @@ def _share_with(g, n: Node, k: int, owner, bufs, last_use, step, io, io_in_arena
     out_t = g.types.get(n.outputs[0])
     if not isinstance(out_t, TensorType) or not out_t.is_static:
         return None
-    if n.op in VIEW_OPS and not n.domain:
+    if is_view(n):
         x = n.inputs[0]
         return x if x in owner else None
-    if n.op in INPLACE_OPS:
+    if _inplace(n):
         for x in n.inputs:
             if x in owner and bufs[owner[x]].last == step and isinstance(g.types.get(x), TensorType) \
                     and g.types[x].nbytes == out_t.nbytes and g.types[x].dtype == out_t.dtype:

@@ -18,11 +18,6 @@ from . import registry
 from .nn import _conv_infer, _gemm_infer, matmul_shape, ref_conv, ref_gemm
 from .registry import InferCtx, KernelCtx, TensorType, broadcast_shapes, register
 
-#: Elementwise ops a program may use (unary and binary ops that keep the input dtype).
-PROGRAM_OPS = {"Abs", "Neg", "Floor", "Ceil", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Sigmoid", "Erf",
-               "Reciprocal", "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Softplus",
-               "Softsign", "Mish", "Gelu", "Round", "Sign", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Clip",
-               "PRelu"}
 
 
 def run_program(program: list, inputs: list, dtype) -> np.ndarray:
@@ -53,7 +48,7 @@ def _fused_ew_infer(ctx: InferCtx) -> list:
     return [TensorType(ctx.attrs["dtype"], broadcast_shapes(*shapes, node=ctx.node))]
 
 
-@register("FusedElementwise", domain="bornc", attrs={"program": [], "dtype": "float32"}, infer=_fused_ew_infer,
+@register("FusedElementwise", domain="bornc", attrs={"program": [], "dtype": "float32"}, infer=_fused_ew_infer, props=("inplace",),
           versions="bornc composite")
 def ref_fusedelementwise(ctx, *xs):
     return run_program(ctx.attrs["program"], list(xs), np_dtype(ctx.attrs["dtype"]))

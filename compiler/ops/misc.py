@@ -34,7 +34,7 @@ def ref_tensorscatter(ctx, past, update, write_indices=None):
     return out
 
 
-@register("BitCast", attrs={"to": 1}, infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="26")
+@register("BitCast", attrs={"to": 1}, infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="26", props=("storage",))
 def ref_bitcast(ctx, x):
     dt = np_dtype(onnx_elem_to_name(ctx.attrs["to"]))
     if dt.itemsize != x.dtype.itemsize:

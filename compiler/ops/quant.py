@@ -33,7 +33,7 @@ def _int_range(dt: np.dtype):
 
 
 @register("QuantizeLinear", attrs={"axis": 1, "block_size": 0, "output_dtype": 0, "saturate": 1, "precision": 0},
-          versions="10-24")
+          versions="10-24", props=("storage",))
 def ref_quantizelinear(ctx, x, scale, zp=None):
     a = ctx.attrs
     if zp is not None:
@@ -56,7 +56,7 @@ def ref_quantizelinear(ctx, x, scale, zp=None):
     return np.clip(y, lo, hi).astype(np.int64).astype(out_dt)
 
 
-@register("DequantizeLinear", attrs={"axis": 1, "block_size": 0, "output_dtype": 0}, versions="10-24")
+@register("DequantizeLinear", attrs={"axis": 1, "block_size": 0, "output_dtype": 0}, versions="10-24", props=("storage",))
 def ref_dequantizelinear(ctx, x, scale, zp=None):
     a = ctx.attrs
     xf = x.astype(np.float32).astype(np.float64) if x.dtype.kind not in "iu" else x.astype(np.int64)

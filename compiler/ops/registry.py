@@ -22,12 +22,29 @@ from ..ir.types import OptionalType, SequenceType, TensorType, type_of_value, np
 log = logging.getLogger(__name__)
 
 
+#: Properties a registry entry may carry (``OpDef.props``). Passes and backends ask the entry (:func:`has`)
+#: instead of keeping lists of op names, so adding an op touches its entry and one lowering per backend.
+PROPS = {
+    "float_only": "defined for floating-point inputs only (the spec's T holds float types)",
+    "int_only": "defined for integer inputs only (bitwise ops)",
+    "bool_output": "comparison, logic or classification: the output is bool",
+    "program": "elementwise and keeps the input dtype: may join a fused elementwise program (FusedElementwise, "
+               "fused epilogues); implies inplace",
+    "inplace": "elementwise: the output may take over an input's buffer of the same size and dtype (liveness)",
+    "lut": "elementwise in one varying input: an int8 lookup table may absorb it (quantize/int8.py)",
+    "view": "the output is the input's bytes under another shape: no kernel, liveness lets them share a buffer",
+    "storage": "only moves or converts bytes: accepts the storage-only dtypes (int4, float8...)",
+}
+
+
 @dataclass
 class OpDef:
     """A registered operator. ``value_inputs``: input indices whose *values* decide output shapes or act as
     parameters (Reshape's shape, Trilu's k, CumSum's axis): static-shape backends need them constant;
     ``dynamic``: output shape depends on input data (NonZero); ``stateful``: never constant-fold
-    (random ops)."""
+    (random ops); ``props``: names from :data:`PROPS`; ``outputs``: how many outputs a call makes by default
+    (the Python API; None: the call says); ``lowering_props``: per backend, properties of its lowering (C:
+    ``half``, the lowering handles float16/bfloat16)."""
 
     name: str
     domain: str
@@ -43,6 +60,9 @@ class OpDef:
     #: ``fn(node: onnx.NodeProto, opset, in_types) -> onnx.FunctionProto | None``: a body in other ops, used by
     #: legalization when the ONNX spec gives the op no function body (see :func:`decomposition`).
     decompose: Callable | None = None
+    props: frozenset = frozenset()
+    outputs: int | None = 1
+    lowering_props: dict[str, frozenset] = field(default_factory=dict)
 
 
 REGISTRY: dict[tuple[str, str], OpDef] = {}
@@ -53,21 +73,44 @@ def _norm_domain(domain: str) -> str:
 
 
 def register(name: str, *, attrs: dict | None = None, infer: Callable | None = None, versions: str = "",
-             domain: str = "", value_inputs: tuple[int, ...] = (), dynamic: bool = False, stateful: bool = False):
-    """Decorator that registers a reference kernel ``fn(ctx, *inputs) -> array | tuple`` under ``name``."""
+             domain: str = "", value_inputs: tuple[int, ...] = (), dynamic: bool = False, stateful: bool = False,
+             props: tuple[str, ...] = (), outputs: int | None = 1):
+    """Decorator that registers a reference kernel ``fn(ctx, *inputs) -> array | tuple`` under ``name``.
+    ``props``: names from :data:`PROPS` (RuntimeError for an unknown one)."""
+    unknown = set(props) - set(PROPS)
+    if unknown:
+        raise RuntimeError(f"op {name}: unknown properties {sorted(unknown)}")
+
     def deco(fn):
         key = (_norm_domain(domain), name)
         if key in REGISTRY:
             raise RuntimeError(f"op {name} registered twice")
-        REGISTRY[key] = OpDef(name, key[0], fn, infer, dict(attrs or {}), versions, value_inputs, dynamic, stateful)
+        REGISTRY[key] = OpDef(name, key[0], fn, infer, dict(attrs or {}), versions, value_inputs, dynamic, stateful,
+                              props=frozenset(props), outputs=outputs)
         return fn
     return deco
 
 
-def lowering(backend: str, name: str, domain: str = ""):
-    """Decorator that attaches a backend lowering to an existing registry entry."""
+def has(op: str, prop: str, domain: str = "") -> bool:
+    """True when the registry entry of ``op`` carries property ``prop`` (False for unregistered ops)."""
+    d = REGISTRY.get((_norm_domain(domain), op))
+    return d is not None and prop in d.props
+
+
+def lowering_has(backend: str, op: str, prop: str, domain: str = "") -> bool:
+    """True when ``backend``'s lowering of ``op`` was registered with property ``prop``."""
+    d = REGISTRY.get((_norm_domain(domain), op))
+    return d is not None and prop in d.lowering_props.get(backend, ())
+
+
+def lowering(backend: str, name: str, domain: str = "", props: tuple[str, ...] = ()):
+    """Decorator that attaches a backend lowering to an existing registry entry; ``props`` are properties of this
+    lowering (:func:`lowering_has`; C: ``half``)."""
     def deco(fn):
-        get(name, domain).lowerings[backend] = fn
+        d = get(name, domain)
+        d.lowerings[backend] = fn
+        if props:
+            d.lowering_props[backend] = d.lowering_props.get(backend, frozenset()) | frozenset(props)
         return fn
     return deco
 
@@ -262,6 +305,6 @@ def infer_types(opdef: OpDef, ctx: InferCtx) -> list:
     return infer_by_evaluation(opdef, ctx)
 
 
-__all__ = ["OpDef", "REGISTRY", "register", "lowering", "get", "KernelCtx", "InferCtx", "broadcast_shapes",
+__all__ = ["OpDef", "REGISTRY", "PROPS", "register", "has", "lowering", "lowering_has", "get", "KernelCtx", "InferCtx", "broadcast_shapes",
            "same_as_input", "decomposition", "broadcast_infer", "broadcast_bool_infer", "infer_types", "attrs_with_defaults",
            "SequenceType", "OptionalType", "TensorType"]

@@ -48,16 +48,16 @@ def _rnn_infer(ctx: InferCtx, n_state: int) -> list:
     return [TensorType(ctx.dtype(0), y)] + [TensorType(ctx.dtype(0), yh)] * (len(ctx.node.outputs) - 1)
 
 
-@register("LSTM", attrs={**_RNN_ATTRS, "input_forget": 0}, infer=lambda c: _rnn_infer(c, 2), versions="7-22")
+@register("LSTM", attrs={**_RNN_ATTRS, "input_forget": 0}, infer=lambda c: _rnn_infer(c, 2), versions="7-22", outputs=3)
 def ref_lstm(ctx, *args):
     return rt.lstm(ctx.attrs, ctx.n_outputs, *args)
 
 
-@register("GRU", attrs={**_RNN_ATTRS, "linear_before_reset": 0}, infer=lambda c: _rnn_infer(c, 3), versions="7-22")
+@register("GRU", attrs={**_RNN_ATTRS, "linear_before_reset": 0}, infer=lambda c: _rnn_infer(c, 3), versions="7-22", outputs=2)
 def ref_gru(ctx, *args):
     return rt.gru(ctx.attrs, ctx.n_outputs, *args)
 
 
-@register("RNN", attrs=dict(_RNN_ATTRS), infer=lambda c: _rnn_infer(c, 1), versions="7-22")
+@register("RNN", attrs=dict(_RNN_ATTRS), infer=lambda c: _rnn_infer(c, 1), versions="7-22", outputs=2)
 def ref_rnn(ctx, *args):
     return rt.rnn(ctx.attrs, ctx.n_outputs, *args)

@@ -83,18 +83,18 @@ def cast_array(x: np.ndarray, to: str, saturate: bool = True, round_mode: str = 
 
 
 @register("Cast", attrs={"to": 1, "saturate": 1, "round_mode": "up"},
-          infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="6-24")
+          infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="6-24", props=("storage",))
 def ref_cast(ctx, x):
     return cast_array(x, onnx_elem_to_name(ctx.attrs["to"]), bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"])
 
 
 @register("CastLike", attrs={"saturate": 1, "round_mode": "up"},
-          infer=lambda c: [TensorType(c.dtype(1), c.shape(0))], versions="15-24")
+          infer=lambda c: [TensorType(c.dtype(1), c.shape(0))], versions="15-24", props=("storage",))
 def ref_castlike(ctx, x, like):
     return cast_array(x, dtype_name(like.dtype), bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"])
 
 
-@register("Identity", infer=same_as_input, versions="1-24")
+@register("Identity", infer=same_as_input, versions="1-24", props=("view", "storage"))
 def ref_identity(ctx, x):
     return x if not isinstance(x, np.ndarray) else x.copy()
 
@@ -116,7 +116,7 @@ def ref_dropout(ctx, x, ratio=None, training_mode=None):
 
 
 # ------------------------------------------------------------------------------------------------ shapes
-@register("Reshape", attrs={"allowzero": 0}, value_inputs=(1,), versions="5-24")
+@register("Reshape", attrs={"allowzero": 0}, value_inputs=(1,), versions="5-24", props=("view", "storage"))
 def ref_reshape(ctx, x, shape):
     shape = [int(s) for s in shape]
     if not ctx.attrs["allowzero"]:
@@ -124,26 +124,26 @@ def ref_reshape(ctx, x, shape):
     return x.reshape(shape)
 
 
-@register("Flatten", attrs={"axis": 1}, versions="1-24")
+@register("Flatten", attrs={"axis": 1}, versions="1-24", props=("view", "storage"))
 def ref_flatten(ctx, x):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     return x.reshape(int(np.prod(x.shape[:ax], dtype=np.int64)), -1) if x.size else x.reshape(int(np.prod(x.shape[:ax])), int(np.prod(x.shape[ax:])))
 
 
-@register("Transpose", attrs={"perm": None}, versions="1-24")
+@register("Transpose", attrs={"perm": None}, versions="1-24", props=("storage",))
 def ref_transpose(ctx, x):
     perm = ctx.attrs["perm"]
     return np.transpose(x, perm if perm is not None else None).copy()
 
 
-@register("Squeeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)")
+@register("Squeeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)", props=("view", "storage"))
 def ref_squeeze(ctx, x, axes=None):
     if axes is None:
         return np.squeeze(x)
     return np.squeeze(x, axis=tuple(_axis(int(a), x.ndim) for a in axes))
 
 
-@register("Unsqueeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)")
+@register("Unsqueeze", value_inputs=(1,), versions="13-24 (axes input; opset 1-11 attribute rewritten)", props=("view", "storage"))
 def ref_unsqueeze(ctx, x, axes):
     axes = np.atleast_1d(axes)
     rank = x.ndim + len(axes)
@@ -180,14 +180,14 @@ def ref_constantofshape(ctx, shape):
     return np.full([int(s) for s in shape], v.ravel()[0], dtype=v.dtype)
 
 
-@register("Expand", value_inputs=(1,), versions="8-24")
+@register("Expand", value_inputs=(1,), versions="8-24", props=("storage",))
 def ref_expand(ctx, x, shape):
     shape = [int(s) for s in shape]
     out_shape = np.broadcast_shapes(x.shape, tuple(shape))
     return np.broadcast_to(x, out_shape).copy()
 
 
-@register("Tile", value_inputs=(1,), versions="6-24")
+@register("Tile", value_inputs=(1,), versions="6-24", props=("storage",))
 def ref_tile(ctx, x, repeats):
     return np.tile(x, [int(r) for r in repeats])
 
@@ -213,13 +213,13 @@ def _concat_infer(ctx: InferCtx) -> list:
     return [TensorType(ctx.dtype(0), tuple(out))]
 
 
-@register("Concat", attrs={"axis": 0}, infer=_concat_infer, versions="4-24")
+@register("Concat", attrs={"axis": 0}, infer=_concat_infer, versions="4-24", props=("storage",))
 def ref_concat(ctx, *xs):
     return np.concatenate(xs, axis=ctx.attrs["axis"])
 
 
 @register("Split", attrs={"axis": 0, "num_outputs": None}, value_inputs=(1,),
-          versions="13-24 (split input; opset 2-11 attribute rewritten; num_outputs since 18)")
+          versions="13-24 (split input; opset 2-11 attribute rewritten; num_outputs since 18)", props=("storage",), outputs=None)
 def ref_split(ctx, x, split=None):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     n = ctx.attrs["num_outputs"] or ctx.n_outputs
@@ -230,7 +230,7 @@ def ref_split(ctx, x, split=None):
     return tuple(np.split(x, idx, axis=ax))
 
 
-@register("Slice", value_inputs=(1, 2, 3, 4), versions="10-24 (inputs; opset 1-9 attributes rewritten)")
+@register("Slice", value_inputs=(1, 2, 3, 4), versions="10-24 (inputs; opset 1-9 attributes rewritten)", props=("storage",))
 def ref_slice(ctx, x, starts, ends, axes=None, steps=None):
     return x[rt.slices(x.shape, starts, ends, axes, steps)].copy()
 
@@ -248,7 +248,7 @@ def checked_index(indices: np.ndarray, dims) -> np.ndarray:
     return np.where(idx < 0, idx + d, idx)
 
 
-@register("Gather", attrs={"axis": 0}, versions="1-24")
+@register("Gather", attrs={"axis": 0}, versions="1-24", props=("storage",))
 def ref_gather(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     return np.take(x, checked_index(indices, x.shape[ax]), axis=ax)
@@ -384,7 +384,7 @@ def ref_compress(ctx, x, cond):
 
 
 @register("TopK", attrs={"axis": -1, "largest": 1, "sorted": 1}, value_inputs=(1,),
-          versions="11-24 (K input; opset 1 attribute rewritten)")
+          versions="11-24 (K input; opset 1 attribute rewritten)", outputs=2)
 def ref_topk(ctx, x, k):
     k = int(np.asarray(k).ravel()[0])
     ax = _axis(ctx.attrs["axis"], x.ndim)
@@ -397,7 +397,7 @@ def ref_topk(ctx, x, k):
     return np.take_along_axis(x, idx, axis=ax), idx.astype(np.int64)
 
 
-@register("Unique", attrs={"axis": None, "sorted": 1}, dynamic=True, versions="11-24")
+@register("Unique", attrs={"axis": None, "sorted": 1}, dynamic=True, versions="11-24", outputs=4)
 def ref_unique(ctx, x):
     return rt.unique(ctx.attrs, x)
 

@@ -1,6 +1,6 @@
 """fuse_elementwise: chains of elementwise ops become one FusedElementwise node holding a small program.
 
-A producer joins its consumer's group when both are elementwise ops of ``PROGRAM_OPS`` on floats, the
+A producer joins its consumer's group when both are elementwise ops with the registry property ``program`` on floats, the
 producer's output is read only by that consumer (and is not a graph output), and both outputs have the same
 shape (inputs from outside the group may broadcast). Each group has one sink; the fused node takes its place in
 the schedule. Scalar constants are inlined into the program as literals. Groups of one node stay as they are.
@@ -11,12 +11,11 @@ import numpy as np
 
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
-from ..ops.composite import PROGRAM_OPS
 from .util import clone, target_lowers, use_counts
 
 
 def _eligible(g, n: Node) -> bool:
-    if n.op not in PROGRAM_OPS or n.domain or n.subgraphs() or len(n.outputs) != 1:
+    if not registry.has(n.op, "program", n.domain) or n.subgraphs() or len(n.outputs) != 1:
         return False
     t = g.types.get(n.outputs[0])
     if not (isinstance(t, TensorType) and t.is_static and t.dtype in ("float32", "float16", "float64")):

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
-from ..ops.composite import PROGRAM_OPS, run_program
+from ..ops import registry
+from ..ops.composite import run_program
 from .fuse_elementwise import build_program
 from .util import clone, target_lowers, use_counts
 
@@ -76,7 +77,7 @@ def fuse_epilogue(model: Model, target=None) -> Model:
             continue
         if epi.op == "FusedElementwise" and epi.domain == "bornc":
             prog, ext = epi.attrs["program"], list(epi.inputs)
-        elif epi.op in PROGRAM_OPS and not epi.domain and len(epi.outputs) == 1 and \
+        elif registry.has(epi.op, "program", epi.domain) and len(epi.outputs) == 1 and \
                 (epi.op != "Clip" or all(not i or i in g.constants for i in epi.inputs[1:])):
             prog, ext = build_program(g, [epi], epi)
         else:

@@ -33,10 +33,7 @@ from ..passes.eliminate_dead_code import eliminate_dead_code
 from ..passes.util import clone, consumers, fresh_name, use_counts
 
 MIN_WEIGHT_ELEMS = 256
-#: Elementwise ops a lookup table may absorb (one varying input, scalar constants).
-_ELEMENTWISE = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Selu", "Celu",
-                "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp", "Abs", "Neg", "Add", "Sub", "Mul", "Div", "Max",
-                "Min", "Sqrt", "Pow", "PRelu", "ThresholdedRelu", "Shrink"}
+
 
 
 @dataclass
@@ -263,7 +260,7 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
         if v in g.constants:
             return np.asarray(g.constants[v]).size == 1
         p = producers.get(v)
-        if p is None or p.domain or len(p.outputs) != 1 or p.op not in _ELEMENTWISE or len(chain) >= limit:
+        if p is None or p.domain or len(p.outputs) != 1 or not registry.has(p.op, "lut") or len(chain) >= limit:
             return False
         if id(p) in chain:
             return True

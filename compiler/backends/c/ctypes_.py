@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ...ops import registry
 
 C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t",
            "uint16": "uint16_t", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "uint64": "uint64_t",
@@ -15,9 +16,6 @@ C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "
 NARROW_INT = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
 SMALL_FLOAT = {"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"}
 STORAGE_ONLY = set(NARROW_INT) | SMALL_FLOAT
-#: Ops that only move or convert bytes, so they accept the storage-only dtypes.
-STORAGE_OPS = {"Cast", "CastLike", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
-               "Split", "Slice", "Gather", "Expand", "Tile", "QuantizeLinear", "DequantizeLinear", "BitCast"}
 #: dtypes stored as uint16_t bits and computed in float, with these load / store conversions.
 HALF = {"float16": ("bornc_h2f", "bornc_f2h"), "bfloat16": ("bornc_b2f", "bornc_f2b")}
 #: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.
@@ -33,7 +31,7 @@ C_DTYPE_ENUM = {"float32": "BORNC_FLOAT32", "float64": "BORNC_FLOAT64", "int8": 
 def ctype(dtype: str, node=None) -> str:
     """C type of a dtype; UnsupportedOpError (naming the node) for dtypes the C backend lacks."""
     if dtype in STORAGE_ONLY:
-        if node is not None and node.op not in STORAGE_OPS:
+        if node is not None and not registry.has(node.op, "storage", node.domain):
             raise UnsupportedOpError({f"{node.op} on {dtype}": [node.name]})
         return "uint8_t"
     if dtype not in C_TYPES:

@@ -12,9 +12,10 @@ import math
 import numpy as np
 
 from ...ir.types import np_dtype
+from ...ops import registry
 from ...ops.registry import lowering
 from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
-from .lowering import HALF_AWARE, Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
+from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
 
 
 def _f(t: str, name: str) -> str:
@@ -141,11 +142,6 @@ def _mod(a, at, t):
     return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"
 
 
-_BOOL_OUT = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"}
-_FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Tanh", "Erf", "Sigmoid", "Elu", "Selu",
-               "Celu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Reciprocal", "IsNaN", "IsInf",
-               "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"}
-
 
 def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) -> tuple[list[str], str]:
     """C statements computing a program over operand locals; returns (statements, result expression)."""
@@ -160,12 +156,10 @@ def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) ->
             else:
                 args.append(None if v is None else _lit(v, t) if t in ("float", "double") else literal(v, "int64"))
         op = step["op"]
-        if op not in C_EXPR or (op in _FLOAT_ONLY and t not in ("float", "double")):
+        if op not in C_EXPR or (registry.has(op, "float_only") and t not in ("float", "double")):
             raise ctx.unsupported(f"{op} on {t} in C")
-        attrs = dict(step.get("attrs", {}))
-        from ...ops import registry
-        attrs = {**registry.get(op).attrs, **attrs}
-        rt = "uint8_t" if op in _BOOL_OUT else t
+        attrs = {**registry.get(op).attrs, **dict(step.get("attrs", {}))}
+        rt = "uint8_t" if registry.has(op, "bool_output") else t
         stmts.append(f"const {rt} t{k} = ({rt})({C_EXPR[op](args, attrs, t)});")
         temps.append(f"t{k}")
     return stmts, temps[-1]
@@ -222,8 +216,7 @@ def _single(ctx: LowerCtx) -> Lowered:
 
 
 for _op in list(C_EXPR):
-    lowering("c", _op)(_single)
-HALF_AWARE.update(op for op in C_EXPR if op not in ("BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"))
+    lowering("c", _op, props=() if registry.has(_op, "int_only") else ("half",))(_single)
 
 
 def _variadic(ctx: LowerCtx) -> Lowered:
@@ -244,10 +237,10 @@ def _variadic(ctx: LowerCtx) -> Lowered:
 
 
 for _op in ("Sum", "Mean", "Max", "Min"):
-    lowering("c", _op)(_variadic)
+    lowering("c", _op, props=("half",))(_variadic)
 
 
-@lowering("c", "FusedElementwise", domain="bornc")
+@lowering("c", "FusedElementwise", domain="bornc", props=("half",))
 def _fused(ctx: LowerCtx) -> Lowered:
     t = "float" if ctx.attrs["dtype"] in HALF else ctype(ctx.attrs["dtype"], ctx.node)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(ctx.node.inputs))]

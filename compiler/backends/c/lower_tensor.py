@@ -344,7 +344,7 @@ lowering("c", "ArgMax")(lambda ctx: _arg(ctx, "max"))
 lowering("c", "ArgMin")(lambda ctx: _arg(ctx, "min"))
 
 
-@lowering("c", "GatherElements")
+@lowering("c", "GatherElements", props=("half",))
 def _gather_elements(ctx: LowerCtx) -> Lowered:
     xs, ishape = ctx.shape(0), ctx.shape(1)
     ax = ctx.attrs["axis"] % len(xs)

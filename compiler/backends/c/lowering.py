@@ -82,7 +82,7 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowere
             raise UnsupportedOpError({f"{node.op} with a non-static output": [node.name]})
     halves = {t.dtype for t in (types.get(v) for v in list(node.inputs) + list(node.outputs) if v)
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
-    if halves and node.op not in HALF_AWARE:
+    if halves and not half_aware(node):
         return _promoted(fn, node, types, consts, opset)
     return fn(LowerCtx(node, types, consts, opset))
 
@@ -120,14 +120,12 @@ def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
     return Lowered([before, *inner.stages, after], inner.args, inner.tables, (pos + inner_ws) * 4)
 
 
-#: Ops whose C lowering handles float16/bfloat16 (as uint16_t bits): elementwise ones convert through float,
-#: data movement copies the bits. Everything else rejects them.
-HALF_AWARE = {"Cast", "CastLike", "FusedElementwise", "Sum", "Mean", "Max", "Min", "Transpose", "Slice", "Gather",
-              "GatherElements", "Concat", "Split", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Expand",
-              "Tile", "Where", "Add", "Sub", "Mul", "Div", "Pow", "Abs", "Neg", "Relu", "Sigmoid", "Tanh", "Exp", "Log",
-              "Sqrt", "Erf", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Clip", "LeakyRelu",
-              "HardSigmoid", "HardSwish", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Gelu",
-              "IsNaN", "Not", "QuantizeLinear", "DequantizeLinear", "BitCast"}
+def half_aware(node: Node) -> bool:
+    """True when the C lowering of ``node`` handles float16/bfloat16 itself (as uint16_t bits): ops that only
+    move bytes (registry properties ``storage``, ``view``) and lowerings registered with property ``half``
+    (elementwise ones convert through float). Every other lowering gets float32 copies (:func:`_promoted`)."""
+    return (registry.has(node.op, "storage", node.domain) or registry.has(node.op, "view", node.domain)
+            or registry.lowering_has("c", node.op, "half", node.domain))
 
 
 def contiguous_strides(shape) -> list[int]:

@@ -22,7 +22,7 @@ from ...errors import ArtifactError, UnsupportedOpError
 from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType, np_dtype
 from ...memory import plan_model
-from ...memory.liveness import VIEW_OPS
+from ...memory.liveness import is_view
 from ...ops import registry
 from ...pyrt import rt
 from ...resources import resource_dir
@@ -197,7 +197,7 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
         lines = []
         for node in nodes:
             opdef = registry.get(node.op, node.domain)
-            if (top and node.op in VIEW_OPS and not node.domain and node.outputs[0] in arena_vals
+            if (top and is_view(node) and node.outputs[0] in arena_vals
                     and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0])):
                 lines.append(f"# {node.op} {comment_text(node.name)}: a view, {comment_text(node.outputs[0])} shares the bytes of "
                              f"{comment_text(node.inputs[0])}")

@@ -21,7 +21,7 @@ from ...errors import ArtifactError, UnsupportedOpError
 from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType
 from ...memory import plan_model
-from ...memory.liveness import VIEW_OPS
+from ...memory.liveness import is_view
 from ...ops import registry
 from ...resources import resource_dir
 from ...targets import Target
@@ -48,7 +48,7 @@ def _env() -> jinja2.Environment:
 def lacks_webgpu_kernel(op: str, domain: str) -> bool:
     """True for ops the WebGPU backend has no lowering for (importers expand them into their function body)."""
     d = registry.get(op, domain)
-    return d is None or ("webgpu" not in d.lowerings and op not in VIEW_OPS)
+    return d is None or ("webgpu" not in d.lowerings and "view" not in d.props)
 
 
 def _unsupported(model: Model) -> dict:
@@ -108,7 +108,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     f16 = "shader-f16" in target.features      # float16 tensors held as IEEE halves; GEMM staged in f16
     lowered: dict[str, Lowered] = {}
     for node in g.nodes:
-        if node.op in VIEW_OPS and not node.domain:
+        if is_view(node):
             continue
         try:
             lowered[node.name] = _lower(node, types, consts, opset, f16)
@@ -127,7 +127,7 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
     status_offset = -(-plan.arena_bytes // ALIGN) * ALIGN   # one word after the plan: index errors of this run
     kernels: list[tuple] = []                # (node name, Kernel, ctx)
     for node in order:
-        if node.op in VIEW_OPS and not node.domain:
+        if is_view(node):
             if node.inputs[0] not in consts and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0]):
                 continue
             ctx = _ctx(node, types, consts, opset, f16)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.composite import registry_node
-from ...ops.registry import attrs_with_defaults, get, lowering
+from ...ops.registry import attrs_with_defaults, get, has, lowering
 from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
-from .wgsl import EXPR, FLOAT_ONLY, INT_ONLY, PREDICATES, SMALL_FLOATS, convert, lit, small_float
+from .wgsl import EXPR, SMALL_FLOATS, convert, lit, small_float
 
 
 def program_lines(program: list, args: list[str], t: str, prefix: str = "t") -> tuple[list[str], str]:
@@ -87,9 +87,9 @@ def operand_args(ctx: Ctx, idx: list[int], t: str | None = None) -> list[tuple]:
 
 
 def _check_types(ctx: Ctx, op: str, t: str):
-    if op in FLOAT_ONLY and t != "f32":
+    if has(op, "float_only") and t != "f32":
         raise unsupported(ctx.node, f"{ctx.ins[0].dtype} operands")
-    if op in INT_ONLY and t == "f32":
+    if has(op, "int_only") and t == "f32":
         raise unsupported(ctx.node, f"{ctx.ins[0].dtype} operands")
 
 
@@ -111,7 +111,7 @@ def _simple(ctx: Ctx) -> Lowered:
             for j, i in enumerate(idx[1:], 1):
                 full[i] = args[j]
         e = EXPR[op](full, ctx.attrs, t)
-        if op in PREDICATES:
+        if has(op, "bool_output"):
             return [], f"select(0u, 1u, {e})"
         return [], convert(e, t, ot, ctx.outs[0].dtype)
     return Lowered([elementwise(ctx, ins, body)])

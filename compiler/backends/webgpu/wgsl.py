@@ -113,7 +113,7 @@ def _c(v, t):
 
 
 #: ONNX op -> WGSL expression builder ``(args, attrs, t) -> str`` for a computation type t (result type t,
-#: except predicates, marked in PREDICATES, which give a WGSL bool).
+#: except ops with the registry property bool_output, which give a WGSL bool).
 EXPR = {
     "Add": lambda a, at, t: f"({a[0]}) + ({a[1]})",
     "Sub": lambda a, at, t: f"({a[0]}) - ({a[1]})",
@@ -186,13 +186,7 @@ EXPR = {
     "BitwiseXor": lambda a, at, t: f"(({a[0]}) ^ ({a[1]}))",
     "BitwiseNot": lambda a, at, t: f"(~({a[0]}))",
 }
-PREDICATES = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"}
-#: ops defined only for floats in WGSL
-FLOAT_ONLY = {"Floor", "Ceil", "Round", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh",
-              "Cosh", "Asinh", "Acosh", "Atanh", "Tanh", "Erf", "Reciprocal", "Sigmoid", "LeakyRelu", "Elu", "Selu",
-              "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "IsNaN",
-              "IsInf"}
-INT_ONLY = {"BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"}
+
 
 #: helper functions every kernel may call (unused ones cost nothing: the shader compiler drops them)
 HELPERS = """
