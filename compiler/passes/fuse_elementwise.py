@@ -11,6 +11,7 @@ import numpy as np
 
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
+from ..ops import registry
 from .util import clone, target_lowers, use_counts
 
 
