@@ -453,8 +453,8 @@ def _byte_count(v: str) -> int:
         n = int(v[:-1] if scale > 1 else v) * scale
     except ValueError:
         n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive byte count such as 4096, 512M or 2G, not {v!r}")
+    if not 0 < n <= limits.MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a byte count from 1 to {limits.MAX_LIMIT} such as 4096, 512M or 2G, not {v!r}")
     return n
 
 

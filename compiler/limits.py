@@ -30,11 +30,15 @@ def max_constant_bytes() -> int:
     return _limit
 
 
+#: the largest limit accepted (256 TiB): sizes in bytes stay far inside int64, which shapes are multiplied in
+MAX_LIMIT = 1 << 48
+
+
 def set_max_constant_bytes(n: int) -> None:
-    """Set the limit (bytes, > 0) for this process. Raises ValueError for n <= 0."""
+    """Set the limit (bytes, 0 < n <= MAX_LIMIT) for this process. Raises ValueError otherwise."""
     global _limit
-    if int(n) <= 0:
-        raise ValueError(f"max constant bytes must be positive, not {n}")
+    if not 0 < int(n) <= MAX_LIMIT:
+        raise ValueError(f"max constant bytes must be between 1 and {MAX_LIMIT}, not {n}")
     _limit = int(n)
 
 

@@ -605,6 +605,7 @@ def _from_proto(proto: onnx.ModelProto, sha256: str, input_shapes: dict | None, 
             dims = "unknown rank" if t.shape is None else "[" + ", ".join(str(d) if d is not None else "?" for d in t.shape) + "]"
             raise ShapeError(f"input {vi.name!r} has symbolic dims {dims}; bind them with "
                              f"--input-shape {vi.name}=" + ",".join(str(d) if isinstance(d, int) else "N" for d in (t.shape or ["N"])))
+        limits.check_type(t, f"input {vi.name!r}")       # sizes later computed in int64 cannot overflow
         g.inputs.append(vi.name)
         g.types[vi.name] = t
     imp.fill(g, gp, {})

@@ -48,6 +48,7 @@ CORPUS = [
     ("pad_huge", "memory", lambda: _one("Pad", ["x", "p"], [_c("p", np.array([0, 0, 100000, 100000]))], inputs=[vi("x", T.FLOAT, [2, 2])]), LIMIT),
     ("resize_huge_scales", "memory", lambda: _one("Resize", ["x", "", "s"], [_c("s", np.array([1, 1, 1e5, 1e5], np.float32))], inputs=[vi("x", T.FLOAT, [1, 1, 2, 2])]), LIMIT),
     ("sparse_dense_4tb", "memory", lambda: _model([helper.make_node("Identity", ["w"], ["y"])], [], [vi("y", T.FLOAT, None)], sparse=[_sparse([10 ** 6, 10 ** 6], [5], [1.0])]), LIMIT),
+    ("input_int64_overflow", "memory", lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", T.FLOAT, [2 ** 62, 4])], [vi("y", T.FLOAT, None)]), r"input 'x': .*" + LIMIT),
     ("input_40gb", "memory", lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", T.FLOAT, [100000, 100000])], [vi("y", T.FLOAT, None)]), LIMIT),
     # --- 4: out-of-bounds access the spec forbids, refused with the node named
     ("gather_const_oob", "bounds", lambda: _one("Gather", ["x", "i"], [_c("i", np.array([1, 7]))], inputs=X43), r"'Gather_0'.*out of range"),
