@@ -26,6 +26,11 @@ class ShapeError(BorncError):
     """Shapes or dtypes do not fit an operator, or a symbolic dimension is unbound."""
 
 
+class SpecViolation(ShapeError):
+    """The model breaks the ONNX spec for an op (input shapes, ranks or types that do not fit it): never papered
+    over by the model's declared output types."""
+
+
 class VerifyError(BorncError):
     """The IR breaks an invariant (types, single assignment, order, undefined values)."""
 

@@ -25,10 +25,20 @@ def _runtime_value_inputs(node: Node, consts: dict) -> Gaps:
     return {f"{node.op} with run-time value input(s) (bind them with --bind, or fold them to constants)": [node.name]} if bad else {}
 
 
+def _if_copies(node: Node, types: dict) -> Gaps:
+    """C copies each branch's outputs into the If's outputs: every branch output must have the If output's type
+    (dtype and static shape), or the copy would read past the branch's buffer."""
+    for branch in (node.attrs["then_branch"], node.attrs["else_branch"]):
+        for o, bo in zip(node.outputs, branch.outputs):
+            if o and (branch.types.get(bo) or types.get(bo)) != types.get(o):
+                return {"If whose branch outputs differ from its outputs in dtype or shape": [node.name]}
+    return {}
+
+
 def _c_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
     from .c.lowering import lower_node
-    if node.op == "If" and not node.domain:
-        return {}                                  # the C backend runs If itself; its branches are lowered apart
+    if node.op == "If" and not node.domain:        # the C backend runs If itself; its branches are lowered apart
+        return _if_copies(node, types)
     gaps = _runtime_value_inputs(node, consts)
     if gaps:
         return gaps

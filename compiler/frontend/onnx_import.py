@@ -19,7 +19,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .. import limits
-from ..errors import BorncError, ModelImportError, ShapeError, UnsupportedOpError
+from ..errors import BorncError, ModelImportError, ShapeError, SpecViolation, UnsupportedOpError
 from ..interpreter import run_node
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import OptionalType, SequenceType, TensorType, name_to_onnx_elem, onnx_elem_to_name, type_of_value
@@ -367,6 +367,7 @@ class _Importer:
                 t = _declared(node, o, d, in_types, consts, opset)   # a kernel probe could not run
             if t is None:
                 raise ShapeError(f"node {name!r} ({node.op}): no type inferred for its output {o!r}")
+            limits.check_type(t, f"node {name!r} ({node.op}) output {o!r}")     # declared types too
             g.types[o] = t
         g.nodes.append(node)
 
@@ -377,6 +378,8 @@ class _Importer:
         ctx = registry.InferCtx(node, attrs, opset, in_types, consts, _Scope(g, scope))
         try:
             return registry.infer_types(registry.get(node.op, node.domain), ctx)
+        except SpecViolation:
+            raise
         except ShapeError:
             outs = [o for o in node.outputs if o]
             if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):

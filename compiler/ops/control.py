@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, SpecViolation
 from .registry import InferCtx, OptionalType, SequenceType, TensorType, register
 
 
@@ -16,7 +16,17 @@ def _branch_types(g) -> list:
 
 
 def _if_infer(ctx: InferCtx) -> list:
+    """Outputs typed from both branches: the same number of outputs and the same dtypes (the spec's If), dims
+    kept where the branches agree. Raises SpecViolation otherwise."""
     then_t, else_t = _branch_types(ctx.attrs["then_branch"]), _branch_types(ctx.attrs["else_branch"])
+    n = len([o for o in ctx.node.outputs])
+    if len(then_t) != len(else_t) or len(then_t) < n:
+        raise SpecViolation(f"node {ctx.node.name!r} (If): its branches give {len(then_t)} and {len(else_t)} outputs, "
+                            f"the node has {n}")
+    for k, (a, b) in enumerate(zip(then_t, else_t)):
+        if isinstance(a, TensorType) and isinstance(b, TensorType) and a.dtype != b.dtype:
+            raise SpecViolation(f"node {ctx.node.name!r} (If): output {k} is {a.dtype} in then_branch and {b.dtype} "
+                                f"in else_branch")
     out = []
     for a, b in zip(then_t, else_t):
         if isinstance(a, TensorType) and isinstance(b, TensorType):

@@ -195,7 +195,7 @@ def broadcast_shapes(*shapes, node=None) -> tuple | None:
         known = {d for d in dims if d is not None and d != 1}
         if len(known) > 1:
             name = f" in node {node.name!r} ({node.op})" if node is not None else ""
-            raise ShapeError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast{name}")
+            raise SpecViolation(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast{name}")
         if known:
             out.append(known.pop())
         elif None in dims:

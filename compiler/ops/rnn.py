@@ -6,7 +6,7 @@ in the Python runtime (runtime/python/bornrt.py), shared by the reference interp
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import ShapeError, SpecViolation
 from ..pyrt import rt
 from .registry import InferCtx, TensorType, register
 
@@ -30,7 +30,7 @@ def _check_rnn_inputs(ctx: InferCtx, gates: int, dirs, hidden, batch, inp) -> No
                                                               for a, b in zip(got, shape))):
             problems.append(f"input {i} has shape {list(got)}, the spec wants {list(shape)}")
     if problems:
-        raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): " + "; ".join(problems))
+        raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): " + "; ".join(problems))
 
 
 def _rnn_infer(ctx: InferCtx, n_state: int) -> list:
@@ -39,7 +39,7 @@ def _rnn_infer(ctx: InferCtx, n_state: int) -> list:
         return [TensorType(ctx.dtype(0), None)] * len(ctx.node.outputs)
     gates = {1: 1, 2: 4, 3: 3}[n_state]
     if len(xs) != 3 or len(ws) != 3:
-        raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): X and W must be 3-D, not {list(xs)} and {list(ws)}")
+        raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): X and W must be 3-D, not {list(xs)} and {list(ws)}")
     dirs, hidden = ws[0], ctx.attrs["hidden_size"] or ws[1] // gates
     seq, batch = (xs[1], xs[0]) if ctx.attrs["layout"] else (xs[0], xs[1])
     _check_rnn_inputs(ctx, gates, dirs, hidden, batch, xs[2])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, SpecViolation
 from ..ir.types import dtype_name, np_dtype, onnx_elem_to_name
 from ..pyrt import rt
 from .registry import InferCtx, TensorType, register, same_as_input
@@ -301,7 +301,7 @@ def _scatter_infer(ctx: InferCtx) -> list:
             else:
                 checked_index(idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
         except IndexError as ex:
-            raise ShapeError(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
+            raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
     return same_as_input(ctx)
 
 
