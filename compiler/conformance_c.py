@@ -87,6 +87,30 @@ def run_c_cases(cases: list, target_name: str = "x86_64", jobs: int | None = Non
     return results
 
 
+def _child_run(items: list, so: Path, wfd: int) -> None:
+    """In the forked child: one JSON line per case on ``wfd``; a failure to load the library fails every case."""
+    with os.fdopen(wfd, "w") as out:
+        try:
+            import cffi
+            ffi = cffi.FFI()
+            for it in items:
+                cdef_model(ffi, it[4]["name"])
+            lib = ffi.dlopen(str(so))
+        except Exception as ex:  # noqa: BLE001 - reported on every case of the batch, not a hung parent
+            for it in items:
+                out.write(json.dumps([it[1].name, "failed", f"crash loading the batch: {type(ex).__name__}: {ex}"[:300], it[5]]) + "\n")
+            return
+        for idx, case, model, art, manifest, bound in items:
+            try:
+                res = (*check_data_sets(case, model, InProcess(manifest, lib, ffi)), bound)
+            except BorncError as ex:
+                res = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}", bound)
+            except Exception as ex:  # noqa: BLE001
+                res = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}", bound)
+            out.write(json.dumps([case.name, *res]) + "\n")
+            out.flush()
+
+
 def _run_isolated(ok: list, so: Path) -> dict:
     """Run the compiled cases in a forked child that reports each result on a pipe; a kernel that crashes
     the child fails its own case only (a new child continues with the next case)."""
@@ -95,24 +119,12 @@ def _run_isolated(ok: list, so: Path) -> dict:
     while pos < len(ok):
         rfd, wfd = os.pipe()
         pid = os.fork()
-        if pid == 0:                       # child: load the library, run cases from pos on
-            os.close(rfd)
-            import cffi
-            ffi = cffi.FFI()
-            for it in ok:
-                cdef_model(ffi, it[4]["name"])
-            lib = ffi.dlopen(str(so))
-            with os.fdopen(wfd, "w") as out:
-                for idx, case, model, art, manifest, bound in ok[pos:]:
-                    try:
-                        res = (*check_data_sets(case, model, InProcess(manifest, lib, ffi)), bound)
-                    except BorncError as ex:
-                        res = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}", bound)
-                    except Exception as ex:  # noqa: BLE001
-                        res = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}", bound)
-                    out.write(json.dumps([case.name, *res]) + "\n")
-                    out.flush()
-            os._exit(0)
+        if pid == 0:                       # child: load the library, run cases from pos on; never returns
+            try:
+                os.close(rfd)
+                _child_run(ok[pos:], so, wfd)
+            finally:
+                os._exit(0)
         os.close(wfd)
         with os.fdopen(rfd) as inp:
             for line in inp:

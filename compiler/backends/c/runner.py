@@ -39,9 +39,13 @@ def check_feeds(manifest: dict, feeds: dict) -> list[np.ndarray]:
 
 
 def cdef_model(ffi, name: str) -> None:
-    """Declare the generated C API of model ``name`` to a cffi FFI."""
+    """Declare the generated C API of model ``name`` to a cffi FFI (the shared bornc_tensor_info_t once per FFI,
+    however many models it declares)."""
+    if not getattr(ffi, "_bornc_info_declared", False):
+        ffi.cdef("typedef struct { const char *name; int dtype; int rank; const int64_t *shape; size_t nbytes; } "
+                 "bornc_tensor_info_t;")
+        ffi._bornc_info_declared = True
     ffi.cdef(f"""
-        typedef struct {{ const char *name; int dtype; int rank; const int64_t *shape; size_t nbytes; }} bornc_tensor_info_t;
         const bornc_tensor_info_t *bornc_{name}_input_info(int i);
         const bornc_tensor_info_t *bornc_{name}_output_info(int j);
         size_t bornc_{name}_arena_bytes(void);
