@@ -27,6 +27,7 @@ from ..ir.verify import verify
 from ..ops import registry
 from .external_data import check_names, inline_external_data
 from .onnx_canon import canonicalize
+from .spec_check import spec_infer
 
 log = logging.getLogger(__name__)
 
@@ -298,13 +299,7 @@ class _Importer:
             g.types[n.output[0]] = type_of_value(arr)
             return
         _check_arity(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), name)
-        if n.domain in ("", "ai.onnx") and n.op_type != "Constant":
-            looked = [self.lookup(g, scope, i) if i else (None, None) for i in n.input]
-            try:                 # what the ONNX spec forbids (types, ranks, dims that contradict) is refused here
-                limits.spec_infer(n, [t for t, _ in looked], [c for _, c in looked], self.opsets.get("", 1))
-            except ShapeError as ex:
-                raise ShapeError(f"node {name!r} ({n.op_type}): the ONNX spec's type and shape inference rejects "
-                                 f"it: {ex}") from None
+        spec = self.spec(g, scope, n, name)
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
             return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
         if self.expand is not None and self.expand(n.op_type, n.domain):
@@ -347,7 +342,7 @@ class _Importer:
         if node.op in _SHAPE_OF and node.domain == "" and getattr(in_types[0], "is_static", False):
             dt = np.dtype(in_types[0].dtype) if in_types[0].dtype != "string" else object
             consts = [np.broadcast_to(np.zeros((), dt), in_types[0].shape)] + consts[1:]    # no memory: its shape only
-        out_types = self.infer(g, scope, declared, node, attrs, opset, in_types, consts)
+        out_types = self.infer(g, scope, declared, node, attrs, opset, in_types, consts, spec)
         for o, t in zip(node.outputs, out_types):
             limits.check_type(t, f"node {name!r} ({node.op}) output {o!r}")
         if self.foldable(opdef, node, consts, out_types):
@@ -364,15 +359,32 @@ class _Importer:
             t = out_types[k] if k < len(out_types) else None
             d = declared.get(o)
             if (t is None or (isinstance(t, TensorType) and t.shape is None)) and d is not None:
-                t = _declared(node, o, d, in_types, consts, opset)   # a kernel probe could not run
+                t = _declared(node, o, d, in_types, spec)   # a kernel probe could not run
             if t is None:
                 raise ShapeError(f"node {name!r} ({node.op}): no type inferred for its output {o!r}")
             limits.check_type(t, f"node {name!r} ({node.op}) output {o!r}")     # declared types too
             g.types[o] = t
         g.nodes.append(node)
 
+    def spec(self, g: Graph, scope, n: onnx.NodeProto, name: str) -> dict:
+        """The ONNX spec's inference of ``n`` (:func:`spec_infer`), once per node: what it rejects (types, ranks,
+        dims that contradict) is refused here, and the output sizes it gives are checked against the limit
+        before any kernel of the node runs."""
+        if n.domain not in ("", "ai.onnx"):
+            return {}
+        looked = [self.lookup(g, scope, i) if i else (None, None) for i in n.input]
+        try:
+            spec = spec_infer(n, [t for t, _ in looked], [c for _, c in looked], self.opsets.get("", 1))
+        except ShapeError as ex:
+            raise ShapeError(f"node {name!r} ({n.op_type}): the ONNX spec's type and shape inference rejects "
+                             f"it: {ex}") from None
+        for o, (dtype, shape) in spec.items():
+            if shape is not None:
+                limits.check_shape(shape, dtype if dtype is not None else np.float32, f"node {name!r} ({n.op_type}) output {o!r}")
+        return spec
+
     @staticmethod
-    def infer(g, scope, declared, node: Node, attrs, opset, in_types, consts) -> list:
+    def infer(g, scope, declared, node: Node, attrs, opset, in_types, consts, spec: dict) -> list:
         """The output types of ``node`` from its registry entry; where inference fails with a ShapeError, the
         model's own declared static types (value_info) if every output has one."""
         ctx = registry.InferCtx(node, attrs, opset, in_types, consts, _Scope(g, scope))
@@ -385,7 +397,7 @@ class _Importer:
             if not outs or not all(isinstance(declared.get(o), TensorType) and declared[o].is_static for o in outs):
                 raise
             log.debug("node %s: types from the model's value_info (inference failed)", node.name, exc_info=True)
-            return [_declared(node, o, declared.get(o), in_types, consts, opset) if o else None for o in node.outputs]
+            return [_declared(node, o, declared.get(o), in_types, spec) if o else None for o in node.outputs]
         except BorncError:
             raise
         except Exception as ex:  # noqa: BLE001
@@ -475,20 +487,20 @@ def _check_arity(n: onnx.NodeProto, opset: int, name: str) -> None:
                 raise ModelImportError(f"node {name!r} ({n.op_type}): required {what} {k} ({p.name}) is missing")
 
 
-def _declared(node: Node, o: str, d, in_types, consts, opset: int):
+def _declared(node: Node, o: str, d, in_types, spec: dict):
     """The model's declared type ``d`` for output ``o`` of ``node``, used where bornc's inference gives no shape;
-    ShapeError when the ONNX spec's inference gives that output another dtype (a declaration cannot change what
-    a kernel writes)."""
+    ShapeError when the ONNX spec's inference (``spec``, from :meth:`_Importer.spec`) gives that output another
+    dtype (a declaration cannot change what a kernel writes)."""
     if not isinstance(d, TensorType):
         return d
     if not all(isinstance(t, TensorType) and t.shape is not None for t in in_types if t is not None):
         return d      # an input of unknown shape may carry a guessed dtype too: nothing firm to compare with
-    spec = limits.spec_output_types(node, in_types, consts, opset).get(o)
-    if spec is not None and spec[0] is not None and d.dtype != "string":
+    dtype = spec.get(o, (None, None))[0]
+    if dtype is not None and d.dtype != "string":
         from ..ir.types import np_dtype
-        if np.dtype(spec[0]) != np_dtype(d.dtype):
+        if np.dtype(dtype) != np_dtype(d.dtype):
             raise ShapeError(f"node {node.name!r} ({node.op}): output {o!r} is declared {d.dtype}, "
-                             f"but the op gives {np.dtype(spec[0]).name}")
+                             f"but the op gives {np.dtype(dtype).name}")
     return d
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, SpecViolation
 from ..ir.types import OptionalType, SequenceType, TensorType, type_of_value, np_dtype
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,6 @@ def infer_by_evaluation(opdef: OpDef, ctx: InferCtx) -> list:
             args.append(np.zeros(t.shape, dtype=np_dtype(t.dtype)) if t.dtype != "string" else np.full(t.shape, "", dtype=object))
         else:
             return unknown
-    limits.check_node_outputs(ctx.node, ctx.types, ctx.consts, ctx.opset)
     kctx = KernelCtx(ctx.node, ctx.attrs, ctx.opset, _subgraph_runner(ctx) if ctx.node.subgraphs() else None)
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():

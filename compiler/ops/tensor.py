@@ -236,28 +236,16 @@ def ref_slice(ctx, x, starts, ends, axes=None, steps=None):
 
 
 # ------------------------------------------------------------------------------------------------ gather/scatter
-def checked_index(indices: np.ndarray, dims) -> np.ndarray:
-    """Indices into axes of sizes ``dims`` (an int, or one size per last-axis column for GatherND/ScatterND) as
-    int64 in [0, dim): negative ones count from the end (the spec's [-dim, dim-1]). Raises IndexError naming the
-    first index outside that range (numpy would wrap it or read another row)."""
-    idx = np.asarray(indices).astype(np.int64)
-    d = np.asarray(dims, dtype=np.int64)
-    bad = (idx < -d) | (idx >= d)
-    if bad.any():
-        raise IndexError(f"index {int(idx[bad].ravel()[0])} is out of range for an axis of size(s) {d.tolist()}")
-    return np.where(idx < 0, idx + d, idx)
-
-
 @register("Gather", attrs={"axis": 0}, versions="1-24", props=("storage",))
 def ref_gather(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
-    return np.take(x, checked_index(indices, x.shape[ax]), axis=ax)
+    return np.take(x, rt.in_range(indices, x.shape[ax]), axis=ax)
 
 
 @register("GatherElements", attrs={"axis": 0}, versions="11-24")
 def ref_gatherelements(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
-    return np.take_along_axis(x, checked_index(indices, x.shape[ax]), axis=ax)
+    return np.take_along_axis(x, rt.in_range(indices, x.shape[ax]), axis=ax)
 
 
 @register("GatherND", attrs={"batch_dims": 0}, versions="11-24")
@@ -267,7 +255,7 @@ def ref_gathernd(ctx, x, indices):
     nb = int(np.prod(bshape, dtype=np.int64))
     xs = x.reshape((nb,) + x.shape[b:])
     k = indices.shape[-1]
-    ids = checked_index(indices, x.shape[b:b + k]).reshape((nb,) + indices.shape[b:])
+    ids = rt.in_range(indices, x.shape[b:b + k]).reshape((nb,) + indices.shape[b:])
     outs = []
     for i in range(nb):
         ii = ids[i].reshape(-1, k)
@@ -297,10 +285,10 @@ def _scatter_infer(ctx: InferCtx) -> list:
     if idx is not None and isinstance(x, TensorType) and x.is_static and x.shape:
         try:
             if ctx.node.op == "ScatterND":
-                checked_index(idx, x.shape[:idx.shape[-1]] if idx.ndim and idx.shape[-1] <= len(x.shape) else x.shape)
+                rt.in_range(idx, x.shape[:idx.shape[-1]] if idx.ndim and idx.shape[-1] <= len(x.shape) else x.shape)
             else:
-                checked_index(idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
-        except IndexError as ex:
+                rt.in_range(idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
+        except rt.BornrtError as ex:
             raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
     return same_as_input(ctx)
 
@@ -309,7 +297,7 @@ def _scatter_infer(ctx: InferCtx) -> list:
 def ref_scatterelements(ctx, x, indices, updates):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     out = x.copy()
-    idx = checked_index(indices, x.shape[ax])
+    idx = rt.in_range(indices, x.shape[ax])
     grid = list(np.indices(idx.shape, sparse=True))
     grid[ax] = idx
     _reduce_into(out, tuple(grid), updates, ctx.attrs["reduction"])
@@ -326,7 +314,7 @@ def ref_scatter(ctx, x, indices, updates):
 def ref_scatternd(ctx, x, indices, updates):
     out = x.copy()
     k = indices.shape[-1]
-    ids = checked_index(indices, x.shape[:k]).reshape(-1, k)
+    ids = rt.in_range(indices, x.shape[:k]).reshape(-1, k)
     upd = updates.reshape((ids.shape[0],) + x.shape[k:])
     for i in range(ids.shape[0]):
         _reduce_into(out, tuple(ids[i]), upd[i], ctx.attrs["reduction"])
