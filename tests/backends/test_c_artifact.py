@@ -103,7 +103,7 @@ def test_manifest_contract(tmp_path):
                 "arena_bytes", "weights_bytes", "weights_sha256", "ops", "plan"):
         assert key in manifest
     assert {"arena_bytes", "lower_bound_bytes", "no_reuse_bytes", "weights_bytes"} <= set(manifest["plan"])
-    assert {"small.h", "small.c", "main.c", "bornrt.h", "bornrt.c", "Makefile", "manifest.json"} <= set(p.name for p in tmp_path.iterdir())
+    assert {"small.h", "small.c", "main.c", "bornrt.h", "bornrt_gemm.h", "bornrt.c", "Makefile", "manifest.json"} <= set(p.name for p in tmp_path.iterdir())
     text = (tmp_path / "small.c").read_text()
     assert "malloc" not in text and "/* node 'Conv_0' (FusedConv) */" in text
 

@@ -33,6 +33,20 @@ FORMAT_VERSION = 1
 EMBED_LIMIT_BYTES = 2 << 20
 
 
+#: the C runtime files every artifact carries (runtime/c)
+RUNTIME_FILES = ("bornrt.h", "bornrt_gemm.h", "bornrt.c")
+
+
+def _gemm_functions() -> re.Pattern:
+    """A pattern matching a call of any function bornrt_gemm.h defines (its names are read from the header)."""
+    text = (resource_dir("runtime") / "c" / "bornrt_gemm.h").read_text()
+    names = sorted(set(re.findall(r"static inline [\w ]+?\b(bornc_\w+)\(", text)))
+    return re.compile(r"\b(" + "|".join(names) + r")\s*\(")
+
+
+_GEMM_CALL = _gemm_functions()
+
+
 def c_identifier(text: str) -> str:
     """The artifact name as a C identifier (see :func:`bornc.backends.common.text.identifier`)."""
     return identifier(text)
@@ -234,11 +248,12 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             "outputs": out_infos, "infos": in_infos + out_infos, "kernels": kernels, "calls": calls,
             "final_copies": final_copies, "embedded": embedded, "weights_sha": [str(b) for b in sha],
             "static_arena": True, "source": comment_text(Path(source).name if source else "model"), "source_sha256": model.source_sha256 or "-" * 16,
-            "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos)}
+            "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos),
+            "gemm_header": any(_GEMM_CALL.search(k["body"]) for k in kernels)}
     (out / f"{cname}.h").write_text(env.get_template("model.h.j2").render(**ctxv))
     (out / f"{cname}.c").write_text(env.get_template("model.c.j2").render(**ctxv))
     (out / "main.c").write_text(env.get_template("main.c.j2").render(**ctxv))
-    for f in ("bornrt.h", "bornrt.c"):
+    for f in RUNTIME_FILES:
         (out / f).write_text((resource_dir("runtime") / "c" / f).read_text())
     flags = list(cflags) if cflags else list(target.cflags)
     ldflags = "-static" if target.run == "qemu-user" else ""

@@ -1,6 +1,6 @@
 """C lowerings of bornc's integer layers QConv and QMatMul (see ``ops/qint.py``).
 
-Both run on the int16-pair GEMM micro-kernel of ``runtime/c/bornrt.h`` (bornc_qgemm_6x16: AVX2 vpmaddwd,
+Both run on the int16-pair GEMM micro-kernel of ``runtime/c/bornrt_gemm.h`` (bornc_qgemm_6x16: AVX2 vpmaddwd,
 AVX-VNNI / AVX512-VNNI vpdpwssd when the target's flags enable them, portable C elsewhere): uint8 activations
 minus their zero point and int8 weights are exact in int16, and each pair product sums in int32. Depthwise and
 other convolutions with fewer than 4 input channels per group run as direct loops. Requantization is the

@@ -190,7 +190,7 @@ EXPR = {
 
 #: helper functions every kernel may call (unused ones cost nothing: the shader compiler drops them)
 HELPERS = """
-// Fixed-point requantization (bornc QConv / QMatMul), bit-exact with bornrt.h bornc_requant: gemmlowp's
+// Fixed-point requantization (bornc QConv / QMatMul), bit-exact with bornrt_gemm.h bornc_requant: gemmlowp's
 // SaturatingRoundingDoublingHighMul as floor((x * m + 2^30) / 2^31) with the 64-bit product built from 16-bit
 // limbs (WGSL has no 64-bit integers), then RoundingDivideByPOT.
 fn bn_requant(acc: i32, m: i32, shift: i32) -> i32 {

@@ -1,0 +1,422 @@
+/* bornrt_gemm.h: the GEMM and int8 micro-kernels of the bornc C runtime (static inline; AVX2/FMA, AVX-VNNI,
+ * AArch64 NEON and dot-product versions through the compiler's intrinsics headers, a portable loop elsewhere).
+ * Generated model code includes it only when one of its kernels calls these functions: the intrinsics headers
+ * alone cost a C compiler about 0.3 s per translation unit. */
+#ifndef BORNRT_GEMM_H
+#define BORNRT_GEMM_H
+
+#include "bornrt.h"
+
+/* ---- single-precision GEMM micro-kernel ----
+ * C[6 x 16] = init + A[6 x K] * B[K x 16]: A(r, k) at A[r * lda + k * ak], B rows at stride ldb, C rows at
+ * stride ldc.
+ * init: the 6 row biases when `bias` is not NULL, else zero. Register blocking as in Goto & van de Geijn,
+ * "Anatomy of high-performance matrix multiplication" (ACM TOMS 34(3), 2008): the 6 x 16 block of C stays in
+ * registers (12 AVX2 or 24 NEON vectors) while K streams. AVX2+FMA and AArch64 NEON versions use the compiler's
+ * intrinsics headers; every other target gets the portable loop. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak, const float *B, size_t ldb,
+                                    float *C, size_t ldc, const float *bias) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int k;
+    c00 = c01 = _mm256_set1_ps(bias ? bias[0] : 0.0f);
+    c10 = c11 = _mm256_set1_ps(bias ? bias[1] : 0.0f);
+    c20 = c21 = _mm256_set1_ps(bias ? bias[2] : 0.0f);
+    c30 = c31 = _mm256_set1_ps(bias ? bias[3] : 0.0f);
+    c40 = c41 = _mm256_set1_ps(bias ? bias[4] : 0.0f);
+    c50 = c51 = _mm256_set1_ps(bias ? bias[5] : 0.0f);
+    for (k = 0; k < K; ++k) {
+        const float *b = B + (size_t)k * ldb;
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        const float *ar = A + (size_t)k * ak;
+        __m256 a = _mm256_broadcast_ss(ar);
+        c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(ar + lda);
+        c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(ar + 2 * lda);
+        c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(ar + 3 * lda);
+        c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(ar + 4 * lda);
+        c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(ar + 5 * lda);
+        c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_storeu_ps(C, c00); _mm256_storeu_ps(C + 8, c01);
+    _mm256_storeu_ps(C + ldc, c10); _mm256_storeu_ps(C + ldc + 8, c11);
+    _mm256_storeu_ps(C + 2 * ldc, c20); _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(C + 3 * ldc, c30); _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(C + 4 * ldc, c40); _mm256_storeu_ps(C + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak, const float *B, size_t ldb,
+                                    float *C, size_t ldc, const float *bias) {
+    float32x4_t c[6][4];
+    int r, q, k;
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_f32(bias ? bias[r] : 0.0f);
+    for (k = 0; k < K; ++k) {
+        const float *b = B + (size_t)k * ldb;
+        const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+        for (r = 0; r < 6; ++r) {
+            const float a = A[(size_t)r * lda + (size_t)k * ak];
+            c[r][0] = vfmaq_n_f32(c[r][0], b0, a); c[r][1] = vfmaq_n_f32(c[r][1], b1, a);
+            c[r][2] = vfmaq_n_f32(c[r][2], b2, a); c[r][3] = vfmaq_n_f32(c[r][3], b3, a);
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) vst1q_f32(C + (size_t)r * ldc + 4 * q, c[r][q]);
+}
+#else
+static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak, const float *B, size_t ldb,
+                                    float *C, size_t ldc, const float *bias) {
+    float acc[6][16];
+    int r, t, k;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = bias ? bias[r] : 0.0f;
+    for (k = 0; k < K; ++k) {
+        const float *b = B + (size_t)k * ldb;
+        for (r = 0; r < 6; ++r) {
+            const float a = A[(size_t)r * lda + (size_t)k * ak];
+            for (t = 0; t < 16; ++t) acc[r][t] += a * b[t];
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) C[(size_t)r * ldc + (size_t)t] = acc[r][t];
+}
+#endif
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* ---- int8 quantized GEMM (bornc QConv / QMatMul) ----
+ * Fixed-point requantization: acc * M with M = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31): gemmlowp's
+ * SaturatingRoundingDoublingHighMul then RoundingDivideByPOT (gemmlowp fixedpoint/fixedpoint.h), as TensorFlow
+ * Lite's MultiplyByQuantizedMultiplier (tensorflow/lite/kernels/internal/common.h); a positive shift multiplies
+ * first, saturating to int32. Bit-exact with bornrt.py's requantize. */
+static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) {
+    int64_t x = (int64_t)acc;
+    int64_t ab, v;
+    int32_t high;
+    if (shift > 0) {
+        x *= (int64_t)1 << shift;
+        x = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x);
+    }
+    ab = x * (int64_t)multiplier;
+    v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+    high = (int32_t)(v / ((int64_t)1 << 31));          /* C division truncates toward zero */
+    if (shift < 0) {
+        const int rs = -shift;
+        const int32_t mask = (int32_t)((1u << rs) - 1u);
+        const int32_t rem = high & mask;
+        const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+        high = (high >> rs) + (rem > threshold ? 1 : 0);
+    }
+    return high;
+}
+
+/* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
+ * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax), then table[dst[t]] when a
+ * lookup table (a fused activation) is given. The AVX2 version does
+ * 8 lanes at once for shift <= 0: SaturatingRoundingDoublingHighMul is floor((x * M + 2^30) / 2^31) (the nudge and
+ * truncation of the scalar form round half up for both signs; M > 0 rules out its one overflow case), taken from
+ * the 64-bit products of vpmuldq on even and odd lanes. */
+static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, int32_t multiplier, int shift,
+                                       int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t *dst,
+                                       const uint8_t *table) {
+    int t = 0;
+#if defined(__AVX2__)
+    if (shift <= 0 && n == 16) {
+        const __m256i m = _mm256_set1_epi32(multiplier), b = _mm256_set1_epi32(bias);
+        const __m256i nudge = _mm256_set1_epi64x((int64_t)1 << 30);
+        const int rs = -shift;
+        const __m256i mask = _mm256_set1_epi32((int32_t)((1u << rs) - 1u)), half = _mm256_set1_epi32((int32_t)(((1u << rs) - 1u) >> 1));
+        const __m256i zp = _mm256_set1_epi32(zero_point), lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(qmax);
+        __m256i v[2];
+        int h;
+        for (h = 0; h < 2; ++h) {
+            const __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + 8 * h)), b);
+            const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), nudge), 31);
+            const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), m), nudge), 31);
+            const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+            const __m256i rem = _mm256_and_si256(high, mask);
+            const __m256i threshold = _mm256_sub_epi32(half, _mm256_srai_epi32(high, 31));   /* + 1 where high < 0 */
+            __m256i r = _mm256_add_epi32(_mm256_sra_epi32(high, _mm_cvtsi32_si128(rs)),
+                                         _mm256_srli_epi32(_mm256_cmpgt_epi32(rem, threshold), 31));
+            r = _mm256_add_epi32(r, zp);
+            v[h] = _mm256_min_epi32(_mm256_max_epi32(r, lo), hi);
+        }
+        {
+            const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);
+            _mm_storeu_si128((__m128i *)dst, _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
+        }
+        if (table)
+            for (t = 0; t < 16; ++t) dst[t] = table[dst[t]];
+        return;
+    }
+#endif
+    for (; t < n; ++t) {
+        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
+        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
+        if (table) dst[t] = table[dst[t]];
+    }
+}
+
+/* out[0..7] = sum over the KH x KW taps of w[kh * KW + kw] * src[kh * row_stride + tap[kw] + t] (int16 operands,
+ * int32 sums): eight adjacent outputs of a depthwise int8 convolution, the accumulators kept in one register. */
+static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_t *w, int KH, int KW,
+                              const int *tap, int32_t *out) {
+#if defined(__AVX2__)
+    __m256i acc = _mm256_setzero_si256();
+    int kh, kw;
+    for (kh = 0; kh < KH; ++kh) {
+        const int16_t *row = src + (size_t)kh * row_stride;
+        for (kw = 0; kw < KW; ++kw) {
+            const __m256i v = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(row + tap[kw])));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(w[kh * KW + kw]), v));
+        }
+    }
+    _mm256_storeu_si256((__m256i *)out, acc);
+#else
+    int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int kh, kw, t;
+    for (kh = 0; kh < KH; ++kh)
+        for (kw = 0; kw < KW; ++kw) {
+            const int16_t *s = src + (size_t)kh * row_stride + tap[kw];
+            const int32_t wv = w[kh * KW + kw];
+            for (t = 0; t < 8; ++t) a[t] += wv * (int32_t)s[t];
+        }
+    for (t = 0; t < 8; ++t) out[t] = a[t];
+#endif
+}
+
+/* C[6 x 16] (int32) = A[6 x 2*KP2] * B[2*KP2 x 16]: A[r * KP2 + kk] holds row r's (k = 2kk, 2kk + 1) values as two
+ * int16 in one int32 (low half first); B rows (int16, 16 columns each) at stride ldb, an even number of them. The
+ * AVX2 version interleaves rows 2kk and 2kk + 1 in registers so that one vpmaddwd (AVX-VNNI / AVX512-VNNI: vpdpwssd,
+ * multiply and accumulate in one instruction) sums both products per column; operands are 8-bit values widened to
+ * 16 bits, so nothing saturates. Register blocking as bornc_sgemm_6x16 (12 accumulators). */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#if defined(__AVXVNNI__)
+#define BORNC_DPWSSD(c, a, b) _mm256_dpwssd_avx_epi32(c, a, b)
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define BORNC_DPWSSD(c, a, b) _mm256_dpwssd_epi32(c, a, b)
+#else
+#define BORNC_DPWSSD(c, a, b) _mm256_add_epi32(c, _mm256_madd_epi16(a, b))
+#endif
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, size_t ldb, int32_t *C) {
+    __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int kk;
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_si256();
+    for (kk = 0; kk < KP2; ++kk) {
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(B + (size_t)(2 * kk) * ldb));
+        const __m256i o = _mm256_loadu_si256((const __m256i *)(B + (size_t)(2 * kk + 1) * ldb));
+        const __m256i b0 = _mm256_unpacklo_epi16(e, o);    /* columns 0-3 | 8-11 as (even, odd) pairs */
+        const __m256i b1 = _mm256_unpackhi_epi16(e, o);    /* columns 4-7 | 12-15 */
+        const int32_t *a = A + kk;
+        __m256i av = _mm256_set1_epi32(a[0]);
+        c00 = BORNC_DPWSSD(c00, av, b0); c01 = BORNC_DPWSSD(c01, av, b1);
+        av = _mm256_set1_epi32(a[KP2]);
+        c10 = BORNC_DPWSSD(c10, av, b0); c11 = BORNC_DPWSSD(c11, av, b1);
+        av = _mm256_set1_epi32(a[2 * KP2]);
+        c20 = BORNC_DPWSSD(c20, av, b0); c21 = BORNC_DPWSSD(c21, av, b1);
+        av = _mm256_set1_epi32(a[3 * KP2]);
+        c30 = BORNC_DPWSSD(c30, av, b0); c31 = BORNC_DPWSSD(c31, av, b1);
+        av = _mm256_set1_epi32(a[4 * KP2]);
+        c40 = BORNC_DPWSSD(c40, av, b0); c41 = BORNC_DPWSSD(c41, av, b1);
+        av = _mm256_set1_epi32(a[5 * KP2]);
+        c50 = BORNC_DPWSSD(c50, av, b0); c51 = BORNC_DPWSSD(c51, av, b1);
+    }
+#define BORNC_QSTORE(r, x0, x1) \
+    _mm256_storeu_si256((__m256i *)(C + (r) * 16), _mm256_permute2x128_si256(x0, x1, 0x20)); \
+    _mm256_storeu_si256((__m256i *)(C + (r) * 16 + 8), _mm256_permute2x128_si256(x0, x1, 0x31))
+    BORNC_QSTORE(0, c00, c01); BORNC_QSTORE(1, c10, c11); BORNC_QSTORE(2, c20, c21);
+    BORNC_QSTORE(3, c30, c31); BORNC_QSTORE(4, c40, c41); BORNC_QSTORE(5, c50, c51);
+#undef BORNC_QSTORE
+}
+#else
+static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B, size_t ldb, int32_t *C) {
+    int32_t acc[6][16];
+    int r, t, kk;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = 0;
+    for (kk = 0; kk < KP2; ++kk) {
+        const int16_t *e = B + (size_t)(2 * kk) * ldb, *o = e + ldb;
+        for (r = 0; r < 6; ++r) {
+            const int32_t pair = A[(size_t)r * (size_t)KP2 + (size_t)kk];
+            const int32_t lo = (int16_t)(pair & 0xffff), hi = (int16_t)((uint32_t)pair >> 16);
+            for (t = 0; t < 16; ++t) acc[r][t] += lo * e[t] + hi * o[t];
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) C[r * 16 + t] = acc[r][t];
+}
+#endif
+
+/* C[6 x 16] (int32) = A[6 x 4*KQ] * B[4*KQ x 16] on uint8 x int8 quads: A[r * KQ + kq] holds row r's weights for
+ * k = 4kq .. 4kq+3 (int8, low byte first), B + kq * 64 the 16 columns' four uint8 values each (column t at bytes
+ * 4t .. 4t+3). AVX-VNNI / AVX512-VNNI: one vpdpbusd per 8 columns and row. AVX2: vpmaddubsw then vpmaddwd by
+ * ones; vpmaddubsw saturates a pair sum to int16, which weights in [-63, 63] rule out (255 * 63 * 2 < 2^15), so
+ * the lowering takes this kernel only for such weights. */
+#if defined(__AVX2__)
+#if defined(__AVXVNNI__)
+#define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_avx_epi32(c, b, a)
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_epi32(c, b, a)
+#else
+#define BORNC_DPBUSD(c, b, a) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, a), _mm256_set1_epi16(1)))
+#endif
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int kq;
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_si256();
+    for (kq = 0; kq < KQ; ++kq) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kq * 64u));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kq * 64u + 32u));
+        const int32_t *a = A + kq;
+        __m256i av = _mm256_set1_epi32(a[0]);
+        c00 = BORNC_DPBUSD(c00, b0, av); c01 = BORNC_DPBUSD(c01, b1, av);
+        av = _mm256_set1_epi32(a[KQ]);
+        c10 = BORNC_DPBUSD(c10, b0, av); c11 = BORNC_DPBUSD(c11, b1, av);
+        av = _mm256_set1_epi32(a[2 * KQ]);
+        c20 = BORNC_DPBUSD(c20, b0, av); c21 = BORNC_DPBUSD(c21, b1, av);
+        av = _mm256_set1_epi32(a[3 * KQ]);
+        c30 = BORNC_DPBUSD(c30, b0, av); c31 = BORNC_DPBUSD(c31, b1, av);
+        av = _mm256_set1_epi32(a[4 * KQ]);
+        c40 = BORNC_DPBUSD(c40, b0, av); c41 = BORNC_DPBUSD(c41, b1, av);
+        av = _mm256_set1_epi32(a[5 * KQ]);
+        c50 = BORNC_DPBUSD(c50, b0, av); c51 = BORNC_DPBUSD(c51, b1, av);
+    }
+    _mm256_storeu_si256((__m256i *)C, c00); _mm256_storeu_si256((__m256i *)(C + 8), c01);
+    _mm256_storeu_si256((__m256i *)(C + 16), c10); _mm256_storeu_si256((__m256i *)(C + 24), c11);
+    _mm256_storeu_si256((__m256i *)(C + 32), c20); _mm256_storeu_si256((__m256i *)(C + 40), c21);
+    _mm256_storeu_si256((__m256i *)(C + 48), c30); _mm256_storeu_si256((__m256i *)(C + 56), c31);
+    _mm256_storeu_si256((__m256i *)(C + 64), c40); _mm256_storeu_si256((__m256i *)(C + 72), c41);
+    _mm256_storeu_si256((__m256i *)(C + 80), c50); _mm256_storeu_si256((__m256i *)(C + 88), c51);
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+/* AArch64 with the dot product extension (Raspberry Pi 5): SDOT is int8 x int8, so the packers store the
+ * activations as x - 128 (x ^ 0x80) and the lowering's bias adds 128 * (row sum of W) back (qbias_s). */
+#include <arm_neon.h>
+#define BORNC_QGEMM8_SIGNED_B 1
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    int32x4_t c[6][4];
+    int r, q, kq;
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_s32(0);
+    for (kq = 0; kq < KQ; ++kq) {
+        const int8_t *b = (const int8_t *)B + (size_t)kq * 64u;
+        const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16), b2 = vld1q_s8(b + 32), b3 = vld1q_s8(b + 48);
+        for (r = 0; r < 6; ++r) {
+            const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(A[(size_t)r * (size_t)KQ + (size_t)kq]));
+            c[r][0] = vdotq_s32(c[r][0], b0, a); c[r][1] = vdotq_s32(c[r][1], b1, a);
+            c[r][2] = vdotq_s32(c[r][2], b2, a); c[r][3] = vdotq_s32(c[r][3], b3, a);
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) vst1q_s32(C + r * 16 + 4 * q, c[r][q]);
+}
+#else
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    int32_t acc[6][16];
+    int r, t, kq, j;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = 0;
+    for (kq = 0; kq < KQ; ++kq) {
+        const uint8_t *b = B + (size_t)kq * 64u;
+        for (r = 0; r < 6; ++r) {
+            const uint32_t quad = (uint32_t)A[(size_t)r * (size_t)KQ + (size_t)kq];
+            for (t = 0; t < 16; ++t)
+                for (j = 0; j < 4; ++j) acc[r][t] += (int32_t)(int8_t)(uint8_t)(quad >> (8 * j)) * (int32_t)b[4 * t + j];
+        }
+    }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) C[r * 16 + t] = acc[r][t];
+}
+#endif
+
+/* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero.
+ * A quad is four consecutive weights of a row, low byte first, so each row is a byte copy (little-endian hosts;
+ * the quads are assembled byte by byte on big-endian ones). */
+static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) {
+    const int KQ = (K + 3) / 4;
+    int r;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (r = 0; r < 6; ++r) {
+        unsigned char *dst = (unsigned char *)(A + (size_t)r * (size_t)KQ);
+        if (r < rows) {
+            memcpy(dst, W + (size_t)r * (size_t)K, (size_t)K);
+            memset(dst + K, 0, (size_t)(4 * KQ - K));
+        } else {
+            memset(dst, 0, (size_t)(4 * KQ));
+        }
+    }
+#else
+    int kq, j;
+    for (r = 0; r < 6; ++r)
+        for (kq = 0; kq < KQ; ++kq) {
+            uint32_t quad = 0;
+            for (j = 0; j < 4; ++j) {
+                const int k = 4 * kq + j;
+                const uint8_t v = r < rows && k < K ? (uint8_t)W[(size_t)r * (size_t)K + (size_t)k] : 0u;
+                quad |= (uint32_t)v << (8 * j);
+            }
+            A[(size_t)r * (size_t)KQ + (size_t)kq] = (int32_t)quad;
+        }
+#endif
+}
+
+/* The byte a packer stores for activation x: x, or x - 128 as int8 for the signed (SDOT) kernel. */
+#if defined(BORNC_QGEMM8_SIGNED_B)
+#define BORNC_QB(x) ((uint8_t)((x) ^ 0x80u))
+#else
+#define BORNC_QB(x) ((uint8_t)(x))
+#endif
+
+/* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
+ * to 4*KQ; nc <= 16 valid columns, the rest zero) as quads: out + kq * 64 holds column t's rows 4kq .. 4kq+3 at
+ * bytes 4t .. 4t+3. */
+static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ, int nc, uint8_t *out) {
+    int kq = 0, t, j;
+#if defined(__AVX2__)
+    if (nc == 16)
+        for (; 4 * kq + 3 < K; ++kq) {            /* byte, then 16-bit interleave of 4 rows: 4 columns per 16 bytes */
+            const uint8_t *src = col + (size_t)(4 * kq) * ldb;
+            const __m128i r0 = _mm_loadu_si128((const __m128i *)src), r1 = _mm_loadu_si128((const __m128i *)(src + ldb));
+            const __m128i r2 = _mm_loadu_si128((const __m128i *)(src + 2 * ldb));
+            const __m128i r3 = _mm_loadu_si128((const __m128i *)(src + 3 * ldb));
+            const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+            const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+            uint8_t *o = out + (size_t)kq * 64u;
+            _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(b, d));
+            _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
+        }
+#endif
+    for (; kq < KQ; ++kq)
+        for (j = 0; j < 4; ++j) {
+            const int k = 4 * kq + j;
+            const uint8_t *src = col + (size_t)k * ldb;
+            for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = BORNC_QB(k < K && t < nc ? src[t] : 0u);
+        }
+}
+
+/* Rows m0 .. m0+5 of int8 weights W (rows of K) as the int16 pairs bornc_qgemm_6x16 reads; rows past `rows` and
+ * the odd K's partner are zero. */
+static inline void bornc_qpack_a(const int8_t *W, int K, int rows, int32_t *A) {
+    const int KP2 = (K + 1) / 2;
+    int r, kk;
+    for (r = 0; r < 6; ++r)
+        for (kk = 0; kk < KP2; ++kk) {
+            const int32_t lo = r < rows ? W[(size_t)r * (size_t)K + (size_t)(2 * kk)] : 0;
+            const int32_t hi = r < rows && 2 * kk + 1 < K ? W[(size_t)r * (size_t)K + (size_t)(2 * kk + 1)] : 0;
+            A[(size_t)r * (size_t)KP2 + (size_t)kk] = (int32_t)(((uint32_t)(uint16_t)(int16_t)hi << 16) | (uint32_t)(uint16_t)(int16_t)lo);
+        }
+}
+
+#endif /* BORNRT_GEMM_H */
