@@ -91,16 +91,8 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     code = text_size(t, res.built["model_run"]) if "model_run" in res.built else None
     if code is None:
         code = (Path(out_dir) / f"{manifest['name']}.c").stat().st_size // 4
-    res.ram_bytes, res.flash_bytes = budget(manifest, code)
-    ram_budget = ram if ram is not None else t.ram_bytes
-    flash_budget = flash if flash is not None else t.flash_bytes
-    manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
-                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": STACK_ESTIMATE_BYTES}
-    _record_quantization(manifest, quantize)
-    import json
-    (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    _check_budget(t, res, ram_budget, flash_budget)
-    return res
+    ram_needed, _ = budget(manifest, code)
+    return _finish(res, t, Path(out_dir), ram_needed, code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES)
 
 
 def int8_weight_max(t: Target) -> int:
@@ -144,15 +136,16 @@ def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram
 
 
 def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash,
-            quantize=None) -> CompileResult:
-    """Record RAM/storage needs (bytes; storage = code + weights) and budgets in the manifest, write it, check."""
+            quantize=None, stack: int = 0) -> CompileResult:
+    """Record RAM/storage needs (bytes; storage = code + weights; ``stack``: the stack estimate included in
+    ``ram_needed``) and budgets in the manifest, write it, check them (BudgetError)."""
     manifest = res.manifest
     _record_quantization(manifest, quantize)
     res.ram_bytes, res.flash_bytes = ram_needed, code + manifest["weights_bytes"]
     ram_budget = ram if ram is not None else t.ram_bytes
     flash_budget = flash if flash is not None else t.flash_bytes
     manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
-                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": 0}
+                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": stack}
     import json
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _check_budget(t, res, ram_budget, flash_budget)

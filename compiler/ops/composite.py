@@ -20,25 +20,38 @@ from .registry import InferCtx, KernelCtx, TensorType, broadcast_shapes, registe
 
 
 
-def run_program(program: list, inputs: list, dtype) -> np.ndarray:
-    """Evaluate a fused elementwise program on numpy arrays with the registry's reference kernels."""
+def step_attrs(step: dict) -> dict:
+    """A program step's attributes with the registry entry's defaults filled in."""
+    return registry.attrs_with_defaults(registry.get(step["op"]), registry_node(step))
+
+
+def fold_program(program: list, operands: list, literal, apply) -> list:
+    """The one decoder of the program format, shared by the reference kernel and the C and WGSL renderers.
+
+    Walks ``program`` in order; for step k it resolves the arguments (``["in", i]`` -> ``operands[i]``,
+    ``["t", j]`` -> the value step j returned, ``["c", v]`` -> ``literal(v)``, None for an omitted optional
+    input) and calls ``apply(k, op, args, attrs)`` with the step's attributes and their defaults. Returns the
+    values ``apply`` returned, one per step (the program's result is the last)."""
     temps: list = []
-    for step in program:
-        args = []
-        for kind, v in step["args"]:
-            if kind == "in":
-                args.append(inputs[v])
-            elif kind == "t":
-                args.append(temps[v])
-            else:
-                args.append(None if v is None else np.asarray(v, dtype=dtype))
-        opdef = registry.get(step["op"])
-        node = registry_node(step)
-        temps.append(opdef.reference(KernelCtx(node, registry.attrs_with_defaults(opdef, node), 21), *args))
+    for k, step in enumerate(program):
+        args = [operands[v] if kind == "in" else temps[v] if kind == "t" else (None if v is None else literal(v))
+                for kind, v in step["args"]]
+        temps.append(apply(k, step["op"], args, step_attrs(step)))
+    return temps
+
+
+def run_program(program: list, inputs: list, dtype) -> np.ndarray:
+    """Evaluate a fused elementwise program on numpy arrays with the registry's reference kernels; the result
+    (the last step) is cast to ``dtype``."""
+    def apply(k, op, args, attrs):
+        step = program[k]
+        return registry.get(op).reference(KernelCtx(registry_node(step), attrs, 21), *args)
+    temps = fold_program(program, inputs, lambda v: np.asarray(v, dtype=dtype), apply)
     return np.asarray(temps[-1]).astype(dtype, copy=False)
 
 
 def registry_node(step: dict):
+    """A Node standing for one program step (for contexts that expect a node: attribute defaults, kernels)."""
     from ..ir.graph import Node
     return Node(step["op"], [f"a{i}" for i in range(len(step["args"]))], ["y"], dict(step.get("attrs", {})), step["op"])
 

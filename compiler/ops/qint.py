@@ -64,9 +64,9 @@ def ref_qconv(ctx, x, w, bias=None):
     acc = conv_nchw(xf, w.astype(np.float64), None if bias is None else bias.astype(np.float64), a["group"],
                     strides, dil, pads)
     acc = np.rint(acc).astype(np.int64)
-    y = rt.requantize(acc, rt._per_channel(a["multiplier"], acc.ndim, 1), rt._per_channel(a["shift"], acc.ndim, 1),
+    y = rt.requantize(acc, rt.per_channel(a["multiplier"], acc.ndim, 1), rt.per_channel(a["shift"], acc.ndim, 1),
                       a["y_zero_point"], a["qmin"], a["qmax"])
-    return rt._lookup(a, y.astype(np.uint8))
+    return rt.lookup_output(a, y.astype(np.uint8))
 
 
 def _qmatmul_infer(ctx: InferCtx) -> list:
@@ -80,9 +80,9 @@ def _qmatmul_infer(ctx: InferCtx) -> list:
 def ref_qmatmul(ctx, x, w, bias=None):
     a = ctx.attrs
     acc = rt.qmatmul_acc(x, w, bias, a)
-    y = rt.requantize(acc, rt._per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
-                      rt._per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
-    return rt._lookup(a, y.astype(np.uint8))
+    y = rt.requantize(acc, rt.per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
+                      rt.per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
+    return rt.lookup_output(a, y.astype(np.uint8))
 
 
 def _lut_infer(ctx: InferCtx) -> list:

@@ -85,7 +85,7 @@ def _requant(acc: np.ndarray, mult, y_zp, out_dt) -> np.ndarray:
     return np.clip(y, lo, hi).astype(out_dt)
 
 
-_zp_shape = rt._zp
+_zp_shape = rt.zero_point_along
 
 
 @register("MatMulInteger", versions="10-24")

@@ -1498,7 +1498,7 @@ def source_coords(mode, out_len, in_len, scale, roi=(0.0, 1.0)):
     raise ValueError(f"unknown coordinate_transformation_mode {mode!r}")
 
 
-def _nearest(xs, mode):
+def nearest_index(xs, mode):
     if mode == "round_prefer_floor":
         return np.ceil(xs - 0.5)
     if mode == "round_prefer_ceil":
@@ -1555,7 +1555,7 @@ def resize_nd(x, out_shape, scales, attrs, roi=None):
             shape[ax] = out_len
             extrap |= bad.reshape(shape)
         if attrs["mode"] == "nearest":
-            idx = np.clip(_nearest(xs, attrs["nearest_mode"]), 0, in_len - 1).astype(np.int64)
+            idx = np.clip(nearest_index(xs, attrs["nearest_mode"]), 0, in_len - 1).astype(np.int64)
             y = np.take(y, idx, axis=ax)
         else:
             m = interp_matrix(xs, in_len, attrs, sc)
@@ -1677,7 +1677,9 @@ def k_dynamic_quantize(x, o, a, w):
     return (q.astype(np.uint8), np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8))
 
 
-def _zp(zp, ndim, axis):
+def zero_point_along(zp, ndim, axis):
+    """A zero point (scalar or 1-D per-channel) as int64 shaped to broadcast along ``axis`` of a rank-``ndim``
+    tensor; 0 when absent (ONNX MatMulInteger / ConvInteger)."""
     if zp is None:
         return 0
     zp = zp.astype(np.int64)
@@ -1693,8 +1695,8 @@ def k_matmul_integer(x, o, a, w):
     p, q = x[0], x[1]
     pz = x[2] if len(x) > 2 else None
     qz = x[3] if len(x) > 3 else None
-    pp = p.astype(np.int64) - _zp(pz, p.ndim, -2)
-    qq = q.astype(np.int64) - _zp(qz, q.ndim, -1)
+    pp = p.astype(np.int64) - zero_point_along(pz, p.ndim, -2)
+    qq = q.astype(np.int64) - zero_point_along(qz, q.ndim, -1)
     return (np.matmul(pp, qq).astype(np.int32),)
 
 
@@ -1709,8 +1711,8 @@ def k_conv_integer(x, o, a, w):
     v, wt = x[0], x[1]
     vz = x[2] if len(x) > 2 else None
     wz = x[3] if len(x) > 3 else None
-    vv = v.astype(np.int64) - _zp(vz, v.ndim, 1)
-    ww = wt.astype(np.int64) - _zp(wz, wt.ndim, 0)
+    vv = v.astype(np.int64) - zero_point_along(vz, v.ndim, 1)
+    ww = wt.astype(np.int64) - zero_point_along(wz, wt.ndim, 0)
     return (np.rint(_conv_int(vv, ww, a, w)).astype(np.int32),)
 
 
@@ -1725,7 +1727,7 @@ def _requant(acc, mult, y_zp, dt):
 @kernel("QLinearMatMul")
 def k_qlinear_matmul(x, o, a, w):
     p, ps, pz, q, qs, qz, ys, yz = x
-    acc = np.matmul(p.astype(np.int64) - _zp(pz, p.ndim, -2), q.astype(np.int64) - _zp(qz, q.ndim, -1))
+    acc = np.matmul(p.astype(np.int64) - zero_point_along(pz, p.ndim, -2), q.astype(np.int64) - zero_point_along(qz, q.ndim, -1))
     mult = ps.astype(np.float64).reshape(-1, 1) if ps.size > 1 else ps.astype(np.float64).reshape(())
     mult = mult * (qs.astype(np.float64) if qs.size > 1 else qs.astype(np.float64).reshape(())) / ys.astype(np.float64).reshape(())
     return (_requant(acc, mult, yz, yz.dtype),)
@@ -1735,7 +1737,7 @@ def k_qlinear_matmul(x, o, a, w):
 def k_qlinear_conv(x, o, a, w):
     v, vs, vz, wt, ws, wz, ys, yz = x[:8]
     b = x[8] if len(x) > 8 else None
-    acc = _conv_int(v.astype(np.int64) - _zp(vz, v.ndim, 1), wt.astype(np.int64) - _zp(wz, wt.ndim, 0), a, w)
+    acc = _conv_int(v.astype(np.int64) - zero_point_along(vz, v.ndim, 1), wt.astype(np.int64) - zero_point_along(wz, wt.ndim, 0), a, w)
     if b is not None:
         acc = acc + b.astype(np.float64).reshape((1, -1) + (1,) * (v.ndim - 2))
     mult = vs.astype(np.float64).reshape(()) * ws.astype(np.float64).reshape((1, -1) + (1,) * (v.ndim - 2) if ws.size > 1 else ())
@@ -1763,7 +1765,8 @@ def requantize(acc, multiplier, shift, zero_point, lo, hi):
     return np.clip(out + zero_point, lo, hi)
 
 
-def _per_channel(v, ndim, axis):
+def per_channel(v, ndim, axis):
+    """A per-channel parameter (1-D, or one value) as int64 shaped to broadcast along ``axis`` of rank ``ndim``."""
     v = np.asarray(v, dtype=np.int64)
     if v.size == 1:
         return v.reshape(())
@@ -1793,12 +1796,13 @@ def qmatmul_acc(x, wt, bias, a):
 @kernel("QConv")
 def k_qconv(x, o, a, w):
     acc = qconv_acc(x[0], x[1], x[2] if len(x) > 2 else None, a, w)
-    y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, 1), _per_channel(a["shift"], acc.ndim, 1),
+    y = requantize(acc, per_channel(a["multiplier"], acc.ndim, 1), per_channel(a["shift"], acc.ndim, 1),
                    a["y_zero_point"], a["qmin"], a["qmax"])
-    return (_lookup(a, y.astype(np.uint8)),)
+    return (lookup_output(a, y.astype(np.uint8)),)
 
 
-def _lookup(a, y):
+def lookup_output(a, y):
+    """``y`` (uint8) through the node's optional 256-entry ``table`` attribute (a fused LookupTable)."""
     t = a.get("table")
     return y if t is None else np.asarray(t, dtype=np.uint8)[y]
 
@@ -1811,9 +1815,9 @@ def k_lookup_table(x, o, a, w):
 @kernel("QMatMul")
 def k_qmatmul(x, o, a, w):
     acc = qmatmul_acc(x[0], x[1], x[2] if len(x) > 2 else None, a)
-    y = requantize(acc, _per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
-                   _per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
-    return (_lookup(a, y.astype(np.uint8)),)
+    y = requantize(acc, per_channel(a["multiplier"], acc.ndim, acc.ndim - 1),
+                   per_channel(a["shift"], acc.ndim, acc.ndim - 1), a["y_zero_point"], a["qmin"], a["qmax"])
+    return (lookup_output(a, y.astype(np.uint8)),)
 
 
 # ============================================================================================ control flow

@@ -273,3 +273,23 @@ def test_f16_path_on_adapters_with_shader_f16(tmp_path):
     ref = bornc.run(model, feeds)["y"]
     assert got.dtype == np.float16
     np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("target", ["webgpu", "python"])
+def test_constant_and_input_as_graph_outputs(tmp_path, target):
+    """Graph outputs that are a constant and a model input, also read by a node, come back right (webgpu's
+    materialized constant output was once placed after the node reading it: a verifier error)."""
+    from bornc.executors import get_executor
+    c = np.arange(6, dtype=np.float32).reshape(2, 3)
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"]), helper.make_node("Add", ["x", "c"], ["s"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in ("y", "c", "x", "s")],
+                          initializer=[helper.make_tensor("c", TensorProto.FLOAT, [2, 3], c.ravel().tolist())])
+    from bornc.frontend.onnx_import import from_proto
+    model = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    got = get_executor(target).prepare(model)({"x": x})
+    np.testing.assert_array_equal(got["c"], c)
+    np.testing.assert_array_equal(got["x"], x)
+    np.testing.assert_array_equal(got["y"], x)
+    np.testing.assert_allclose(got["s"], x + c, rtol=1e-6)

@@ -7,9 +7,7 @@ pointer expression (caller-owned input/output, arena offset from the memory plan
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import struct
 from pathlib import Path
 
 import jinja2
@@ -21,11 +19,13 @@ from ...ir.graph import Model
 from ...ir.types import TensorType
 from ...memory import plan_model
 from ...resources import resource_dir
-from ..common.text import c_string, comment_text, identifier
 from ...targets import Target
+from ..common.text import c_string, comment_text, identifier
 from . import lower_elementwise, lower_nn, lower_qint, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
 from .ctypes_ import C_DTYPE_ENUM, STORAGE_ONLY, ctype, literal
-from ..weights import weights_file_image, weights_layout_of
+from ..common.manifest import artifact_manifest, write_manifest
+from ..common.schedule import is_if, lower_schedule, scheduled_nodes, values_with_subgraphs
+from ..common.weights import weights_file_image, weights_layout_of
 from .lowering import lower_node
 
 ABI_VERSION = 1
@@ -58,11 +58,6 @@ def _env() -> jinja2.Environment:
                               keep_trailing_newline=True)
 
 
-def _inner(node) -> list:
-    """(graph, node) for every node inside ``node``'s subgraphs, nested ones included."""
-    return [x for sub in node.subgraphs() for x in sub.walk()]
-
-
 def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:
     dt = "bool" if arr.dtype == np.bool_ else arr.dtype.name
     flat = np.ascontiguousarray(arr).ravel()
@@ -82,174 +77,209 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
               source: str = "", cflags: list | None = None) -> dict:
     """Write the C artifact for ``model`` (already optimized) into ``out_dir`` and return its manifest.
 
-    Raises UnsupportedOpError listing every node the C backend cannot lower."""
+    ``weights``: "embed" (arrays in the .c), "file" (weights.bin) or "auto" (embedded up to EMBED_LIMIT_BYTES).
+    Raises UnsupportedOpError listing every node the C backend cannot lower; ArtifactError for a target the
+    backend cannot serve (io_in_arena) or a template that fails to render."""
     if target.io_in_arena:
         raise ArtifactError(f"target {target.name}: io_in_arena = true is not supported by the C backend yet "
                             "(its API takes caller-owned inputs and outputs)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
+    types, consts = values_with_subgraphs(g)
+    lowered = _lower(model, types, consts)
+    plan = plan_model(model, target.alignment, schedule, workspace=_workspaces(g, lowered))
+    order = plan.extra["order"]
+    used = _constants_used(g, order, lowered, consts)
+    w_offsets, payload = weights_layout_of(consts, used)
+    embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
+    em = _Emitter(g, types, consts, lowered, plan, {v: f"W{k}" for k, v in enumerate(used)} if embed else None, w_offsets)
+    calls = em.block(order)
+    in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
+    out_infos = [_io_info(g, v, "out", k) for k, v in enumerate(g.outputs)]
     cname = c_identifier(name)
-    consts = dict(g.constants)
-    types = dict(g.types)
-    for _, n in g.walk():                      # values and constants of If branches, for their kernels
-        for sub in n.subgraphs():
-            types.update(sub.types)
-            consts.update(sub.constants)
-    lowered: dict[int, object] = {}
-    missing: dict = {}
+    ctxv = {"name": cname, "NAME": cname.upper(), "version": __version__, "abi": ABI_VERSION, "alignment": target.alignment,
+            "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "embed": embed, "inputs": in_infos,
+            "outputs": out_infos, "infos": in_infos + out_infos, "kernels": em.kernels, "calls": calls,
+            "final_copies": em.final_copies(order), "embedded": _embedded(consts, used, w_offsets, payload) if embed else [],
+            "weights_sha": [str(b) for b in hashlib.sha256(payload).digest()],
+            "static_arena": True, "source": comment_text(Path(source).name if source else "model"), "source_sha256": model.source_sha256 or "-" * 16,
+            "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos),
+            "gemm_header": any(_GEMM_CALL.search(k["body"]) for k in em.kernels)}
+    flags = _write_sources(out, em.env, ctxv, target, cflags)
+    if not embed:
+        (out / "weights.bin").write_bytes(weights_file_image(payload))
+    elif (out / "weights.bin").exists():
+        (out / "weights.bin").unlink()
+    manifest = artifact_manifest(
+        "c", model, target, name=cname, source=source, opt_level=opt_level, plan=plan, payload=payload,
+        inputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
+        outputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
+        ops=[n.op for n in order], nodes=len(order), format_version=FORMAT_VERSION, weights="embed" if embed else "file",
+        profile={"triple": target.triple, "cc": target.cc, "cflags": flags, "features": list(target.features),
+                 "alignment": target.alignment}, abi_version=ABI_VERSION)
+    return write_manifest(out, manifest)
 
-    def lower_all(nodes):
-        for node in nodes:
-            if node.op == "If" and not node.domain:
-                if not isinstance(types.get(node.inputs[0]), TensorType):
-                    missing.setdefault("If with a non-tensor condition", []).append(node.name)
-                for sub in node.subgraphs():
-                    lower_all(sub.nodes)
-                continue
-            if node.subgraphs():
-                missing.setdefault(node.op, []).append(node.name)
-                continue
-            try:
-                lowered[id(node)] = lower_node(node, types, consts, model.opsets.get(node.domain or "", 21))
-            except UnsupportedOpError as ex:
-                for op, names in ex.missing.items():
-                    missing.setdefault(op, []).extend(names)
-    lower_all(g.nodes)
-    if missing:
-        raise UnsupportedOpError(missing)
+
+def _lower(model: Model, types: dict, consts: dict) -> dict:
+    """{id(node): Lowered} for every node, If branches included (the C code runs If itself)."""
+    def lower_one(node):
+        if is_if(node):
+            if not isinstance(types.get(node.inputs[0]), TensorType):
+                raise UnsupportedOpError({"If with a non-tensor condition": [node.name]})
+            return None
+        return lower_node(node, types, consts, model.opsets.get(node.domain or "", 21))
+    return lower_schedule(model.graph.nodes, lower_one, runs_if=True)
+
+
+def _workspaces(g, lowered: dict) -> dict[str, int]:
+    """Scratch bytes per node name (the largest when a name appears in several branches)."""
     workspace: dict[str, int] = {}
     for _, n in g.walk():
         low = lowered.get(id(n))
         if low is not None and low.workspace:
             workspace[n.name] = max(workspace.get(n.name, 0), low.workspace)
-    plan = plan_model(model, target.alignment, schedule, workspace=workspace)
-    order = plan.extra["order"]
+    return workspace
+
+
+def _kernel_args(node, low) -> list[int]:
+    """The node inputs passed to its kernel as pointers (the rest are baked into the code)."""
+    return low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
+
+
+def _constants_used(g, order: list, lowered: dict, consts: dict) -> list[str]:
+    """The constants the artifact holds, in first-use order: those passed to kernels as pointers, those a
+    branch returns, those the graph returns."""
     used: list[str] = []
-    for _, node in [(None, n) for n in order] + [x for n in order for x in _inner(n)]:
+
+    def add(v):
+        if v in consts and v not in used:
+            used.append(v)
+    nodes = scheduled_nodes(order)
+    for node in nodes:
         low = lowered.get(id(node))
-        if low is None:
-            continue
-        args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
-        for k in args:
-            v = node.inputs[k]
-            if v in consts and v not in used:
-                used.append(v)
-    for node in list(order) + [x[1] for n in order for x in _inner(n)]:
+        for k in (_kernel_args(node, low) if low is not None else []):
+            add(node.inputs[k])
+    for node in nodes:
         for sub in node.subgraphs():
             for o in sub.outputs:
-                if o in consts and o not in used:
-                    used.append(o)
+                add(o)
     for o in g.outputs:
-        if o in consts and o not in used:
-            used.append(o)
-    w_offsets, payload = weights_layout_of(consts, used)
-    from ...analysis import summarize
-    flops = summarize(model)["flops"]
-    embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
-    sha = hashlib.sha256(payload).digest()
-    inputs, outputs = list(g.inputs), list(g.outputs)
-    syms = {v: f"W{k}" for k, v in enumerate(used)}
+        add(o)
+    return used
 
-    def ptr(v: str, const: bool) -> str:
-        t = types[v]
-        ct = ctype(t.dtype)
+
+class _Emitter:
+    """Renders the kernels of a schedule and the statements of run(): every value gets a C pointer expression
+    (caller-owned input/output, an arena offset of the plan, or the weights: an embedded array ``W<k>`` when
+    ``syms`` is given, else an offset into ctx->weights)."""
+
+    def __init__(self, g, types, consts, lowered, plan, syms, w_offsets):
+        self.g, self.types, self.consts, self.lowered, self.plan = g, types, consts, lowered, plan
+        self.syms, self.w_offsets = syms, w_offsets
+        self.inputs, self.outputs = list(g.inputs), list(g.outputs)
+        self.env = _env()
+        self.kernels: list[dict] = []
+
+    def ptr(self, v: str, const: bool) -> str:
+        """The pointer expression of value ``v`` (``const``: read only). A constant or a model input that is
+        also a model output is read where it lives; run() copies it into the output buffer last."""
+        ct = ctype(self.types[v].dtype)
+        if v in self.consts:
+            return self.constant(v)
+        if v in self.inputs:
+            return f"((const {ct} *)inputs[{self.inputs.index(v)}])"
+        if v in self.outputs:
+            return f"(({ct} *)outputs[{self.outputs.index(v)}])"
         q = "const " if const else ""
-        if v in outputs:
-            return f"(({ct} *)outputs[{outputs.index(v)}])"
-        if v in inputs:
-            return f"((const {ct} *)inputs[{inputs.index(v)}])"
-        if v in consts:
-            return syms[v] if embed else f"((const {ct} *)(ctx->weights + {w_offsets[v]}u))"
-        buf = plan.value_buffer[v]
-        return f"(({q}{ct} *)(ctx->arena + {plan.offsets[buf][0]}u))"
+        return f"(({q}{ct} *)(ctx->arena + {self.plan.offsets[self.plan.value_buffer[v]][0]}u))"
 
-    env = _env()
-    kernels: list[dict] = []
+    def constant(self, v: str) -> str:
+        """Where constant ``v`` lives: its embedded array, or its offset in the weights payload."""
+        if self.syms is not None:
+            return self.syms[v]
+        return f"((const {ctype(self.types[v].dtype)} *)(ctx->weights + {self.w_offsets[v]}u))"
 
-    def emit_block(nodes) -> list[str]:
+    def block(self, nodes) -> list[str]:
         """Statements of run() for ``nodes``: one kernel call each; an If becomes a C if/else over its branches,
         each ending by copying the branch outputs into the If's outputs."""
         stmts = []
         for node in nodes:
-            if node.op == "If" and not node.domain:
-                stmts.append(f"if ({ptr(node.inputs[0], True)}[0]) {{")
-                for k, branch in enumerate((node.attrs["then_branch"], node.attrs["else_branch"])):
-                    if k:
-                        stmts.append("} else {")
-                    stmts += ["    " + s for s in emit_block(branch.nodes)]
-                    for o, bo in zip(node.outputs, branch.outputs):
-                        if o:
-                            stmts.append(f"    memmove({ptr(o, False)}, {ptr(bo, True)}, {types[o].nbytes}u);")
-                stmts.append("}")
+            if not is_if(node):
+                stmts.append(f"if ((st = {self.kernel(node, self.lowered[id(node)])}) != BORNC_OK) return st;")
                 continue
-            stmts.append(f"if ((st = {emit_kernel(node, lowered[id(node)])}) != BORNC_OK) return st;")
+            stmts.append(f"if ({self.ptr(node.inputs[0], True)}[0]) {{")
+            for k, branch in enumerate((node.attrs["then_branch"], node.attrs["else_branch"])):
+                if k:
+                    stmts.append("} else {")
+                stmts += ["    " + s for s in self.block(branch.nodes)]
+                stmts += [f"    memmove({self.ptr(o, False)}, {self.ptr(bo, True)}, {self.types[o].nbytes}u);"
+                          for o, bo in zip(node.outputs, branch.outputs) if o]
+            stmts.append("}")
         return stmts
 
-    def emit_kernel(node, low) -> str:
-        idx = len(kernels)
-        args = low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
+    def kernel(self, node, low) -> str:
+        """Render ``node``'s kernel function (one per node, its stages in order); returns the call."""
         params, names, call_args = [], [], []
-        for k in args:
+        for k in _kernel_args(node, low):
             v = node.inputs[k]
-            params.append(f"const {ctype(types[v].dtype)} *X{k}")
+            params.append(f"const {ctype(self.types[v].dtype)} *X{k}")
             names.append(f"X{k}")
-            call_args.append(ptr(v, True))
+            call_args.append(self.ptr(v, True))
         for k, o in enumerate(node.outputs):
-            t = types.get(o) if o else None
-            ct = ctype(t.dtype) if isinstance(t, TensorType) else "uint8_t"
-            params.append(f"{ct} *Y{k}")
+            t = self.types.get(o) if o else None
+            params.append(f"{ctype(t.dtype) if isinstance(t, TensorType) else 'uint8_t'} *Y{k}")
             names.append(f"Y{k}")
-            call_args.append(ptr(o, False) if o else "NULL")
+            call_args.append(self.ptr(o, False) if o else "NULL")
         if low.workspace:
             params.append("float *WS")
             names.append("WS")
-            call_args.append(f"((float *)(ctx->arena + {plan.offsets[node.name + '/workspace'][0]}u))")
-        body = []
-        empty = all(isinstance(types.get(o), TensorType) and types[o].size == 0 for o in node.outputs if o)
-        for st in ([] if empty else low.stages):
-            try:
-                body.append(env.get_template(f"{st.template}.c.j2").render(**st.params))
-            except jinja2.TemplateError as ex:
-                raise ArtifactError(f"rendering template {st.template}.c.j2 for node {node.name!r} ({node.op}): {ex}") from None
-        fn = f"k{idx}_{c_identifier(node.op)}"
-        kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op), "params": params or ["void"],
-                        "param_names": names, "body": "\n".join(body)})
+            call_args.append(f"((float *)(ctx->arena + {self.plan.offsets[node.name + '/workspace'][0]}u))")
+        empty = all(isinstance(self.types.get(o), TensorType) and self.types[o].size == 0 for o in node.outputs if o)
+        body = [self._render(node, st) for st in ([] if empty else low.stages)]
+        fn = f"k{len(self.kernels)}_{c_identifier(node.op)}"
+        self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op),
+                             "params": params or ["void"], "param_names": names, "body": "\n".join(body)})
         return f"{fn}({', '.join(call_args)})"
 
-    calls = emit_block(order)
-    final_copies = []
-    produced = {o for n in order for o in n.outputs if o}
-    for j, o in enumerate(outputs):
-        if o not in produced:
-            src = ptr(o, True) if o in consts else f"inputs[{inputs.index(o)}]"
-            if o in consts and embed:
-                src = syms[o]
-            final_copies.append(f"memcpy(outputs[{j}], {src}, {g.types[o].nbytes}u);")
+    def _render(self, node, st) -> str:
+        try:
+            return self.env.get_template(f"{st.template}.c.j2").render(**st.params)
+        except jinja2.TemplateError as ex:
+            raise ArtifactError(f"rendering template {st.template}.c.j2 for node {node.name!r} ({node.op}): {ex}") from None
 
-    def info(v: str, kind: str, k: int) -> dict:
-        t = g.types[v]
-        return {"name": v, "cname": c_string(v), "comment": comment_text(v), "dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes,
-                "enum": C_DTYPE_ENUM[t.dtype], "sym": f"{kind}{k}", "safe": re.sub(r"[^A-Za-z0-9._-]", "_", v)}
+    def final_copies(self, order) -> list[str]:
+        """memcpy statements for graph outputs no node produces (a constant or an input returned as is)."""
+        produced = {o for n in order for o in n.outputs if o}
+        copies = []
+        for j, o in enumerate(self.outputs):
+            if o not in produced:
+                src = self.constant(o) if o in self.consts else f"inputs[{self.inputs.index(o)}]"
+                copies.append(f"memcpy(outputs[{j}], {src}, {self.g.types[o].nbytes}u);")
+        return copies
 
-    in_infos = [info(v, "in", k) for k, v in enumerate(inputs)]
-    out_infos = [info(v, "out", k) for k, v in enumerate(outputs)]
-    embedded = []
-    if embed:
-        for k, v in enumerate(used):
-            arr = consts[v]
-            end = w_offsets[v] + arr.nbytes
-            nxt = w_offsets[used[k + 1]] if k + 1 < len(used) else len(payload)
-            embedded.append(_embedded_array(v, syms[v], arr, nxt - end))
-        if used and w_offsets[used[0]] != 0:
-            raise ArtifactError("weights payload must start with the first constant")
-    ctxv = {"name": cname, "NAME": cname.upper(), "version": __version__, "abi": ABI_VERSION, "alignment": target.alignment,
-            "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "embed": embed, "inputs": in_infos,
-            "outputs": out_infos, "infos": in_infos + out_infos, "kernels": kernels, "calls": calls,
-            "final_copies": final_copies, "embedded": embedded, "weights_sha": [str(b) for b in sha],
-            "static_arena": True, "source": comment_text(Path(source).name if source else "model"), "source_sha256": model.source_sha256 or "-" * 16,
-            "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos),
-            "gemm_header": any(_GEMM_CALL.search(k["body"]) for k in kernels)}
+
+def _io_info(g, v: str, kind: str, k: int) -> dict:
+    t = g.types[v]
+    return {"name": v, "cname": c_string(v), "comment": comment_text(v), "dtype": t.dtype, "shape": list(t.shape),
+            "nbytes": t.nbytes, "enum": C_DTYPE_ENUM[t.dtype], "sym": f"{kind}{k}", "safe": re.sub(r"[^A-Za-z0-9._-]", "_", v)}
+
+
+def _embedded(consts: dict, used: list, w_offsets: dict, payload: bytes) -> list[dict]:
+    """The embedded weight arrays, each padded to the next one's offset so the arrays form the payload."""
+    if used and w_offsets[used[0]] != 0:
+        raise ArtifactError("weights payload must start with the first constant")
+    arrays = []
+    for k, v in enumerate(used):
+        end = w_offsets[v] + consts[v].nbytes
+        nxt = w_offsets[used[k + 1]] if k + 1 < len(used) else len(payload)
+        arrays.append(_embedded_array(v, f"W{k}", consts[v], nxt - end))
+    return arrays
+
+
+def _write_sources(out: Path, env, ctxv: dict, target: Target, cflags: list | None) -> list:
+    """model.h, model.c, main.c, the runtime files and the Makefile; returns the C flags of the build."""
+    cname = ctxv["name"]
     (out / f"{cname}.h").write_text(env.get_template("model.h.j2").render(**ctxv))
     (out / f"{cname}.c").write_text(env.get_template("model.c.j2").render(**ctxv))
     (out / "main.c").write_text(env.get_template("main.c.j2").render(**ctxv))
@@ -259,27 +289,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     ldflags = "-static" if target.run == "qemu-user" else ""
     (out / "Makefile").write_text(env.get_template("Makefile.j2").render(name=cname, target=target.name, triple=target.triple,
                                                                          cc=target.cc or "cc", cflags=" ".join(flags), ldflags=ldflags))
-    if not embed:
-        (out / "weights.bin").write_bytes(weights_file_image(payload))
-    elif (out / "weights.bin").exists():
-        (out / "weights.bin").unlink()
-    manifest = {
-        "format_version": FORMAT_VERSION, "abi_version": ABI_VERSION, "bornc_version": __version__, "backend": "c",
-        "name": cname, "target": target.name, "target_profile": {"triple": target.triple, "cc": target.cc, "cflags": flags,
-                                                                 "features": list(target.features), "alignment": target.alignment},
-        "source_model": {"file": Path(source).name if source else "", "path": str(Path(source).resolve()) if source else "",
-                         "sha256": model.source_sha256},
-        "flops": flops,
-        "compile": {"opt_level": opt_level, "weights": "embed" if embed else "file", "schedule": plan.schedule_name},
-        "inputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
-        "outputs": [{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
-        "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "weights_sha256": sha.hex(),
-        "ops": sorted({n.op for n in order}), "nodes": len(order),
-        "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
-        "files": sorted(p.name for p in out.iterdir() if p.is_file()) + ["manifest.json"],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return flags
 
 
 def _self_test_ctx(data: dict | None, ins: list, outs: list) -> dict | None:

@@ -13,9 +13,11 @@ import numpy as np
 
 from ...ir.types import np_dtype
 from ...ops import registry
+from ...ops.composite import fold_program
 from ...ops.registry import lowering
 from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
-from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, collapse, index_expr
+from ..common.lowering import broadcast_strides, collapse
+from .lowering import Lowered, CCtx, Stage, index_expr
 
 
 def _f(t: str, name: str) -> str:
@@ -143,29 +145,23 @@ def _mod(a, at, t):
 
 
 
-def render_program(program: list, operands: list[str], t: str, ctx: LowerCtx) -> tuple[list[str], str]:
-    """C statements computing a program over operand locals; returns (statements, result expression)."""
-    stmts, temps = [], []
-    for k, step in enumerate(program):
-        args = []
-        for kind, v in step["args"]:
-            if kind == "in":
-                args.append(operands[v])
-            elif kind == "t":
-                args.append(temps[v])
-            else:
-                args.append(None if v is None else _lit(v, t) if t in ("float", "double") else literal(v, "int64"))
-        op = step["op"]
+def render_program(program: list, operands: list[str], t: str, ctx: CCtx) -> tuple[list[str], str]:
+    """C statements computing a fused program (:func:`bornc.ops.composite.fold_program`) over operand locals of
+    C type ``t``; returns (statements, result expression)."""
+    stmts: list[str] = []
+
+    def apply(k, op, args, attrs):
         if op not in C_EXPR or (registry.has(op, "float_only") and t not in ("float", "double")):
             raise ctx.unsupported(f"{op} on {t} in C")
-        attrs = {**registry.get(op).attrs, **dict(step.get("attrs", {}))}
         rt = "uint8_t" if registry.has(op, "bool_output") else t
         stmts.append(f"const {rt} t{k} = ({rt})({C_EXPR[op](args, attrs, t)});")
-        temps.append(f"t{k}")
+        return f"t{k}"
+    literal_ = (lambda v: _lit(v, t)) if t in ("float", "double") else (lambda v: literal(v, "int64"))
+    temps = fold_program(program, operands, literal_, apply)
     return stmts, temps[-1]
 
 
-def elementwise_stage(ctx: LowerCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],
+def elementwise_stage(ctx: CCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],
                       compute_t: str, half: list | None = None, out_half: str | None = None) -> Stage:
     """Stage for ``Y = program(operands)``; operands are (pointer name, shape, C type), out is (name, shape, C type).
     ``half`` gives each operand's dtype where it is float16/bfloat16 (loaded through a conversion to float), and
@@ -186,7 +182,7 @@ def _load(dtype: str | None) -> str:
     return HALF[dtype][0] if dtype in HALF else ""
 
 
-def _compute_type(ctx: LowerCtx) -> str:
+def _compute_type(ctx: CCtx) -> str:
     dts = [t.dtype for t in ctx.ins if t is not None]
     for cand in ("float64", "float32"):
         if cand in dts:
@@ -196,7 +192,7 @@ def _compute_type(ctx: LowerCtx) -> str:
     return ctype(dts[0], ctx.node) if dts else "float"
 
 
-def _single(ctx: LowerCtx) -> Lowered:
+def _single(ctx: CCtx) -> Lowered:
     n = ctx.node
     program = [{"op": n.op, "args": [["in", k] for k in range(len(n.inputs))], "attrs": dict(ctx.attrs)}]
     t = _compute_type(ctx)
@@ -219,7 +215,7 @@ for _op in list(C_EXPR):
     lowering("c", _op, props=() if registry.has(_op, "int_only") else ("half",))(_single)
 
 
-def _variadic(ctx: LowerCtx) -> Lowered:
+def _variadic(ctx: CCtx) -> Lowered:
     n = ctx.node
     base = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}[n.op]
     if len(n.inputs) == 1:       # max(x, x) == x: a copy through the same template
@@ -241,7 +237,7 @@ for _op in ("Sum", "Mean", "Max", "Min"):
 
 
 @lowering("c", "FusedElementwise", domain="bornc", props=("half",))
-def _fused(ctx: LowerCtx) -> Lowered:
+def _fused(ctx: CCtx) -> Lowered:
     t = "float" if ctx.attrs["dtype"] in HALF else ctype(ctx.attrs["dtype"], ctx.node)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(ctx.node.inputs))]
     half = [ctx.ins[k].dtype for k in range(len(ctx.node.inputs))]
@@ -275,7 +271,7 @@ def _c_float(v: float) -> str:
     return literal(v, "float32")
 
 
-def _cast_storage(ctx: LowerCtx) -> Lowered:
+def _cast_storage(ctx: CCtx) -> Lowered:
     """Cast to or from a storage-only dtype. Small floats decode through a table and encode by nearest code,
     ties to even, saturating unless ``saturate`` = 0; a float to int4/int2 is rounded half to even (4-bit) or
     truncated (2-bit) and becomes 0 when out of range, as the reference (ml_dtypes) does; integers keep their
@@ -321,7 +317,7 @@ def _cast_storage(ctx: LowerCtx) -> Lowered:
     return Lowered([Stage("cast_small", {"tables": tables, "n": n, "expr": expr})], [0])
 
 
-def _cast(ctx: LowerCtx) -> Lowered:
+def _cast(ctx: CCtx) -> Lowered:
     """Cast: C conversion (floats to integers truncate toward zero, as numpy's astype does; to bool: != 0)."""
     if ctx.ins[0].dtype in STORAGE_ONLY or ctx.outs[0].dtype in STORAGE_ONLY:
         return _cast_storage(ctx)

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.nn import _convtranspose_geometry, _pool_geometry, _spatial
 from ...ops.registry import lowering
+from ..common import geometry
 from .ctypes_ import literal
 from .lower_elementwise import elementwise_stage
-from .lowering import Lowered, LowerCtx, Stage, broadcast_strides, contiguous_strides
+from ..common.lowering import broadcast_strides, contiguous_strides
+from .lowering import Lowered, CCtx, Stage
 
 
-def _as2d(shape):
-    """(N, C, W) -> (N, C, 1, W) for 1-D convolutions."""
-    return shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
-
-
-def _epilogue(ctx: LowerCtx, first_extra: int) -> list[Stage]:
+def _epilogue(ctx: CCtx, first_extra: int) -> list[Stage]:
     prog = ctx.attrs.get("epilogue") or []
     if not prog:
         return []
@@ -27,56 +23,18 @@ def _epilogue(ctx: LowerCtx, first_extra: int) -> list[Stage]:
     return [elementwise_stage(ctx, prog, ops, ("Y0", ctx.oshape(), ctx.oct()), ctx.oct())]
 
 
-def _pair(v, nd, default):
-    v = list(v) if v is not None else [default] * nd
-    return v if nd == 2 else [default] + v
-
-
-def tap_ranges(taps: int, dil: int, pad: int, stride: int, count: int, limit: int) -> tuple[list[int], list[int]]:
-    """For each kernel tap k, the range [lo, hi) of positions i < count with 0 <= i*stride + k*dil - pad < limit
-    (output columns of a Conv that read inside the input, or input columns of a ConvTranspose that land inside
-    the output)."""
-    los, his = [], []
-    for k in range(taps):
-        off = k * dil - pad
-        lo = -(off // stride) if off < 0 else 0
-        hi = min(count, (limit - 1 - off) // stride + 1) if limit - 1 - off >= 0 else 0
-        los.append(lo)
-        his.append(max(hi, lo))
-    return los, his
-
-
-def geometry2d(kernel, strides, dil, pads) -> tuple:
-    """(KH, KW, SH, SW, DH, DW, (pad top, bottom), (pad left, right)) of a 1-D or 2-D window, 1-D as H = 1."""
-    nd = len(kernel)
-    kh, kw = kernel if nd == 2 else [1] + list(kernel)
-    sh, sw = _pair(strides, nd, 1)
-    dh, dw = _pair(dil, nd, 1)
-    ph, pw = pads if nd == 2 else [(0, 0)] + list(pads)
-    return kh, kw, sh, sw, dh, dw, ph, pw
-
-
-def conv_window(ctx: LowerCtx, w_index: int = 1) -> tuple[dict, list]:
-    """The 1-D/2-D convolution geometry the C conv templates share (1-D as H = 1): N, C, H, W, M, G, MG, CG, KH,
-    KW, OH, OW, SH, SW, DH, DW, PT, PL, P and the valid output columns [owlo[kw], owhi[kw]) of each kernel column;
-    plus the (begin, end) pads per spatial axis. The weight is input ``w_index`` (3 for QLinearConv)."""
+def conv_window(ctx: CCtx, w_index: int = 1) -> dict:
+    """The 1-D/2-D convolution geometry the C conv templates share (:func:`bornc.backends.common.geometry.
+    conv_window`: N, C, H, W, M, G, MG, CG, KH, KW, OH, OW, SH, SW, DH, DW, PT, PB, PL, PR, P, owlo, owhi). The
+    weight is input ``w_index`` (3 for QLinearConv)."""
     xs, ws = ctx.shape(0), ctx.shape(w_index)
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D convolution in C")
-    kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
-    strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
-    n, c, h, w = _as2d(xs)
-    _, m, oh, ow = _as2d(ctx.oshape())
-    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
-    g = ctx.attrs["group"]
-    owlo, owhi = tap_ranges(kw, dw, pl, sw, ow, w)
-    return {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh,
-            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "P": oh * ow, "owlo": owlo,
-            "owhi": owhi}, pads
+    return geometry.conv_window(ctx.attrs, xs, ws, ctx.oshape())
 
 
-def conv_stage(ctx: LowerCtx) -> Stage:
-    geo, _ = conv_window(ctx)
+def conv_stage(ctx: CCtx) -> Stage:
+    geo = conv_window(ctx)
     mg, cg, kh, kw, oh, ow = geo["MG"], geo["CG"], geo["KH"], geo["KW"], geo["OH"], geo["OW"]
     ops = {"T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"}
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
@@ -92,45 +50,35 @@ def conv_stage(ctx: LowerCtx) -> Stage:
 
 
 @lowering("c", "Conv")
-def _conv(ctx: LowerCtx) -> Lowered:
+def _conv(ctx: CCtx) -> Lowered:
     st = conv_stage(ctx)
     return Lowered([st], [k for k in range(3) if ctx.has(k)], workspace=st.params.get("workspace", 0))
 
 
 @lowering("c", "FusedConv", domain="bornc")
-def _fused_conv(ctx: LowerCtx) -> Lowered:
+def _fused_conv(ctx: CCtx) -> Lowered:
     st = conv_stage(ctx)
     return Lowered([st] + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
                    workspace=st.params.get("workspace", 0))
 
 
 @lowering("c", "ConvTranspose")
-def _convtranspose(ctx: LowerCtx) -> Lowered:
+def _convtranspose(ctx: CCtx) -> Lowered:
     xs, ws = ctx.shape(0), ctx.shape(1)
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D transposed convolution in C")
-    kernel, strides, dil, pads, _, out = _convtranspose_geometry(ctx.attrs, xs, ws)
-    n, c, h, w = _as2d(xs)
-    _, m, oh, ow = _as2d(ctx.oshape())
-    kh, kw, sh, sw, dh, dw, (pt, _), (pl, _) = geometry2d(kernel, strides, dil, pads)
-    g = ctx.attrs["group"]
-    iwlo, iwhi = tap_ranges(kw, dw, pl, sw, w, ow)
-    if ctx.oct() == "float" and (c // g) >= 4 and (m // g) * kh * kw >= 6:
-        q = (m // g) * kh * kw
-        rows = max(1, min(h, (256 * 1024) // max(q * w, 1)))
-        return Lowered([Stage("convtranspose_gemm", {
-            "N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g, "KH": kh, "KW": kw, "OH": oh,
-            "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "Q": q,
-            "R": rows, "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})],
-            [k for k in range(3) if ctx.has(k)], workspace=(q * rows * w + (c // g) * 16) * 4)
-    return Lowered([Stage("convtranspose2d", {"N": n, "C": c, "H": h, "W": w, "M": m, "G": g, "MG": m // g, "CG": c // g,
-                                              "KH": kh, "KW": kw, "OH": oh, "OW": ow, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
-                                              "PT": pt, "PL": pl, "iwlo": iwlo, "iwhi": iwhi, "T": ctx.oct(), "X": "X0",
-                                              "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"})],
-                   [k for k in range(3) if ctx.has(k)])
+    geo = geometry.convtranspose_window(ctx.attrs, xs, ws, ctx.oshape())
+    ops = {"X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"}
+    args = [k for k in range(3) if ctx.has(k)]
+    if ctx.oct() == "float" and geo["CG"] >= 4 and geo["MG"] * geo["KH"] * geo["KW"] >= 6:
+        q = geo["MG"] * geo["KH"] * geo["KW"]
+        rows = max(1, min(geo["H"], (256 * 1024) // max(q * geo["W"], 1)))
+        return Lowered([Stage("convtranspose_gemm", {**geo, **ops, "Q": q, "R": rows})], args,
+                       workspace=(q * rows * geo["W"] + geo["CG"] * 16) * 4)
+    return Lowered([Stage("convtranspose2d", {**geo, **ops, "T": ctx.oct()})], args)
 
 
-def gemm_stage(ctx: LowerCtx, trans_a: bool, trans_b: bool, alpha: float, beta: float, c_input: int | None,
+def gemm_stage(ctx: CCtx, trans_a: bool, trans_b: bool, alpha: float, beta: float, c_input: int | None,
                batch_a=None, batch_b=None) -> Stage:
     a, b = ctx.shape(0), ctx.shape(1)
     a = (1,) + tuple(a) if len(a) == 1 else tuple(a)
@@ -151,19 +99,19 @@ def gemm_stage(ctx: LowerCtx, trans_a: bool, trans_b: bool, alpha: float, beta: 
 
 
 @lowering("c", "Gemm")
-def _gemm(ctx: LowerCtx) -> Lowered:
+def _gemm(ctx: CCtx) -> Lowered:
     a = ctx.attrs
     st = gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)
     return Lowered([st], [k for k in range(3) if ctx.has(k)])
 
 
 @lowering("c", "FusedGemm", domain="bornc")
-def _fused_gemm(ctx: LowerCtx) -> Lowered:
+def _fused_gemm(ctx: CCtx) -> Lowered:
     low = _gemm(ctx)
     return Lowered(low.stages + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
 
 
-def _matmul_stage(ctx: LowerCtx) -> Stage:
+def _matmul_stage(ctx: CCtx) -> Stage:
     """Batched MatMul as one gemm per batch entry; a 1-D A is a (1, K) row and a 1-D B a (K, 1) column (the
     output's bytes are the same once the spec drops those axes)."""
     a, b = ctx.shape(0), ctx.shape(1)
@@ -184,17 +132,17 @@ def _matmul_stage(ctx: LowerCtx) -> Stage:
 
 
 @lowering("c", "MatMul")
-def _matmul(ctx: LowerCtx) -> Lowered:
+def _matmul(ctx: CCtx) -> Lowered:
     return Lowered([_matmul_stage(ctx)], [0, 1])
 
 
 @lowering("c", "FusedMatMul", domain="bornc")
-def _fused_matmul(ctx: LowerCtx) -> Lowered:
+def _fused_matmul(ctx: CCtx) -> Lowered:
     return Lowered([_matmul_stage(ctx)] + _epilogue(ctx, 2), list(range(len(ctx.node.inputs))))
 
 
 @lowering("c", "BatchNormalization")
-def _batchnorm(ctx: LowerCtx) -> Lowered:
+def _batchnorm(ctx: CCtx) -> Lowered:
     if ctx.attrs.get("training_mode"):
         raise ctx.unsupported("training mode")
     xs = ctx.shape(0)
@@ -203,18 +151,14 @@ def _batchnorm(ctx: LowerCtx) -> Lowered:
                                         "eps": literal(ctx.attrs["epsilon"], ctx.outs[0].dtype)})], [0, 1, 2, 3, 4])
 
 
-def _pool(ctx: LowerCtx, kind: str) -> Lowered:
+def _pool(ctx: CCtx, kind: str) -> Lowered:
     xs = ctx.shape(0)
     if len(xs) not in (3, 4):
         raise ctx.unsupported(f"{len(xs) - 2}-D pooling in C")
     if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
         raise ctx.unsupported("MaxPool indices output in C")
-    kernel, strides, dil, pads, ext, out = _pool_geometry(ctx.attrs, xs)
-    n, c, h, w = _as2d(xs)
-    _, _, oh, ow = _as2d(ctx.oshape())
-    kh, kw, sh, sw, dh, dw, (pt, pb), (pl, pr) = geometry2d(kernel, strides, dil, pads)
-    return Lowered([Stage("pool2d", {"kind": kind, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow, "KH": kh, "KW": kw,
-                                     "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl, "PB": pb, "PR": pr,
+    geo = geometry.pool_window(ctx.attrs, xs, ctx.oshape())
+    return Lowered([Stage("pool2d", {"kind": kind, **geo,
                                      "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": ctx.oct(),
                                      "lowest": "-HUGE_VALF" if ctx.oct() == "float" else ("-HUGE_VAL" if ctx.oct() == "double"
                                                                                         else ("0" if ctx.oct().startswith("u") else f"{ctx.oct()[:-2].upper()}_MIN")),
@@ -226,7 +170,7 @@ lowering("c", "AveragePool")(lambda ctx: _pool(ctx, "avg"))
 lowering("c", "LpPool")(lambda ctx: _pool(ctx, "lp"))
 
 
-def _global(ctx: LowerCtx, kind: str) -> Lowered:
+def _global(ctx: CCtx, kind: str) -> Lowered:
     xs = ctx.shape(0)
     inner = int(np.prod(xs[2:], dtype=np.int64))
     return Lowered([Stage("global_pool", {"kind": kind, "NC": xs[0] * xs[1], "S": inner, "T": ctx.oct()})], [0])
@@ -237,7 +181,7 @@ lowering("c", "GlobalMaxPool")(lambda ctx: _global(ctx, "max"))
 
 
 @lowering("c", "LRN")
-def _lrn(ctx: LowerCtx) -> Lowered:
+def _lrn(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     size = ctx.attrs["size"]
     a = ctx.attrs
@@ -247,7 +191,7 @@ def _lrn(ctx: LowerCtx) -> Lowered:
                                   "beta": literal(a["beta"], "float32")})], [0])
 
 
-def _softmax(ctx: LowerCtx, log: bool) -> Lowered:
+def _softmax(ctx: CCtx, log: bool) -> Lowered:
     """Softmax along one axis (opset >= 13) or over the 2-D coercion at ``axis`` (opset < 13, default axis 1)."""
     xs = ctx.shape(0)
     ax = ctx.attrs["axis"]
@@ -265,7 +209,7 @@ lowering("c", "LogSoftmax")(lambda ctx: _softmax(ctx, True))
 
 
 @lowering("c", "LSTM")
-def _lstm(ctx: LowerCtx) -> Lowered:
+def _lstm(ctx: CCtx) -> Lowered:
     a = ctx.attrs
     if a["activations"] not in (None, ["Sigmoid", "Tanh", "Tanh"] * 1, ["Sigmoid", "Tanh", "Tanh"] * 2) or a["clip"] is not None \
             or a["input_forget"] or a["layout"] or ctx.has(4):
@@ -284,4 +228,3 @@ def _lstm(ctx: LowerCtx) -> Lowered:
                    [k for k in range(8) if ctx.has(k)])
 
 
-__all__ = ["contiguous_strides"]

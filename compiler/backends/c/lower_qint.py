@@ -12,13 +12,13 @@ import numpy as np
 
 from ...ops.registry import lowering
 from .lower_nn import conv_window
-from .lowering import Lowered, LowerCtx, Stage
+from .lowering import Lowered, CCtx, Stage
 
 #: Bytes of packed activations per block (int16 pairs): about half of a 512 KiB L2.
 PACK_BYTES = 256 * 1024
 
 
-def _requant_params(ctx: LowerCtx, m: int) -> dict:
+def _requant_params(ctx: CCtx, m: int) -> dict:
     a = ctx.attrs
     mult, shift = list(a["multiplier"]), list(a["shift"])
     if len(mult) == 1:
@@ -30,16 +30,16 @@ def _requant_params(ctx: LowerCtx, m: int) -> dict:
 
 
 @lowering("c", "QConv", domain="bornc")
-def _qconv(ctx: LowerCtx) -> Lowered:
-    geo, pads = conv_window(ctx)
+def _qconv(ctx: CCtx) -> Lowered:
+    geo = conv_window(ctx)
     geo.update(_requant_params(ctx, geo["M"]))
     h, w, mg, cg, kh, kw, oh, ow = (geo[k] for k in ("H", "W", "MG", "CG", "KH", "KW", "OH", "OW"))
     sh, sw, dh, dw, pt, pl = (geo[k] for k in ("SH", "SW", "DH", "DW", "PT", "PL"))
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
     if cg == 1 and mg == 1:
-        wp_ = w + pads[-1][0] + pads[-1][1]
-        hp = max(h + pt + (pads[0][1] if len(pads) == 2 else 0), (oh - 1) * sh + (kh - 1) * dh + 1)
+        wp_ = w + pl + geo["PR"]
+        hp = max(h + pt + geo["PB"], (oh - 1) * sh + (kh - 1) * dh + 1)
         owp = -(-ow // 16) * 16
         pw = max(-(-wp_ // sw), owp + (kw - 1) * dw // sw + 1)     # taps of the padded last columns read zeros
         jlo = [max(0, -(-(pl - ph) // sw)) for ph in range(sw)]
@@ -65,7 +65,7 @@ def _qconv(ctx: LowerCtx) -> Lowered:
                    args, workspace=cols * 2 + 6 * kp2 * 4)
 
 
-def _bias_adjusted(ctx: LowerCtx, k: int) -> tuple[list[int], list[int]] | None:
+def _bias_adjusted(ctx: CCtx, k: int) -> tuple[list[int], list[int]] | None:
     """bias - x_zero_point * (row sums of W) per output channel, for the uint8 x int8 quad kernel: None when the
     weights (or bias) are not constant or a weight lies outside [-63, 63] (vpmaddubsw's pair sums could saturate)."""
     w = ctx.consts[1]
@@ -83,7 +83,7 @@ def _bias_adjusted(ctx: LowerCtx, k: int) -> tuple[list[int], list[int]] | None:
 
 
 @lowering("c", "QMatMul", domain="bornc")
-def _qmatmul(ctx: LowerCtx) -> Lowered:
+def _qmatmul(ctx: CCtx) -> Lowered:
     xs, ws = ctx.shape(0), ctx.shape(1)
     m, k = ws
     r = 1
@@ -106,7 +106,7 @@ def _qmatmul(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "LookupTable", domain="bornc")
-def _lookup(ctx: LowerCtx) -> Lowered:
+def _lookup(ctx: CCtx) -> Lowered:
     count = 1
     for d in ctx.shape(0):
         count *= d

@@ -11,10 +11,10 @@ import numpy as np
 from ...ops.registry import lowering
 from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT
 from .lower_elementwise import _c_float, small_float_table
-from .lowering import Lowered, LowerCtx, Stage
+from .lowering import Lowered, CCtx, Stage
 
 
-def _geometry(ctx: LowerCtx) -> dict:
+def _geometry(ctx: CCtx) -> dict:
     """outer, D, inner around the quantization axis, and the C index of the scale / zero point for element
     (o, c, i): 0 per tensor, c per axis, (o * ceil(D / B) + c / B) * inner + i blocked."""
     xs = ctx.shape(0)
@@ -48,7 +48,7 @@ def _load(dtype: str, expr: str, tables: list, name: str) -> str:
     return f"(double)({expr})"
 
 
-def _operands(ctx: LowerCtx):
+def _operands(ctx: CCtx):
     """Geometry, decode tables and the C expressions (double) of x, scale and zero point for element p."""
     tables: list = []
     g = _geometry(ctx)
@@ -58,7 +58,7 @@ def _operands(ctx: LowerCtx):
     return g, tables, x, s, zp
 
 
-def _per_tensor(ctx: LowerCtx, quantized: str) -> Lowered | None:
+def _per_tensor(ctx: CCtx, quantized: str) -> Lowered | None:
     """The flat-loop form for float32 <-> uint8/int8 with a constant scalar scale and zero point."""
     q = ctx.ins[0].dtype if quantized == "in" else ctx.outs[0].dtype
     f = ctx.outs[0].dtype if quantized == "in" else ctx.ins[0].dtype
@@ -75,7 +75,7 @@ def _per_tensor(ctx: LowerCtx, quantized: str) -> Lowered | None:
 
 
 @lowering("c", "QuantizeLinear")
-def _quantize(ctx: LowerCtx) -> Lowered:
+def _quantize(ctx: CCtx) -> Lowered:
     dst = ctx.outs[0].dtype
     fast = _per_tensor(ctx, "out")
     if fast is not None:
@@ -102,7 +102,7 @@ def _quantize(ctx: LowerCtx) -> Lowered:
                    [k for k in range(3) if ctx.has(k)])
 
 
-def _per_axis_dequantize(ctx: LowerCtx) -> Lowered | None:
+def _per_axis_dequantize(ctx: CCtx) -> Lowered | None:
     """The flat form of an int8/uint8 -> float32 DequantizeLinear along one axis with constant scales."""
     s, z = ctx.consts[1], ctx.consts[2] if ctx.has(2) else None
     if ctx.ins[0].dtype not in ("uint8", "int8") or ctx.outs[0].dtype != "float32" or s is None or s.ndim != 1 \
@@ -117,7 +117,7 @@ def _per_axis_dequantize(ctx: LowerCtx) -> Lowered | None:
 
 
 @lowering("c", "DequantizeLinear")
-def _dequantize(ctx: LowerCtx) -> Lowered:
+def _dequantize(ctx: CCtx) -> Lowered:
     dst = ctx.outs[0].dtype
     fast = _per_tensor(ctx, "in") or _per_axis_dequantize(ctx)
     if fast is not None:
@@ -130,7 +130,7 @@ def _dequantize(ctx: LowerCtx) -> Lowered:
 
 
 # ------------------------------------------------------------------ ONNX integer ops with run-time parameters
-def _param(ctx: LowerCtx, i: int, index: str, default: str = "0") -> str:
+def _param(ctx: CCtx, i: int, index: str, default: str = "0") -> str:
     """C expression of parameter input i (a scale or zero point): scalar, or indexed by ``index`` when it has
     more than one element; ``default`` when absent."""
     if not ctx.has(i):
@@ -138,9 +138,9 @@ def _param(ctx: LowerCtx, i: int, index: str, default: str = "0") -> str:
     return f"X{i}[0]" if int(np.prod(ctx.shape(i), dtype=np.int64)) <= 1 else f"X{i}[{index}]"
 
 
-def _int_conv(ctx: LowerCtx, requant: bool) -> Lowered:
+def _int_conv(ctx: CCtx, requant: bool) -> Lowered:
     from .lower_nn import conv_window
-    geo, _ = conv_window(ctx, 3 if requant else 1)
+    geo = conv_window(ctx, 3 if requant else 1)
     p = {**geo, "requant": requant, "T": ctx.oct()}
     if requant:
         info = np.iinfo(np.dtype(ctx.outs[0].dtype))
@@ -152,7 +152,7 @@ def _int_conv(ctx: LowerCtx, requant: bool) -> Lowered:
     return Lowered([Stage("int_conv", p)], [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
 
 
-def _int_matmul(ctx: LowerCtx, requant: bool) -> Lowered:
+def _int_matmul(ctx: CCtx, requant: bool) -> Lowered:
     bi = 3 if requant else 1
     a, b = ctx.shape(0), ctx.shape(bi)
     if len(a) < 2 or len(b) < 2 or (len(b) > 2 and tuple(b[:-2]) != tuple(a[:-2])):
@@ -179,7 +179,7 @@ lowering("c", "QLinearMatMul")(lambda ctx: _int_matmul(ctx, True))
 
 
 @lowering("c", "DynamicQuantizeLinear")
-def _dynamic_quantize(ctx: LowerCtx) -> Lowered:
+def _dynamic_quantize(ctx: CCtx) -> Lowered:
     if ctx.ins[0].dtype != "float32":
         raise ctx.unsupported(f"{ctx.ins[0].dtype} input in C")
     return Lowered([Stage("dynamic_quantize", {"count": int(np.prod(ctx.shape(0), dtype=np.int64))})], [0])

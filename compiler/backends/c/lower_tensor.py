@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...pyrt import rt
-_nearest, source_coords = rt._nearest, rt.source_coords
 from ...ops.registry import lowering
+from ..common import resize
 from .ctypes_ import literal
-from .lowering import Lowered, LowerCtx, Stage, contiguous_strides
+from ..common.lowering import contiguous_strides
+from .lowering import Lowered, CCtx, Stage
 
 
-def _copy(ctx: LowerCtx) -> Lowered:
+def _copy(ctx: CCtx) -> Lowered:
     stages = [Stage("copy", {"bytes": ctx.outs[0].nbytes, "dst": "Y0", "src": "X0"})]
     if ctx.node.op == "Dropout" and len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
         stages.append(Stage("fill", {"dst": "Y1", "n": ctx.outs[1].size, "value": "1", "T": "uint8_t"}))
@@ -29,14 +29,14 @@ for _op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Dropout")
 
 
 @lowering("c", "BitCast")
-def _bitcast(ctx: LowerCtx) -> Lowered:
+def _bitcast(ctx: CCtx) -> Lowered:
     """BitCast (opset 26): the same bytes read as another type of the same width."""
     if ctx.ins[0].nbytes != ctx.outs[0].nbytes:
         raise ctx.unsupported("BitCast between types of different widths")
     return Lowered([Stage("copy", {"bytes": ctx.outs[0].nbytes, "dst": "Y0", "src": "X0"})], [0])
 
 
-def remap_stage(ctx: LowerCtx, tables: list[list[int]], pad_value=None, base: int = 0) -> Stage:
+def remap_stage(ctx: CCtx, tables: list[list[int]], pad_value=None, base: int = 0) -> Stage:
     """Output element (i0, i1, ...) = X0[base + tables[0][i0] + tables[1][i1] + ...], or the pad value where
     any entry is negative. Size-1 output axes fold into ``base``."""
     out_shape = ctx.oshape()
@@ -64,12 +64,12 @@ def _transpose_tables(ctx):
 
 
 @lowering("c", "Transpose")
-def _transpose(ctx: LowerCtx) -> Lowered:
+def _transpose(ctx: CCtx) -> Lowered:
     return Lowered([remap_stage(ctx, _transpose_tables(ctx))], [0])
 
 
 @lowering("c", "Slice")
-def _slice(ctx: LowerCtx) -> Lowered:
+def _slice(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     starts, ends = ctx.const(1, "starts"), ctx.const(2, "ends")
     axes = ctx.const(3, "axes") if ctx.has(3) else np.arange(len(starts))
@@ -84,7 +84,7 @@ def _slice(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "Pad")
-def _pad(ctx: LowerCtx) -> Lowered:
+def _pad(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     pads = ctx.const(1, "pads")
     rank = len(xs)
@@ -124,7 +124,7 @@ lowering("c", "Tile")(lambda ctx: Lowered([remap_stage(ctx, _broadcast_tables(ct
 
 
 @lowering("c", "Gather")
-def _gather(ctx: LowerCtx) -> Lowered:
+def _gather(ctx: CCtx) -> Lowered:
     """Constant indices: a remap (a scalar index becomes a base offset); run-time indices: a bounds-checked loop."""
     xs = ctx.shape(0)
     ax = ctx.attrs["axis"] % len(xs)
@@ -146,7 +146,7 @@ def _gather(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "Concat")
-def _concat(ctx: LowerCtx) -> Lowered:
+def _concat(ctx: CCtx) -> Lowered:
     out = ctx.oshape()
     ax = ctx.attrs["axis"] % len(out)
     outer = int(np.prod(out[:ax], dtype=np.int64))
@@ -161,7 +161,7 @@ def _concat(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "Split")
-def _split(ctx: LowerCtx) -> Lowered:
+def _split(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     ax = ctx.attrs["axis"] % len(xs)
     outer = int(np.prod(xs[:ax], dtype=np.int64))
@@ -176,118 +176,54 @@ def _split(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "ConstantOfShape")
-def _constantofshape(ctx: LowerCtx) -> Lowered:
+def _constantofshape(ctx: CCtx) -> Lowered:
     v = ctx.attrs["value"]
     value = 0 if v is None else np.asarray(v).ravel()[0]
     return Lowered([Stage("fill", {"dst": "Y0", "n": ctx.outs[0].size, "value": literal(value, ctx.outs[0].dtype), "T": ctx.oct()})], [])
 
 
-def _resize_tables(ctx: LowerCtx, attrs: dict, scales) -> list[list[int]]:
-    xs, out = ctx.shape(0), ctx.oshape()
-    st = contiguous_strides(xs)
-    tables = []
-    for a, (d, o) in enumerate(zip(xs, out)):
-        if d == o and scales[a] == 1.0:
-            tables.append([i * st[a] for i in range(d)])
-            continue
-        xs_ = source_coords(attrs["coordinate_transformation_mode"], o, d, float(scales[a]))
-        idx = np.clip(_nearest(xs_, attrs["nearest_mode"]), 0, d - 1).astype(np.int64)
-        tables.append([int(i) * st[a] for i in idx])
-    return tables
-
-
-def resize_passes(attrs: dict, xs: list, out: list, scales, roi) -> list[tuple]:
-    """Separable Resize: (axis, interpolation matrix [out, in], extrapolation flags per output or None) for every
-    axis that changes, from the reference's ``source_coords`` / ``interp_matrix`` (shared by the C and WebGPU
-    backends)."""
-    rank = len(xs)
-    mode = attrs["coordinate_transformation_mode"]
-    passes = []
-    for a in range(rank):
-        if xs[a] == out[a] and scales[a] == 1.0 and mode != "tf_crop_and_resize":
-            continue
-        d, o = xs[a], out[a]
-        r = (float(roi[a]), float(roi[a + rank])) if roi is not None and len(roi) == 2 * rank else (0.0, 1.0)
-        coords = rt.source_coords(mode, o, d, float(scales[a]), r)
-        if attrs["mode"] == "nearest":
-            m = np.zeros((o, d))
-            m[np.arange(o), np.clip(rt._nearest(coords, attrs["nearest_mode"]), 0, d - 1).astype(np.int64)] = 1.0
-        else:
-            m = rt.interp_matrix(coords, d, attrs, float(scales[a]))
-        extrap = ((coords < 0) | (coords > d - 1)).astype(np.uint8) if mode == "tf_crop_and_resize" else None
-        passes.append((a, m, extrap))
-    return passes
-
-
-def _resize_general(ctx: LowerCtx, attrs: dict, out: list, scales: list, roi) -> Lowered:
-    """Linear / cubic (and nearest with tf_crop_and_resize) Resize as one pass per resized axis. Each pass
-    applies the axis's interpolation weights (:func:`resize_passes`, computed at compile time) in double;
-    intermediate results live in the workspace."""
-    xs = list(ctx.shape(0))
-    passes = resize_passes(attrs, xs, out, scales, roi)
+def _resize_general(ctx: CCtx, passes: list, ws_elems: int) -> Lowered:
+    """Linear / cubic (and nearest with tf_crop_and_resize) Resize as one pass per resized axis
+    (:func:`bornc.backends.common.resize.axis_passes`), each applying its interpolation weights in double;
+    intermediate results live in the workspace (two halves, ping-pong)."""
     if not passes:
         return _copy(ctx)
-    cur = list(xs)
-    sizes = []
-    for a, m, _ in passes:
-        cur[a] = out[a]
-        sizes.append(int(np.prod(cur, dtype=np.int64)))
-    ws_elems = max(sizes[:-1], default=0)
     stages = []
-    cur = list(xs)
-    for n, (a, m, ex) in enumerate(passes):
-        d, o = cur[a], out[a]
-        taps = max(int((m != 0).sum(axis=1).max()) if m.size else 1, 1)
-        idx, w = [], []
-        for row in m:
-            nz = np.flatnonzero(row)[:taps]
-            idx += [int(k) for k in nz] + [0] * (taps - len(nz))
-            w += [literal(float(row[k]), "float64") for k in nz] + ["0.0"] * (taps - len(nz))
-        extrap = [int(b) for b in ex] if ex is not None else []
-        src = "X0" if n == 0 else f"((const double *)WS + {(n - 1) % 2 * ws_elems}u)"
-        src_t = ctx.ct(0) if n == 0 else "double"
+    for n, p in enumerate(passes):
         last = n == len(passes) - 1
+        src = "X0" if n == 0 else f"((const double *)WS + {(n - 1) % 2 * ws_elems}u)"
         dst = "Y0" if last else f"((double *)WS + {n % 2 * ws_elems}u)"
-        dst_t = ctx.oct() if last else "double"
-        outer = int(np.prod(cur[:a], dtype=np.int64))
-        inner = int(np.prod(cur[a + 1:], dtype=np.int64))
-        stages.append(Stage("resize_axis", {"idx": idx, "w": w, "taps": taps, "din": d, "dout": o, "outer": outer,
-                                            "inner": inner, "src": src, "src_t": src_t, "dst": dst, "dst_t": dst_t,
-                                            "extrap": extrap,
-                                            "extrap_value": literal(float(attrs["extrapolation_value"]), "float64")}))
-        cur[a] = o
+        stages.append(Stage("resize_axis", {
+            "idx": [int(k) for k in p.idx.ravel()], "w": [literal(float(v), "float64") if v else "0.0" for v in p.w.ravel()],
+            "taps": p.taps, "din": p.din, "dout": p.dout, "outer": p.outer, "inner": p.inner,
+            "src": src, "src_t": ctx.ct(0) if n == 0 else "double", "dst": dst, "dst_t": ctx.oct() if last else "double",
+            "extrap": [int(b) for b in p.extrap] if p.extrap is not None else [],
+            "extrap_value": literal(float(ctx.attrs["extrapolation_value"]), "float64")}))
     return Lowered(stages, [0], workspace=(2 * ws_elems * 8) if len(passes) > 1 else 0)
 
 
 @lowering("c", "Resize")
-def _resize(ctx: LowerCtx) -> Lowered:
+def _resize(ctx: CCtx) -> Lowered:
     a = ctx.attrs
-    xs, out = list(ctx.shape(0)), list(ctx.oshape())
-    roi = ctx.consts[1] if ctx.has(1) else None
-    scales = ctx.consts[2] if ctx.has(2) else None
-    sizes = ctx.consts[3] if ctx.has(3) else None
-    if any(ctx.has(k) and ctx.consts[k] is None for k in (1, 2, 3)):
-        raise ctx.unsupported("run-time roi, scales or sizes in C")
-    plan_out, full_scales, full_roi = rt.resize_plan(a, xs, roi, scales, sizes)
-    if list(plan_out) != out:
-        raise ctx.unsupported("output shape differs from the plan")
+    xs = list(ctx.shape(0))
+    out, scales, roi = resize.resize_constants(ctx)
     if a["mode"] == "nearest" and a["coordinate_transformation_mode"] != "tf_crop_and_resize" and a["axes"] is None:
-        return Lowered([remap_stage(ctx, _resize_tables(ctx, a, full_scales))], [0])
+        return Lowered([remap_stage(ctx, resize.nearest_offsets(a, xs, out, scales))], [0])
     if a["antialias"] and a["mode"] == "nearest":
         raise ctx.unsupported("antialiased nearest Resize in C")
-    return _resize_general(ctx, a, out, full_scales, full_roi)
+    return _resize_general(ctx, *resize.axis_passes(a, xs, out, scales, roi))
 
 
 @lowering("c", "Upsample")
-def _upsample(ctx: LowerCtx) -> Lowered:
+def _upsample(ctx: CCtx) -> Lowered:
     if ctx.attrs["mode"] != "nearest":
         raise ctx.unsupported("linear Upsample in C")
     scales = [float(s) for s in ctx.const(1, "scales")]
     attrs = {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-    return Lowered([remap_stage(ctx, _resize_tables(ctx, attrs, scales))], [0])
+    return Lowered([remap_stage(ctx, resize.nearest_offsets(attrs, list(ctx.shape(0)), list(ctx.oshape()), scales))], [0])
 
 
-def _reduce(ctx: LowerCtx, kind: str) -> Lowered:
+def _reduce(ctx: CCtx, kind: str) -> Lowered:
     xs = ctx.shape(0)
     rank = len(xs)
     axes = ctx.consts[1] if ctx.has(1) else None
@@ -332,7 +268,7 @@ for _op, _k in (("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max
     lowering("c", _op)(lambda ctx, k=_k: _reduce(ctx, k))
 
 
-def _arg(ctx: LowerCtx, kind: str) -> Lowered:
+def _arg(ctx: CCtx, kind: str) -> Lowered:
     xs = ctx.shape(0)
     ax = ctx.attrs["axis"] % len(xs)
     return Lowered([Stage("argreduce", {"kind": kind, "outer": int(np.prod(xs[:ax], dtype=np.int64)), "R": xs[ax],
@@ -345,7 +281,7 @@ lowering("c", "ArgMin")(lambda ctx: _arg(ctx, "min"))
 
 
 @lowering("c", "GatherElements", props=("half",))
-def _gather_elements(ctx: LowerCtx) -> Lowered:
+def _gather_elements(ctx: CCtx) -> Lowered:
     xs, ishape = ctx.shape(0), ctx.shape(1)
     ax = ctx.attrs["axis"] % len(xs)
     xst, ost = contiguous_strides(xs), contiguous_strides(ishape)
@@ -357,7 +293,7 @@ def _gather_elements(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "Trilu")
-def _trilu(ctx: LowerCtx) -> Lowered:
+def _trilu(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     k = int(np.asarray(ctx.const(1, "k")).ravel()[0]) if ctx.has(1) else 0
     rows, cols = (xs[-2], xs[-1]) if len(xs) >= 2 else (1, xs[-1])
@@ -367,7 +303,7 @@ def _trilu(ctx: LowerCtx) -> Lowered:
 
 @lowering("c", "CumSum")
 @lowering("c", "CumProd")
-def _cumsum(ctx: LowerCtx) -> Lowered:
+def _cumsum(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     if ctx.ins[0].dtype in ("float16", "bfloat16"):
         raise ctx.unsupported(f"on {ctx.ins[0].dtype}")
@@ -383,7 +319,7 @@ def _axis_split(shape, ax):
 
 
 @lowering("c", "Hardmax")
-def _hardmax(ctx: LowerCtx) -> Lowered:
+def _hardmax(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     ax = ctx.attrs["axis"]
     ax = (ax if ax is not None else (-1 if ctx.opset >= 13 else 1)) % len(xs)
@@ -394,7 +330,7 @@ def _hardmax(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "TopK")
-def _topk(ctx: LowerCtx) -> Lowered:
+def _topk(ctx: CCtx) -> Lowered:
     xs = ctx.shape(0)
     k = int(np.asarray(ctx.const(1, "K")).ravel()[0])
     ax = ctx.attrs["axis"] % len(xs)
@@ -405,7 +341,7 @@ def _topk(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "OneHot")
-def _onehot(ctx: LowerCtx) -> Lowered:
+def _onehot(ctx: CCtx) -> Lowered:
     depth = int(np.asarray(ctx.const(1, "depth")).ravel()[0])
     out = ctx.oshape()
     ax = ctx.attrs["axis"] % len(out)
@@ -415,7 +351,7 @@ def _onehot(ctx: LowerCtx) -> Lowered:
 
 @lowering("c", "ScatterElements")
 @lowering("c", "Scatter")
-def _scatter_elements(ctx: LowerCtx) -> Lowered:
+def _scatter_elements(ctx: CCtx) -> Lowered:
     xs, ids = ctx.shape(0), ctx.shape(1)
     ax = ctx.attrs["axis"] % len(xs)
     xst, ist = contiguous_strides(xs), contiguous_strides(ids)
@@ -429,7 +365,7 @@ def _scatter_elements(ctx: LowerCtx) -> Lowered:
 
 
 @lowering("c", "ScatterND")
-def _scatter_nd(ctx: LowerCtx) -> Lowered:
+def _scatter_nd(ctx: CCtx) -> Lowered:
     xs, ids = ctx.shape(0), ctx.shape(1)
     k = ids[-1]
     xst = contiguous_strides(xs)

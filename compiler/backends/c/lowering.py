@@ -14,6 +14,7 @@ from ...errors import UnsupportedOpError
 from ...ir.graph import Node
 from ...ir.types import TensorType
 from ...ops import registry
+from ..common.lowering import LowerCtx
 from .ctypes_ import ctype
 
 
@@ -35,40 +36,15 @@ class Lowered:
     workspace: int = 0          # scratch bytes in the arena during this node (passed as WS)
 
 
-class LowerCtx:
-    """Node, attributes with defaults, input/output types and constant input values, for a lowering."""
-
-    def __init__(self, node: Node, types: dict, consts: dict, opset: int = 21):
-        self.node, self.opset = node, opset
-        opdef = registry.get(node.op, node.domain)
-        self.attrs = registry.attrs_with_defaults(opdef, node)
-        self.ins = [types.get(i) if i else None for i in node.inputs]
-        self.outs = [types.get(o) if o else None for o in node.outputs]
-        self.consts = [consts.get(i) if i else None for i in node.inputs]
-
-    def shape(self, i: int) -> tuple:
-        return tuple(self.ins[i].shape)
-
-    def oshape(self, k: int = 0) -> tuple:
-        return tuple(self.outs[k].shape)
+class CCtx(LowerCtx):
+    """The shared lowering context plus the C types of inputs and outputs (``ct``/``oct``: ``float``,
+    ``int64_t``, ``uint16_t`` for halves...)."""
 
     def ct(self, i: int) -> str:
         return ctype(self.ins[i].dtype, self.node)
 
     def oct(self, k: int = 0) -> str:
         return ctype(self.outs[k].dtype, self.node)
-
-    def has(self, i: int) -> bool:
-        return i < len(self.node.inputs) and bool(self.node.inputs[i])
-
-    def const(self, i: int, what: str) -> np.ndarray:
-        """The constant value of input i; UnsupportedOpError when it is computed at run time."""
-        if not self.has(i) or self.consts[i] is None:
-            raise UnsupportedOpError({f"{self.node.op} with a run-time {what}": [self.node.name]})
-        return self.consts[i]
-
-    def unsupported(self, why: str):
-        return UnsupportedOpError({f"{self.node.op} ({why})": [self.node.name]})
 
 
 def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowered:
@@ -84,7 +60,7 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowere
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
     if halves and not half_aware(node):
         return _promoted(fn, node, types, consts, opset)
-    return fn(LowerCtx(node, types, consts, opset))
+    return fn(CCtx(node, types, consts, opset))
 
 
 def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
@@ -101,7 +77,7 @@ def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
             f32[v] = TensorType("float32", t.shape)
             if consts.get(v) is not None:
                 f32_consts[v] = np.asarray(consts[v]).astype(np.float32)
-    inner = fn(LowerCtx(node, f32, f32_consts, opset))
+    inner = fn(CCtx(node, f32, f32_consts, opset))
     args = inner.args if inner.args is not None else [k for k, i in enumerate(node.inputs) if i]
     pos, ins, outs = 0, [], []
     for k in args:
@@ -128,42 +104,7 @@ def half_aware(node: Node) -> bool:
             or registry.lowering_has("c", node.op, "half", node.domain))
 
 
-def contiguous_strides(shape) -> list[int]:
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= d
-    return out[::-1]
-
-
-def broadcast_strides(in_shape, out_shape) -> list[int]:
-    """Element strides of an input broadcast to out_shape (0 along broadcast axes)."""
-    pad = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
-    strides = contiguous_strides(pad)
-    return [0 if p == 1 and o != 1 else s for p, o, s in zip(pad, out_shape, strides)]
-
-
-def collapse(out_shape, operand_strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
-    """Merge adjacent axes that every operand walks contiguously; drops size-1 axes."""
-    dims = list(out_shape)
-    strides = [list(s) for s in operand_strides]
-    keep = [k for k, d in enumerate(dims) if d != 1]
-    dims = [dims[k] for k in keep]
-    strides = [[s[k] for k in keep] for s in strides]
-    k = len(dims) - 1
-    while k > 0:
-        if all(s[k - 1] == s[k] * dims[k] for s in strides):
-            dims[k - 1] *= dims[k]
-            for s in strides:
-                s[k - 1] = s[k]
-                del s[k]
-            del dims[k]
-        k -= 1
-    if not dims:
-        return [1], [[0] for _ in strides]
-    return dims, strides
-
-
 def index_expr(strides: list[int]) -> str:
+    """The C index expression ``i0 * s0 + i1 * s1 ...`` of loop variables i<k> over element ``strides``."""
     terms = [f"i{k}" if s == 1 else f"i{k} * {s}" for k, s in enumerate(strides) if s]
     return " + ".join(terms) if terms else "0"

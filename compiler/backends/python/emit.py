@@ -8,7 +8,6 @@ no call. Convolutions and pools get a planned workspace in the arena for their p
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import shutil
 from pathlib import Path
@@ -17,7 +16,6 @@ import jinja2
 import numpy as np
 
 from ... import __version__
-from ...analysis import summarize
 from ...errors import ArtifactError, UnsupportedOpError
 from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType, np_dtype
@@ -26,9 +24,11 @@ from ...memory.liveness import is_view
 from ...ops import registry
 from ...pyrt import rt
 from ...resources import resource_dir
-from ..common.text import comment_text, py_string
 from ...targets import Target
-from ..weights import weights_file_image, weights_layout_of, write_manifest
+from ..common.text import comment_text, py_string
+from ..common.manifest import artifact_manifest, write_manifest
+from ..common.schedule import values_with_subgraphs
+from ..common.weights import weights_file_image, weights_layout_of
 
 FORMAT_VERSION = 1
 #: dtypes numpy has on the device (no ml_dtypes there): bfloat16, float8, int4/int2 and strings are not.
@@ -145,27 +145,11 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
-    types = dict(g.types)
-    consts = dict(g.constants)
-    for _, n in g.walk():
-        for sub in n.subgraphs():
-            types.update(sub.types)
-            consts.update(sub.constants)
+    types, consts = values_with_subgraphs(g)
     workspace = {n.name: b for n in g.nodes if (b := _workspace_bytes(n, types))}
     plan = plan_model(model, target.alignment, schedule, workspace=workspace, dynamic=True)
     order = plan.extra["order"]
-
-    slots: dict[str, int] = {}
-
-    def slot(v: str) -> int:
-        if v not in slots:
-            slots[v] = len(slots)
-        return slots[v]
-
-    inputs, outputs = list(g.inputs), list(g.outputs)
-    for v in inputs + outputs:
-        slot(v)
-    read = set(outputs)                     # every name a node or a subgraph reads or returns: one walk
+    read = set(g.outputs)                     # every name a node or a subgraph reads or returns: one walk
     for _, n in g.walk():
         read.update(n.inputs)
         for sub in n.subgraphs():
@@ -174,109 +158,132 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
     consts = {k: (np.asarray(v).astype(_store(np.asarray(v).dtype.name)) if np.asarray(v).dtype.name in STORAGE else v)
               for k, v in consts.items()}
     w_offsets, payload = weights_layout_of(consts, used)
-    steps: list = []          # (attrs literal, workspace)
-    functions: list = []
-
-    def static(v: str) -> bool:
-        t = types.get(v)
-        return isinstance(t, TensorType) and t.is_static
-
-    arena_vals = {v for v in plan.value_buffer if v in types and not v.endswith("/workspace")}
-
-    def ref(v: str) -> str:
-        return f"v[{slot(v)}]" if v else "None"
-
-    def out_ref(v: str, top: bool) -> str:
-        if not v:
-            return "None"
-        if top and (v in arena_vals or (v in outputs and static(v))):
-            return f"v[{slot(v)}]"
-        return "None"
-
-    def emit_graph(graph: Graph, nodes, top: bool) -> list[str]:
-        lines = []
-        for node in nodes:
-            opdef = registry.get(node.op, node.domain)
-            if (top and is_view(node) and node.outputs[0] in arena_vals
-                    and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0])):
-                lines.append(f"# {node.op} {comment_text(node.name)}: a view, {comment_text(node.outputs[0])} shares the bytes of "
-                             f"{comment_text(node.inputs[0])}")
-                continue
-            attrs = _literal_attrs(registry.attrs_with_defaults(opdef, node))
-            attrs["_op"] = node.op
-            attrs["_node"] = node.name
-            if node.op in _TO_OPS and isinstance(types.get(node.outputs[0]), TensorType):
-                attrs["_to"] = types[node.outputs[0]].dtype
-            if node.op in _OPSET_OPS:
-                attrs["_opset"] = model.opsets.get(node.domain or "", 21)
-            idx = len(steps)
-            ws = plan.offsets.get(f"{node.name}/workspace") if top else None
-            steps.append((py_literal(attrs), None if ws is None else (ws[0], ws[1])))
-            ins = list(node.inputs)
-            while ins and not ins[-1]:
-                ins.pop()
-            a = f"ATTRS[{idx}]"
-            subs = [(k, v) for k, v in node.attrs.items() if isinstance(v, Graph)]
-            if subs:
-                parts = []
-                for k, sub in subs:
-                    fname = f"g{len(functions) + 1}"
-                    functions.append(None)               # reserve the name; filled below
-                    pos = len(functions) - 1
-                    body = [f"{', '.join(ref(i) for i in sub.inputs)}, = xs"] if sub.inputs else []
-                    body += emit_graph(sub, sub.nodes, False)
-                    body.append(f"return ({''.join(ref(o) + ', ' for o in sub.outputs)})")
-                    functions[pos] = {"name": fname, "params": "v, K, call, w, xs",
-                                      "doc": f"{k} of node {comment_text(node.name)} ({node.op})", "lines": body}
-                    parts.append(f"{k}=lambda *xs: {fname}(v, K, call, w, xs)")
-                a = f"dict(ATTRS[{idx}], {', '.join(parts)})"
-            outs = [out_ref(o, top) for o in node.outputs]
-            lhs = "".join((ref(o) if o else "_") + ", " for o in node.outputs)
-            lines.append(f"# {node.op} {comment_text(node.name)}")
-            lines.append(f"{lhs}= call(K[{node.op!r}], ({''.join(ref(i) + ', ' for i in ins)}), "
-                         f"({''.join(o + ', ' for o in outs)}), {a}, w[{idx}])")
-        return lines
-
-    functions.append(None)
-    functions[0] = {"name": "run", "params": "v, K, call, w", "doc": "One inference: every node of the model in schedule order.",
-                    "lines": emit_graph(g, order, True) or ["pass"]}
-
-    def info(v: str) -> dict:
-        t = types[v]
-        return {"slot": slot(v), "name": v, "name_lit": py_string(v), "dtype": _store(_dtype_name(t)),
-                "shape": repr(list(t.shape)) if static(v) else "None"}
-
-    weights_tab = [{"slot": slot(c), "offset": w_offsets[c], "shape": repr(list(np.shape(consts[c]))),
-                    "dtype": np.asarray(consts[c]).dtype.name, "name": comment_text(c)} for c in used]
-    arena_tab = []
-    for v in sorted(arena_vals, key=lambda x: slot(x)):
-        t = types[v]
-        arena_tab.append({"slot": slot(v), "offset": plan.offsets[plan.value_buffer[v]][0], "shape": repr(list(t.shape)),
-                          "dtype": _store(t.dtype), "name": comment_text(v)})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "python")),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    code = env.get_template("model.py.j2").render(
-        name=comment_text(name), version=__version__, target=target.name, opt_level=opt_level, slots=len(slots),
-        weights=weights_tab, arena=arena_tab, inputs=[info(v) for v in inputs], outputs=[info(v) for v in outputs],
-        workspace=repr([s[1] for s in steps]), attrs=[s[0] for s in steps], functions=functions)
+    em = _Emitter(model, types, plan)
+    functions = em.functions(order)
+    code = _render(em, name, target, opt_level, functions, consts, used, w_offsets)
     compile(code, "model.py", "exec")      # a generator bug fails here, not on the device
     (out / "model.py").write_text(code)
     shutil.copyfile(resource_dir("runtime") / "python" / "bornrt.py", out / "bornrt.py")
     (out / "weights.bin").write_bytes(weights_file_image(payload))
-    sha = hashlib.sha256(payload).hexdigest()
-    manifest = {
-        "format_version": FORMAT_VERSION, "bornc_version": __version__, "backend": "python", "name": name,
-        "target": target.name, "target_profile": {"alignment": target.alignment, "features": list(target.features)},
-        "source_model": {"file": Path(source).name if source else "", "path": str(Path(source).resolve()) if source else "",
-                         "sha256": model.source_sha256},
-        "compile": {"opt_level": opt_level, "weights": "file", "schedule": plan.schedule_name},
-        "inputs": [{"name": v, "dtype": _dtype_name(types[v]), "shape": list(types[v].shape) if static(v) else None} for v in inputs],
-        "outputs": [{"name": v, "dtype": _dtype_name(types[v]), "shape": list(types[v].shape) if static(v) else None} for v in outputs],
-        "flops": summarize(model)["flops"],
-        "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "weights_sha256": sha,
-        "ops": sorted({n.op for _, n in g.walk()}), "nodes": len(order), "kernel_calls": len(steps),
-        "dynamic_values": sorted(v for v in slots if v not in arena_vals and v not in used and v not in inputs + outputs),
-        "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
-        "python": {"module": "model.py", "runtime": "bornrt.py", "requires": "Python >= 3.8, numpy >= 1.21"},
-    }
-    return write_manifest(out, manifest, self_test, inputs, outputs)
+    io = [{"name": v, "dtype": _dtype_name(types[v]), "shape": list(types[v].shape) if em.static(v) else None}
+          for v in list(g.inputs) + list(g.outputs)]
+    manifest = artifact_manifest(
+        "python", model, target, name=name, source=source, opt_level=opt_level, plan=plan, payload=payload,
+        inputs=io[:len(g.inputs)], outputs=io[len(g.inputs):], ops=[n.op for _, n in g.walk()], nodes=len(order),
+        format_version=FORMAT_VERSION, profile={"alignment": target.alignment, "features": list(target.features)},
+        kernel_calls=len(em.steps),
+        dynamic_values=sorted(v for v in em.slots if v not in em.arena_vals and v not in used and v not in g.inputs + g.outputs),
+        python={"module": "model.py", "runtime": "bornrt.py", "requires": "Python >= 3.8, numpy >= 1.21"})
+    return write_manifest(out, manifest, self_test, g.inputs, g.outputs)
+
+
+class _Emitter:
+    """The lines of model.py: value slots (``v[k]``), the attributes and workspace of every kernel call, and one
+    function per graph (the model's ``run`` and one per subgraph) calling the kernels in schedule order."""
+
+    def __init__(self, model: Model, types: dict, plan):
+        self.model, self.types, self.plan = model, types, plan
+        g = model.graph
+        self.inputs, self.outputs = list(g.inputs), list(g.outputs)
+        self.slots: dict[str, int] = {}
+        for v in self.inputs + self.outputs:
+            self.slot(v)
+        self.steps: list = []          # (attrs literal, workspace (offset, bytes) or None)
+        self.subgraph_functions: list = []
+        self.arena_vals = {v for v in plan.value_buffer if v in types and not v.endswith("/workspace")}
+
+    def slot(self, v: str) -> int:
+        if v not in self.slots:
+            self.slots[v] = len(self.slots)
+        return self.slots[v]
+
+    def static(self, v: str) -> bool:
+        t = self.types.get(v)
+        return isinstance(t, TensorType) and t.is_static
+
+    def ref(self, v: str) -> str:
+        return f"v[{self.slot(v)}]" if v else "None"
+
+    def out_ref(self, v: str, top: bool) -> str:
+        """Where a kernel writes output ``v``: its planned arena view (top graph), else None (it allocates)."""
+        if v and top and (v in self.arena_vals or (v in self.outputs and self.static(v))):
+            return f"v[{self.slot(v)}]"
+        return "None"
+
+    def functions(self, order: list) -> list[dict]:
+        """``run`` (the model, schedule order) and then every subgraph's function."""
+        run = {"name": "run", "params": "v, K, call, w", "doc": "One inference: every node of the model in schedule order.",
+               "lines": self.graph_lines(order, True) or ["pass"]}
+        return [run] + self.subgraph_functions
+
+    def graph_lines(self, nodes, top: bool) -> list[str]:
+        lines = []
+        for node in nodes:
+            if (top and is_view(node) and node.outputs[0] in self.arena_vals
+                    and self.plan.value_buffer.get(node.outputs[0]) == self.plan.value_buffer.get(node.inputs[0])):
+                lines.append(f"# {node.op} {comment_text(node.name)}: a view, {comment_text(node.outputs[0])} shares the bytes of "
+                             f"{comment_text(node.inputs[0])}")
+                continue
+            lines += self.call_lines(node, top)
+        return lines
+
+    def _attrs(self, node: Node) -> dict:
+        attrs = _literal_attrs(registry.attrs_with_defaults(registry.get(node.op, node.domain), node))
+        attrs["_op"] = node.op
+        attrs["_node"] = node.name
+        if node.op in _TO_OPS and isinstance(self.types.get(node.outputs[0]), TensorType):
+            attrs["_to"] = self.types[node.outputs[0]].dtype
+        if node.op in _OPSET_OPS:
+            attrs["_opset"] = self.model.opsets.get(node.domain or "", 21)
+        return attrs
+
+    def call_lines(self, node: Node, top: bool) -> list[str]:
+        """The kernel call of ``node``; its subgraphs become functions passed as attributes (lambdas)."""
+        idx = len(self.steps)
+        ws = self.plan.offsets.get(f"{node.name}/workspace") if top else None
+        self.steps.append((py_literal(self._attrs(node)), None if ws is None else (ws[0], ws[1])))
+        ins = list(node.inputs)
+        while ins and not ins[-1]:
+            ins.pop()
+        a = f"ATTRS[{idx}]"
+        parts = [f"{k}=lambda *xs: {self.subgraph_function(node, k, sub)}(v, K, call, w, xs)"
+                 for k, sub in node.attrs.items() if isinstance(sub, Graph)]
+        if parts:
+            a = f"dict(ATTRS[{idx}], {', '.join(parts)})"
+        outs = [self.out_ref(o, top) for o in node.outputs]
+        lhs = "".join((self.ref(o) if o else "_") + ", " for o in node.outputs)
+        return [f"# {node.op} {comment_text(node.name)}",
+                f"{lhs}= call(K[{node.op!r}], ({''.join(self.ref(i) + ', ' for i in ins)}), "
+                f"({''.join(o + ', ' for o in outs)}), {a}, w[{idx}])"]
+
+    def subgraph_function(self, node: Node, attr: str, sub: Graph) -> str:
+        """Emit the function of subgraph ``attr`` of ``node`` (nested subgraphs first come after it); its name."""
+        fname = f"g{len(self.subgraph_functions) + 2}"            # g1 would be run's place; subgraphs count from g2
+        entry = {"name": fname, "params": "v, K, call, w, xs", "doc": f"{attr} of node {comment_text(node.name)} ({node.op})"}
+        self.subgraph_functions.append(entry)              # the name is reserved before the body's own subgraphs
+        body = [f"{', '.join(self.ref(i) for i in sub.inputs)}, = xs"] if sub.inputs else []
+        body += self.graph_lines(sub.nodes, False)
+        body.append(f"return ({''.join(self.ref(o) + ', ' for o in sub.outputs)})")
+        entry["lines"] = body
+        return fname
+
+
+def _render(em: _Emitter, name: str, target: Target, opt_level: int, functions: list, consts: dict, used: list,
+            w_offsets: dict) -> str:
+    """model.py's source from templates/python/model.py.j2."""
+    for v in sorted(em.arena_vals - em.slots.keys()):     # slots of arena values no call names, in a fixed order
+        em.slot(v)
+    weights_tab = [{"slot": em.slot(c), "offset": w_offsets[c], "shape": repr(list(np.shape(consts[c]))),
+                    "dtype": np.asarray(consts[c]).dtype.name, "name": comment_text(c)} for c in used]
+    arena_tab = [{"slot": em.slot(v), "offset": em.plan.offsets[em.plan.value_buffer[v]][0], "shape": repr(list(em.types[v].shape)),
+                  "dtype": _store(em.types[v].dtype), "name": comment_text(v)} for v in sorted(em.arena_vals, key=em.slot)]
+
+    def info(v: str) -> dict:
+        return {"slot": em.slot(v), "name": v, "name_lit": py_string(v), "dtype": _store(_dtype_name(em.types[v])),
+                "shape": repr(list(em.types[v].shape)) if em.static(v) else "None"}
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "python")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return env.get_template("model.py.j2").render(
+        name=comment_text(name), version=__version__, target=target.name, opt_level=opt_level, slots=len(em.slots),
+        weights=weights_tab, arena=arena_tab, inputs=[info(v) for v in em.inputs], outputs=[info(v) for v in em.outputs],
+        workspace=repr([s[1] for s in em.steps]), attrs=[s[0] for s in em.steps], functions=functions)

@@ -15,8 +15,6 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from ... import __version__
-from ...analysis import summarize
 from ...errors import ArtifactError, UnsupportedOpError
 from ...ir.graph import Graph, Model, Node
 from ...ir.types import TensorType
@@ -25,7 +23,9 @@ from ...memory.liveness import is_view
 from ...ops import registry
 from ...resources import resource_dir
 from ...targets import Target
-from ..weights import weights_file_image, write_manifest
+from ..common.manifest import artifact_manifest, write_manifest
+from ..common.schedule import lower_schedule
+from ..common.weights import weights_file_image
 from . import lower_elementwise, lower_nn, lower_qint, lower_tensor  # noqa: F401  (register the lowerings)
 from .kernel import WG, Ctx, Kernel, Lowered
 from .lower_elementwise import identity_kernel
@@ -98,154 +98,161 @@ def compile_webgpu(model: Model, target: Target, out_dir: str | Path, name: str 
                    schedule: str = "topological", self_test: dict | None = None, source: str = "") -> dict:
     """Write the WebGPU bundle for ``model`` (already optimized) into ``out_dir``; returns its manifest.
 
-    Raises UnsupportedOpError listing every node without a WebGPU kernel and every value of a dtype WGSL lacks."""
+    Raises UnsupportedOpError listing every node without a WebGPU kernel and every value of a dtype WGSL lacks;
+    ArtifactError when a kernel would need more than 8 storage buffers or write the weights."""
     missing = _unsupported(model)
     if missing:
         raise UnsupportedOpError(missing)
     g = model.graph
-    types, consts = g.types, g.constants
-    opset = model.opsets.get("", 21)
     f16 = "shader-f16" in target.features      # float16 tensors held as IEEE halves; GEMM staged in f16
-    lowered: dict[str, Lowered] = {}
-    for node in g.nodes:
-        if is_view(node):
-            continue
-        try:
-            lowered[node.name] = _lower(node, types, consts, opset, f16)
-        except UnsupportedOpError as ex:
-            for op, names in ex.missing.items():
-                missing.setdefault(op, []).extend(names)
-    if missing:
-        raise UnsupportedOpError(missing)
-    workspace = {k: -(-low.workspace // ALIGN) * ALIGN for k, low in lowered.items() if low.workspace}
+    opset = model.opsets.get("", 21)
+    lowered = lower_schedule(g.nodes, lambda n: None if is_view(n) else _lower(n, g.types, g.constants, opset, f16))
+    workspace = {n.name: -(-lowered[id(n)].workspace // ALIGN) * ALIGN for n in g.nodes
+                 if id(n) in lowered and lowered[id(n)].workspace}
     plan = plan_model(_retyped(model), ALIGN, schedule, io_in_arena=True, workspace=workspace)
     order = plan.extra["order"]
-
-    def where(v: str) -> int:
-        return plan.offsets[plan.value_buffer[v]][0]
-
-    status_offset = -(-plan.arena_bytes // ALIGN) * ALIGN   # one word after the plan: index errors of this run
-    kernels: list[tuple] = []                # (node name, Kernel, ctx)
-    for node in order:
-        if is_view(node):
-            if node.inputs[0] not in consts and plan.value_buffer.get(node.outputs[0]) == plan.value_buffer.get(node.inputs[0]):
-                continue
-            ctx = _ctx(node, types, consts, opset, f16)
-            kernels.append((node, identity_kernel(ctx), ctx))
-            continue
-        ctx = _ctx(node, types, consts, opset, f16)
-        for k in lowered[node.name].kernels:
-            kernels.append((node, k, ctx))
-
-    # weights: every constant a kernel reads, then every table, at 256-byte aligned offsets
-    chunks: list[bytes] = []
-    w_offsets: dict[str, int] = {}
-    pos = 0
-
-    def put(data: bytes) -> int:
-        nonlocal pos
-        pad = (-pos) % ALIGN
-        chunks.append(b"\0" * pad)
-        pos += pad
-        at = pos
-        chunks.append(data)
-        pos += len(data)
-        return at
-
-    def const_words(v: str) -> bytes:
-        arr = np.asarray(consts[v])
-        if f16 and arr.dtype == np.float16:
-            return np.ascontiguousarray(arr.view(np.uint16).astype(np.uint32)).tobytes()
-        gt = GPU_NUMPY[gpu_type(types[v].dtype if isinstance(types.get(v), TensorType) else arr.dtype.name)]
-        return np.ascontiguousarray(arr.astype(np.float32) if gt == "float32" else arr.astype(np.int64).astype(gt)).tobytes()
-
-    env = _env()
     out = Path(out_dir)
     if (out / "kernels").exists():
         shutil.rmtree(out / "kernels")
     (out / "kernels").mkdir(parents=True)
-    sources: dict[str, str] = {}
-    dispatches = []
-    max_binding, max_bindings, wg_storage = 0, 0, 0
-    for node, k, ctx in kernels:
-        ranges = []                          # (buffer, byte offset, byte size, operand index)
-        for j, o in enumerate(k.operands):
-            if o.kind == "in":
-                v = node.inputs[o.index]
-                if v in consts:
-                    if v not in w_offsets:
-                        w_offsets[v] = put(const_words(v))
-                    ranges.append(("weights", w_offsets[v] + o.start * 4, max(o.elems, 1) * 4, j))
-                else:
-                    ranges.append(("arena", where(v) + o.start * 4, max(o.elems, 1) * 4, j))
-            elif o.kind == "out":
-                ranges.append(("arena", where(node.outputs[o.index]) + o.start * 4, max(o.elems, 1) * 4, j))
-            elif o.kind == "table":
-                ranges.append(("weights", put(o.data.tobytes()), max(o.elems, 1) * 4, j))
-            elif o.kind == "status":
-                ranges.append(("arena", status_offset, 4, j))
+    bundle = _Bundle(g, plan, f16, out)
+    for node, k in _kernels(order, lowered, g, plan, opset, f16):
+        bundle.add(node, k)
+    payload = bundle.weights.payload()
+    (out / "weights.bin").write_bytes(weights_file_image(payload))
+    rt_dir = resource_dir("runtime") / "webgpu"
+    for f in ("bornrt_webgpu.py", "bornrt.js", "index.html"):
+        shutil.copyfile(rt_dir / f, out / f)
+    manifest = artifact_manifest(
+        "webgpu", model, target, name=name, source=source, opt_level=opt_level, plan=plan, payload=payload,
+        inputs=[bundle.io(v) for v in g.inputs], outputs=[bundle.io(v) for v in g.outputs],
+        ops=[n.op for _, n in g.walk()], nodes=len(order), format_version=FORMAT_VERSION,
+        profile={"alignment": ALIGN, "features": list(target.features)}, arena_bytes=bundle.status_offset + ALIGN,
+        webgpu={"status_offset": bundle.status_offset, "required_limits": bundle.limits(len(payload)),
+                "required_features": ["shader-f16"] if f16 else [], "kernels": sorted(set(bundle.sources.values())),
+                "dispatches": len(bundle.dispatches), "submits_per_inference": 1,
+                "host": {"python": "bornrt_webgpu.py", "browser": "index.html + bornrt.js"}},
+        dispatches=bundle.dispatches)
+    return write_manifest(out, manifest, self_test, g.inputs, g.outputs)
+
+
+def _kernels(order: list, lowered: dict, g: Graph, plan, opset: int, f16: bool) -> list[tuple[Node, Kernel]]:
+    """(node, kernel) of every dispatch in schedule order; a view whose output the plan did not place on its
+    input's bytes becomes a copy."""
+    found = []
+    for node in order:
+        if not is_view(node):
+            found += [(node, k) for k in lowered[id(node)].kernels]
+        elif node.inputs[0] in g.constants or plan.value_buffer.get(node.outputs[0]) != plan.value_buffer.get(node.inputs[0]):
+            found.append((node, identity_kernel(_ctx(node, g.types, g.constants, opset, f16))))
+    return found
+
+
+class _Weights:
+    """The weights buffer: every constant a kernel reads (as the GPU stores it: 32-bit words, or IEEE halves in
+    the low 16 bits with shader-f16), then every lowering table, at 256-byte aligned offsets (bytes)."""
+
+    def __init__(self, types: dict, consts: dict, f16: bool):
+        self.types, self.consts, self.f16 = types, consts, f16
+        self.chunks: list[bytes] = []
+        self.pos = 0
+        self.offsets: dict[str, int] = {}
+
+    def put(self, data: bytes) -> int:
+        pad = (-self.pos) % ALIGN
+        self.chunks += [b"\0" * pad, data]
+        at = self.pos + pad
+        self.pos = at + len(data)
+        return at
+
+    def constant(self, v: str) -> int:
+        """Byte offset of constant ``v`` (placed on first use)."""
+        if v not in self.offsets:
+            arr = np.asarray(self.consts[v])
+            if self.f16 and arr.dtype == np.float16:
+                data = np.ascontiguousarray(arr.view(np.uint16).astype(np.uint32)).tobytes()
             else:
-                base = plan.offsets[f"{node.name}/workspace"][0]
-                ranges.append(("arena", base + o.index * 4, max(o.elems, 1) * 4, j))
-        bindings, placed = _bind(ranges)
-        max_bindings = max(max_bindings, len(bindings))
-        max_binding = max([max_binding] + [b["size"] for b in bindings])
-        header = _header(k, bindings, placed, f16)
-        src = env.get_template(f"{k.template}.wgsl.j2").render(header=header, **{"wg": WG, **k.params})
-        wg_storage = max(wg_storage, k.params.get("wg_storage_bytes", 0))
+                t = self.types.get(v)
+                gt = GPU_NUMPY[gpu_type(t.dtype if isinstance(t, TensorType) else arr.dtype.name)]
+                data = np.ascontiguousarray(arr.astype(np.float32) if gt == "float32" else arr.astype(np.int64).astype(gt)).tobytes()
+            self.offsets[v] = self.put(data)
+        return self.offsets[v]
+
+    def payload(self) -> bytes:
+        data = b"".join(self.chunks)
+        return data + b"\0" * ((-len(data)) % ALIGN)
+
+
+class _Bundle:
+    """The dispatches of a bundle as they are added: each kernel's operands bound to ranges of the arena (the
+    plan's offsets; one status word after it) or the weights, its shader rendered and written once per distinct
+    source, and the limits the bundle needs beyond WebGPU's defaults."""
+
+    def __init__(self, g: Graph, plan, f16: bool, out: Path):
+        self.g, self.plan, self.f16, self.out = g, plan, f16, out
+        self.weights = _Weights(g.types, g.constants, f16)
+        self.status_offset = -(-plan.arena_bytes // ALIGN) * ALIGN   # one word after the plan: index errors of a run
+        self.env = _env()
+        self.sources: dict[str, str] = {}
+        self.dispatches: list[dict] = []
+        self.max_binding = self.max_bindings = self.wg_storage = 0
+
+    def where(self, v: str) -> int:
+        return self.plan.offsets[self.plan.value_buffer[v]][0]
+
+    def _ranges(self, node: Node, k: Kernel) -> list[tuple]:
+        """(buffer, byte offset, byte size, operand index) of every operand."""
+        ranges = []
+        for j, o in enumerate(k.operands):
+            size = max(o.elems, 1) * 4
+            if o.kind == "in" and node.inputs[o.index] in self.g.constants:
+                ranges.append(("weights", self.weights.constant(node.inputs[o.index]) + o.start * 4, size, j))
+            elif o.kind in ("in", "out"):
+                v = node.inputs[o.index] if o.kind == "in" else node.outputs[o.index]
+                ranges.append(("arena", self.where(v) + o.start * 4, size, j))
+            elif o.kind == "table":
+                ranges.append(("weights", self.weights.put(o.data.tobytes()), size, j))
+            elif o.kind == "status":
+                ranges.append(("arena", self.status_offset, 4, j))
+            else:
+                ranges.append(("arena", self.plan.offsets[f"{node.name}/workspace"][0] + o.index * 4, size, j))
+        return ranges
+
+    def add(self, node: Node, k: Kernel) -> None:
+        bindings, placed = _bind(self._ranges(node, k))
+        self.max_bindings = max(self.max_bindings, len(bindings))
+        self.max_binding = max([self.max_binding] + [b["size"] for b in bindings])
+        src = self.env.get_template(f"{k.template}.wgsl.j2").render(header=_header(k, bindings, placed, self.f16),
+                                                                     **{"wg": WG, **k.params})
+        self.wg_storage = max(self.wg_storage, k.params.get("wg_storage_bytes", 0))
         digest = hashlib.sha256(src.encode()).hexdigest()[:12]
-        fname = sources.get(digest)
+        fname = self.sources.get(digest)
         if fname is None:
-            fname = f"kernels/{len(sources):03d}_{k.template}.wgsl"
-            sources[digest] = fname
-            (out / fname).write_text(src)
+            fname = f"kernels/{len(self.sources):03d}_{k.template}.wgsl"
+            self.sources[digest] = fname
+            (self.out / fname).write_text(src)
         if k.groups is not None:
             groups = list(k.groups)
         else:
             w = -(-k.threads // WG)
             groups = [min(w, 65535), -(-w // 65535), 1]
-        if 0 in groups:
-            continue
-        dispatches.append({"kernel": fname, "node": node.name, "op": node.op, "label": k.label or k.template,
-                           "workgroups": groups, "bindings": bindings})
-    payload = b"".join(chunks)
-    payload += b"\0" * ((-len(payload)) % ALIGN)
-    (out / "weights.bin").write_bytes(weights_file_image(payload))
+        if 0 not in groups:
+            self.dispatches.append({"kernel": fname, "node": node.name, "op": node.op, "label": k.label or k.template,
+                                    "workgroups": groups, "bindings": bindings})
 
-    def io(v: str) -> dict:
-        t = types[v]
-        half = f16 and t.dtype == "float16"
+    def io(self, v: str) -> dict:
+        """A model input or output as the hosts see it: where it lives in the arena and how it is stored."""
+        t = self.g.types[v]
+        half = self.f16 and t.dtype == "float16"
         return {"name": v, "shape": list(t.shape), "dtype": t.dtype,
                 "gpu_dtype": "uint32" if half else GPU_NUMPY[gpu_type(t.dtype)], "half_bits": half,
-                "offset": where(v), "bytes": max(t.size, 1) * 4}
+                "offset": self.where(v), "bytes": max(t.size, 1) * 4}
 
-    limits = {}
-    need = {"max_storage_buffers_per_shader_stage": max_bindings, "max_storage_buffer_binding_size": max_binding,
-            "max_buffer_size": max(status_offset + ALIGN, len(payload)), "max_compute_workgroup_storage_size": wg_storage}
-    for key, val in need.items():
-        if val > DEFAULT_LIMITS[key]:
-            limits[key] = val
-    rt_dir = resource_dir("runtime") / "webgpu"
-    for f in ("bornrt_webgpu.py", "bornrt.js", "index.html"):
-        shutil.copyfile(rt_dir / f, out / f)
-    manifest = {
-        "format_version": FORMAT_VERSION, "bornc_version": __version__, "backend": "webgpu", "name": name,
-        "target": target.name, "target_profile": {"alignment": ALIGN, "features": list(target.features)},
-        "source_model": {"file": Path(source).name if source else "", "path": str(Path(source).resolve()) if source else "",
-                         "sha256": model.source_sha256},
-        "compile": {"opt_level": opt_level, "weights": "file", "schedule": plan.schedule_name},
-        "inputs": [io(v) for v in g.inputs], "outputs": [io(v) for v in g.outputs],
-        "flops": summarize(model)["flops"],
-        "arena_bytes": status_offset + ALIGN, "weights_bytes": len(payload),
-        "weights_sha256": hashlib.sha256(payload).hexdigest(),
-        "ops": sorted({n.op for _, n in g.walk()}), "nodes": len(order),
-        "webgpu": {"status_offset": status_offset, "required_limits": limits, "required_features": ["shader-f16"] if f16 else [], "kernels": sorted(set(sources.values())),
-                   "dispatches": len(dispatches), "submits_per_inference": 1,
-                   "host": {"python": "bornrt_webgpu.py", "browser": "index.html + bornrt.js"}},
-        "dispatches": dispatches,
-        "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
-    }
-    return write_manifest(out, manifest, self_test, g.inputs, g.outputs)
+    def limits(self, weights_bytes: int) -> dict:
+        """The device limits the bundle needs above WebGPU's defaults (DEFAULT_LIMITS)."""
+        need = {"max_storage_buffers_per_shader_stage": self.max_bindings, "max_storage_buffer_binding_size": self.max_binding,
+                "max_buffer_size": max(self.status_offset + ALIGN, weights_bytes), "max_compute_workgroup_storage_size": self.wg_storage}
+        return {key: val for key, val in need.items() if val > DEFAULT_LIMITS[key]}
 
 
 def _bind(ranges: list[tuple]) -> tuple[list[dict], dict]:

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import UnsupportedOpError
-from ..c.lowering import LowerCtx, broadcast_strides, collapse, contiguous_strides  # noqa: F401  (shared helpers)
+from ..common.lowering import LowerCtx
 from .wgsl import gpu_type
 
 WG = 256            #: invocations per workgroup of 1-D kernels (WebGPU's default limit)
@@ -113,8 +112,4 @@ def offset(strides: list[int], prefix: str = "c", base: int = 0) -> str:
     if base:
         terms.append(f"{base}u")
     return " + ".join(terms) if terms else "0u"
-
-
-def unsupported(node, why: str) -> UnsupportedOpError:
-    return UnsupportedOpError({f"{node.op} ({why})": [node.name]})
 

@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.composite import registry_node
-from ...ops.registry import attrs_with_defaults, get, has, lowering
-from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
+from ...ops.composite import fold_program
+from ...ops.registry import get, has, lowering
+from ..common.lowering import broadcast_strides, collapse, unsupported
+from .kernel import Ctx, Kernel, Lowered, decompose, offset
 from .wgsl import EXPR, SMALL_FLOATS, convert, lit, small_float
 
 
 def program_lines(program: list, args: list[str], t: str, prefix: str = "t") -> tuple[list[str], str]:
-    """WGSL ``let`` lines evaluating a fused program (see bornc.ops.composite) on scalar expressions ``args``
-    of type ``t``; returns (lines, result expression)."""
-    lines, temps = [], []
-    for k, step in enumerate(program):
-        vals = []
-        for kind, v in step["args"]:
-            if kind == "in":
-                vals.append(args[v])
-            elif kind == "t":
-                vals.append(temps[v])
-            else:
-                vals.append(None if v is None else lit(v, t))
-        opdef = get(step["op"])
-        attrs = attrs_with_defaults(opdef, registry_node(step))
-        e = EXPR[step["op"]](vals, attrs, t)
-        lines.append(f"let {prefix}{k} = {e};")
-        temps.append(f"{prefix}{k}")
+    """WGSL ``let`` lines evaluating a fused program (:func:`bornc.ops.composite.fold_program`) on scalar
+    expressions ``args`` of type ``t``; returns (lines, result expression)."""
+    lines: list[str] = []
+
+    def apply(k, op, vals, attrs):
+        lines.append(f"let {prefix}{k} = {EXPR[op](vals, attrs, t)};")
+        return f"{prefix}{k}"
+    temps = fold_program(program, args, lambda v: lit(v, t), apply)
     return lines, temps[-1] if temps else args[0]
 
 

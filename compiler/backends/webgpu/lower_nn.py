@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.nn import _convtranspose_geometry, _pool_geometry
 from ...ops.registry import lowering
 from ...pyrt import rt
 from . import kernel as kernel_mod
-from .kernel import Ctx, Kernel, Lowered, broadcast_strides, collapse, decompose, offset, unsupported
+from ..common import geometry
+from ..common.lowering import broadcast_strides, collapse, unsupported
+from .kernel import Ctx, Kernel, Lowered, decompose, offset
 from .lower_elementwise import program_lines
 from .wgsl import lit
 
@@ -165,14 +166,8 @@ def _conv(ctx: Ctx) -> Lowered:
     nd = len(kernel)
     if nd > 2 or (cg * int(np.prod(kernel)) < 8) or mg < 4:
         return _conv_direct(ctx, kernel, strides, dil, pads, outs)
-    sp = xs[2:] if nd == 2 else [1] + xs[2:]
-    ker = kernel if nd == 2 else [1] + kernel
-    st = strides if nd == 2 else [1] + strides
-    dl = dil if nd == 2 else [1] + dil
-    pd = pads if nd == 2 else [(0, 0)] + pads
-    oh, ow = (outs if nd == 2 else [1] + outs)
-    h, w = sp
-    kh, kw = ker
+    geo = geometry.conv_window(ctx.attrs, xs, ws, ctx.oshape())
+    h, w, oh, ow, kh, kw = (geo[k] for k in ("H", "W", "OH", "OW", "KH", "KW"))
     taps = kh * kw
     ops = [ctx.x(1), ctx.x(0)]
     kdim = cg * taps
@@ -180,8 +175,8 @@ def _conv(ctx: Ctx) -> Lowered:
     a4_fn = f"let g = z % {g}u; return bitcast<vec4<f32>>(ld0(((g * {mg}u + m) * {kdim}u + k) / 4u));"
     b_fn = (f"let b = z / {g}u; let g = z % {g}u; let ci = k / {taps}u; let r = k % {taps}u; "
             f"let oy = c / {ow}u; let ox = c % {ow}u; "
-            f"let iy = i32(oy * {st[0]}u + (r / {kw}u) * {dl[0]}u) - {pd[0][0]}i; "
-            f"let ix = i32(ox * {st[1]}u + (r % {kw}u) * {dl[1]}u) - {pd[1][0]}i; "
+            f"let iy = i32(oy * {geo['SH']}u + (r / {kw}u) * {geo['DH']}u) - {geo['PT']}i; "
+            f"let ix = i32(ox * {geo['SW']}u + (r % {kw}u) * {geo['DW']}u) - {geo['PL']}i; "
             f"if (iy < 0i || ix < 0i || iy >= {h}i || ix >= {w}i) {{ return 0.0f; }} "
             f"return ld1(((b * {c}u + g * {cg}u + ci) * {h}u + u32(iy)) * {w}u + u32(ix));")
     val = "acc"
@@ -245,7 +240,7 @@ def _convtranspose(ctx: Ctx) -> Lowered:
     xs, ws = list(ctx.shape(0)), list(ctx.shape(1))
     if ctx.ot() != "f32":
         raise unsupported(ctx.node, f"{ctx.outs[0].dtype} ConvTranspose")
-    kernel, strides, dil, pads, _, outs = _convtranspose_geometry(ctx.attrs, xs, ws)
+    kernel, strides, dil, pads, _, outs = rt.convtranspose_geometry(ctx.attrs, xs, ws)
     g = ctx.attrs["group"]
     c = xs[1]
     cg, mg = c // g, ws[1]
@@ -284,7 +279,7 @@ def _convtranspose(ctx: Ctx) -> Lowered:
 # ---------------------------------------------------------------------------------------------------- pools
 def _pool(ctx: Ctx, kind: str) -> Lowered:
     xs = list(ctx.shape(0))
-    kernel, strides, dil, pads, ext, outs = _pool_geometry(ctx.attrs, xs)
+    kernel, strides, dil, pads, ext, outs = rt.pool_geometry(ctx.attrs, xs)
     nd = len(kernel)
     oshape = list(ctx.oshape())
     n = ctx.outs[0].size

@@ -14,9 +14,10 @@ import numpy as np
 from ...ir.types import np_dtype
 from ...ops import registry
 from ...ops.registry import KernelCtx, lowering
-from ...pyrt import rt
 from . import kernel as kernel_mod
-from .kernel import Ctx, Kernel, Lowered, collapse, contiguous_strides, decompose, offset, unsupported
+from ..common import resize
+from ..common.lowering import collapse, contiguous_strides, unsupported
+from .kernel import Ctx, Kernel, Lowered, decompose, offset
 from .lower_elementwise import identity_kernel
 from .wgsl import lit
 
@@ -358,49 +359,27 @@ def _lpnorm(ctx: Ctx) -> Lowered:
 
 # ---------------------------------------------------------------------------------------------------- Resize
 def _resize(ctx: Ctx) -> Lowered:
+    """Nearest Resize as a probed gather; every other mode as one ``resize_axis`` dispatch per resized axis
+    (:func:`bornc.backends.common.resize.axis_passes`), intermediate results in the workspace (ping-pong)."""
     a = ctx.attrs
-    xs, out = list(ctx.shape(0)), list(ctx.oshape())
     if a["mode"] == "nearest" and a["coordinate_transformation_mode"] != "tf_crop_and_resize" and not a.get("antialias"):
         return _probed(ctx)
-    if any(ctx.has(k) and ctx.consts[k] is None for k in (1, 2, 3)):
-        raise unsupported(ctx.node, "run-time roi, scales or sizes")
-    roi = ctx.consts[1] if ctx.has(1) else None
-    scales = ctx.consts[2] if ctx.has(2) else None
-    sizes = ctx.consts[3] if ctx.has(3) else None
-    from ..c.lower_tensor import resize_passes
-    _, full_scales, full_roi = rt.resize_plan(a, xs, roi, scales, sizes)
-    passes = resize_passes(a, xs, out, full_scales, full_roi)
+    out, scales, roi = resize.resize_constants(ctx)
+    passes, ws_elems = resize.axis_passes(a, list(ctx.shape(0)), out, scales, roi)
     if not passes:
         return Lowered([identity_kernel(ctx)])
-    cur = list(xs)
-    sizes_ = []
-    for ax, m, extrap in passes:
-        cur[ax] = m.shape[0]
-        sizes_.append(int(np.prod(cur, dtype=np.int64)))
-    ws_elems = max(sizes_[:-1], default=0)
     ks = []
-    cur = list(xs)
-    for p, (ax, m, extrap) in enumerate(passes):
-        o, d = m.shape
-        taps = max(int((m != 0).sum(axis=1).max()) if m.size else 1, 1)
-        idx = np.zeros((o, taps), np.int32)
-        w = np.zeros((o, taps), np.float32)
-        for j, row in enumerate(m):
-            nz = np.flatnonzero(row)[:taps]
-            idx[j, :len(nz)] = nz
-            w[j, :len(nz)] = row[nz]
-        inner = int(np.prod(cur[ax + 1:], dtype=np.int64))
-        src = ctx.x(0) if p == 0 else ctx.ws((p - 1) % 2 * ws_elems, int(np.prod(cur, dtype=np.int64)))
-        last = p == len(passes) - 1
-        cur[ax] = o
-        n = int(np.prod(cur, dtype=np.int64))
-        dst = ctx.y() if last else ctx.ws(p % 2 * ws_elems, n)
-        ops = [src, ctx.table(idx, "i32"), ctx.table(w, "f32"), dst]
-        if extrap is not None:
-            ops.insert(3, ctx.table(extrap, "u32"))
-        ks.append(Kernel("resize_axis", {"n": n, "din": d, "dout": o, "inner": inner, "taps": taps,
-                                         "extrap": extrap is not None, "extrap_value": lit(a["extrapolation_value"], "f32")},
-                         ops, threads=n, label="Resize"))
+    for n, p in enumerate(passes):
+        src = ctx.x(0) if n == 0 else ctx.ws((n - 1) % 2 * ws_elems, p.outer * p.din * p.inner)
+        last = n == len(passes) - 1
+        size = p.outer * p.dout * p.inner
+        dst = ctx.y() if last else ctx.ws(n % 2 * ws_elems, size)
+        ops = [src, ctx.table(p.idx, "i32"), ctx.table(p.w, "f32"), dst]
+        if p.extrap is not None:
+            ops.insert(3, ctx.table(p.extrap, "u32"))
+        ks.append(Kernel("resize_axis", {"n": size, "din": p.din, "dout": p.dout, "inner": p.inner, "taps": p.taps,
+                                         "extrap": p.extrap is not None, "extrap_value": lit(a["extrapolation_value"], "f32")},
+                         ops, threads=size, label="Resize"))
     return Lowered(ks, workspace=(2 * ws_elems * 4) if len(passes) > 1 else 0)
 
 

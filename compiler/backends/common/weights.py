@@ -34,19 +34,4 @@ def weights_file_image(payload: bytes) -> bytes:
     return header + b"\0" * (64 - len(header)) + payload
 
 
-def write_manifest(out, manifest: dict, self_test: dict | None, inputs: list, outputs: list) -> dict:
-    """Finish an artifact folder: ``selftest.npz`` (in_<k>/out_<k> arrays and their tolerances in the manifest) when
-    ``self_test`` is given (else a stale one is removed), the file list, and ``manifest.json``. Returns the manifest."""
-    import json
-    from pathlib import Path
-    out = Path(out)
-    if self_test:
-        arrays = {f"in_{k}": np.asarray(self_test["inputs"][v]) for k, v in enumerate(inputs)}
-        arrays.update({f"out_{k}": np.asarray(self_test["outputs"][v]) for k, v in enumerate(outputs)})
-        np.savez(out / "selftest.npz", **arrays)
-        manifest["self_test"] = {"rtol": float(self_test.get("rtol", 1e-3)), "atol": float(self_test.get("atol", 1e-4))}
-    elif (out / "selftest.npz").exists():
-        (out / "selftest.npz").unlink()
-    manifest["files"] = sorted(p.name for p in out.iterdir() if p.is_file()) + ["manifest.json"]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+__all__ = ["WEIGHT_ALIGN", "weights_layout_of", "weights_file_image"]
