@@ -242,7 +242,47 @@ def ref_gather(ctx, x, indices):
     return np.take(x, rt.in_range(indices, x.shape[ax]), axis=ax)
 
 
-@register("GatherElements", attrs={"axis": 0}, versions="11-24")
+def _element_shapes(ctx: InferCtx, axis: int) -> None:
+    """GatherElements / ScatterElements shapes (ONNX spec; onnxruntime checks the same): indices of the data's
+    rank, no longer than the data along every axis but ``axis`` (the other coordinates of an element come from
+    its position in indices); ScatterElements' updates of the indices' shape. Raises SpecViolation."""
+    x, idx = ctx.types[0], ctx.types[1] if len(ctx.types) > 1 else None
+    upd = ctx.types[2] if len(ctx.types) > 2 else None
+    if not (isinstance(x, TensorType) and isinstance(idx, TensorType) and x.is_static and idx.is_static):
+        return
+    why = None
+    if len(idx.shape) != len(x.shape):
+        why = f"indices of rank {len(idx.shape)} for data of rank {len(x.shape)}"
+    elif any(i > d for k, (i, d) in enumerate(zip(idx.shape, x.shape)) if k != axis):
+        why = f"indices shape {list(idx.shape)} exceeds data shape {list(x.shape)} off axis {axis}"
+    elif isinstance(upd, TensorType) and upd.is_static and tuple(upd.shape) != tuple(idx.shape):
+        why = f"updates shape {list(upd.shape)} differs from indices shape {list(idx.shape)}"
+    if why:
+        raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): {why}")
+
+
+def _scatternd_shapes(ctx: InferCtx) -> None:
+    """ScatterND shapes (ONNX spec): indices of rank >= 1 whose last dim k is at most the data's rank, and
+    updates of shape indices.shape[:-1] + data.shape[k:]. Raises SpecViolation."""
+    x, idx, upd = (ctx.types[k] if len(ctx.types) > k else None for k in range(3))
+    if not all(isinstance(t, TensorType) and t.is_static for t in (x, idx, upd)):
+        return
+    k = idx.shape[-1] if idx.shape else None
+    if k is None or k > len(x.shape):
+        raise SpecViolation(f"node {ctx.node.name!r} (ScatterND): indices shape {list(idx.shape)} for data of rank {len(x.shape)}")
+    want = tuple(idx.shape[:-1]) + tuple(x.shape[k:])
+    if tuple(upd.shape) != want:
+        raise SpecViolation(f"node {ctx.node.name!r} (ScatterND): updates shape {list(upd.shape)}, the spec asks {list(want)}")
+
+
+def _gatherelements_infer(ctx: InferCtx) -> list:
+    x = ctx.types[0]
+    if isinstance(x, TensorType) and x.shape is not None:
+        _element_shapes(ctx, _axis(ctx.attrs.get("axis", 0), len(x.shape)))
+    return [TensorType(x.dtype, ctx.types[1].shape)]
+
+
+@register("GatherElements", attrs={"axis": 0}, infer=_gatherelements_infer, versions="11-24")
 def ref_gatherelements(ctx, x, indices):
     ax = _axis(ctx.attrs["axis"], x.ndim)
     return np.take_along_axis(x, rt.in_range(indices, x.shape[ax]), axis=ax)
@@ -280,8 +320,14 @@ def _reduce_into(data, idx_tuple, upd, reduction):
 
 
 def _scatter_infer(ctx: InferCtx) -> list:
-    """Type of the data; constant indices are checked against the data's shape here, at compile time."""
+    """Type of the data; shapes checked against the spec, and constant indices against the data's shape, here
+    at compile time."""
     x, idx = ctx.types[0], ctx.consts[1] if len(ctx.consts) > 1 else None
+    if isinstance(x, TensorType) and x.shape is not None:
+        if ctx.node.op == "ScatterND":
+            _scatternd_shapes(ctx)
+        else:
+            _element_shapes(ctx, _axis(ctx.attrs.get("axis", 0), len(x.shape)) if x.shape else 0)
     if idx is not None and isinstance(x, TensorType) and x.is_static and x.shape:
         try:
             if ctx.node.op == "ScatterND":
