@@ -18,7 +18,12 @@ from .errors import BorncError
 from .ir.types import np_dtype
 
 
+#: how bench's random inputs are drawn (said with every figure measured on them)
+RANDOM_INPUTS = "random inputs (seed 0: floats standard normal, integers in [0, 16), bools fair)"
+
+
 def random_inputs(manifest: dict, seed: int = 0) -> dict:
+    """One random array per manifest input (see RANDOM_INPUTS), for timing when no inputs are given."""
     rng = np.random.default_rng(seed)
     out = {}
     for t in manifest["inputs"]:
@@ -43,65 +48,89 @@ def _median_ms(fn, runs: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[str, float]:
+    """Median milliseconds per callable of ``fns``, timed in alternating blocks: each of ``blocks`` rounds runs
+    every callable ``runs / blocks`` times in turn (after ``warmup`` calls each), so a drift of clock speed or
+    cache state touches all of them alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times: dict[str, list] = {k: [] for k in fns}
+    per = max(1, runs // blocks)
+    for _ in range(blocks):
+        for k, f in fns.items():
+            for _ in range(per):
+                t0 = time.perf_counter()
+                f()
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res: dict):
+    """onnxruntime (1 thread, its default ORT_ENABLE_ALL) on the source model with the same inputs, as a
+    callable; None when it is not installed, the target does not run on this CPU, or it cannot load the model
+    (then ``res["onnxruntime_error"]`` says why)."""
+    from .targets import get_target
+    if not (model_path and Path(model_path).is_file()) or get_target(manifest["target"]).run not in ("native", "python", "wgpu"):
+        return None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    except Exception as ex:  # noqa: BLE001 - onnxruntime may not load every model bornc compiles
+        res["onnxruntime_error"] = str(ex).splitlines()[0][:200]
+        return None
+    ort_feeds = dict(feeds)
+    ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
+    ort_in = {i.name: ort_feeds[i.name] for i in sess.get_inputs()}
+    return lambda: sess.run(None, ort_in)
+
+
 def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict | None = None, runs: int = 50,
                    warmup: int = 5, bind: dict | None = None) -> dict:
-    """Figures for one artifact: ms medians of bornc and onnxruntime, ratio, GFLOP/s, peak fraction, cold start."""
+    """Figures for one artifact: ms medians of bornc and onnxruntime (timed in alternating blocks in this process,
+    :func:`interleaved_ms`), ratio, GFLOP/s, peak fraction, cold start; the python target adds its allocations
+    and the reference interpreter's time, webgpu the GPU part."""
     from .executors import load_artifact
     from .targets import get_target
     art = Path(art)
     manifest = json.loads((art / "manifest.json").read_text())
+    res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup,
+           "inputs": "given" if feeds else RANDOM_INPUTS}
     feeds = feeds or random_inputs(manifest)
     runner = load_artifact(art)
-    res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup}
-    if manifest.get("backend") == "python":
-        res["bornc_ms"] = _median_ms(lambda: runner(feeds, copy=False), runs, warmup)
-        res["allocated_bytes_per_inference"], res["retained_bytes_per_inference"] = _allocations(lambda: runner(feeds, copy=False))
-        model_path = model_path or manifest["source_model"].get("path")
+    model_path = model_path or manifest["source_model"].get("path")
+    ort_fn = _ort_runner(model_path, manifest, feeds, bind, res)
+    backend = manifest.get("backend")
+    if backend == "python":
+        bornc_fn = lambda: runner(feeds, copy=False)  # noqa: E731
+    elif backend == "webgpu" or hasattr(runner, "ffi"):
+        bornc_fn = lambda: runner(feeds)  # noqa: E731
+    else:                                          # a subprocess (qemu-user, sanitizers): model_run times itself
+        bornc_fn = None
+        res["bornc_ms"] = runner(feeds, bench=runs)["__median_ms__"]
+    fns = {k: f for k, f in (("bornc", bornc_fn), ("onnxruntime", ort_fn)) if f is not None}
+    ms = interleaved_ms(fns, runs, warmup) if fns else {}
+    res.update({f"{k}_ms": v for k, v in ms.items()})
+    if "onnxruntime_ms" in res:
+        res["ratio_ort_over_bornc"] = res["onnxruntime_ms"] / res["bornc_ms"]
+    if backend == "python":
+        res["allocated_bytes_per_inference"], res["retained_bytes_per_inference"] = _allocations(bornc_fn)
         if model_path and Path(model_path).is_file():
             from .frontend.onnx_import import load_onnx
             from .interpreter import run
             shapes = {t["name"]: tuple(t["shape"]) for t in manifest["inputs"] if t["shape"] is not None}
             ref = load_onnx(model_path, input_shapes=shapes, bind=bind or None)
             res["reference_ms"] = _median_ms(lambda: run(ref, feeds), max(runs // 5, 3), 1)
-    elif manifest.get("backend") == "webgpu":
-        m = runner.model
-        res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
-        timing: dict = {}
-        waits = []
-        for _ in range(max(runs // 2, 3)):
-            m.run(feeds, timing=timing)
-            waits.append(timing["gpu_wait_ms"])
-        res["gpu_wait_ms"] = statistics.median(waits)
-        res["dispatches_per_inference"], res["submits_per_inference"] = m.dispatches, m.submits
-        info = m.adapter.info
-        res["adapter"] = f"{info.get('device', '')} ({info.get('backend_type', '')}, {info.get('adapter_type', '')})"
-    elif hasattr(runner, "ffi"):
-        res["bornc_ms"] = _median_ms(lambda: runner(feeds), runs, warmup)
-    else:
-        res["bornc_ms"] = runner(feeds, bench=runs)["__median_ms__"]
+    elif backend == "webgpu":
+        _gpu_figures(runner.model, feeds, runs, res)
     res["cold_start_ms"] = _cold_start(art, manifest, feeds)
     flops = manifest.get("flops")
-    model_path = model_path or manifest["source_model"].get("path")
-    if model_path and Path(model_path).is_file():
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            ort = None
-        if ort is not None and get_target(manifest["target"]).run in ("native", "python", "wgpu"):
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = 1
-            so.inter_op_num_threads = 1
-            try:
-                sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-            except Exception as ex:  # noqa: BLE001 - onnxruntime may not load every model bornc compiles
-                res["onnxruntime_error"] = str(ex).splitlines()[0][:200]
-            else:
-                ort_feeds = dict(feeds)
-                ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
-                names = [i.name for i in sess.get_inputs()]
-                ort_in = {n: ort_feeds[n] for n in names}
-                res["onnxruntime_ms"] = _median_ms(lambda: sess.run(None, ort_in), runs, warmup)
-                res["ratio_ort_over_bornc"] = res["onnxruntime_ms"] / res["bornc_ms"]
     if flops:
         res["gflops"] = flops
         res["bornc_gflop_per_s"] = flops / 1e9 / (res["bornc_ms"] / 1e3)
@@ -109,6 +138,19 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
         if peak:
             res["peak_fraction"] = res["bornc_gflop_per_s"] / peak
     return res
+
+
+def _gpu_figures(m, feeds: dict, runs: int, res: dict) -> None:
+    """The GPU part of a WebGPU inference (submit to outputs mapped, median), dispatches and the adapter."""
+    timing: dict = {}
+    waits = []
+    for _ in range(max(runs // 2, 3)):
+        m.run(feeds, timing=timing)
+        waits.append(timing["gpu_wait_ms"])
+    res["gpu_wait_ms"] = statistics.median(waits)
+    res["dispatches_per_inference"], res["submits_per_inference"] = m.dispatches, m.submits
+    info = m.adapter.info
+    res["adapter"] = f"{info.get('device', '')} ({info.get('backend_type', '')}, {info.get('adapter_type', '')})"
 
 
 def _allocations(fn) -> tuple[int, int]:

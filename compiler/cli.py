@@ -233,20 +233,62 @@ def _plot_plan(plan, path: str) -> None:
 
 
 def cmd_debug(args) -> int:
-    from .debug import bisect
     if args.opt_level is None:
         args.opt_level = 2
+    if args.target:
+        return _debug_target(args)
+    from .debug import bisect
+    rtol, atol = args.rtol or 1e-4, args.atol or 1e-5
     model = _load_model(args, opt_level=0)
     feeds = _read_inputs(args)
-    d = bisect(model, feeds, args.opt_level, args.rtol, args.atol)
+    d = bisect(model, feeds, args.opt_level, rtol, atol)
     if d is None:
-        print(f"no divergence: every value shared by opt level 0 and {args.opt_level} agrees within rtol {args.rtol} atol {args.atol}")
+        print(f"no divergence: every value shared by opt level 0 and {args.opt_level} agrees within rtol {rtol} atol {atol}")
         return 0
-    print(f"first divergence (opt level 0 vs {args.opt_level}, rtol {args.rtol}, atol {args.atol}):")
+    print(f"first divergence (opt level 0 vs {args.opt_level}, rtol {rtol}, atol {atol}):")
     print(f"  node {d.node!r} ({d.op}) output {d.value!r}: max abs err {d.max_abs_err:.4g}")
-    for i in d.inputs:
+    _print_input_stats(d.inputs)
+    return 1
+
+
+def _print_input_stats(inputs: list) -> None:
+    for i in inputs:
         stats = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in i.items() if k != "name")
         print(f"  input {i['name']!r}: {stats}")
+
+
+def _err(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _debug_target(args) -> int:
+    """bornc debug MODEL --target T: the artifact's values, node by node, against the reference and onnxruntime."""
+    from .backends.common.text import comment_text
+    from .debug import per_node
+    from .targets import get_target
+    t = get_target(args.target)
+    rtol, atol = args.rtol or 1e-3, args.atol or 1e-4
+    model = _load_model(args, opt_level=0)
+    res = per_node(model, _read_inputs(args), t.name, args.model, rtol, atol, args.opt_level)
+    beside = "onnxruntime beside it" if res.with_ort else "onnxruntime not available for this model"
+    print(f"{len(res.rows)} values compared: the {t.name} artifact (opt level {args.opt_level}, every value that survives "
+          f"optimization exposed) against the reference interpreter, {beside}; rtol {rtol} atol {atol}")
+    if args.all:
+        print(f"  {'node':<32}{'op':<20}{'target-ref':>11}{'target-ort':>11}{'ort-ref':>11}  ok")
+        for r in res.rows:
+            print(f"  {comment_text(r.node, 31):<32}{comment_text(r.op, 19):<20}{_err(r.target_vs_ref):>11}"
+                  f"{_err(r.target_vs_ort):>11}{_err(r.ort_vs_ref):>11}  {'yes' if r.within else 'NO'}")
+    if res.first is None:
+        worst = max(res.rows, key=lambda r: r.target_vs_ref or 0.0, default=None)
+        tail = f"; largest error {_err(worst.target_vs_ref)} at node {worst.node!r} ({worst.op})" if worst else ""
+        print(f"no divergence: every value of the {t.name} artifact agrees with the reference{tail}")
+        return 0
+    f = res.first
+    ort = (f" (onnxruntime there: {_err(f.ort_vs_ref)} from the reference, {_err(f.target_vs_ort)} from {t.name})"
+           if res.with_ort else "")
+    print(f"first divergence: node {f.node!r} ({f.op}) output {f.value!r}: max abs err {_err(f.target_vs_ref)} "
+          f"against the reference{ort}")
+    _print_input_stats(res.first_inputs)
     return 1
 
 
@@ -281,13 +323,16 @@ def cmd_compile(args) -> int:
     m = res.manifest
     if quantize is not None:
         from .quantize import format_report
-        for line in format_report(m["quantization"]):
+        for line in format_report(m["quantization"], warning=not quantize.random_calibration):
             print(line)
     b = m["budget"]
     print(f"compiled {args.model} for {target.name} into {args.output}/ ({m['nodes']} kernels, weights {m['compile']['weights']})")
-    print(f"  RAM     needed {b['ram_needed']:>14,} bytes (arena {m['arena_bytes']:,} + I/O + stack estimate {b['stack_estimate']:,}"
-          f"{' + weights' if m['compile']['weights'] == 'file' else ''})   budget {b['ram_budget']:,}")
-    print(f"  storage needed {b['flash_needed']:>14,} bytes (code {b['code_bytes']:,} + weights {m['weights_bytes']:,})   budget {b['flash_budget']:,}")
+    in_ram = " + weights" if m["compile"]["weights"] == "file" or target.backend != "c" else ""
+    stack = f" + stack estimate {b['stack_estimate']:,}" if b["stack_estimate"] else ""
+    print(f"  RAM     needed {b['ram_needed']:>14,} bytes (arena {m['arena_bytes']:,} + I/O{stack}{in_ram})"
+          + (f"   budget {b['ram_budget']:,}" if b["ram_budget"] else ""))
+    print(f"  storage needed {b['flash_needed']:>14,} bytes (code {b['code_bytes']:,} + runtime {b['runtime_bytes']:,}"
+          f" + weights {b['weights_bytes']:,}; {b['sized_by']})" + (f"   budget {b['flash_budget']:,}" if b["flash_budget"] else ""))
     for f in sorted(res.built):
         print(f"  built {res.built[f]}")
     for note in res.notes:
@@ -303,6 +348,8 @@ def cmd_bench(args) -> int:
         print(json.dumps(r, indent=1))
         return 0
     print(f"{r['artifact']} on {r['target']}: median of {r['runs']} runs after {r['warmup']} warm-up")
+    if r["inputs"] != "given":
+        print(f"  inputs       {r['inputs']}: no --input/--inputs given; latency can depend on the values")
     print(f"  bornc        {r['bornc_ms']:10.3f} ms" + (f"   {r['bornc_gflop_per_s']:.1f} GFLOP/s" if "bornc_gflop_per_s" in r else "")
           + (f" ({100 * r['peak_fraction']:.0f}% of one core's fp32 peak)" if "peak_fraction" in r else ""))
     if "gpu_wait_ms" in r:
@@ -346,12 +393,33 @@ def cmd_run(args) -> int:
         outs = run(_load_model(args), feeds)
     if args.output:
         print(_write_outputs(outs, args.output))
-    else:
+    elif not args.top:
         for k, v in outs.items():
             a = np.asarray(v)
             stats = f" min {a.min():.6g} max {a.max():.6g} mean {a.astype(np.float64).mean():.6g}" if a.size and a.dtype.kind in "biuf" else ""
             print(f"{k}: {a.dtype}{list(a.shape)}{stats}")
+    if args.top:
+        labels = [s.strip() for s in args.labels.split(",")] if args.labels else []
+        for line in top_classes(outs, args.top, labels):
+            print(line)
     return 0
+
+
+def top_classes(outs: dict, k: int, labels: list[str]) -> list[str]:
+    """For every numeric output, the ``k`` largest entries along its last axis for each leading index (class
+    index, its label when ``labels`` has one, and the value: a probability for a softmax output)."""
+    lines = []
+    for name, v in outs.items():
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf" or a.size == 0:
+            continue
+        rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+        for r, row in enumerate(rows[:8]):
+            best = np.argsort(-row.astype(np.float64), kind="stable")[:k]
+            where = f"[{r}]" if len(rows) > 1 else ""
+            picks = ", ".join(f"class {int(c)}{f' ({labels[c]})' if c < len(labels) else ''} {float(row[c]):.4f}" for c in best)
+            lines.append(f"{name}{where}: {picks}")
+    return lines
 
 
 def cmd_targets(args) -> int:
@@ -360,9 +428,16 @@ def cmd_targets(args) -> int:
     if args.json:
         print(json.dumps([dict(zip(("name", "aliases", "backend", "status", "description"), r)) for r in rows], indent=2))
         return 0
-    print(f"{'target':<12}{'aliases':<16}{'backend':<11}{'status':<46}description")
+    print(f"{'target':<12}{'aliases':<16}{'backend':<11}{'status':<16}description")
+    notes = []
     for r in rows:
-        print(f"{r[0]:<12}{r[1]:<16}{r[2]:<11}{r[3]:<46}{r[4]}")
+        status = r[3]
+        if status != "ready":                     # the reason (tool, Debian package) goes below the table
+            notes.append(f"[{len(notes) + 1}] {r[0]}: {status}")
+            status = f"not ready [{len(notes)}]"
+        print(f"{r[0]:<12}{r[1]:<16}{r[2]:<11}{status:<16}{r[4]}")
+    for n in notes:
+        print(n)
     return 0
 
 
@@ -527,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", metavar="OUT.npz|DIR/", help="write outputs to an .npz or one .npy per output in DIR")
     sp.add_argument("--target", help="for a model file: compile it for this target (as bornc compile does, into a "
                                      "temporary folder) and run the artifact")
+    sp.add_argument("--top", type=int, default=0, metavar="K", help="print each output's K largest entries along its "
+                                                                   "last axis (a classifier's top classes)")
+    sp.add_argument("--labels", metavar="A,B,...", help="with --top: names of the classes, in index order")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("bench", help="time a compiled artifact beside onnxruntime (one thread)")
@@ -540,12 +618,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_bench)
 
-    sp = sub.add_parser("debug", help="find the first node whose output differs between opt level 0 and another level")
-    model_args(sp, "optimizer level to compare with level 0 (default 2)")
+    sp = sub.add_parser("debug", help="find the first node whose output differs: between opt level 0 and another level, "
+                                      "or (--target) between a target's artifact, the reference and onnxruntime")
+    model_args(sp, "optimizer level to compare with level 0, or of the target's artifact (default 2)")
+    sp.add_argument("--target", help="compare this target's artifact, node by node, with the reference interpreter "
+                                     "and onnxruntime")
+    sp.add_argument("--all", action="store_true", help="with --target: print every value's errors")
     sp.add_argument("--input", action="append", metavar="NAME=FILE.npy")
     sp.add_argument("--inputs", metavar="FILE.npz")
-    sp.add_argument("--rtol", type=float, default=1e-4)
-    sp.add_argument("--atol", type=float, default=1e-5)
+    sp.add_argument("--rtol", type=float, default=None, help="default 1e-4 (opt levels), 1e-3 (--target)")
+    sp.add_argument("--atol", type=float, default=None, help="default 1e-5 (opt levels), 1e-4 (--target)")
     sp.set_defaults(fn=cmd_debug)
 
     sp = sub.add_parser("targets", help="list the targets and whether they are ready on this machine")

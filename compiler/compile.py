@@ -37,12 +37,29 @@ class CompileResult:
     notes: list = field(default_factory=list)
 
 
-def budget(manifest: dict, code_bytes: int) -> tuple[int, int]:
+def budget(manifest: dict, code_bytes: int, runtime_bytes: int) -> tuple[int, int]:
+    """(RAM, storage) a C artifact needs, bytes: RAM = arena + caller-owned inputs and outputs + stack estimate
+    (+ the weights when they are loaded from weights.bin); storage = code + runtime + weights, each counted once
+    (embedded weights are taken out of the code's constant data)."""
     io = sum(_nbytes(t) for t in manifest["inputs"] + manifest["outputs"])
     file_weights = manifest["weights_bytes"] if manifest["compile"]["weights"] == "file" else 0
     ram = manifest["arena_bytes"] + io + STACK_ESTIMATE_BYTES + file_weights
-    flash = code_bytes + manifest["weights_bytes"]
-    return ram, flash
+    return ram, code_bytes + runtime_bytes + manifest["weights_bytes"]
+
+
+def _c_storage(t: Target, out: Path, manifest: dict, built: dict) -> tuple[int, int, str]:
+    """(code bytes, runtime bytes, how they were measured) of a C artifact: the storage sections of the built
+    model and runtime objects (embedded weights taken out of the model's), else estimates from the sources."""
+    from .backends.c.build import storage_bytes
+    bdir = Path(built["model_run"]).parent if "model_run" in built else out / "build"
+    model_o, rt_o = storage_bytes(t, bdir / f"{manifest['name']}.o"), storage_bytes(t, bdir / "bornrt.o")
+    embedded = manifest["weights_bytes"] if manifest["compile"]["weights"] == "embed" else 0
+    if built and model_o is not None and rt_o is not None:
+        return max(model_o - embedded, 0), rt_o, "object sections (size -A)"
+    # not built: a quarter of the source's bytes per byte of code; embedded weights spell about 4 source
+    # characters per byte, so they are taken out once
+    est = (out / f"{manifest['name']}.c").stat().st_size // 4
+    return max(est - embedded, 0), (out / "bornrt.c").stat().st_size // 4, "estimated from the sources (not built)"
 
 
 def _nbytes(t: dict) -> int:
@@ -76,7 +93,7 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     if t.backend != "c":
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
-    from .backends.c.build import build as build_c, text_size
+    from .backends.c.build import build as build_c
     optimized = optimize(model, opt_level, quantize=quantize, target=t)
     manifest = compile_c(optimized, t, out_dir, name=name, opt_level=opt_level, weights=weights, schedule=schedule,
                          self_test=self_test, source=source, cflags=cflags)
@@ -88,11 +105,10 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
             if "not found" not in str(ex):
                 raise
             res.notes.append(f"{ex}. Sources and Makefile are in {out_dir}; on the device run: make")
-    code = text_size(t, res.built["model_run"]) if "model_run" in res.built else None
-    if code is None:
-        code = (Path(out_dir) / f"{manifest['name']}.c").stat().st_size // 4
-    ram_needed, _ = budget(manifest, code)
-    return _finish(res, t, Path(out_dir), ram_needed, code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES)
+    code, runtime, how = _c_storage(t, Path(out_dir), manifest, res.built)
+    ram_needed, _ = budget(manifest, code, runtime)
+    return _finish(res, t, Path(out_dir), ram_needed, code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES,
+                   runtime=runtime, measured=how)
 
 
 def int8_weight_max(t: Target) -> int:
@@ -117,9 +133,9 @@ def _compile_python(model, t, out_dir, name, opt_level, schedule, self_test, ram
                               self_test=self_test, source=source)
     res = CompileResult(manifest)
     out = Path(out_dir)
-    code = sum((out / f).stat().st_size for f in ("bornrt.py", "model.py"))
     io = sum(_nbytes(x) for x in manifest["inputs"] + manifest["outputs"] if x["shape"] is not None)
-    return _finish(res, t, out, manifest["arena_bytes"] + io + manifest["weights_bytes"], code, ram, flash, quantize)
+    return _finish(res, t, out, manifest["arena_bytes"] + io + manifest["weights_bytes"], (out / "model.py").stat().st_size,
+                   ram, flash, quantize, runtime=(out / "bornrt.py").stat().st_size, measured="file sizes")
 
 
 def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram, flash, source,
@@ -131,21 +147,25 @@ def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram
     res = CompileResult(manifest)
     out = Path(out_dir)
     code = sum((out / k).stat().st_size for k in manifest["webgpu"]["kernels"])
+    host = sum((out / f).stat().st_size for f in ("bornrt_webgpu.py", "bornrt.js", "index.html"))
     ram_needed = manifest["arena_bytes"] + manifest["weights_bytes"] + sum(o["bytes"] for o in manifest["outputs"])
-    return _finish(res, t, out, ram_needed, code, ram, flash, quantize)
+    return _finish(res, t, out, ram_needed, code, ram, flash, quantize, runtime=host, measured="file sizes")
 
 
 def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash,
-            quantize=None, stack: int = 0) -> CompileResult:
-    """Record RAM/storage needs (bytes; storage = code + weights; ``stack``: the stack estimate included in
-    ``ram_needed``) and budgets in the manifest, write it, check them (BudgetError)."""
+            quantize=None, stack: int = 0, runtime: int = 0, measured: str = "") -> CompileResult:
+    """Record RAM/storage needs and budgets in the manifest (bytes; storage = code + runtime + weights, each
+    counted once; ``stack``: the stack estimate included in ``ram_needed``; ``measured``: how code and runtime
+    were sized), write it, check the budgets (BudgetError). A target without a RAM or storage figure (python,
+    webgpu, unless --ram/--flash are given) has budget None: nothing is checked or printed."""
     manifest = res.manifest
     _record_quantization(manifest, quantize)
-    res.ram_bytes, res.flash_bytes = ram_needed, code + manifest["weights_bytes"]
-    ram_budget = ram if ram is not None else t.ram_bytes
-    flash_budget = flash if flash is not None else t.flash_bytes
+    res.ram_bytes, res.flash_bytes = ram_needed, code + runtime + manifest["weights_bytes"]
+    ram_budget = (ram if ram is not None else t.ram_bytes) or None
+    flash_budget = (flash if flash is not None else t.flash_bytes) or None
     manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
-                          "flash_budget": flash_budget, "code_bytes": code, "stack_estimate": stack}
+                          "flash_budget": flash_budget, "code_bytes": code, "runtime_bytes": runtime,
+                          "weights_bytes": manifest["weights_bytes"], "sized_by": measured, "stack_estimate": stack}
     import json
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _check_budget(t, res, ram_budget, flash_budget)

@@ -307,9 +307,11 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
     per_op: dict = defaultdict(lambda: {"passed": 0, "failed": 0, "unsupported": 0})
     details, case_ops, binds = {}, {}, {}
     batched = {}
+    from .progress import progress as bar_for
+    bar = bar_for(total=len(cases), desc=f"conformance {key}", unit="case")
     if batched_c:
         from .conformance_c import run_c_cases
-        batched = run_c_cases(cases, key)
+        batched = run_c_cases(cases, key, done=bar.update)
     for i, c in enumerate(cases):
         if via_cli:
             import tempfile
@@ -325,6 +327,9 @@ def run_conformance(executor_name: str = "reference", pattern: str | None = None
             binds[c.name] = list(bound)
         if progress:
             progress(i + 1, len(cases), c.name, status)
+        if c.name not in batched:
+            bar.update(1)
+    bar.close()
     res["bound"] = len(binds)
     res["per_op"] = {k: per_op[k] for k in sorted(per_op)}
     res["cases"] = details

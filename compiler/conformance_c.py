@@ -17,8 +17,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from .backends.c.build import compile_flags
 from .backends.c.runner import InProcess, cdef_model
 from .conformance import check_data_sets
@@ -38,52 +36,61 @@ def _generate(case, idx: int, folder: Path, target):
     return model, art, res.manifest, bound
 
 
-def run_c_cases(cases: list, target_name: str = "x86_64", jobs: int | None = None) -> dict[str, tuple[str, str, list]]:
+def run_c_cases(cases: list, target_name: str = "x86_64", jobs: int | None = None,
+                done=None) -> dict[str, tuple[str, str, list]]:
     """(status, detail, bound input names) for every case (passed / failed / unsupported), compiled in batches
-    for a C target that runs on this machine."""
+    for a C target that runs on this machine. ``done(k)`` is called as each batch of k cases finishes (a
+    progress bar)."""
     target = get_target(target_name)
-    flags = compile_flags(target)
-    cc = target.cc or "cc"
     results: dict[str, tuple[str, str]] = {}
     jobs = jobs or max(os.cpu_count() or 1, 1)
     for start in range(0, len(cases), BATCH):
         chunk = list(enumerate(cases[start:start + BATCH], start))
         with tempfile.TemporaryDirectory(prefix="bornc-conf-") as tmp:
-            folder = Path(tmp)
-            ready = []
-            for idx, case in chunk:
-                try:
-                    ready.append((idx, case) + _generate(case, idx, folder, target))
-                except UnsupportedOpError as ex:
-                    results[case.name] = ("unsupported", str(ex)[:300], [])
-                except BorncError as ex:
-                    results[case.name] = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}", [])
-                except Exception as ex:  # noqa: BLE001 - a crash is a failed case
-                    results[case.name] = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}", [])
-            rt = folder / "bornrt.o"
-            _cc([cc, *flags, "-c", str(resource_dir("runtime") / "c" / "bornrt.c"), "-o", str(rt)])
+            results.update(_run_batch(chunk, Path(tmp), target, jobs))
+        if done:
+            done(len(chunk))
+    return results
 
-            def build_one(item):
-                idx, case, model, art, manifest, bound = item
-                obj = art / "model.o"
-                err = _cc([cc, *flags, f"-I{art}", "-c", str(art / f"c{idx}.c"), "-o", str(obj)])
-                return item, err
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                built = list(pool.map(build_one, ready))
-            objs = [str(it[3] / "model.o") for it, err in built if err is None]
-            for it, err in built:
-                if err is not None:
-                    results[it[1].name] = ("failed", f"C compile error: {err[:300]}", it[5])
-            if not objs:
-                continue
-            so = folder / "batch.so"
-            err = _cc([cc, *flags, "-shared", "-o", str(so), str(rt), *objs, "-lm"])
-            if err:
-                for it, _ in built:
-                    results.setdefault(it[1].name, ("failed", f"link error: {err[:200]}", it[5]))
-                continue
-            ok = [it for it, err in built if err is None]
-            results.update(_run_isolated(ok, so))
+
+def _run_batch(chunk: list, folder: Path, target, jobs: int) -> dict:
+    """Generate, compile (the target's flags, ``jobs`` at a time), link into one library and run one batch of
+    (index, case) pairs; results by case name."""
+    flags = compile_flags(target)
+    cc = target.cc or "cc"
+    results: dict = {}
+    ready = []
+    for idx, case in chunk:
+        try:
+            ready.append((idx, case) + _generate(case, idx, folder, target))
+        except UnsupportedOpError as ex:
+            results[case.name] = ("unsupported", str(ex)[:300], [])
+        except BorncError as ex:
+            results[case.name] = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}", [])
+        except Exception as ex:  # noqa: BLE001 - a crash is a failed case
+            results[case.name] = ("failed", f"crash {type(ex).__name__}: {str(ex)[:300]}", [])
+    rt = folder / "bornrt.o"
+    _cc([cc, *flags, "-c", str(resource_dir("runtime") / "c" / "bornrt.c"), "-o", str(rt)])
+
+    def build_one(item):
+        idx, case, model, art, manifest, bound = item
+        obj = art / "model.o"
+        return item, _cc([cc, *flags, f"-I{art}", "-c", str(art / f"c{idx}.c"), "-o", str(obj)])
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        built = list(pool.map(build_one, ready))
+    objs = [str(it[3] / "model.o") for it, err in built if err is None]
+    for it, err in built:
+        if err is not None:
+            results[it[1].name] = ("failed", f"C compile error: {err[:300]}", it[5])
+    if not objs:
+        return results
+    so = folder / "batch.so"
+    err = _cc([cc, *flags, "-shared", "-o", str(so), str(rt), *objs, "-lm"])
+    if err:
+        for it, _ in built:
+            results.setdefault(it[1].name, ("failed", f"link error: {err[:200]}", it[5]))
+        return results
+    results.update(_run_isolated([it for it, err in built if err is None], so))
     return results
 
 

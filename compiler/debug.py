@@ -75,3 +75,135 @@ def bisect(model: Model, feeds, opt_level: int = 2, rtol: float = 1e-4, atol: fl
                 ins = [{"name": i, **_stats(got[i])} for i in node.inputs if i and i in got]
                 return Divergence(node.name, node.op, name, float(np.nanmax(err)), ins, compared)
     return None
+
+
+# ------------------------------------------------------------------------------- per node, against a target
+@dataclass
+class NodeRow:
+    """One value of the per-node comparison: max abs errors (None where a side lacks the value) of the target
+    against the reference, of the target against onnxruntime, and of onnxruntime against the reference."""
+
+    node: str
+    op: str
+    value: str
+    target_vs_ref: float | None
+    target_vs_ort: float | None
+    ort_vs_ref: float | None
+    within: bool
+
+
+def _max_err(a, b) -> float | None:
+    if a is None or b is None or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        return None
+    if a.shape != b.shape:
+        return float("inf")
+    if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf" or a.size == 0:
+        return 0.0
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    d = np.abs(x - y)
+    d[np.isnan(x) & np.isnan(y)] = 0.0
+    return float(np.nanmax(np.where(np.isnan(d), np.inf, d)))
+
+
+def _close(ref, got, rtol: float, atol: float) -> bool:
+    if got is None:
+        return True
+    if ref.shape != got.shape:
+        return False
+    if ref.dtype.kind not in "biuf" or got.dtype.kind not in "biuf":
+        return True
+    x, y = ref.astype(np.float64), got.astype(np.float64)
+    return bool(np.all((np.abs(x - y) <= atol + rtol * np.abs(x)) | (np.isnan(x) & np.isnan(y))))
+
+
+def exposed(model: Model, names: list[str]) -> Model:
+    """A copy of ``model`` whose graph also returns the values ``names`` (every intermediate the target should
+    expose), in that order after the model's own outputs."""
+    from .ir.graph import Graph
+    g = model.graph
+    outs = list(g.outputs) + [n for n in names if n not in g.outputs]
+    return Model(Graph(g.name, g.inputs, outs, g.nodes, g.constants, g.types), model.opsets, model.producer,
+                 model.source_sha256, model.metadata)
+
+
+def target_values(model: Model, feeds: dict, target: str, names: list[str], opt_level: int = 2) -> dict:
+    """The values ``names`` as the artifact for ``target`` computes them: the model with those values exposed as
+    outputs, compiled through the one compile path (:class:`bornc.executors.ArtifactExecutor`) and run."""
+    from .executors import get_executor
+    ex = get_executor(target)
+    ex.opt_level = opt_level
+    return ex.prepare(exposed(model, names), name="debug")(feeds)
+
+
+def surviving_values(model: Model, target: str, opt_level: int = 2) -> set[str]:
+    """The values that still exist after optimizing and legalizing ``model`` for ``target`` (a fused node's
+    output keeps the name of the last fused op's output; the values inside a fusion are gone). Exposing only
+    these keeps every fusion of the real artifact."""
+    from .targets import get_target
+    opt = optimize(model, opt_level, target=get_target(target))
+    return {o for _, n in opt.graph.walk() for o in n.outputs if o}
+
+
+def onnxruntime_values(path: str, feeds: dict, names: list[str]) -> dict | None:
+    """The values ``names`` as onnxruntime (1 thread, all graph optimizations off) computes them from the ONNX
+    file, every one of them added as a graph output; None when onnxruntime is not installed or cannot run the
+    model."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    proto = onnx.load(path)
+    have = {o.name for o in proto.graph.output}
+    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        wanted = [o.name for o in sess.get_outputs()]
+        got = sess.run(wanted, {i.name: feeds[i.name] for i in sess.get_inputs() if i.name in feeds})
+    except Exception:  # noqa: BLE001 - a model onnxruntime cannot run: the comparison goes on without it
+        return None
+    return {n: np.asarray(v) for n, v in zip(wanted, got)}
+
+
+@dataclass
+class PerNode:
+    """The per-node comparison: every row in schedule order, whether onnxruntime took part, the first row out
+    of tolerance (None when all agree) and the reference statistics of that node's inputs."""
+
+    rows: list
+    with_ort: bool
+    first: NodeRow | None
+    first_inputs: list
+
+
+def per_node(model: Model, feeds: dict, target: str, onnx_path: str | None = None, rtol: float = 1e-3,
+             atol: float = 1e-4, opt_level: int = 2) -> PerNode:
+    """Compare, value by value in the reference's schedule order, the artifact for ``target`` at ``opt_level``
+    (every value that survives its optimization exposed as an output, :func:`surviving_values`) with the
+    reference interpreter and with onnxruntime (when ``onnx_path`` is given and onnxruntime runs it). ``model``: as imported (opt level 0). A value is within tolerance when
+    ``|target - reference| <= atol + rtol * |reference|`` everywhere (NaN equal to NaN). Raises what compiling
+    for the target raises (UnsupportedOpError...)."""
+    ref, order = _record(model, feeds)
+    kept = surviving_values(model, target, opt_level)
+    names = [o for n in order for o in n.outputs if o in kept and isinstance(ref.get(o), np.ndarray)]
+    got = target_values(model, feeds, target, names, opt_level)
+    ort_vals = onnxruntime_values(onnx_path, feeds, names) if onnx_path else None
+    rows = []
+    for node in order:
+        for o in node.outputs:
+            if o not in names:
+                continue
+            r, t = ref[o], (np.asarray(got[o]) if o in got else None)
+            w = ort_vals.get(o) if ort_vals else None
+            rows.append(NodeRow(node.name, node.op, o, _max_err(t, r), _max_err(t, w), _max_err(w, r),
+                                _close(r, t, rtol, atol)))
+    first = next((row for row in rows if not row.within), None)
+    ins = []
+    if first is not None:
+        node = next(n for n in order if n.name == first.node)
+        ins = [{"name": i, **_stats(ref[i])} for i in node.inputs if i and i in ref]
+    return PerNode(rows, ort_vals is not None, first, ins)

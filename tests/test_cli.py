@@ -109,6 +109,22 @@ def test_targets_lists_every_target_file(cli):
     assert names == files and "reference" in names
 
 
+def test_targets_table_keeps_long_statuses_out_of_the_description(capsys, monkeypatch):
+    """A target whose tools are missing says 'not ready [k]' in the table and the whole reason, with the Debian
+    package, below it; every row's description starts in the same column."""
+    import shutil
+    from bornc.cli import main
+    monkeypatch.setattr(shutil, "which", lambda tool: None if "aarch64" in tool else "/usr/bin/" + tool)
+    assert main(["targets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines[0].index("description")
+    rows = [ln for ln in lines[1:] if not ln.startswith("[")]
+    assert all(len(ln) > head and ln[head - 1] == " " and ln[head] != " " for ln in rows)
+    rpi4 = next(ln for ln in rows if ln.startswith("rpi4 "))
+    assert "not ready [1]" in rpi4
+    assert any(ln.startswith("[1] rpi4: missing aarch64-linux-gnu-gcc") and "apt-get install" in ln for ln in lines)
+
+
 def test_conformance_json_keys(cli, tmp_path):
     r = cli("conformance", "--executor", "reference", "--json", "--filter", "^test_relu$|^test_abs$")
     assert r.returncode == 0, r.stderr
@@ -140,3 +156,16 @@ def test_inspect_passes_plan_and_debug(cli, tmp_path):
     assert r.returncode == 0 and "no divergence" in r.stdout, r.stdout + r.stderr
     r = cli("run", light, "--opt-level", "2", "--input", f"data_0={tmp_path / 'x.npy'}", "-o", str(tmp_path / "o2.npz"))
     assert r.returncode == 0, r.stderr
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
+    """Progress bars are drawn only when stdout and stderr are terminals (or BORNC_PROGRESS=1), never into logs."""
+    from bornc import progress
+    monkeypatch.delenv("BORNC_PROGRESS", raising=False)
+    assert not progress.enabled()                    # pytest captures both streams: not terminals
+    assert list(progress.progress(range(3), "x")) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("BORNC_PROGRESS", "1")
+    assert progress.enabled()
+    list(progress.progress(range(3), "steps", unit="step"))
+    assert "steps" in capsys.readouterr().err

@@ -273,6 +273,23 @@ def test_cli_quantize(tmp_path):
     r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "r8"), "--quantize", "int8",
              "--calibration", "random:3")
     assert r.returncode == 0 and "mean nothing" in r.stderr
+    assert (r.stdout + r.stderr).count("mean nothing") == 1          # said once, before the long step
+    assert "TARGET MISSED" not in r.stdout
+    assert "\r" not in r.stderr and "it/s" not in r.stderr           # no progress bar when not on a terminal
+
+
+def test_cli_quantize_says_a_missed_target(tmp_path):
+    """A --target-cosine the fallback cannot reach (above 1) is said plainly, with what to try next, in the
+    terminal report and in the manifest."""
+    path = tmp_path / "cnn.onnx"
+    small_cnn().to_onnx(path)
+    r = _cli("compile", str(path), "--target", "python", "-o", str(tmp_path / "q"), "--quantize", "int8",
+             "--calibration", "random:3", "--target-cosine", "1.000001")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "TARGET MISSED" in ln)
+    assert "below --target-cosine 1.000001" in line and "instead of random inputs" in line and "--keep-float" in line
+    man = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert man["quantization"]["target_reached"]["met"] is False
 
 
 @pytest.mark.parametrize("args, message", [

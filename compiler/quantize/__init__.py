@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import BorncError
 from ..interpreter import run, run_node
 from ..ir.graph import Model
+from ..progress import progress
 from .calibrate import METHODS, collect_ranges, load_sets
 from .int8 import fuse_lookup_tables, quantize_int8
 
@@ -54,6 +55,7 @@ class QuantizeConfig:
     keep_float: frozenset = frozenset()
     fallback_threshold: float | None = FALLBACK_THRESHOLD
     target_cosine: float = TARGET_COSINE
+    reached: tuple | None = None     # (output cosine the fallback search reached, calibration sets it used)
     weight_max: int = 127
     fp16_compute: bool = False
     random_calibration: bool = False
@@ -118,6 +120,7 @@ class QuantizeConfig:
         return q
 
     def _int8(self, model: Model) -> Model:
+        self.reached = None
         g = model.graph
         names = set(g.inputs) | {o for n in g.nodes for o in n.outputs if o}
         names = {v for v in names if getattr(g.types.get(v), "dtype", None) == "float32"}
@@ -142,7 +145,7 @@ class QuantizeConfig:
             ref += [run(model, s) for s in probe[1:]]
             everything = {ly.name for ly in layers}
             base = _cosine(ref, build(everything)[0], probe)       # every layer float on int8-stored weights
-            for ly in layers:
+            for ly in progress(layers, "sensitivity of each layer", unit="layer"):
                 sensitivity[ly.name] = base - _cosine(ref, build(everything - {ly.name})[0], probe)
             fallback = [n for n, v in sensitivity.items() if v > self.fallback_threshold]
             q, layers, weight_only = build(set(fallback))
@@ -150,11 +153,14 @@ class QuantizeConfig:
             step = 1
             check = self.calibration[:max(len(probe), 4)]     # the target is checked on more sets than the probe
             ref = ref + [run(model, s) for s in check[len(probe):]]
-            while rest and _cosine(ref, q, check) < self.target_cosine:     # greedy: the most sensitive next
+            reached = _cosine(ref, q, check)
+            while rest and reached < self.target_cosine:     # greedy: the most sensitive next
                 fallback += rest[:step]
                 rest = rest[step:]
                 step *= 2
                 q, layers, weight_only = build(set(fallback))
+                reached = _cosine(ref, q, check)
+            self.reached = (reached, len(check))
         qouts: list = []
         errors = layer_errors(layers, q, self.validation, qouts)
         q = fuse_lookup_tables(q)
@@ -177,6 +183,9 @@ class QuantizeConfig:
         }
         if self.random_calibration:
             self.report["warning"] = RANDOM_WARNING
+        if self.reached is not None:
+            cos, sets = self.reached
+            self.report["target_reached"] = {"cosine": round(cos, 6), "sets": sets, "met": cos >= self.target_cosine}
         return q
 
 
@@ -284,11 +293,12 @@ def output_report(fmodel: Model, qmodel: Model, sets: list, source: str, qoutput
     return {"validation": f"{len(sets)} sets from {source}", "outputs": out}
 
 
-def format_report(report: dict) -> list[str]:
-    """The report as lines for the terminal."""
+def format_report(report: dict, warning: bool = True) -> list[str]:
+    """The report as lines for the terminal (``warning``: include the random-calibration warning, for callers
+    that have not printed it already); a missed --target-cosine is said plainly, with what to try next."""
     lines = []
     weights_before, weights_after = report["weights_bytes_float32"], report["weights_bytes_quantized"]
-    if report.get("warning"):
+    if report.get("warning") and warning:
         lines.append(report["warning"])
     lines.append(f"quantization {report['mode']}: weights {weights_before:,} -> {weights_after:,} bytes "
                  f"({weights_before / max(weights_after, 1):.2f}x smaller)")
@@ -306,6 +316,12 @@ def format_report(report: dict) -> list[str]:
             lines.append("  largest layer errors (own output error; sensitivity): " + ", ".join(
                 f"{w['node']} {w['layer_error']:.3g}" + (f"; {w['sensitivity']:.2g}" if "sensitivity" in w else "")
                 for w in report["worst_layers"]))
+    t = report.get("target_reached")
+    if t and not t["met"]:
+        lines.append(f"  TARGET MISSED: output cosine {t['cosine']:.4f} on {t['sets']} calibration set(s), below --target-cosine "
+                     f"{report['target_cosine']}, with {report['integer_layers']} integer layer(s) left. Try real calibration "
+                     "data (--calibration DIR or .npz)" + (" instead of random inputs" if report.get("random_calibration") else "")
+                     + ", --calibrate-method percentile or entropy, --keep-float on the worst layers above, or --quantize fp16")
     lines.append(f"  against float32 on {report['validation']}:")
     for k, r in report.get("outputs", {}).items():
         lines.append(f"    {k}: cosine {r['cosine']:.5f}, max abs err {r['max_abs_err']:.4g}, mean abs err "

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..interpreter import run
 from ..ir.graph import Model
 from ..ir.types import TensorType, np_dtype
+from ..progress import progress
 
 METHODS = ("minmax", "percentile", "entropy")
 PERCENTILE = 99.99
@@ -137,7 +138,7 @@ def collect_ranges(model: Model, sets: list[dict], names: set[str], method: str 
             if name in stats and isinstance(v, np.ndarray):
                 stats[name].add(v, rng, keep)
 
-    for feeds in sets:
+    for feeds in progress(sets, "calibration", unit="set"):
         for k, v in feeds.items():
             if k in stats:
                 stats[k].add(v, rng, keep)

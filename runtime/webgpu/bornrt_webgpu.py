@@ -33,7 +33,26 @@ class BundleError(Exception):
     """A bad bundle, a wrong input, or a device that cannot run the bundle (one readable line)."""
 
 
+def _runtime_dir() -> None:
+    """Mesa's Vulkan loader warns (one line per probe) when XDG_RUNTIME_DIR is unset or not a private directory
+    of this user; it only needs one for window-system sockets, which a compute bundle never opens. Give it a
+    private temporary one (mode 0700) in that case, before wgpu loads the driver."""
+    d = os.environ.get("XDG_RUNTIME_DIR", "")
+    try:
+        st = os.stat(d) if d else None
+        ok = st is not None and os.path.isdir(d) and st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0
+    except OSError:
+        ok = False
+    if not ok:
+        import atexit
+        import shutil
+        import tempfile
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="bornc-xdg-")
+        atexit.register(shutil.rmtree, os.environ["XDG_RUNTIME_DIR"], True)
+
+
 def _adapter():
+    _runtime_dir()
     import wgpu
     adapters = wgpu.gpu.enumerate_adapters_sync()
     if not adapters:
@@ -77,6 +96,7 @@ class Model:
     """A loaded bundle. ``run(feeds)`` -> {output name: numpy array}; ``inputs`` / ``outputs``: manifest entries."""
 
     def __init__(self, folder):
+        _runtime_dir()
         import wgpu
         self.folder = os.path.abspath(str(folder))
         try:

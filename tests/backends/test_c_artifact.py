@@ -2,6 +2,7 @@
 qemu-user), AddressSanitizer + UndefinedBehaviorSanitizer builds, clang -pedantic, the weights file check,
 --self-test, the memory budget check, a missing toolchain, unsupported ops, and the CLI."""
 import json
+from pathlib import Path
 import shutil
 import subprocess
 
@@ -115,6 +116,51 @@ def test_constant_and_input_as_graph_outputs(tmp_path, weights):
     np.testing.assert_allclose(got["s"], feeds["x"] + c, rtol=1e-6)
 
 
+def test_self_test_finds_weights_beside_the_artifact_from_any_folder(tmp_path):
+    """model_run --self-test with weights in weights.bin, started from another folder, reads the artifact's
+    weights.bin (it once looked in the current directory only)."""
+    m = _small_model()
+    feeds = feeds_for(m)
+    art = tmp_path / "art"
+    compile_model(m, "x86_64", art, name="small", weights="file",
+                  self_test={"inputs": feeds, "outputs": bornc.run(m, feeds), "rtol": 1e-4, "atol": 1e-4})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for binary in (art / "build" / "model_run", Path("..") / "art" / "build" / "model_run"):
+        r = subprocess.run([str(binary), "--self-test"], capture_output=True, text=True, cwd=elsewhere)
+        assert r.returncode == 0 and "self-test passed" in r.stdout, r.stdout + r.stderr
+    shutil.copy(art / "build" / "model_run", art / "model_run")      # beside weights.bin
+    r = subprocess.run([str(art / "model_run"), "--self-test"], capture_output=True, text=True, cwd=elsewhere)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (art / "weights.bin").unlink()
+    r = subprocess.run([str(art / "model_run"), "--self-test"], capture_output=True, text=True, cwd=elsewhere)
+    assert r.returncode != 0 and "cannot read weights file weights.bin" in r.stderr
+
+
+def test_storage_counts_embedded_weights_once(tmp_path, cli):
+    """Storage needed = code + runtime + weights, each once: with 100 KB of embedded weights, the figure is at
+    most the storage sections of the model and runtime objects (it once added the weights to a code size that
+    already held them). Targets without a budget print none."""
+    from bornc.backends.c.build import storage_bytes
+    m = make([N("MatMul", ["x", "w"], ["y"])], [("x", [1, 160])], [("y", [1, 160])], {"w": rand(160, 160)})
+    res = compile_model(m, "x86_64", tmp_path / "c", name="mm", weights="embed")
+    b = res.manifest["budget"]
+    t = get_target("x86_64")
+    sections = storage_bytes(t, tmp_path / "c" / "build" / "mm.o") + storage_bytes(t, tmp_path / "c" / "build" / "bornrt.o")
+    assert b["weights_bytes"] >= 160 * 160 * 4 and b["sized_by"].startswith("object sections")
+    assert b["flash_needed"] == b["code_bytes"] + b["runtime_bytes"] + b["weights_bytes"] <= sections
+    assert b["code_bytes"] < 160 * 160 * 4 // 4
+    import onnx
+    onnx.save(helper.make_model(helper.make_graph([N("Relu", ["x"], ["y"])], "g",
+                                                  [helper.make_tensor_value_info("x", 1, [4])],
+                                                  [helper.make_tensor_value_info("y", 1, [4])]),
+                                opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "r.onnx")
+    r = cli("compile", str(tmp_path / "r.onnx"), "--target", "python", "-o", str(tmp_path / "p"))
+    assert r.returncode == 0 and "storage needed" in r.stdout and "budget" not in r.stdout, r.stdout
+    r = cli("compile", str(tmp_path / "r.onnx"), "--target", "x86_64", "-o", str(tmp_path / "x"))
+    assert r.returncode == 0 and r.stdout.count("budget") == 2, r.stdout
+
+
 def test_manifest_contract(tmp_path):
     manifest = compile_c(optimize(_small_model(), 2), get_target("rpi4"), tmp_path, name="small")
     for key in ("format_version", "bornc_version", "source_model", "compile", "target_profile", "inputs", "outputs",
@@ -174,3 +220,8 @@ def test_cli_compile_run_self_test_and_budget(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     figures = json.loads(r.stdout)
     assert figures["bornc_ms"] > 0 and figures["onnxruntime_ms"] > 0 and figures["cold_start_ms"] > 0
+    assert figures["inputs"].startswith("random inputs")
+    r = cli("bench", str(art), "--runs", "3", "--warmup", "1")
+    assert r.returncode == 0 and "random inputs (seed 0" in r.stdout and "no --input/--inputs given" in r.stdout
+    r = cli("bench", str(art), "--runs", "3", "--warmup", "1", "--input", f"x={tmp_path / 'x.npy'}", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["inputs"] == "given"

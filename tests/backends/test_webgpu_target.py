@@ -293,3 +293,20 @@ def test_constant_and_input_as_graph_outputs(tmp_path, target):
     np.testing.assert_array_equal(got["x"], x)
     np.testing.assert_array_equal(got["y"], x)
     np.testing.assert_allclose(got["s"], x + c, rtol=1e-6)
+
+
+def test_webgpu_run_is_quiet_without_xdg_runtime_dir(tmp_path):
+    """Mesa's loader warned 'XDG_RUNTIME_DIR is invalid or not set' four times per run; the host now gives it a
+    private directory when the environment has none."""
+    from onnx import save
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.array([-1, 0, 1, 2], np.float32))
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    r = subprocess.run([sys.executable, "-m", "bornc", "run", str(tmp_path / "m.onnx"), "--target", "webgpu",
+                        "--input", f"x={tmp_path / 'x.npy'}"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "y: float32[4] min 0 max 2" in r.stdout
+    assert "XDG_RUNTIME_DIR" not in r.stderr + r.stdout

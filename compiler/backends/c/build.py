@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...errors import ToolchainError
+from ...progress import progress
 from ...targets import Target
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fno-strict-aliasing"]
@@ -54,7 +55,8 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
     bdir.mkdir(exist_ok=True)
     sources = [f"{name}.c", "bornrt.c", "main.c"]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda s: _run([compiler, *flags, "-c", s, "-o", f"{build_dir}/{Path(s).stem}.o"], out), sources))
+        list(progress(pool.map(lambda s: _run([compiler, *flags, "-c", s, "-o", f"{build_dir}/{Path(s).stem}.o"], out), sources),
+                      f"compiling {name} for {target.name}", total=len(sources), unit="file"))
     objs = [f"{build_dir}/{name}.o", f"{build_dir}/bornrt.o"]
     link = ["-static"] if target.run == "qemu-user" and not sanitize else []
     _run([compiler, *flags, f"{build_dir}/main.o", *objs, "-o", f"{build_dir}/model_run", *link, "-lm"], out)
@@ -71,13 +73,19 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
     return built
 
 
-def text_size(target: Target, binary: Path) -> int | None:
-    """Code (text) bytes of a built binary, from binutils' size, or None when it is not available."""
+def storage_bytes(target: Target, obj: Path) -> int | None:
+    """Bytes an object file puts into the device's storage: its code and constant data sections (.text*,
+    .rodata*, .data*; not .bss, unwind tables or notes), from binutils' ``size -A``; None when that tool (for a
+    cross target ``<triple>-size``, Debian package binutils-<triple>) or the file is missing."""
     size = shutil.which(f"{target.triple}-size") if target.triple and target.run != "native" else shutil.which("size")
-    if not size or not binary.exists():
+    if not size or not obj.exists():
         return None
-    r = subprocess.run([size, str(binary)], capture_output=True, text=True)
-    try:
-        return int(r.stdout.splitlines()[1].split()[0])
-    except (IndexError, ValueError):
+    r = subprocess.run([size, "-A", str(obj)], capture_output=True, text=True)
+    if r.returncode != 0:
         return None
+    total = 0
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith((".text", ".rodata", ".data")) and parts[1].isdigit():
+            total += int(parts[1])
+    return total
