@@ -276,9 +276,17 @@ def _scatternd_shapes(ctx: InferCtx) -> None:
 
 
 def _gatherelements_infer(ctx: InferCtx) -> list:
-    x = ctx.types[0]
+    """The indices' shape with the data's dtype; shapes checked against the spec, constant indices against the
+    data's extent along the axis (SpecViolation)."""
+    x, idx = ctx.types[0], ctx.consts[1] if len(ctx.consts) > 1 else None
     if isinstance(x, TensorType) and x.shape is not None:
-        _element_shapes(ctx, _axis(ctx.attrs.get("axis", 0), len(x.shape)))
+        ax = _axis(ctx.attrs.get("axis", 0), len(x.shape))
+        _element_shapes(ctx, ax)
+        if idx is not None and x.is_static:
+            try:
+                rt.in_range(idx, x.shape[ax])
+            except rt.BornrtError as ex:
+                raise SpecViolation(f"node {ctx.node.name!r} (GatherElements): {ex}") from None
     return [TensorType(x.dtype, ctx.types[1].shape)]
 
 
