@@ -211,13 +211,28 @@ def schema_function(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.Funct
     return None
 
 
+def _uses_default_domain(proto: onnx.ModelProto) -> bool:
+    """True when a node of the model (its graph, subgraphs or functions) is of the ai.onnx domain: such a model
+    must import an ai.onnx opset (one of only ai.onnx.ml or training ops need not)."""
+    def graphs(g):
+        yield g
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from graphs(a.g)
+                for sub in a.graphs:
+                    yield from graphs(sub)
+    nodes = [n for g in graphs(proto.graph) for n in g.node] + [n for f in proto.functions for n in f.node]
+    return any(n.domain in ("", "ai.onnx") for n in nodes)
+
+
 class _Importer:
     def __init__(self, proto: onnx.ModelProto, expand=None):
         self.proto = proto
         self.expand = expand
         self.opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version for o in proto.opset_import}
         newest = onnx.defs.onnx_opset_version()
-        if not 1 <= self.opsets.get("", 0) <= newest:
+        if ("" in self.opsets or _uses_default_domain(proto)) and not 1 <= self.opsets.get("", 0) <= newest:
             raise ModelImportError(f"the model imports ai.onnx opset {self.opsets.get('', 'none')}; this onnx release "
                                    f"knows opsets 1 to {newest}")
         self.counter = 0

@@ -66,6 +66,20 @@ def test_unsupported_ops_listed_all_at_once():
     assert "com.example.BarOp (nodes: second, third)" in msg and "com.example.FooOp (nodes: first)" in msg
 
 
+def test_model_of_only_another_domain_needs_no_ai_onnx_opset():
+    """A model whose nodes are all of ai.onnx.ml (LabelEncoder, as in the ONNX node tests) imports no ai.onnx
+    opset: that is an unsupported op, not a malformed model; a model with an ai.onnx node and no such opset is
+    refused (hostile corpus: no_opset_import)."""
+    g = helper.make_graph([helper.make_node("Binarizer", ["x"], ["y"], domain="ai.onnx.ml")], "g",
+                          [_vi("x", [2])], [_vi("y", [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1)])
+    with pytest.raises(UnsupportedOpError, match=r"ai\.onnx\.ml\.Binarizer"):
+        from_proto(m)
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [_vi("x", [2])], [_vi("y", [2])])
+    with pytest.raises(ModelImportError, match="imports ai.onnx opset none"):
+        from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1)]))
+
+
 def test_shape_subgraph_folds_to_constants():
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
