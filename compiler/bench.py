@@ -50,13 +50,14 @@ def _median_ms(fn, runs: int, warmup: int) -> float:
 
 def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[str, float]:
     """Median milliseconds per callable of ``fns``, timed in alternating blocks: each of ``blocks`` rounds runs
-    every callable ``runs / blocks`` times in turn (after ``warmup`` calls each), so a drift of clock speed or
-    cache state touches all of them alike."""
+    every callable ceil(runs / blocks) times in turn (after ``warmup`` calls each; at least ``runs`` timed calls
+    in all), so a drift of clock speed or cache state touches all of them alike."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     times: dict[str, list] = {k: [] for k in fns}
-    per = max(1, runs // blocks)
+    blocks = max(1, min(blocks, runs))
+    per = -(-runs // blocks)                       # at least ``runs`` timed calls each
     for _ in range(blocks):
         for k, f in fns.items():
             for _ in range(per):
@@ -87,6 +88,10 @@ def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res:
         return None
     ort_feeds = dict(feeds)
     ort_feeds.update({k: np.asarray(v) for k, v in (bind or {}).items()})
+    missing = [i.name for i in sess.get_inputs() if i.name not in ort_feeds]
+    if missing:
+        res["onnxruntime_error"] = f"no value for input(s) {', '.join(missing)} (bound at compile time? give --bind)"
+        return None
     ort_in = {i.name: ort_feeds[i.name] for i in sess.get_inputs()}
     return lambda: sess.run(None, ort_in)
 
@@ -101,7 +106,7 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
     art = Path(art)
     manifest = json.loads((art / "manifest.json").read_text())
     res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup,
-           "inputs": "given" if feeds else RANDOM_INPUTS}
+           "inputs": "given" if feeds or not manifest["inputs"] else RANDOM_INPUTS}
     feeds = feeds or random_inputs(manifest)
     runner = load_artifact(art)
     model_path = model_path or manifest["source_model"].get("path")

@@ -238,7 +238,8 @@ def cmd_debug(args) -> int:
     if args.target:
         return _debug_target(args)
     from .debug import bisect
-    rtol, atol = args.rtol or 1e-4, args.atol or 1e-5
+    rtol = 1e-4 if args.rtol is None else args.rtol
+    atol = 1e-5 if args.atol is None else args.atol
     model = _load_model(args, opt_level=0)
     feeds = _read_inputs(args)
     d = bisect(model, feeds, args.opt_level, rtol, atol)
@@ -267,7 +268,8 @@ def _debug_target(args) -> int:
     from .debug import per_node
     from .targets import get_target
     t = get_target(args.target)
-    rtol, atol = args.rtol or 1e-3, args.atol or 1e-4
+    rtol = 1e-3 if args.rtol is None else args.rtol
+    atol = 1e-4 if args.atol is None else args.atol
     model = _load_model(args, opt_level=0)
     res = per_node(model, _read_inputs(args), t.name, args.model, rtol, atol, args.opt_level)
     beside = "onnxruntime beside it" if res.with_ort else "onnxruntime not available for this model"
@@ -406,13 +408,16 @@ def cmd_run(args) -> int:
 
 
 def top_classes(outs: dict, k: int, labels: list[str]) -> list[str]:
-    """For every numeric output, the ``k`` largest entries along its last axis for each leading index (class
-    index, its label when ``labels`` has one, and the value: a probability for a softmax output)."""
+    """For every numeric output, the ``k`` largest entries along its last axis that is not 1, for each leading
+    index (the first 8 rows): class index, its label when ``labels`` has one, and the value (a probability for
+    a softmax output)."""
     lines = []
     for name, v in outs.items():
         a = np.asarray(v)
         if a.dtype.kind not in "biuf" or a.size == 0:
             continue
+        while a.ndim > 1 and a.shape[-1] == 1:        # [N, C, 1, 1] classifier heads rank along C
+            a = a.reshape(a.shape[:-1])
         rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
         for r, row in enumerate(rows[:8]):
             best = np.argsort(-row.astype(np.float64), kind="stable")[:k]
@@ -603,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--target", help="for a model file: compile it for this target (as bornc compile does, into a "
                                      "temporary folder) and run the artifact")
     sp.add_argument("--top", type=int, default=0, metavar="K", help="print each output's K largest entries along its "
-                                                                   "last axis (a classifier's top classes)")
+                                                                   "last axis that is not 1 (a classifier's top classes; "
+                                                                   "the first 8 rows of a batch)")
     sp.add_argument("--labels", metavar="A,B,...", help="with --top: names of the classes, in index order")
     sp.set_defaults(fn=cmd_run)
 

@@ -37,14 +37,12 @@ class CompileResult:
     notes: list = field(default_factory=list)
 
 
-def budget(manifest: dict, code_bytes: int, runtime_bytes: int) -> tuple[int, int]:
-    """(RAM, storage) a C artifact needs, bytes: RAM = arena + caller-owned inputs and outputs + stack estimate
-    (+ the weights when they are loaded from weights.bin); storage = code + runtime + weights, each counted once
-    (embedded weights are taken out of the code's constant data)."""
+def c_ram_needed(manifest: dict) -> int:
+    """RAM bytes a C artifact needs: arena + caller-owned inputs and outputs + stack estimate (+ the weights
+    when they are loaded from weights.bin). Storage (code + runtime + weights, each once) is :func:`_finish`'s."""
     io = sum(_nbytes(t) for t in manifest["inputs"] + manifest["outputs"])
     file_weights = manifest["weights_bytes"] if manifest["compile"]["weights"] == "file" else 0
-    ram = manifest["arena_bytes"] + io + STACK_ESTIMATE_BYTES + file_weights
-    return ram, code_bytes + runtime_bytes + manifest["weights_bytes"]
+    return manifest["arena_bytes"] + io + STACK_ESTIMATE_BYTES + file_weights
 
 
 def _c_storage(t: Target, out: Path, manifest: dict, built: dict) -> tuple[int, int, str]:
@@ -106,8 +104,7 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
                 raise
             res.notes.append(f"{ex}. Sources and Makefile are in {out_dir}; on the device run: make")
     code, runtime, how = _c_storage(t, Path(out_dir), manifest, res.built)
-    ram_needed, _ = budget(manifest, code, runtime)
-    return _finish(res, t, Path(out_dir), ram_needed, code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES,
+    return _finish(res, t, Path(out_dir), c_ram_needed(manifest), code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES,
                    runtime=runtime, measured=how)
 
 

@@ -100,20 +100,23 @@ def _max_err(a, b) -> float | None:
     if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf" or a.size == 0:
         return 0.0
     x, y = a.astype(np.float64), b.astype(np.float64)
-    d = np.abs(x - y)
-    d[np.isnan(x) & np.isnan(y)] = 0.0
-    return float(np.nanmax(np.where(np.isnan(d), np.inf, d)))
+    with np.errstate(invalid="ignore"):
+        d = np.abs(x - y)
+    d[(np.isnan(x) & np.isnan(y)) | (x == y)] = 0.0          # NaN = NaN, inf = inf
+    return float(np.max(np.where(np.isnan(d), np.inf, d)))
 
 
 def _close(ref, got, rtol: float, atol: float) -> bool:
-    if got is None:
-        return True
-    if ref.shape != got.shape:
+    """``|got - ref| <= atol + rtol * |ref|`` everywhere (NaN = NaN, inf = inf); a value the target did not
+    return is not close."""
+    if got is None or ref.shape != got.shape:
         return False
     if ref.dtype.kind not in "biuf" or got.dtype.kind not in "biuf":
-        return True
+        return bool(np.array_equal(ref, got))
     x, y = ref.astype(np.float64), got.astype(np.float64)
-    return bool(np.all((np.abs(x - y) <= atol + rtol * np.abs(x)) | (np.isnan(x) & np.isnan(y))))
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(x - y) <= atol + rtol * np.abs(x)
+    return bool(np.all(ok | (np.isnan(x) & np.isnan(y)) | (x == y)))
 
 
 def exposed(model: Model, names: list[str]) -> Model:
@@ -153,14 +156,14 @@ def onnxruntime_values(path: str, feeds: dict, names: list[str]) -> dict | None:
         import onnxruntime as ort
     except ImportError:
         return None
-    proto = onnx.load(path)
-    have = {o.name for o in proto.graph.output}
-    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.log_severity_level = 3
     try:
+        proto = onnx.load(path)
+        have = {o.name for o in proto.graph.output}
+        proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
         sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
         wanted = [o.name for o in sess.get_outputs()]
         got = sess.run(wanted, {i.name: feeds[i.name] for i in sess.get_inputs() if i.name in feeds})
@@ -192,7 +195,7 @@ def per_node(model: Model, feeds: dict, target: str, onnx_path: str | None = Non
     names = [o for n in order for o in n.outputs if o in kept and isinstance(ref.get(o), np.ndarray)]
     got = target_values(model, feeds, target, names, opt_level)
     ort_vals = onnxruntime_values(onnx_path, feeds, names) if onnx_path else None
-    rows = []
+    rows, nodes = [], []
     for node in order:
         for o in node.outputs:
             if o not in names:
@@ -201,9 +204,8 @@ def per_node(model: Model, feeds: dict, target: str, onnx_path: str | None = Non
             w = ort_vals.get(o) if ort_vals else None
             rows.append(NodeRow(node.name, node.op, o, _max_err(t, r), _max_err(t, w), _max_err(w, r),
                                 _close(r, t, rtol, atol)))
-    first = next((row for row in rows if not row.within), None)
-    ins = []
-    if first is not None:
-        node = next(n for n in order if n.name == first.node)
-        ins = [{"name": i, **_stats(ref[i])} for i in node.inputs if i and i in ref]
+            nodes.append(node)
+    bad = next((k for k, row in enumerate(rows) if not row.within), None)
+    first = rows[bad] if bad is not None else None
+    ins = [{"name": i, **_stats(ref[i])} for i in nodes[bad].inputs if i and i in ref] if bad is not None else []
     return PerNode(rows, ort_vals is not None, first, ins)

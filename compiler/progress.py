@@ -19,9 +19,28 @@ def progress(iterable=None, desc: str = "", total: int | None = None, unit: str 
     """``iterable`` wrapped in a tqdm bar labelled ``desc`` (counting ``unit``), or a bar to ``update`` by hand
     when ``iterable`` is None; disabled (a plain pass-through) unless :func:`enabled`. The bar is removed when
     done."""
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:                       # an environment installed before tqdm was a dependency
+        return _Plain(iterable)
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not enabled(), leave=False, file=sys.stderr,
                 dynamic_ncols=True)
+
+
+class _Plain:
+    """What progress() returns without tqdm: the iterable, and no-op update/close."""
+
+    def __init__(self, iterable):
+        self.iterable = iterable if iterable is not None else ()
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 __all__ = ["enabled", "progress"]

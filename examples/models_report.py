@@ -33,7 +33,8 @@ def _golden_items() -> list[dict]:
                     if (case.folder / "expected" / f).is_file()}
         items.append({"name": name, "kind": "golden", "load": lambda c=case: golden.load_case_model(c),
                       "path": lambda c=case: str(golden.model_path(c)), "inputs": golden.case_inputs(case),
-                      "expected": expected, "tol": case.tolerance, "targets": set(case.targets)})
+                      "expected": expected, "tol": case.tolerance, "targets": set(case.targets),
+                      "quantized": bool(case.quantize), "bind": dict(case.bind)})
     return items
 
 
@@ -61,7 +62,7 @@ def _one(item: dict, target: str, runs: int) -> dict:
     from bornc.errors import BorncError
     from bornc.executors import load_artifact
     from bornc.golden import compare
-    row = {"model": item["name"], "target": target}
+    row = {"model": item["name"], "target": target, "quantized": item.get("quantized", False)}
     with tempfile.TemporaryDirectory(prefix="bornc-report-") as tmp:
         try:
             t0 = time.perf_counter()
@@ -78,8 +79,10 @@ def _one(item: dict, target: str, runs: int) -> dict:
             row["passed"] &= ok
             row["max_abs"] = max(row["max_abs"], err)
         if target == "x86_64":
-            b = bench_artifact(tmp, item["path"](), item["inputs"], runs=runs, warmup=2)
+            b = bench_artifact(tmp, item["path"](), item["inputs"], runs=runs, warmup=2, bind=item.get("bind"))
             row["bornc_ms"], row["ort_ms"] = b["bornc_ms"], b.get("onnxruntime_ms")
+            if "onnxruntime_error" in b:
+                row["ort_error"] = b["onnxruntime_error"]
     return row
 
 
@@ -119,7 +122,8 @@ def render(rows: list[dict], targets: list[str], machine: str) -> str:
         figures = [f"{x['bornc_ms']:.3f}" if x.get("bornc_ms") else "-", f"{x['ort_ms']:.3f}" if x.get("ort_ms") else "-",
                    f"{ratio:.2f}" if ratio else "-", _fmt_bytes(sized["arena"]) if sized else "-",
                    _fmt_bytes(sized["weights"]) if sized else "-"]
-        lines.append(f"| {model} | " + " | ".join(cells + figures) + " |")
+        label = model + (" (int8; onnxruntime runs the float model)" if any(r.get("quantized") for r in per.values()) else "")
+        lines.append(f"| {label} | " + " | ".join(cells + figures) + " |")
     if ratios:
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         lines += ["", f"Geometric mean of onnxruntime / bornc over {len(ratios)} models on x86_64: {geo:.2f}."]
@@ -132,7 +136,7 @@ def render(rows: list[dict], targets: list[str], machine: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", default="python,x86_64,rpi4,webgpu")
-    ap.add_argument("--runs", type=int, default=10, help="timed runs per block (x86_64 and onnxruntime)")
+    ap.add_argument("--runs", type=int, default=10, help="timed runs of each of x86_64 and onnxruntime (in 5 alternating blocks)")
     ap.add_argument("--only", help="a comma-separated subset of model names")
     ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "models.md"))
     args = ap.parse_args(argv)
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
                   f"{'pass' if r['passed'] else 'FAIL'} max abs {r['max_abs']:.2g}"
                   + (f"  {r['bornc_ms']:.2f} ms (onnxruntime {r['ort_ms']:.2f})" if r.get("ort_ms") else "")), flush=True)
     import platform
-    machine = f"{platform.machine()} Linux, {__import__('os').cpu_count()} cores, Python {platform.python_version()}"
+    machine = (f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores, "
+               f"Python {platform.python_version()}")
     Path(args.output).write_text(render(rows, targets, machine))
     (Path(args.output).with_suffix(".json")).write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {args.output}")

@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import ShapeError, SpecViolation
 from ..ir.types import dtype_name, np_dtype, onnx_elem_to_name
 from ..pyrt import rt
-from .registry import InferCtx, TensorType, register, same_as_input
+from .registry import InferCtx, TensorType, infer_by_evaluation, register, same_as_input
+from .registry import get as registry_get
 
 try:
     import ml_dtypes
@@ -279,15 +280,19 @@ def _gatherelements_infer(ctx: InferCtx) -> list:
     """The indices' shape with the data's dtype; shapes checked against the spec, constant indices against the
     data's extent along the axis (SpecViolation)."""
     x, idx = ctx.types[0], ctx.consts[1] if len(ctx.consts) > 1 else None
-    if isinstance(x, TensorType) and x.shape is not None:
-        ax = _axis(ctx.attrs.get("axis", 0), len(x.shape))
-        _element_shapes(ctx, ax)
-        if idx is not None and x.is_static:
-            try:
-                rt.in_range(idx, x.shape[ax])
-            except rt.BornrtError as ex:
-                raise SpecViolation(f"node {ctx.node.name!r} (GatherElements): {ex}") from None
-    return [TensorType(x.dtype, ctx.types[1].shape)]
+    it = ctx.types[1] if len(ctx.types) > 1 else None
+    if not (isinstance(x, TensorType) and isinstance(it, TensorType)) or x.shape is None:
+        return infer_by_evaluation(registry_get("GatherElements"), ctx)
+    if it.dtype not in ("int32", "int64"):
+        raise SpecViolation(f"node {ctx.node.name!r} (GatherElements): indices of dtype {it.dtype}, the spec asks int32 or int64")
+    ax = _axis(ctx.attrs.get("axis", 0), len(x.shape))
+    _element_shapes(ctx, ax)
+    if idx is not None and x.is_static:
+        try:
+            rt.in_range(idx, x.shape[ax])
+        except rt.BornrtError as ex:
+            raise SpecViolation(f"node {ctx.node.name!r} (GatherElements): {ex}") from None
+    return [TensorType(x.dtype, it.shape)]
 
 
 @register("GatherElements", attrs={"axis": 0}, infer=_gatherelements_infer, versions="11-24")

@@ -55,12 +55,12 @@ class QuantizeConfig:
     keep_float: frozenset = frozenset()
     fallback_threshold: float | None = FALLBACK_THRESHOLD
     target_cosine: float = TARGET_COSINE
-    reached: tuple | None = None     # (output cosine the fallback search reached, calibration sets it used)
     weight_max: int = 127
     fp16_compute: bool = False
     random_calibration: bool = False
     validation_source: str = ""
     report: dict = field(default_factory=dict)
+    reached: tuple | None = None     # run state: (output cosine the fallback search reached, calibration sets used)
 
     @classmethod
     def from_options(cls, model: Model, mode: str, calibration: str | None = None, validation: str | None = None,

@@ -41,8 +41,8 @@ def _runtime_dir() -> None:
     try:
         st = os.stat(d) if d else None
         ok = st is not None and os.path.isdir(d) and st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0
-    except OSError:
-        ok = False
+    except (OSError, AttributeError):             # AttributeError: no os.getuid (Windows, where Mesa is not used)
+        ok = not hasattr(os, "getuid")
     if not ok:
         import atexit
         import shutil

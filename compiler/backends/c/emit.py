@@ -38,10 +38,11 @@ RUNTIME_FILES = ("bornrt.h", "bornrt_gemm.h", "bornrt.c")
 
 
 def _gemm_functions() -> re.Pattern:
-    """A pattern matching a call of any function bornrt_gemm.h defines (its names are read from the header)."""
+    """A pattern matching any name bornrt_gemm.h defines: its functions (``bornc_*``) and macros (``BORNC_*``),
+    read from the header, so a kernel that uses one of them includes it."""
     text = (resource_dir("runtime") / "c" / "bornrt_gemm.h").read_text()
-    names = sorted(set(re.findall(r"static inline [\w ]+?\b(bornc_\w+)\(", text)))
-    return re.compile(r"\b(" + "|".join(names) + r")\s*\(")
+    names = set(re.findall(r"\b(bornc_\w+)\s*\(", text)) | set(re.findall(r"#define\s+(BORNC_\w+)", text))
+    return re.compile(r"\b(" + "|".join(sorted(names)) + r")\b")
 
 
 _GEMM_CALL = _gemm_functions()
@@ -148,8 +149,8 @@ def _kernel_args(node, low) -> list[int]:
 
 
 def _constants_used(g, order: list, lowered: dict, consts: dict) -> list[str]:
-    """The constants the artifact holds, in first-use order: those passed to kernels as pointers, those a
-    branch returns, those the graph returns."""
+    """The constants the artifact holds, in first-use order: those passed to kernels as pointers, If
+    conditions, those a branch returns, those the graph returns."""
     used: list[str] = []
 
     def add(v):
@@ -160,6 +161,8 @@ def _constants_used(g, order: list, lowered: dict, consts: dict) -> list[str]:
         low = lowered.get(id(node))
         for k in (_kernel_args(node, low) if low is not None else []):
             add(node.inputs[k])
+        if is_if(node):                      # run() reads the condition itself
+            add(node.inputs[0])
     for node in nodes:
         for sub in node.subgraphs():
             for o in sub.outputs:
