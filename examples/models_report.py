@@ -129,7 +129,9 @@ def render(rows: list[dict], targets: list[str], machine: str) -> str:
         lines += ["", f"Geometric mean of onnxruntime / bornc over {len(ratios)} models on x86_64: {geo:.2f}."]
     lines += ["", "Cells: pass or FAIL with the largest absolute error over the outputs; `no:` the one-line error of "
               "`bornc compile` (an unsupported op, for example); `not a target`: the golden case does not list it. "
-              "Arena and weights: the x86_64 artifact's (or the first target that compiled)."]
+              "Arena and weights: the x86_64 artifact's (or the first target that compiled). The light_* models are "
+              "the onnx wheel's light zoo files, whose weights are ConstantOfShape nodes: they are too large to fold, "
+              "so every inference fills them in the arena (large arenas, and latency that includes the fills)."]
     return "\n".join(lines) + "\n"
 
 
