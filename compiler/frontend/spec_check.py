@@ -28,11 +28,16 @@ def spec_infer(proto, in_types: list, consts: list, opset: int) -> dict:
     small ones passed for data propagation). Returns {output name: (numpy dtype or None, shape with None for unknown
     dims, or None)}; empty when the spec cannot say (no schema at this opset, subgraphs, inputs it cannot type).
     Raises ShapeError with the spec's message when its inference rejects the node."""
-    if proto.domain not in ("", "ai.onnx") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                                                   for a in proto.attribute):
+    if proto.domain not in ("", "ai.onnx"):
         return {}
     try:
         schema = onnx.defs.get_schema(proto.op_type, max(opset, 1), "")
+    except Exception:  # noqa: BLE001 - no schema at this opset
+        return {}
+    _check_attribute_types(schema, proto)
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute):
+        return {}
+    try:
         types, data = {}, {}
         for k, (name, t, c) in enumerate(zip(proto.input, in_types, consts)):
             if name and t is not None:
@@ -78,6 +83,16 @@ def _type_str(t) -> str | None:
         inner = _type_str(t.elem)
         return inner and (f"seq({inner})" if isinstance(t, SequenceType) else f"optional({inner})")
     return None
+
+
+def _check_attribute_types(schema, proto) -> None:
+    """Every attribute the schema declares has the schema's type (Conv's group an INT, not an empty INTS: the
+    rest of bornc reads attributes by their spec types). Raises ShapeError."""
+    names = onnx.AttributeProto.AttributeType.Name
+    for a in proto.attribute:
+        want = schema.attributes.get(a.name)
+        if want is not None and want.type != onnx.AttributeProto.UNDEFINED and a.type != want.type:
+            raise ShapeError(f"attribute {a.name!r} is {names(a.type)}, the op takes {names(want.type)}")
 
 
 def _check_type_constraints(schema, proto, in_types: list) -> None:

@@ -58,6 +58,7 @@ CORPUS = [
     ("scatternd_updates_short", "bounds", lambda: _model([helper.make_node("ScatterND", ["d", "i", "u"], ["y"])], [vi("d", T.FLOAT, [4, 4, 4]), vi("i", T.INT64, [2, 1]), vi("u", T.FLOAT, [2, 4])], [vi("y", T.FLOAT, [4, 4, 4])]), r"'ScatterND_0'.*updates shape \[2, 4\], the spec asks \[2, 4, 4\]"),
     ("scatterelements_indices_wider", "bounds", lambda: _model([helper.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=0)], [vi("d", T.FLOAT, [3, 2]), vi("i", T.INT64, [1, 5]), vi("u", T.FLOAT, [1, 5])], [vi("y", T.FLOAT, [3, 2])]), r"'ScatterElements_0'.*indices shape \[1, 5\] exceeds data shape \[3, 2\]"),
     ("gatherelements_indices_wider", "bounds", lambda: _model([helper.make_node("GatherElements", ["d", "i"], ["y"], axis=0)], [vi("d", T.FLOAT, [3, 1]), vi("i", T.INT64, [2, 4])], [vi("y", T.FLOAT, [2, 4])]), r"'GatherElements_0'.*indices shape \[2, 4\] exceeds data shape \[3, 1\]"),
+    ("conv_group_of_another_type", "malformed", lambda: _conv_group_graphs(), r"'Conv_0'.*attribute 'group' is GRAPHS, the op takes INT"),
     ("reshape_3x3_from_4", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([3, 3]))], inputs=X4), r"'Reshape_0'.*cannot reshape"),
     ("reshape_two_inferred_dims", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([-1, -1]))], inputs=X4), r"'Reshape_0'.*(one unknown dimension|multiple -1 dimensions)"),
     ("reshape_0_5_from_4", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([0, 5]))], inputs=X4), r"'Reshape_0'.*cannot reshape"),
@@ -92,3 +93,13 @@ def expected(entry, target: str):
     """The expected error pattern of a corpus entry on ``target`` (None: it must compile and run correctly)."""
     exp = entry[3]
     return exp.get(target) if isinstance(exp, dict) else exp
+
+
+def _conv_group_graphs():
+    """A Conv whose group attribute is an empty GRAPHS list (fuzz seed 0, mutant 704: a bit flipped in the type)."""
+    m = onnx.ModelProto.FromString(_model([helper.make_node("Conv", ["x", "w"], ["y"])],
+                                          [vi("x", T.FLOAT, [1, 1, 3, 3]), vi("w", T.FLOAT, [1, 1, 1, 1])],
+                                          [vi("y", T.FLOAT, [1, 1, 3, 3])]))
+    m.graph.node[0].attribute.append(onnx.AttributeProto(name="group", type=onnx.AttributeProto.GRAPHS))
+    return m.SerializeToString()
+
