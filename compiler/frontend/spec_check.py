@@ -86,9 +86,14 @@ def _type_str(t) -> str | None:
 
 
 def _check_attribute_types(schema, proto) -> None:
-    """Every attribute the schema declares has the schema's type (Conv's group an INT, not an empty INTS: the
-    rest of bornc reads attributes by their spec types). Raises ShapeError."""
+    """Every attribute the schema requires is there (Concat's axis), and every attribute it declares has the
+    schema's type (Conv's group an INT, not an empty GRAPHS list: the rest of bornc reads attributes by their spec
+    types). Raises ShapeError."""
     names = onnx.AttributeProto.AttributeType.Name
+    have = {a.name for a in proto.attribute}
+    missing = [n for n, a in schema.attributes.items() if a.required and n not in have]
+    if missing:
+        raise ShapeError(f"required attribute(s) {', '.join(repr(n) for n in missing)} missing")
     for a in proto.attribute:
         want = schema.attributes.get(a.name)
         if want is not None and want.type != onnx.AttributeProto.UNDEFINED and a.type != want.type:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, SpecViolation
 from ..pyrt import rt
 from .registry import InferCtx, TensorType, decomposition, register, same_as_input
 
@@ -30,10 +30,26 @@ def _spatial(attrs, x_shape, kernel):
     return strides, dil, pads
 
 
+def check_kernel(node, attrs: dict, xs, ws) -> None:
+    """A convolution's input and weight of one rank (at least 3) and, when given, ``kernel_shape`` equal to the
+    weight's spatial dims (ONNX Conv/ConvTranspose/ConvInteger/QLinearConv): the kernels loop over
+    kernel_shape and read the weight. Raises SpecViolation."""
+    if xs is None or ws is None:
+        return
+    why = None
+    if len(xs) != len(ws) or len(xs) < 3:
+        why = f"input of rank {len(xs)} and weight of rank {len(ws)}"
+    elif attrs.get("kernel_shape") and list(attrs["kernel_shape"]) != list(ws[2:]):
+        why = f"kernel_shape {list(attrs['kernel_shape'])} but the weight's spatial dims are {list(ws[2:])}"
+    if why:
+        raise SpecViolation(f"node {node.name!r} ({node.op}): {why}")
+
+
 def _conv_infer(ctx: InferCtx) -> list:
     xs, ws = ctx.shape(0), ctx.shape(1)
     if xs is None or ws is None:
         return [TensorType(ctx.dtype(0), None)]
+    check_kernel(ctx.node, ctx.attrs, xs, ws)
     kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
     strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
     if xs[1] is not None and xs[1] != ws[1] * ctx.attrs["group"]:
@@ -83,6 +99,7 @@ def _convtranspose_infer(ctx: InferCtx) -> list:
     xs, ws = ctx.shape(0), ctx.shape(1)
     if xs is None or ws is None or not all(isinstance(d, int) for d in xs):
         return [TensorType(ctx.dtype(0), None)]
+    check_kernel(ctx.node, ctx.attrs, xs, ws)
     *_, out = _convtranspose_geometry(ctx.attrs, xs, ws)
     return [TensorType(ctx.dtype(0), (xs[0], ws[1] * ctx.attrs["group"], *out))]
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.types import np_dtype, onnx_elem_to_name
 from ..pyrt import rt
-from .nn import _spatial, conv_nchw
+from .nn import _spatial, check_kernel, conv_nchw
 from .registry import register
 from .tensor import cast_array
 
@@ -98,6 +98,7 @@ def ref_matmulinteger(ctx, a, b, a_zp=None, b_zp=None):
 @register("ConvInteger", attrs={"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,
                                 "strides": None}, versions="10-24")
 def ref_convinteger(ctx, x, w, x_zp=None, w_zp=None):
+    check_kernel(ctx.node, ctx.attrs, x.shape, w.shape)
     xi = x.astype(np.int64) - (0 if x_zp is None else x_zp.astype(np.int64).reshape(()))
     wi = w.astype(np.int64) - (0 if w_zp is None else _zp_shape(w_zp, w.ndim, 0))
     kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
@@ -116,6 +117,7 @@ def ref_qlinearmatmul(ctx, a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp):
 @register("QLinearConv", attrs={"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,
                                 "strides": None}, versions="10-24")
 def ref_qlinearconv(ctx, x, x_s, x_zp, w, w_s, w_zp, y_s, y_zp, b=None):
+    check_kernel(ctx.node, ctx.attrs, x.shape, w.shape)
     xi = x.astype(np.int64) - x_zp.astype(np.int64).reshape(())
     wi = w.astype(np.int64) - _zp_shape(w_zp, w.ndim, 0)
     kernel = list(ctx.attrs["kernel_shape"] or w.shape[2:])
