@@ -52,8 +52,11 @@ def _conv_infer(ctx: InferCtx) -> list:
     check_kernel(ctx.node, ctx.attrs, xs, ws)
     kernel = list(ctx.attrs["kernel_shape"] or ws[2:])
     strides, dil, pads = _spatial(ctx.attrs, xs, kernel)
+    g = ctx.attrs["group"]
+    if not isinstance(g, int) or g < 1 or (isinstance(ws[0], int) and ws[0] % g):
+        raise SpecViolation(f"Conv {ctx.node.name!r}: group {g} does not divide the weight's {ws[0]} output channels")
     if xs[1] is not None and xs[1] != ws[1] * ctx.attrs["group"]:
-        raise ShapeError(f"Conv {ctx.node.name!r}: input has {xs[1]} channels, weight {tuple(ws)} with group "
+        raise SpecViolation(f"Conv {ctx.node.name!r}: input has {xs[1]} channels, weight {tuple(ws)} with group "
                          f"{ctx.attrs['group']} expects {ws[1] * ctx.attrs['group']}")
     out = [_out_size(n, k, s, d, pb, pe) for n, k, s, d, (pb, pe) in zip(xs[2:], kernel, strides, dil, pads)]
     return [TensorType(ctx.dtype(0), (xs[0], ws[0], *out))]

@@ -61,6 +61,7 @@ CORPUS = [
     ("conv_group_of_another_type", "malformed", lambda: _conv_group_graphs(), r"'Conv_0'.*attribute 'group' is GRAPHS, the op takes INT"),
     ("conv_kernel_shape_lies", "bounds", lambda: _model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])], [vi("x", T.FLOAT, [1, 1, 7, 5]), vi("w", T.FLOAT, [1, 1, 1, 3])], [vi("y", T.FLOAT, [1, 1, 4, 3])]), r"'Conv_0'.*kernel_shape \[3, 3\] but the weight's spatial dims are \[1, 3\]"),
     ("concat_without_axis", "bounds", lambda: _model([helper.make_node("Concat", ["x", "z"], ["y"])], [vi("x", T.FLOAT, [3, 4, 5]), vi("z", T.FLOAT, [5])], [vi("y", T.FLOAT, [3, 4, 5])]), r"'Concat_0'.*required attribute\(s\) 'axis' missing"),
+    ("conv_channels_differ", "bounds", lambda: _model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], [vi("x", T.FLOAT, [1, 256, 8, 8]), vi("w", T.FLOAT, [8, 1, 3, 3])], [vi("y", T.FLOAT, [1, 8, 8, 8])]), r"'Conv_0'.*input has 256 channels"),
     ("reshape_3x3_from_4", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([3, 3]))], inputs=X4), r"'Reshape_0'.*cannot reshape"),
     ("reshape_two_inferred_dims", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([-1, -1]))], inputs=X4), r"'Reshape_0'.*(one unknown dimension|multiple -1 dimensions)"),
     ("reshape_0_5_from_4", "bounds", lambda: _one("Reshape", ["x", "s"], [_c("s", np.array([0, 5]))], inputs=X4), r"'Reshape_0'.*cannot reshape"),
