@@ -401,9 +401,23 @@ def decompose_instancenormalization(node, opset, in_types):
                                 [helper.make_opsetid("", 18)])
 
 
+def _check_norm_params(ctx, x, ax: int, *params) -> None:
+    """LayerNormalization / RMSNormalization: scale and bias broadcast (one way) to the normalized shape
+    x.shape[axis:] (ONNX spec). Raises SpecViolation."""
+    norm = x.shape[ax:]
+    for k, p in enumerate(params):
+        if p is None:
+            continue
+        tail = (1,) * (len(norm) - p.ndim) + tuple(p.shape) if p.ndim <= len(norm) else None
+        if tail is None or any(d not in (1, n) for d, n in zip(tail, norm)):
+            raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): input {k + 1} of shape {list(p.shape)} does not "
+                                f"broadcast to the normalized shape {list(norm)}")
+
+
 @register("LayerNormalization", attrs={"axis": -1, "epsilon": 1e-5, "stash_type": 1}, versions="17-24")
 def ref_layernormalization(ctx, x, scale, bias=None):
     ax = ctx.attrs["axis"] % x.ndim
+    _check_norm_params(ctx, x, ax, scale, bias)
     axes = tuple(range(ax, x.ndim))
     xd = x.astype(np.float64) if ctx.attrs["stash_type"] == 1 else x
     mean = xd.mean(axis=axes, keepdims=True)
@@ -418,6 +432,7 @@ def ref_layernormalization(ctx, x, scale, bias=None):
 @register("RMSNormalization", attrs={"axis": -1, "epsilon": 1e-5, "stash_type": 1}, infer=same_as_input, versions="23-24")
 def ref_rmsnormalization(ctx, x, scale):
     ax = ctx.attrs["axis"] % x.ndim
+    _check_norm_params(ctx, x, ax, scale)
     xd = x.astype(np.float64)
     rms = np.sqrt((xd ** 2).mean(axis=tuple(range(ax, x.ndim)), keepdims=True) + ctx.attrs["epsilon"])
     return (xd / rms * scale).astype(x.dtype)
