@@ -1,7 +1,7 @@
 """Fuzzing bornc with mutated models, through the CLI a user runs (issue 17).
 
 Seeds: ONNX backend node-test models chosen to cover indexing, shape, growth, recurrent and control-flow ops, and
-the small golden models. Each mutant is drawn by Hypothesis (a fixed seed makes a fixed corpus) as one of:
+the small golden models. Each mutant is drawn by Hypothesis (seeded; the draws still differ from run to run, as Hypothesis adapts its generation, so every run explores new mutants) as one of:
 
 - ``bitflip``: bytes of the serialized model flipped, truncated or inserted;
 - ``field``: one field of one protobuf message anywhere in the model (shapes, dims, dtypes, attributes, names,

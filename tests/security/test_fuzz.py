@@ -1,4 +1,4 @@
-"""The CI fuzz run (issue 17): a fixed corpus of Hypothesis-drawn mutants of the node-test and golden models,
+"""The CI fuzz run (issue 17): seeded Hypothesis-drawn mutants (not the same ones every run) of the node-test and golden models,
 each compiled and run through ``bornc`` for python and for x86_64 under AddressSanitizer and
 UndefinedBehaviorSanitizer (tests/security/fuzz.py says how). Two shards of 1,000 mutants, one per xdist worker,
 each in its own process (the harness changes directory and sets alarms). Every outcome must be a one-line error
