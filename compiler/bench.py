@@ -38,14 +38,8 @@ def random_inputs(manifest: dict, seed: int = 0) -> dict:
 
 
 def _median_ms(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    """Median milliseconds of ``runs`` calls of ``fn`` after ``warmup`` (one callable: :func:`interleaved_ms`)."""
+    return interleaved_ms({"fn": fn}, runs, warmup, blocks=1)["fn"]
 
 
 def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[str, float]:

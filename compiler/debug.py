@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .golden import compare
 from .interpreter import run
 from .ir.graph import Model
 from .passes.pipeline import optimize
@@ -93,30 +94,22 @@ class NodeRow:
 
 
 def _max_err(a, b) -> float | None:
-    if a is None or b is None or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+    """Max abs error between two values (golden.compare: NaN = NaN, inf = inf); None when one is missing."""
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
         return None
-    if a.shape != b.shape:
-        return float("inf")
-    if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf" or a.size == 0:
-        return 0.0
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        d = np.abs(x - y)
-    d[(np.isnan(x) & np.isnan(y)) | (x == y)] = 0.0          # NaN = NaN, inf = inf
-    return float(np.max(np.where(np.isnan(d), np.inf, d)))
+    if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+        return 0.0 if np.array_equal(a, b) else float("inf")
+    return compare(a, b, 0.0, 0.0)[1]
 
 
 def _close(ref, got, rtol: float, atol: float) -> bool:
-    """``|got - ref| <= atol + rtol * |ref|`` everywhere (NaN = NaN, inf = inf); a value the target did not
-    return is not close."""
-    if got is None or ref.shape != got.shape:
+    """``|got - ref| <= atol + rtol * |ref|`` everywhere (golden.compare); a value the target did not return is
+    not close."""
+    if got is None:
         return False
     if ref.dtype.kind not in "biuf" or got.dtype.kind not in "biuf":
         return bool(np.array_equal(ref, got))
-    x, y = ref.astype(np.float64), got.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        ok = np.abs(x - y) <= atol + rtol * np.abs(x)
-    return bool(np.all(ok | (np.isnan(x) & np.isnan(y)) | (x == y)))
+    return compare(got, ref, rtol, atol)[0]
 
 
 def exposed(model: Model, names: list[str]) -> Model:

@@ -136,15 +136,17 @@ def case_inputs(case: GoldenCase) -> dict[str, np.ndarray]:
 
 
 def compare(got: np.ndarray, exp: np.ndarray, rtol: float, atol: float) -> tuple[bool, float, float]:
-    """(ok, max abs error, max rel error) for ``|got-exp| <= atol + rtol*|exp|`` (NaNs must match)."""
+    """(ok, max abs error, max rel error) for ``|got-exp| <= atol + rtol*|exp|`` (NaNs must match; equal infinities
+    are no error)."""
     if got.shape != exp.shape:
         return False, float("inf"), float("inf")
     g, e = got.astype(np.float64), exp.astype(np.float64)
     if e.size == 0:
         return True, 0.0, 0.0
-    err = np.abs(g - e)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(g - e)
     nan_ok = np.isnan(g) == np.isnan(e)
-    err = np.where(np.isnan(e) & np.isnan(g), 0.0, err)
+    err = np.where((np.isnan(e) & np.isnan(g)) | (g == e), 0.0, err)        # NaN = NaN, inf = inf
     rel = err / np.maximum(np.abs(e), 1e-30)
     ok = bool(np.all(nan_ok) and np.all(err <= atol + rtol * np.abs(e)))
     return ok, float(np.nanmax(err)), float(np.nanmax(np.where(err == 0, 0.0, rel)))

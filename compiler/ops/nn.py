@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ShapeError, SpecViolation
 from ..pyrt import rt
-from .registry import InferCtx, TensorType, decomposition, register, same_as_input
+from .registry import InferCtx, TensorType, broadcast_shapes, decomposition, register, same_as_input
 
 # window geometry shared with the python target (runtime/python/bornrt.py)
 conv_pads, windows, _out_size = rt.conv_pads, rt.windows, rt.out_size
@@ -404,12 +404,15 @@ def decompose_instancenormalization(node, opset, in_types):
 def _check_norm_params(ctx, x, ax: int, *params) -> None:
     """LayerNormalization / RMSNormalization: scale and bias broadcast (one way) to the normalized shape
     x.shape[axis:] (ONNX spec). Raises SpecViolation."""
-    norm = x.shape[ax:]
+    norm = tuple(x.shape[ax:])
     for k, p in enumerate(params):
         if p is None:
             continue
-        tail = (1,) * (len(norm) - p.ndim) + tuple(p.shape) if p.ndim <= len(norm) else None
-        if tail is None or any(d not in (1, n) for d, n in zip(tail, norm)):
+        try:
+            fits = broadcast_shapes(norm, p.shape) == norm
+        except SpecViolation:
+            fits = False
+        if not fits:
             raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): input {k + 1} of shape {list(p.shape)} does not "
                                 f"broadcast to the normalized shape {list(norm)}")
 

@@ -276,6 +276,14 @@ def _scatternd_shapes(ctx: InferCtx) -> None:
         raise SpecViolation(f"node {ctx.node.name!r} (ScatterND): updates shape {list(upd.shape)}, the spec asks {list(want)}")
 
 
+def _const_indices_in_range(ctx: InferCtx, idx, extent) -> None:
+    """Constant indices ``idx`` within [-d, d) of ``extent`` (bornrt.in_range), at compile time; SpecViolation."""
+    try:
+        rt.in_range(idx, extent)
+    except rt.BornrtError as ex:
+        raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
+
+
 def _gatherelements_infer(ctx: InferCtx) -> list:
     """The indices' shape with the data's dtype; shapes checked against the spec, constant indices against the
     data's extent along the axis (SpecViolation)."""
@@ -288,10 +296,7 @@ def _gatherelements_infer(ctx: InferCtx) -> list:
     ax = _axis(ctx.attrs.get("axis", 0), len(x.shape))
     _element_shapes(ctx, ax)
     if idx is not None and x.is_static:
-        try:
-            rt.in_range(idx, x.shape[ax])
-        except rt.BornrtError as ex:
-            raise SpecViolation(f"node {ctx.node.name!r} (GatherElements): {ex}") from None
+        _const_indices_in_range(ctx, idx, x.shape[ax])
     return [TensorType(x.dtype, it.shape)]
 
 
@@ -342,13 +347,10 @@ def _scatter_infer(ctx: InferCtx) -> list:
         else:
             _element_shapes(ctx, _axis(ctx.attrs.get("axis", 0), len(x.shape)) if x.shape else 0)
     if idx is not None and isinstance(x, TensorType) and x.is_static and x.shape:
-        try:
-            if ctx.node.op == "ScatterND":
-                rt.in_range(idx, x.shape[:idx.shape[-1]] if idx.ndim and idx.shape[-1] <= len(x.shape) else x.shape)
-            else:
-                rt.in_range(idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
-        except rt.BornrtError as ex:
-            raise SpecViolation(f"node {ctx.node.name!r} ({ctx.node.op}): {ex}") from None
+        if ctx.node.op == "ScatterND":
+            _const_indices_in_range(ctx, idx, x.shape[:idx.shape[-1]] if idx.ndim and idx.shape[-1] <= len(x.shape) else x.shape)
+        else:
+            _const_indices_in_range(ctx, idx, x.shape[_axis(ctx.attrs.get("axis", 0), len(x.shape))])
     return same_as_input(ctx)
 
 
