@@ -61,8 +61,8 @@ def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[s
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res: dict):
-    """onnxruntime (1 thread, its default ORT_ENABLE_ALL) on the source model with the same inputs, as a
+def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res: dict, threads: int = 1):
+    """onnxruntime (``threads`` intra-op threads, its default ORT_ENABLE_ALL) on the source model with the same inputs, as a
     callable; None when it is not installed, the target does not run on this CPU, or it cannot load the model
     (then ``res["onnxruntime_error"]`` says why)."""
     from .targets import get_target
@@ -73,7 +73,7 @@ def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res:
     except ImportError:
         return None
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     try:
         sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
@@ -91,10 +91,11 @@ def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res:
 
 
 def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict | None = None, runs: int = 50,
-                   warmup: int = 5, bind: dict | None = None) -> dict:
+                   warmup: int = 5, bind: dict | None = None, threads: int = 1) -> dict:
     """Figures for one artifact: ms medians of bornc and onnxruntime (timed in alternating blocks in this process,
     :func:`interleaved_ms`), ratio, GFLOP/s, peak fraction, cold start; the python target adds its allocations
-    and the reference interpreter's time, webgpu the GPU part."""
+    and the reference interpreter's time, webgpu the GPU part. ``threads``: both sides run on that many threads
+    (a C artifact is capped at it through its C API: InputError above the count it was compiled for)."""
     from .executors import load_artifact
     from .targets import get_target
     art = Path(art)
@@ -103,8 +104,11 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
            "inputs": "given" if feeds or not manifest["inputs"] else RANDOM_INPUTS}
     feeds = feeds or random_inputs(manifest)
     runner = load_artifact(art)
+    if hasattr(runner, "set_threads"):
+        runner.set_threads(threads)
+    res["threads"] = threads
     model_path = model_path or manifest["source_model"].get("path")
-    ort_fn = _ort_runner(model_path, manifest, feeds, bind, res)
+    ort_fn = _ort_runner(model_path, manifest, feeds, bind, res, threads)
     backend = manifest.get("backend")
     if backend == "python":
         bornc_fn = lambda: runner(feeds, copy=False)  # noqa: E731
@@ -129,13 +133,17 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
     elif backend == "webgpu":
         _gpu_figures(runner.model, feeds, runs, res)
     res["cold_start_ms"] = _cold_start(art, manifest, feeds)
+    b = manifest.get("budget", {})
+    if b.get("code_bytes") is not None and b.get("runtime_bytes") is not None:
+        res.update(code_bytes=b["code_bytes"] + b["runtime_bytes"], runtime_bytes=b["runtime_bytes"],
+                   weights_bytes=b.get("weights_bytes", manifest.get("weights_bytes", 0)))
     flops = manifest.get("flops")
     if flops:
         res["gflops"] = flops
         res["bornc_gflop_per_s"] = flops / 1e9 / (res["bornc_ms"] / 1e3)
         peak = get_target(manifest["target"]).extra.get("peak_gflops")
         if peak:
-            res["peak_fraction"] = res["bornc_gflop_per_s"] / peak
+            res["peak_fraction"] = res["bornc_gflop_per_s"] / (peak * threads)
     return res
 
 

@@ -321,7 +321,7 @@ def cmd_compile(args) -> int:
     res = compile_model(model, target, args.output, name=name, opt_level=args.opt_level, weights=args.weights,
                         schedule=args.schedule, cflags=args.cflags.split() if args.cflags else None, self_test=self_test,
                         ram=args.ram, flash=args.flash, build=not args.no_build, source=args.model, quantize=quantize,
-                        sanitize=args.sanitize)
+                        sanitize=args.sanitize, threads=args.threads)
     m = res.manifest
     if quantize is not None:
         from .quantize import format_report
@@ -345,7 +345,7 @@ def cmd_compile(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import bench_artifact
     feeds = _read_inputs(args) or None
-    r = bench_artifact(args.artifact, args.model, feeds, args.runs, args.warmup, _binds(args))
+    r = bench_artifact(args.artifact, args.model, feeds, args.runs, args.warmup, _binds(args), threads=args.threads)
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
@@ -353,12 +353,14 @@ def cmd_bench(args) -> int:
     if r["inputs"] != "given":
         print(f"  inputs       {r['inputs']}: no --input/--inputs given; latency can depend on the values")
     print(f"  bornc        {r['bornc_ms']:10.3f} ms" + (f"   {r['bornc_gflop_per_s']:.1f} GFLOP/s" if "bornc_gflop_per_s" in r else "")
-          + (f" ({100 * r['peak_fraction']:.0f}% of one core's fp32 peak)" if "peak_fraction" in r else ""))
+          + (f" ({100 * r['peak_fraction']:.0f}% of {_cores(r['threads'])} fp32 peak)" if "peak_fraction" in r else "")
+          + f"   {r['threads']} thread{'s' if r['threads'] > 1 else ''}")
     if "gpu_wait_ms" in r:
         print(f"  on the GPU   {r['gpu_wait_ms']:10.3f} ms   (submit to outputs mapped; {r['dispatches_per_inference']} dispatches, "
               f"{r['submits_per_inference']} submit; adapter {r['adapter']})")
     if "onnxruntime_ms" in r:
-        print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   (1 thread, CPU)   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
+        print(f"  onnxruntime  {r['onnxruntime_ms']:10.3f} ms   ({r['threads']} thread{'s' if r['threads'] > 1 else ''}, CPU)"
+              f"   onnxruntime / bornc = {r['ratio_ort_over_bornc']:.2f}")
     if "onnxruntime_error" in r:
         print(f"  onnxruntime  could not load the model: {r['onnxruntime_error']}")
     if "reference_ms" in r:
@@ -368,7 +370,14 @@ def cmd_bench(args) -> int:
               f"({r['retained_bytes_per_inference']:,} retained; tracemalloc, outputs reused)")
     if r.get("cold_start_ms") is not None:
         print(f"  cold start   {r['cold_start_ms']:10.3f} ms   (fresh model_run process to its first output, .npy in and out)")
+    if r.get("code_bytes") is not None:
+        print(f"  code size    {r['code_bytes']:>10,} bytes   (model code {r['code_bytes'] - r['runtime_bytes']:,} + runtime "
+              f"{r['runtime_bytes']:,}; weights {r['weights_bytes']:,} bytes beside it)")
     return 0
+
+
+def _cores(n: int) -> str:
+    return "one core's" if n == 1 else f"{n} cores'"
 
 
 def _is_artifact(path: str) -> bool:
@@ -575,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weights as const arrays in the code, or in weights.bin (auto: embed up to 2 MiB)")
     sp.add_argument("--schedule", choices=["topological", "memory"], default="topological")
     sp.add_argument("--cflags", help="compiler flags replacing the target's (quoted, space separated)")
+    sp.add_argument("--threads", type=int, metavar="N",
+                    help="C targets: worker threads the artifact runs on (default: the target's cores; "
+                         "the C API and `bornc bench --threads` can lower it at run time)")
     sp.add_argument("--self-test-data", metavar="INPUTS.npz", help="embed this input and its reference output for --self-test")
     sp.add_argument("--ram", type=int, help="device RAM in bytes (default: the target's)")
     sp.add_argument("--flash", type=int, help="device storage in bytes (default: the target's)")
@@ -613,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", metavar="A,B,...", help="with --top: names of the classes, in index order")
     sp.set_defaults(fn=cmd_run)
 
-    sp = sub.add_parser("bench", help="time a compiled artifact beside onnxruntime (one thread)")
+    sp = sub.add_parser("bench", help="time a compiled artifact beside onnxruntime (same inputs, same thread count)")
     sp.add_argument("artifact", help="artifact folder from bornc compile")
     sp.add_argument("--model", help="the source .onnx for onnxruntime (default: the path in the manifest)")
     sp.add_argument("--input", action="append", metavar="NAME=FILE.npy")
@@ -621,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="values of inputs bound at compile time (for onnxruntime)")
     sp.add_argument("--runs", type=int, default=50)
     sp.add_argument("--warmup", type=int, default=5)
+    sp.add_argument("--threads", type=int, default=1, metavar="N",
+                    help="threads for both bornc (at most what the artifact was compiled for) and onnxruntime (default 1)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_bench)
 

@@ -69,7 +69,8 @@ def _nbytes(t: dict) -> int:
 def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, name: str = "model", opt_level: int = 2,
                   weights: str = "auto", schedule: str = "topological", cflags: list | None = None,
                   self_test: dict | None = None, ram: int | None = None, flash: int | None = None,
-                  build: bool = True, source: str = "", quantize=None, sanitize: bool = False) -> CompileResult:
+                  build: bool = True, source: str = "", quantize=None, sanitize: bool = False,
+                  threads: int | None = None) -> CompileResult:
     """Compile an imported model for ``target`` into ``out_dir``: the one path from a model to an artifact, taken by
     ``bornc compile``, ``bornc run`` on a model, the executors (golden, bench, conformance) and the Python API.
     The model is optimized and legalized for the target, generated, and built with the target's compiler and flags
@@ -78,7 +79,9 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
     manifest ("quantization").
 
     Raises UnsupportedOpError (every op the backend lacks), BudgetError (does not fit RAM or flash). A missing
-    toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install."""
+    toolchain is not an error: the sources and Makefile are written and ``notes`` says what to install.
+    ``threads``: C targets, the workers the artifact is built for (default: the target's ``cores``; BorncError
+    outside 1..BORNC_MAX_THREADS = 64)."""
     t = get_target(target) if isinstance(target, str) else target
     if quantize is not None and quantize.mode == "int8":
         quantize.weight_max = int8_weight_max(t)
@@ -92,9 +95,12 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
         raise BorncError(f"target {t.name}: the {t.backend} backend is not implemented yet")
     from .backends.c import compile_c
     from .backends.c.build import build as build_c
+    threads = t.default_threads() if threads is None else threads
+    if not 1 <= threads <= 64:
+        raise BorncError(f"--threads {threads}: give 1 to 64 (the C runtime's BORNC_MAX_THREADS)")
     optimized = optimize(model, opt_level, quantize=quantize, target=t)
     manifest = compile_c(optimized, t, out_dir, name=name, opt_level=opt_level, weights=weights, schedule=schedule,
-                         self_test=self_test, source=source, cflags=cflags)
+                         self_test=self_test, source=source, cflags=cflags, threads=threads)
     res = CompileResult(manifest)
     if build:
         try:

@@ -36,7 +36,16 @@ class Target:
     ram_bytes: int = 0
     flash_bytes: int = 0
     io_in_arena: bool = False    # model inputs/outputs planned inside the arena (else caller-owned)
+    cores: int = 1               # threads a C artifact runs on by default; 0: this machine's cores
     extra: dict = field(default_factory=dict)
+
+    def default_threads(self) -> int:
+        """Threads a C artifact for this target is compiled for when ``--threads`` is not given: the ``cores``
+        field, or this machine's CPU count (os.sched_getaffinity) when it is 0 (the host target)."""
+        import os
+        if self.cores > 0:
+            return self.cores
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def status(self) -> str:
         """'ready', or why not: backend not implemented yet / which tool (and Debian package) is missing."""

@@ -1,4 +1,7 @@
 /* bornrt.c: implementation of bornrt.h. See that header for the contracts. */
+#if !defined(BORNC_NO_THREADS) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include "bornrt.h"
 
 #include <stdio.h>
@@ -229,3 +232,133 @@ bornc_status_t bornc_npy_write(const char *path, const bornc_tensor_info_t *info
     }
     return fclose(f) == 0 ? BORNC_OK : BORNC_ERR_IO;
 }
+
+/* ---- thread pool ---- */
+static void bornc_run_share(bornc_task_fn fn, void *arg, int ntasks, int n, int w) {
+    const int t0 = (int)((long long)ntasks * w / n), t1 = (int)((long long)ntasks * (w + 1) / n);
+    int t;
+    for (t = t0; t < t1; ++t) fn(arg, t, w);
+}
+
+#ifdef BORNC_NO_THREADS
+int bornc_pool_start(int threads) {
+    (void)threads;
+    return 1;
+}
+
+void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads) {
+    (void)threads;
+    bornc_run_share(fn, arg, ntasks, 1, 0);
+}
+#else
+#include <pthread.h>
+
+/* Spin iterations a worker polls for the next job before it sleeps (about 50 us). */
+#define BORNC_SPIN 20000
+
+static struct {
+    pthread_mutex_t lock;        /* guards started, generation changes and the sleep */
+    pthread_cond_t wake;
+    int started;                 /* workers running, the caller not counted */
+    unsigned generation;         /* incremented for every job */
+    int busy;                    /* a bornc_parallel call owns the pool */
+    int pending;                 /* workers that have not finished the current job */
+    bornc_task_fn fn;
+    void *arg;
+    int ntasks, nthreads;
+    unsigned start_generation[BORNC_MAX_THREADS];   /* the job count when each worker was started */
+} bornc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0u, 0, 0, NULL, NULL, 0, 0, {0u} };
+
+/* Atomics are relaxed loads and stores ordered by explicit fences: on 32-bit Arm an acquire load would be
+ * ARMv8's LDA, which the ARMv7 cores (and qemu's cortex-a15) do not have; fences are DMB on both. */
+static unsigned bornc_load_acquire(const unsigned *p) {
+    const unsigned v = __atomic_load_n(p, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return v;
+}
+
+static void bornc_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *bornc_worker(void *p) {
+    const int w = (int)(intptr_t)p;
+    unsigned seen;
+    pthread_mutex_lock(&bornc_pool.lock);
+    seen = bornc_pool.start_generation[w];      /* jobs published after its start are counted for it */
+    pthread_mutex_unlock(&bornc_pool.lock);
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = bornc_load_acquire(&bornc_pool.generation)) == seen && spins < BORNC_SPIN) {
+            bornc_relax();
+            ++spins;
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&bornc_pool.lock);
+            while ((g = bornc_load_acquire(&bornc_pool.generation)) == seen)
+                pthread_cond_wait(&bornc_pool.wake, &bornc_pool.lock);
+            pthread_mutex_unlock(&bornc_pool.lock);
+        }
+        seen = g;
+        if (w < bornc_pool.nthreads) bornc_run_share(bornc_pool.fn, bornc_pool.arg, bornc_pool.ntasks, bornc_pool.nthreads, w);
+        __atomic_thread_fence(__ATOMIC_RELEASE);          /* this worker's outputs before its count */
+        __atomic_fetch_sub(&bornc_pool.pending, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+int bornc_pool_start(int threads) {
+    int n;
+    if (threads > BORNC_MAX_THREADS) threads = BORNC_MAX_THREADS;
+    pthread_mutex_lock(&bornc_pool.lock);
+    while (bornc_pool.started + 1 < threads) {
+        pthread_t t;
+        pthread_attr_t attr;
+        int ok;
+        if (pthread_attr_init(&attr) != 0) break;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, (size_t)1 << 20);   /* kernels keep only small tiles on the stack */
+        bornc_pool.start_generation[bornc_pool.started + 1] = bornc_pool.generation;
+        ok = pthread_create(&t, &attr, bornc_worker, (void *)(intptr_t)(bornc_pool.started + 1)) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) break;
+        __atomic_store_n(&bornc_pool.started, bornc_pool.started + 1, __ATOMIC_RELAXED);
+    }
+    n = bornc_pool.started + 1 < threads ? bornc_pool.started + 1 : threads;
+    pthread_mutex_unlock(&bornc_pool.lock);
+    return n < 1 ? 1 : n;
+}
+
+void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads) {
+    int n;
+    if (threads > 1 && ntasks > 1 && __atomic_load_n(&bornc_pool.started, __ATOMIC_RELAXED) + 1 < threads)
+        bornc_pool_start(threads);                        /* workers start at the first job that wants them */
+    if (threads <= 1 || ntasks <= 1 || __atomic_exchange_n(&bornc_pool.busy, 1, __ATOMIC_RELAXED)) {
+        bornc_run_share(fn, arg, ntasks, 1, 0);
+        return;
+    }
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&bornc_pool.lock);
+    n = bornc_pool.started + 1;
+    if (n > threads) n = threads;
+    if (n > ntasks) n = ntasks;
+    bornc_pool.fn = fn;
+    bornc_pool.arg = arg;
+    bornc_pool.ntasks = ntasks;
+    bornc_pool.nthreads = n;
+    __atomic_store_n(&bornc_pool.pending, bornc_pool.started, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);              /* the job before its generation */
+    __atomic_store_n(&bornc_pool.generation, bornc_pool.generation + 1u, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&bornc_pool.wake);
+    pthread_mutex_unlock(&bornc_pool.lock);
+    bornc_run_share(fn, arg, ntasks, n, 0);
+    while (__atomic_load_n(&bornc_pool.pending, __ATOMIC_RELAXED) > 0) bornc_relax();
+    __atomic_thread_fence(__ATOMIC_ACQ_REL);              /* the workers' outputs before ours, and before a new job */
+    __atomic_store_n(&bornc_pool.busy, 0, __ATOMIC_RELAXED);
+}
+#endif

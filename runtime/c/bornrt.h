@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define BORNC_ABI_VERSION 1
+#define BORNC_ABI_VERSION 2
 
 /* Every call returns one of these; none aborts. */
 typedef enum {
@@ -162,6 +162,29 @@ void bornc_sha256_final(bornc_sha256_t *s, uint8_t out[32]);
  * *payload points at the payload inside the image. */
 bornc_status_t bornc_weights_check(const void *image, size_t image_bytes, size_t expected_payload_bytes,
                                    const uint8_t expected_sha256[32], const void **payload);
+
+/* ---- thread pool ----
+ * One process-wide pool of worker threads (pthreads), started by the first job that wants them and reused by every
+ * model; they live for the process. The caller of bornc_parallel is worker 0; workers spin briefly for the next
+ * job, then sleep on a condition variable. Nothing is allocated once they run, and no call aborts. Built with -DBORNC_NO_THREADS (bare metal)
+ * the pool is compiled out: bornc_parallel runs every task on the caller, and bornc_pool_start returns 1.
+ * Generated kernels split their work into tasks whose results do not depend on which worker runs them, so
+ * outputs are bitwise identical for every thread count. */
+#define BORNC_MAX_THREADS 64
+
+/* One task: fn(arg, task, worker), worker in [0, threads) names the caller's scratch slice. */
+typedef void (*bornc_task_fn)(void *arg, int task, int worker);
+
+/* Start workers so that `threads` (capped at BORNC_MAX_THREADS) can run at once; returns min(threads, how many
+ * can), fewer when the system refuses a thread, at least 1. Safe to call again (from any thread): it only adds
+ * workers. */
+int bornc_pool_start(int threads);
+
+/* Run fn(arg, t, w) for every t in [0, ntasks), starting workers first if fewer than `threads` run (the
+ * system may refuse some: then fewer work): worker w of the n that run takes the contiguous range
+ * [ntasks * w / n, ntasks * (w + 1) / n). Returns when all tasks are done. While another call is using the pool
+ * (a second model running at the same time), this one runs all its tasks on the caller. */
+void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads);
 
 /* --- command-line runner helpers (not used by the model code) --- */
 

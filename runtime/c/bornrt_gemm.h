@@ -89,6 +89,405 @@ static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak
 }
 #endif
 
+/* ---- single-precision GEMM on weights packed at compile time ----
+ * The compiler stores a weight matrix A (M x K) as panels of 6 rows, k-major inside a panel:
+ * ap[(i * K + k) * 6 + r] = A[6 i + r][k], rows past M zero (bornc.backends.c.lower_nn.pack_a6). The
+ * micro-kernel then reads A as one contiguous stream and B as packed 16-column panels bp[k * 16 + t].
+ *
+ * bornc_sgemm_6x16p: C[6 x 16] = (first ? bias (or 0) : C) + a[kc x 6]^T-panel * b[kc x 16]; when `clamp` is not
+ * NULL the sums are then clamped to [clamp[0], clamp[1]] (a fused Relu or Clip; NaN stays NaN, as in the
+ * reference). bias: 6 row values, or NULL for zero. */
+#if defined(__AVX2__) && defined(__FMA__)
+static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
+                                     const float *bias, const float *clamp) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int k;
+    if (first) {
+        c00 = c01 = _mm256_set1_ps(bias ? bias[0] : 0.0f);
+        c10 = c11 = _mm256_set1_ps(bias ? bias[1] : 0.0f);
+        c20 = c21 = _mm256_set1_ps(bias ? bias[2] : 0.0f);
+        c30 = c31 = _mm256_set1_ps(bias ? bias[3] : 0.0f);
+        c40 = c41 = _mm256_set1_ps(bias ? bias[4] : 0.0f);
+        c50 = c51 = _mm256_set1_ps(bias ? bias[5] : 0.0f);
+    } else {
+        c00 = _mm256_loadu_ps(C); c01 = _mm256_loadu_ps(C + 8);
+        c10 = _mm256_loadu_ps(C + ldc); c11 = _mm256_loadu_ps(C + ldc + 8);
+        c20 = _mm256_loadu_ps(C + 2 * ldc); c21 = _mm256_loadu_ps(C + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(C + 3 * ldc); c31 = _mm256_loadu_ps(C + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(C + 4 * ldc); c41 = _mm256_loadu_ps(C + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(C + 5 * ldc); c51 = _mm256_loadu_ps(C + 5 * ldc + 8);
+    }
+    for (k = 0; k < kc; ++k) {
+        const __m256 b0 = _mm256_loadu_ps(b + 16 * k), b1 = _mm256_loadu_ps(b + 16 * k + 8);
+        const float *ar = a + 6 * k;
+        __m256 x = _mm256_broadcast_ss(ar);
+        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(ar + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(ar + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(ar + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(ar + 4);
+        c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(ar + 5);
+        c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    if (clamp) {     /* max(lo, c) then min(hi, c): the second operand is returned for NaN, so NaN passes */
+        const __m256 lo = _mm256_set1_ps(clamp[0]), hi = _mm256_set1_ps(clamp[1]);
+#define BORNC_CL(v) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v))
+        BORNC_CL(c00); BORNC_CL(c01); BORNC_CL(c10); BORNC_CL(c11); BORNC_CL(c20); BORNC_CL(c21);
+        BORNC_CL(c30); BORNC_CL(c31); BORNC_CL(c40); BORNC_CL(c41); BORNC_CL(c50); BORNC_CL(c51);
+#undef BORNC_CL
+    }
+    _mm256_storeu_ps(C, c00); _mm256_storeu_ps(C + 8, c01);
+    _mm256_storeu_ps(C + ldc, c10); _mm256_storeu_ps(C + ldc + 8, c11);
+    _mm256_storeu_ps(C + 2 * ldc, c20); _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(C + 3 * ldc, c30); _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(C + 4 * ldc, c40); _mm256_storeu_ps(C + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
+                                     const float *bias, const float *clamp) {
+    float32x4_t c[6][4];
+    int r, q, k;
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q)
+            c[r][q] = first ? vdupq_n_f32(bias ? bias[r] : 0.0f) : vld1q_f32(C + (size_t)r * ldc + 4 * q);
+    for (k = 0; k < kc; ++k) {
+        const float *bk = b + 16 * k;
+        const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
+        const float32x4_t a03 = vld1q_f32(a + 6 * k);
+        const float32x2_t a45 = vld1_f32(a + 6 * k + 4);
+#define BORNC_ROW(r, av, lane) \
+        c[r][0] = vfmaq_laneq_f32(c[r][0], b0, av, lane); c[r][1] = vfmaq_laneq_f32(c[r][1], b1, av, lane); \
+        c[r][2] = vfmaq_laneq_f32(c[r][2], b2, av, lane); c[r][3] = vfmaq_laneq_f32(c[r][3], b3, av, lane)
+        BORNC_ROW(0, a03, 0); BORNC_ROW(1, a03, 1); BORNC_ROW(2, a03, 2); BORNC_ROW(3, a03, 3);
+#undef BORNC_ROW
+        c[4][0] = vfmaq_lane_f32(c[4][0], b0, a45, 0); c[4][1] = vfmaq_lane_f32(c[4][1], b1, a45, 0);
+        c[4][2] = vfmaq_lane_f32(c[4][2], b2, a45, 0); c[4][3] = vfmaq_lane_f32(c[4][3], b3, a45, 0);
+        c[5][0] = vfmaq_lane_f32(c[5][0], b0, a45, 1); c[5][1] = vfmaq_lane_f32(c[5][1], b1, a45, 1);
+        c[5][2] = vfmaq_lane_f32(c[5][2], b2, a45, 1); c[5][3] = vfmaq_lane_f32(c[5][3], b3, a45, 1);
+    }
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) {
+            float32x4_t v = c[r][q];
+            if (clamp) {     /* compare-and-select keeps NaN, as the reference's clip does */
+                v = vbslq_f32(vcltq_f32(v, vdupq_n_f32(clamp[0])), vdupq_n_f32(clamp[0]), v);
+                v = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(clamp[1])), vdupq_n_f32(clamp[1]), v);
+            }
+            vst1q_f32(C + (size_t)r * ldc + 4 * q, v);
+        }
+}
+#else
+static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
+                                     const float *bias, const float *clamp) {
+    float acc[6][16];
+    int r, t, k;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = first ? (bias ? bias[r] : 0.0f) : C[(size_t)r * ldc + (size_t)t];
+    for (k = 0; k < kc; ++k)
+        for (r = 0; r < 6; ++r) {
+            const float av = a[6 * k + r];
+            for (t = 0; t < 16; ++t) acc[r][t] += av * b[16 * k + t];
+        }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) {
+            float v = acc[r][t];
+            if (clamp) {
+                if (v < clamp[0]) v = clamp[0];
+                if (v > clamp[1]) v = clamp[1];
+            }
+            C[(size_t)r * ldc + (size_t)t] = v;
+        }
+}
+#endif
+
+/* bornc_sgemm_6x16o: C[6 x 16] = bias (or 0) + a[K x 6-panel] * B, then clamped as above, where row k of B is the
+ * 16 floats at b + offs[k]: B is read where it lies (the rows of a 1x1 convolution's input, or the taps of a
+ * stride-1 convolution over a padded copy of its input) instead of being packed, and all of K is summed in
+ * registers before the one store. */
+#if defined(__AVX2__) && defined(__FMA__)
+static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     const float *bias, const float *clamp) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    int k;
+    c00 = c01 = _mm256_set1_ps(bias ? bias[0] : 0.0f);
+    c10 = c11 = _mm256_set1_ps(bias ? bias[1] : 0.0f);
+    c20 = c21 = _mm256_set1_ps(bias ? bias[2] : 0.0f);
+    c30 = c31 = _mm256_set1_ps(bias ? bias[3] : 0.0f);
+    c40 = c41 = _mm256_set1_ps(bias ? bias[4] : 0.0f);
+    c50 = c51 = _mm256_set1_ps(bias ? bias[5] : 0.0f);
+    for (k = 0; k < K; ++k) {
+        const float *bk = b + offs[k];
+        const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
+        const float *ar = a + 6 * k;
+        __m256 x = _mm256_broadcast_ss(ar);
+        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(ar + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(ar + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(ar + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(ar + 4);
+        c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(ar + 5);
+        c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    if (clamp) {
+        const __m256 lo = _mm256_set1_ps(clamp[0]), hi = _mm256_set1_ps(clamp[1]);
+#define BORNC_CL(v) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v))
+        BORNC_CL(c00); BORNC_CL(c01); BORNC_CL(c10); BORNC_CL(c11); BORNC_CL(c20); BORNC_CL(c21);
+        BORNC_CL(c30); BORNC_CL(c31); BORNC_CL(c40); BORNC_CL(c41); BORNC_CL(c50); BORNC_CL(c51);
+#undef BORNC_CL
+    }
+    _mm256_storeu_ps(C, c00); _mm256_storeu_ps(C + 8, c01);
+    _mm256_storeu_ps(C + ldc, c10); _mm256_storeu_ps(C + ldc + 8, c11);
+    _mm256_storeu_ps(C + 2 * ldc, c20); _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(C + 3 * ldc, c30); _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(C + 4 * ldc, c40); _mm256_storeu_ps(C + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     const float *bias, const float *clamp) {
+    float32x4_t c[6][4];
+    int r, q, k;
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_f32(bias ? bias[r] : 0.0f);
+    for (k = 0; k < K; ++k) {
+        const float *bk = b + offs[k];
+        const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
+        const float32x4_t a03 = vld1q_f32(a + 6 * k);
+        const float32x2_t a45 = vld1_f32(a + 6 * k + 4);
+#define BORNC_ROW(r, av, lane) \
+        c[r][0] = vfmaq_laneq_f32(c[r][0], b0, av, lane); c[r][1] = vfmaq_laneq_f32(c[r][1], b1, av, lane); \
+        c[r][2] = vfmaq_laneq_f32(c[r][2], b2, av, lane); c[r][3] = vfmaq_laneq_f32(c[r][3], b3, av, lane)
+        BORNC_ROW(0, a03, 0); BORNC_ROW(1, a03, 1); BORNC_ROW(2, a03, 2); BORNC_ROW(3, a03, 3);
+#undef BORNC_ROW
+        c[4][0] = vfmaq_lane_f32(c[4][0], b0, a45, 0); c[4][1] = vfmaq_lane_f32(c[4][1], b1, a45, 0);
+        c[4][2] = vfmaq_lane_f32(c[4][2], b2, a45, 0); c[4][3] = vfmaq_lane_f32(c[4][3], b3, a45, 0);
+        c[5][0] = vfmaq_lane_f32(c[5][0], b0, a45, 1); c[5][1] = vfmaq_lane_f32(c[5][1], b1, a45, 1);
+        c[5][2] = vfmaq_lane_f32(c[5][2], b2, a45, 1); c[5][3] = vfmaq_lane_f32(c[5][3], b3, a45, 1);
+    }
+    for (r = 0; r < 6; ++r)
+        for (q = 0; q < 4; ++q) {
+            float32x4_t v = c[r][q];
+            if (clamp) {
+                v = vbslq_f32(vcltq_f32(v, vdupq_n_f32(clamp[0])), vdupq_n_f32(clamp[0]), v);
+                v = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(clamp[1])), vdupq_n_f32(clamp[1]), v);
+            }
+            vst1q_f32(C + (size_t)r * ldc + 4 * q, v);
+        }
+}
+#else
+static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     const float *bias, const float *clamp) {
+    float acc[6][16];
+    int r, t, k;
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) acc[r][t] = bias ? bias[r] : 0.0f;
+    for (k = 0; k < K; ++k)
+        for (r = 0; r < 6; ++r) {
+            const float av = a[6 * k + r];
+            for (t = 0; t < 16; ++t) acc[r][t] += av * b[offs[k] + t];
+        }
+    for (r = 0; r < 6; ++r)
+        for (t = 0; t < 16; ++t) {
+            float v = acc[r][t];
+            if (clamp) {
+                if (v < clamp[0]) v = clamp[0];
+                if (v > clamp[1]) v = clamp[1];
+            }
+            C[(size_t)r * ldc + (size_t)t] = v;
+        }
+}
+#endif
+
+/* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
+ * B at b + offs[k], columns [0, nb)). Column j of C goes to c[dst[j]] + row * ldc when `dst` is given (a
+ * scatter: the padded columns of a stride-1 convolution are dropped there, dst[j] < 0), else to c[j]. B must
+ * be readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack) unless dst is NULL, in
+ * which case a ragged last panel is copied into `tile`'s second half first (zero padded). tile: 96 + 16 K
+ * floats. Every element is the same sum in the same order however rows are split over threads. */
+static inline void bornc_sgemm_po(int M, int nb, int K, const float *ap, const float *b, const int *offs,
+                                  const int *dst, float *c, size_t ldc, const float *bias, const float *clamp, int p0,
+                                  int p1, float *tile) {
+    const int np = (nb + 15) / 16;
+    float *panel = tile + 96;
+    int i, j, k, r, t;
+    for (j = 0; j < np; ++j) {
+        const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+        const float *bj = b + 16 * j;
+        const int *oj = offs;
+        if (n < 16 && !dst) {                 /* ragged last panel read in place would run past the buffer */
+            for (k = 0; k < K; ++k)
+                for (t = 0; t < 16; ++t) panel[16 * k + t] = t < n ? bj[offs[k] + t] : 0.0f;
+            for (i = p0; i < p1; ++i) {
+                const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
+                bornc_sgemm_6x16p(K, ap + (size_t)i * (size_t)K * 6u, panel, tile, 16u, 1, bias ? bias + 6 * i : NULL, clamp);
+                for (r = 0; r < rows; ++r)
+                    for (t = 0; t < n; ++t) c[(size_t)(6 * i + r) * ldc + (size_t)(16 * j + t)] = tile[16 * r + t];
+            }
+            continue;
+        }
+        for (i = p0; i < p1; ++i) {
+            const float *a = ap + (size_t)i * (size_t)K * 6u;
+            const float *bi = bias ? bias + 6 * i : NULL;
+            const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
+            float *ci = c + (size_t)(6 * i) * ldc;
+            if (!dst && rows == 6) {
+                bornc_sgemm_6x16o(K, a, bj, oj, ci + 16 * j, ldc, bi, clamp);
+                continue;
+            }
+            bornc_sgemm_6x16o(K, a, bj, oj, tile, 16u, bi, clamp);
+            for (r = 0; r < rows; ++r)
+                for (t = 0; t < n; ++t) {
+                    const int d = dst ? dst[16 * j + t] : 16 * j + t;
+                    if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[16 * r + t];
+                }
+        }
+    }
+}
+
+/* Depth of one block of K: the 6 x 256 slice of an A panel (6 KB) stays in L1 while it meets every B panel of
+ * the column block (Goto & van de Geijn 2008, section 6). */
+#define BORNC_SGEMM_KC 256
+
+/* B in 16-column panels: element (k, j) of a K x nb block at bp[(j / 16) * K * 16 + k * 16 + j % 16]. */
+#define BORNC_B16(bp, K, k, j) ((bp)[(size_t)((j) >> 4) * (size_t)(K) * 16u + (size_t)(k) * 16u + (size_t)((j) & 15)])
+
+/* Pack columns [0, nb) of B (rows b[k * ldb + j], k < K) into 16-column panels; columns past nb up to the next
+ * multiple of 16 are zero. bp: K * ceil(nb / 16) * 16 floats. */
+static inline void bornc_pack_b16(const float *b, size_t ldb, int K, int nb, float *bp) {
+    const int np = (nb + 15) / 16;
+    int j, k, t;
+    for (j = 0; j < np; ++j) {
+        float *dst = bp + (size_t)j * (size_t)K * 16u;
+        const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+        for (k = 0; k < K; ++k) {
+            const float *src = b + (size_t)k * ldb + (size_t)(16 * j);
+            if (n == 16) memcpy(dst + 16 * k, src, 16 * sizeof(float));
+            else for (t = 0; t < 16; ++t) dst[16 * k + t] = t < n ? src[t] : 0.0f;
+        }
+    }
+}
+
+/* Zero columns [q0, q1) of row k of a 16-column panel block (BORNC_B16). */
+static inline void bornc_b16_zero(float *bp, int K, int k, int q0, int q1) {
+    int q;
+    for (q = q0; q < q1; ++q) BORNC_B16(bp, K, k, q) = 0.0f;
+}
+
+/* Copy src[0 .. q1 - q0) into columns [q0, q1) of row k of a panel block: whole 16-column pieces as fixed-size
+ * copies, the ragged ends element by element. */
+static inline void bornc_b16_copy(float *bp, int K, int k, int q0, int q1, const float *src) {
+    int q = q0;
+    for (; q < q1 && (q & 15); ++q) BORNC_B16(bp, K, k, q) = src[q - q0];
+    for (; q + 16 <= q1; q += 16) memcpy(&BORNC_B16(bp, K, k, q), src + (q - q0), 16 * sizeof(float));
+    for (; q < q1; ++q) BORNC_B16(bp, K, k, q) = src[q - q0];
+}
+
+/* im2col of one image and group of a 2-D NCHW convolution, output columns [p0, p0 + nb) (p = oh * OW + ow),
+ * straight into 16-column panels (BORNC_B16, K = CG * KH * KW rows, k = (ic * KH + kh) * KW + kw); x points at
+ * the group's CG input channels of H x W; columns past nb up to a whole panel are zero.
+ * Where the output row has the input's width (OW == W, SH = SW = DW = 1), column p of tap (kh, kw) reads x at
+ * p + (kh DH - PT) W + kw - PL: one contiguous run per tap, clipped to the plane, after which the columns whose
+ * input row or column is in the padding are zeroed (whole rows at the top and bottom, |kw - PL| columns per
+ * row). Other geometries go row by row, each row split into the padding and the in-range span. */
+static inline void bornc_im2col_b16(const float *x, int CG, int H, int W, int KH, int KW, int SH, int SW, int DH,
+                                    int DW, int PT, int PL, int OW, int p0, int nb, float *bp) {
+    const int K = CG * KH * KW, npad = (nb + 15) / 16 * 16, oh0 = p0 / OW, oh1 = (p0 + nb - 1) / OW;
+    const long plane = (long)H * W;
+    int ic, kh, kw, oh;
+    for (ic = 0; ic < CG; ++ic)
+        for (kh = 0; kh < KH; ++kh)
+            for (kw = 0; kw < KW; ++kw) {
+                const int k = (ic * KH + kh) * KW + kw;
+                const float *xc = x + (size_t)ic * (size_t)plane;
+                bornc_b16_zero(bp, K, k, nb, npad);
+                if (OW == W && SH == 1 && SW == 1 && DW == 1) {
+                    const int dr = kh * DH - PT, dc = kw - PL;
+                    const long off = (long)p0 + (long)dr * W + dc;    /* x index of column 0 */
+                    const int lo = off < 0 ? (int)(-off) : 0;
+                    const int hi = off + nb > plane ? (int)(plane - off) : nb;
+                    const int top = -dr * OW - p0, bottom = (H - dr) * OW - p0;
+                    if (hi > lo) bornc_b16_copy(bp, K, k, lo, hi, xc + off + lo);
+                    bornc_b16_zero(bp, K, k, 0, top < nb ? (top > 0 ? top : 0) : nb);
+                    bornc_b16_zero(bp, K, k, bottom > 0 ? (bottom < nb ? bottom : nb) : 0, nb);
+                    bornc_b16_zero(bp, K, k, 0, lo);
+                    bornc_b16_zero(bp, K, k, hi > lo ? hi : lo, nb);
+                    if (dc != 0)
+                        for (oh = oh0; oh <= oh1; ++oh) {
+                            const int base = oh * OW - p0;
+                            int c0 = dc < 0 ? 0 : OW - dc, c1 = dc < 0 ? -dc : OW;
+                            if (c0 < 0) c0 = 0;
+                            if (c1 > OW) c1 = OW;
+                            if (base + c0 < 0) c0 = -base;
+                            if (base + c1 > nb) c1 = nb - base;
+                            if (c1 > c0) bornc_b16_zero(bp, K, k, base + c0, base + c1);
+                        }
+                } else {
+                    /* ow in [wlo, whi) reads inside the row: ow * SW + kw * DW - PL in [0, W) */
+                    const int t = kw * DW - PL;
+                    int wlo = t >= 0 ? 0 : (-t + SW - 1) / SW, whi = W - t <= 0 ? 0 : (W - t + SW - 1) / SW;
+                    if (whi > OW) whi = OW;
+                    if (wlo > whi) wlo = whi;
+                    for (oh = oh0; oh <= oh1; ++oh) {
+                        const int base = oh * OW - p0, ih = oh * SH + kh * DH - PT;
+                        const int s0 = base < 0 ? -base : 0, s1 = base + OW > nb ? nb - base : OW;
+                        int a = wlo > s0 ? wlo : s0, b = whi < s1 ? whi : s1, ow;
+                        if (ih < 0 || ih >= H) { bornc_b16_zero(bp, K, k, base + s0, base + s1); continue; }
+                        if (b < a) b = a;
+                        bornc_b16_zero(bp, K, k, base + s0, base + (a > s1 ? s1 : a));
+                        bornc_b16_zero(bp, K, k, base + (b > s0 ? b : s0), base + s1);
+                        {
+                            const float *xr = xc + (size_t)ih * (size_t)W;
+                            for (ow = a; ow < b; ++ow) BORNC_B16(bp, K, k, base + ow) = xr[ow * SW + t];
+                        }
+                    }
+                }
+            }
+}
+
+/* C[6 p0 .. min(6 p1, M)) x [0, nb) = bias + A * B, then clamped (see bornc_sgemm_6x16p), for the row panels
+ * p0 <= i < p1 of A packed as above (K columns) and B packed in 16-column panels (BORNC_B16); C rows at stride
+ * ldc. bias: the row biases padded to whole panels, or NULL. tile: 96 floats for the edge tiles. K is walked in
+ * blocks of BORNC_SGEMM_KC, each block meeting every tile of C. Each C element is the same sum in the same
+ * order whatever the panel range, so splitting rows or columns over threads changes no bit. */
+static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const float *bp, float *c, size_t ldc,
+                                  const float *bias, const float *clamp, int p0, int p1, float *tile) {
+    const int np = (nb + 15) / 16;
+    int pc;
+    for (pc = 0; pc < K; pc += BORNC_SGEMM_KC) {
+        const int kc = K - pc < BORNC_SGEMM_KC ? K - pc : BORNC_SGEMM_KC, first = pc == 0;
+        const float *cl = pc + kc >= K ? clamp : NULL;
+        int i, j, t, r;
+        for (i = p0; i < p1; ++i) {
+            const float *a = ap + ((size_t)i * (size_t)K + (size_t)pc) * 6u;
+            const float *bi = bias ? bias + 6 * i : NULL;
+            const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
+            float *ci = c + (size_t)(6 * i) * ldc;
+            for (j = 0; j < np; ++j) {
+                const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
+                const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+                if (rows == 6 && n == 16) {
+                    bornc_sgemm_6x16p(kc, a, b, ci + 16 * j, ldc, first, bi, cl);
+                    continue;
+                }
+                for (r = 0; r < 6; ++r)
+                    for (t = 0; t < 16; ++t)
+                        tile[16 * r + t] = !first && r < rows && t < n ? ci[(size_t)r * ldc + (size_t)(16 * j + t)] : 0.0f;
+                bornc_sgemm_6x16p(kc, a, b, tile, 16u, first, bi, cl);
+                for (r = 0; r < rows; ++r)
+                    for (t = 0; t < n; ++t) ci[(size_t)r * ldc + (size_t)(16 * j + t)] = tile[16 * r + t];
+            }
+        }
+    }
+}
+
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif

@@ -28,6 +28,15 @@ CONV_CASES = {
     "depthwise": ({"group": 4, "pads": [1, 1, 1, 1], "strides": [2, 1]}, (1, 4, 6, 6), (4, 1, 3, 3)),
     "same_upper": ({"auto_pad": "SAME_UPPER", "strides": [2, 2]}, (1, 2, 7, 7), (3, 2, 3, 3)),
     "conv1d": ({"pads": [1, 1], "strides": [2]}, (1, 3, 11), (5, 3, 3)),
+    # the packed-weight GEMM paths (lower_nn._packed_conv): 1x1 read in place with a ragged last panel and a
+    # partial 6-row panel; stride 1 over a padded copy, K above one KC block, dilated; strided im2col over two
+    # KC blocks; a 7x7 stem
+    "pointwise": ({}, (2, 8, 5, 7), (10, 8, 1, 1)),
+    "padded_big_k": ({"pads": [1, 1, 1, 1]}, (1, 40, 9, 9), (13, 40, 3, 3)),
+    "padded_dilated_asym": ({"pads": [2, 1, 0, 3], "dilations": [2, 1]}, (1, 6, 8, 9), (7, 6, 3, 2)),
+    "im2col_big_k": ({"pads": [1, 1, 1, 1], "strides": [2, 2]}, (1, 60, 9, 9), (8, 60, 3, 3)),
+    "stem7x7": ({"pads": [3, 3, 3, 3], "strides": [2, 2]}, (1, 3, 20, 22), (12, 3, 7, 7)),
+    "grouped_packed": ({"group": 3, "pads": [1, 1, 1, 1]}, (1, 12, 6, 6), (9, 4, 3, 3)),
 }
 
 
@@ -36,6 +45,20 @@ def test_conv(case):
     attrs, xs, ws = CONV_CASES[case]
     ref = make([N("Conv", ["x", "w", "b"], ["y"], **attrs)], [("x", list(xs))], [("y", None)], {"w": rand(*ws), "b": rand(ws[0])})
     _check(ref)
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("Clip", {"min": -0.25, "max": 0.5})])
+def test_fused_conv_clamp_in_the_store(act):
+    """Relu and Clip with constant bounds after a Conv are applied by the GEMM micro-kernel's store."""
+    op, bounds = act
+    inits = {"w": rand(7, 5, 3, 3), "b": rand(7)}
+    extra = []
+    if op == "Clip":
+        inits.update(lo=np.array(bounds["min"], np.float32), hi=np.array(bounds["max"], np.float32))
+        extra = ["lo", "hi"]
+    m = make([N("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), N(op, ["c"] + extra, ["y"])],
+             [("x", [1, 5, 6, 6])], [("y", None)], inits)
+    _check(m)
 
 
 def test_fused_conv_with_residual_and_activation():

@@ -2,7 +2,8 @@
 
 Compiles with ``-std=c99 -Wall -Wextra -Werror -pedantic -fno-strict-aliasing`` plus the target's flags; builds
 ``build/model_run`` (statically linked for qemu-user targets), ``build/libmodel.a`` and, for the host target,
-``build/libmodel.so`` for in-process use through cffi. A missing compiler is a ToolchainError that names the
+``build/libmodel.so`` for in-process use through cffi (linked with ``-z nodelete``: the thread pool's workers
+outlive a dlclose). A missing compiler is a ToolchainError that names the
 Debian package to install.
 """
 from __future__ import annotations
@@ -59,14 +60,16 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
                       f"compiling {name} for {target.name}", total=len(sources), unit="file"))
     objs = [f"{build_dir}/{name}.o", f"{build_dir}/bornrt.o"]
     link = ["-static"] if target.run == "qemu-user" and not sanitize else []
-    _run([compiler, *flags, f"{build_dir}/main.o", *objs, "-o", f"{build_dir}/model_run", *link, "-lm"], out)
+    _run([compiler, *flags, f"{build_dir}/main.o", *objs, "-o", f"{build_dir}/model_run", *link, "-lm", "-pthread"], out)
     built = {"model_run": bdir / "model_run"}
     ar = shutil.which(f"{target.triple}-ar") if target.triple and not host else shutil.which("ar")
     if ar:
         _run([ar, "rcs", f"{build_dir}/libmodel.a", *objs], out)
         built["libmodel.a"] = bdir / "libmodel.a"
     if host and not sanitize:
-        _run([compiler, *flags, "-shared", *objs, "-o", f"{build_dir}/libmodel.so", "-lm"], out)
+        # -z nodelete: the thread pool's workers live for the process and run code of this library, so a
+        # dlclose must not unmap it under them
+        _run([compiler, *flags, "-shared", *objs, "-o", f"{build_dir}/libmodel.so", "-lm", "-pthread", "-Wl,-z,nodelete"], out)
         built["libmodel.so"] = bdir / "libmodel.so"
     elif (bdir / "libmodel.so").exists():
         (bdir / "libmodel.so").unlink()       # a sanitized build runs as model_run: no stale library beside it

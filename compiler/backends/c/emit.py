@@ -28,7 +28,7 @@ from ..common.schedule import is_if, lower_schedule, scheduled_nodes, values_wit
 from ..common.weights import weights_file_image, weights_layout_of
 from .lowering import lower_node
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 FORMAT_VERSION = 1
 EMBED_LIMIT_BYTES = 2 << 20
 
@@ -75,12 +75,13 @@ def _embedded_array(name: str, sym: str, arr: np.ndarray, pad: int) -> dict:
 
 def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "model", opt_level: int = 2,
               weights: str = "auto", schedule: str = "topological", self_test: dict | None = None,
-              source: str = "", cflags: list | None = None) -> dict:
+              source: str = "", cflags: list | None = None, threads: int = 1) -> dict:
     """Write the C artifact for ``model`` (already optimized) into ``out_dir`` and return its manifest.
 
     ``weights``: "embed" (arrays in the .c), "file" (weights.bin) or "auto" (embedded up to EMBED_LIMIT_BYTES).
     Raises UnsupportedOpError listing every node the C backend cannot lower; ArtifactError for a target the
-    backend cannot serve (io_in_arena) or a template that fails to render."""
+    backend cannot serve (io_in_arena) or a template that fails to render. ``threads``: the workers the artifact
+    is planned for (scratch space per worker in the arena; the C API may cap it lower at run time)."""
     if target.io_in_arena:
         raise ArtifactError(f"target {target.name}: io_in_arena = true is not supported by the C backend yet "
                             "(its API takes caller-owned inputs and outputs)")
@@ -88,13 +89,15 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
     types, consts = values_with_subgraphs(g)
-    lowered = _lower(model, types, consts)
-    plan = plan_model(model, target.alignment, schedule, workspace=_workspaces(g, lowered))
+    lowered = _lower(model, types, consts, threads)
+    types, consts = _packed_constants(g, lowered, types, consts)
+    plan = plan_model(model, target.alignment, schedule, workspace=_workspaces(g, lowered, threads))
     order = plan.extra["order"]
     used = _constants_used(g, order, lowered, consts)
     w_offsets, payload = weights_layout_of(consts, used)
     embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
     em = _Emitter(g, types, consts, lowered, plan, {v: f"W{k}" for k, v in enumerate(used)} if embed else None, w_offsets)
+    em.threads = threads
     calls = em.block(order)
     in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
     out_infos = [_io_info(g, v, "out", k) for k, v in enumerate(g.outputs)]
@@ -106,7 +109,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
             "weights_sha": [str(b) for b in hashlib.sha256(payload).digest()],
             "static_arena": True, "source": comment_text(Path(source).name if source else "model"), "source_sha256": model.source_sha256 or "-" * 16,
             "target": target.name, "opt_level": opt_level, "self_test": _self_test_ctx(self_test, in_infos, out_infos),
-            "gemm_header": any(_GEMM_CALL.search(k["body"]) for k in em.kernels)}
+            "gemm_header": any(_GEMM_CALL.search(k["prelude"] + k["body"]) for k in em.kernels), "threads": threads}
     flags = _write_sources(out, em.env, ctxv, target, cflags)
     if not embed:
         (out / "weights.bin").write_bytes(weights_file_image(payload))
@@ -118,34 +121,65 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         outputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
         ops=[n.op for n in order], nodes=len(order), format_version=FORMAT_VERSION, weights="embed" if embed else "file",
         profile={"triple": target.triple, "cc": target.cc, "cflags": flags, "features": list(target.features),
-                 "alignment": target.alignment}, abi_version=ABI_VERSION)
+                 "alignment": target.alignment, "threads": threads}, abi_version=ABI_VERSION)
     return write_manifest(out, manifest)
 
 
-def _lower(model: Model, types: dict, consts: dict) -> dict:
+def _lower(model: Model, types: dict, consts: dict, threads: int) -> dict:
     """{id(node): Lowered} for every node, If branches included (the C code runs If itself)."""
     def lower_one(node):
         if is_if(node):
             if not isinstance(types.get(node.inputs[0]), TensorType):
                 raise UnsupportedOpError({"If with a non-tensor condition": [node.name]})
             return None
-        return lower_node(node, types, consts, model.opsets.get(node.domain or "", 21))
+        return lower_node(node, types, consts, model.opsets.get(node.domain or "", 21), threads)
     return lower_schedule(model.graph.nodes, lower_one, runs_if=True)
 
 
-def _workspaces(g, lowered: dict) -> dict[str, int]:
-    """Scratch bytes per node name (the largest when a name appears in several branches)."""
+def _packed_constants(g, lowered: dict, types: dict, consts: dict) -> tuple[dict, dict]:
+    """Types and constants with every lowering's ``packed`` arrays added under fresh names (set in the
+    lowering's ``values``), so the artifact holds the packed form in place of the original where a kernel wants
+    it; the originals stay only where something else reads them."""
+    types, consts = dict(types), dict(consts)
+    for _, n in g.walk():
+        low = lowered.get(id(n))
+        for k, arr in sorted((low.packed if low is not None else {}).items()):
+            name, j = f"{n.name}/packed{k}", 0
+            while name in types or name in consts:
+                j += 1
+                name = f"{n.name}/packed{k}.{j}"
+            consts[name] = arr
+            types[name] = TensorType(arr.dtype.name, tuple(arr.shape))
+            low.values[k] = name
+    return types, consts
+
+
+def worker_slice_floats(workspace: int) -> int:
+    """Floats of one worker's scratch slice for a kernel whose tasks need ``workspace`` bytes (whole 64-byte
+    lines, so that workers never share a cache line)."""
+    return -(-workspace // 64) * 16
+
+
+def _workspaces(g, lowered: dict, threads: int) -> dict[str, int]:
+    """Scratch bytes per node name (the largest when a name appears in several branches); a kernel split into
+    tasks gets one slice per worker."""
     workspace: dict[str, int] = {}
     for _, n in g.walk():
         low = lowered.get(id(n))
         if low is not None and low.workspace:
-            workspace[n.name] = max(workspace.get(n.name, 0), low.workspace)
+            need = worker_slice_floats(low.workspace) * 4 * threads if low.tasks else low.workspace
+            workspace[n.name] = max(workspace.get(n.name, 0), need)
     return workspace
 
 
 def _kernel_args(node, low) -> list[int]:
     """The node inputs passed to its kernel as pointers (the rest are baked into the code)."""
     return low.args if low.args is not None else [k for k, i in enumerate(node.inputs) if i]
+
+
+def _arg_value(node, low, k: int) -> str:
+    """The value kernel argument X<k> points at: node input k, or the packed constant that replaces it."""
+    return low.values.get(k, node.inputs[k])
 
 
 def _constants_used(g, order: list, lowered: dict, consts: dict) -> list[str]:
@@ -160,7 +194,7 @@ def _constants_used(g, order: list, lowered: dict, consts: dict) -> list[str]:
     for node in nodes:
         low = lowered.get(id(node))
         for k in (_kernel_args(node, low) if low is not None else []):
-            add(node.inputs[k])
+            add(_arg_value(node, low, k))
         if is_if(node):                      # run() reads the condition itself
             add(node.inputs[0])
     for node in nodes:
@@ -225,7 +259,7 @@ class _Emitter:
         """Render ``node``'s kernel function (one per node, its stages in order); returns the call."""
         params, names, call_args = [], [], []
         for k in _kernel_args(node, low):
-            v = node.inputs[k]
+            v = _arg_value(node, low, k)
             params.append(f"const {ctype(self.types[v].dtype)} *X{k}")
             names.append(f"X{k}")
             call_args.append(self.ptr(v, True))
@@ -241,9 +275,30 @@ class _Emitter:
         empty = all(isinstance(self.types.get(o), TensorType) and self.types[o].size == 0 for o in node.outputs if o)
         body = [self._render(node, st) for st in ([] if empty else low.stages)]
         fn = f"k{len(self.kernels)}_{c_identifier(node.op)}"
-        self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op),
+        prelude = ""
+        if low.tasks and body:
+            prelude, call = self._tasks(fn, low, params, names, body[0])
+            body[0] = call
+            params, names, call_args = params + ["int NT"], names + ["NT"], call_args + ["ctx->threads"]
+        self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op), "prelude": prelude,
                              "params": params or ["void"], "param_names": names, "body": "\n".join(body)})
         return f"{fn}({', '.join(call_args)})"
+
+    def _tasks(self, fn: str, low, params: list, names: list, task_body: str) -> tuple[str, str]:
+        """The argument struct and task function of a kernel split into ``low.tasks`` tasks, and the statements
+        that run them (bornc_parallel over up to NT workers). Each worker's WS is its own slice."""
+        fields = "".join(f"    {p};\n" for p in params)
+        unpack = "".join(f"    {p} = A->{n};\n" for p, n in zip(params, names) if n != "WS")
+        if "WS" in names:
+            unpack += f"    float *WS = A->WS + (size_t)worker * {worker_slice_floats(low.workspace)}u;\n"
+        voids = "".join(f"    (void){n};\n" for n in names)
+        prelude = (f"typedef struct {{\n{fields}}} {fn}_args_t;\n\n"
+                   f"static void {fn}_task(void *arg, int task, int worker) {{\n"
+                   f"    const {fn}_args_t *A = (const {fn}_args_t *)arg;\n{unpack}{voids}"
+                   f"    (void)worker;\n{task_body}\n}}\n\n")
+        sets = "".join(f"    args.{n} = {n};\n" for n in names)
+        call = f"{{\n    {fn}_args_t args;\n{sets}    bornc_parallel({fn}_task, &args, {low.tasks}, NT);\n}}"
+        return prelude, call
 
     def _render(self, node, st) -> str:
         try:

@@ -33,33 +33,114 @@ def conv_window(ctx: CCtx, w_index: int = 1) -> dict:
     return geometry.conv_window(ctx.attrs, xs, ws, ctx.oshape())
 
 
-def conv_stage(ctx: CCtx) -> Stage:
+#: bytes of one worker's packed B block (K x columns, im2col or copied) in the packed GEMM convolution: within
+#: a Zen 4 core's 1 MiB L2 beside the A panels streaming through
+B_BLOCK_BYTES = 768 * 1024
+
+
+def block_columns(k: int, p: int) -> int:
+    """Output columns per task of the packed GEMM convolution: whole 16-column panels whose K x columns block
+    fits B_BLOCK_BYTES (at least one panel, at most 256 columns), no more than the output has."""
+    cols = max(16, min(256, B_BLOCK_BYTES // (4 * k) // 16 * 16))
+    return min(cols, -(-p // 16) * 16)
+
+
+def pack_a6(a: np.ndarray) -> np.ndarray:
+    """A (M x K) float32 as bornrt_gemm.h's packed weights: 6-row panels, k-major inside a panel,
+    ``out[(i * K + k) * 6 + r] = a[6 i + r, k]``, rows past M zero; flat, ceil(M / 6) * 6 * K floats."""
+    m, k = a.shape
+    mp = -(-m // 6) * 6
+    padded = np.zeros((mp, k), np.float32)
+    padded[:m] = a
+    return np.ascontiguousarray(padded.reshape(mp // 6, 6, k).transpose(0, 2, 1)).ravel()
+
+
+def clamp_of(program: list) -> tuple[float, float] | None:
+    """(lo, hi) when an epilogue program is one Relu or Clip with constant bounds on the product (what the GEMM
+    micro-kernel applies in its store); None otherwise."""
+    if len(program) != 1 or program[0]["args"][:1] != [["in", 0]]:
+        return None
+    step = program[0]
+    if step["op"] == "Relu" and len(step["args"]) == 1:
+        return 0.0, float("inf")
+    if step["op"] == "Clip" and all(kind == "c" for kind, _ in step["args"][1:]):
+        bounds = [v for _, v in step["args"][1:]] + [None, None]
+        lo, hi = bounds[0], bounds[1]
+        return (float("-inf") if lo is None else float(lo)), (float("inf") if hi is None else float(hi))
+    return None
+
+
+def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
+    """Conv as GEMM on weights packed at compile time (templates/c/conv_packed.c.j2) for a float Conv with a
+    constant weight that is not depthwise. Three ways to present the input as B (K x columns): ``direct``, a
+    1x1 stride-1 convolution reads its input rows in place; ``padded``, any other stride-1 convolution reads a
+    padded copy of a block of input rows, tap k at a fixed offset (its output columns include the padding
+    columns, dropped at the store); ``im2col`` (strided) builds 16-column panels. Tasks: (image, group, block of
+    output columns or rows, chunk of 6-row weight panels); the chunks split one block's output channels over
+    workers when blocks alone would leave workers idle."""
+    mg, cg, kh, kw = geo["MG"], geo["CG"], geo["KH"], geo["KW"]
+    wt = ctx.consts[1]
+    if ctx.oct() != "float" or wt is None or (cg == 1 and mg == 1) or not (kh * kw > 1 or (cg >= 4 and mg >= 6)):
+        return None
+    k, p, oh, ow = cg * kh * kw, geo["OH"] * geo["OW"], geo["OH"], geo["OW"]
+    wp = geo["W"] + geo["PL"] + geo["PR"]
+    if kh * kw == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and oh == geo["H"] and ow == geo["W"]:
+        mode, cols = "direct", block_columns(k, p)
+        blocks, rows, extra = -(-p // cols), 0, {}
+        ws = 96 + k * cols
+    elif geo["SH"] == geo["SW"] == 1:
+        mode, halo = "padded", (kh - 1) * geo["DH"]
+        rows = max(1, min(oh, B_BLOCK_BYTES // (4 * cg * wp) - halo))
+        rp = rows + halo
+        cols, blocks = rows * wp, -(-oh // rows)
+        offs = [(c * rp + i * geo["DH"]) * wp + j * geo["DW"] for c in range(cg) for i in range(kh) for j in range(kw)]
+        dst = [(q // wp) * ow + q % wp if q % wp < ow else -1 for q in range(-(-cols // 16) * 16)]
+        extra = {"offs": offs, "dst": dst, "RP": rp, "WP": wp, "SLACK": kw * geo["DW"] + 16}
+        ws = cg * rp * wp + kw * geo["DW"] + 16 + 96
+    else:
+        mode, cols, rows = "im2col", block_columns(k, p), 0
+        blocks, extra = -(-p // cols), {}
+        ws = k * cols + 96
+    panels = -(-mg // 6)
+    base = geo["N"] * geo["G"] * blocks
+    chunks = 1 if threads <= 1 or base >= 4 * threads else min(panels, -(-4 * threads // base))
+    w2 = np.asarray(wt, np.float32).reshape(geo["G"], mg, k)
+    packed = {1: np.concatenate([pack_a6(w2[g]) for g in range(geo["G"])])}
+    if ctx.has(2):
+        b = np.zeros((geo["G"], panels * 6), np.float32)
+        b[:, :mg] = np.asarray(ctx.const(2, "bias"), np.float32).reshape(geo["G"], mg)
+        packed[2] = b.ravel()
+    params = {**geo, **extra, "K": k, "P": p, "mode": mode, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
+              "MCH": chunks, "serial_tasks": 0, "has_bias": ctx.has(2),
+              "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
+    return Lowered([Stage("conv_packed", params)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
+                   tasks=base * chunks, packed=packed)
+
+
+def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
     geo = conv_window(ctx)
-    mg, cg, kh, kw, oh, ow = geo["MG"], geo["CG"], geo["KH"], geo["KW"], geo["OH"], geo["OW"]
+    packed = _packed_conv(ctx, geo, threads, clamp)
+    if packed is not None:
+        return packed
     ops = {"T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"}
+    mg = geo["MG"]
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
-    if (kh * kw == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and oh == geo["H"]
-            and ow == geo["W"] and ctx.oct() == "float" and cg >= 4 and mg >= 6):
-        return Stage("conv1x1_gemm", {**geo, **ops, "workspace": cg * 16 * 4 if (oh * ow) % 16 else 0})
-    if not (cg == 1 and mg == 1) and kh * kw > 1 and ctx.oct() == "float":   # GEMM form; 1x1 and depthwise stay direct
-        k = cg * kh * kw
-        rows = max(1, min(oh, 256 // max(ow, 1)))   # keep the im2col block (K x rows*OW) within L2
-        return Stage("conv_gemm", {**geo, **ops, "K": k, "ROWS": rows, "pack": mg >= 24,
-                                   "workspace": k * (-(-rows * ow // 16) * 16 + (16 if mg >= 24 else 0) + (6 if mg % 6 else 0)) * 4})
-    return Stage("conv2d", {**geo, **ops, "OCB": ocb})
+    return Lowered([Stage("conv2d", {**geo, **ops, "OCB": ocb})], [k for k in range(3) if ctx.has(k)])
 
 
 @lowering("c", "Conv")
 def _conv(ctx: CCtx) -> Lowered:
-    st = conv_stage(ctx)
-    return Lowered([st], [k for k in range(3) if ctx.has(k)], workspace=st.params.get("workspace", 0))
+    return _conv_lowered(ctx, ctx.threads)
 
 
 @lowering("c", "FusedConv", domain="bornc")
 def _fused_conv(ctx: CCtx) -> Lowered:
-    st = conv_stage(ctx)
-    return Lowered([st] + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
-                   workspace=st.params.get("workspace", 0))
+    clamp = clamp_of(ctx.attrs.get("epilogue") or [])
+    low = _conv_lowered(ctx, ctx.threads, clamp)
+    if clamp is not None and low.tasks:                 # the micro-kernel's store applies it
+        return Lowered(low.stages, low.args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+    return Lowered(low.stages + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
+                   workspace=low.workspace, tasks=low.tasks, packed=low.packed)
 
 
 @lowering("c", "ConvTranspose")

@@ -28,17 +28,28 @@ class Stage:
 
 @dataclass
 class Lowered:
-    """A node's kernel: stages in order, and the node inputs passed as pointers (the rest are baked in)."""
+    """A node's kernel: stages in order, and the node inputs passed as pointers (the rest are baked in).
+
+    ``tasks`` > 0: the first stage is the body of one task of ``tasks`` (it reads ``task``, and ``WS`` is the
+    running worker's own ``workspace`` bytes); the kernel runs them through bornc_parallel, then the other stages
+    on the caller. ``packed``: arrays that replace constant inputs (by input index) in the artifact, as the
+    kernel wants them laid out (weights pre-packed in micro-kernel panel order, padded biases); their names in
+    the artifact are set by the emitter in ``values``."""
 
     stages: list[Stage]
     args: list[int] | None = None
     tables: list = field(default_factory=list)
-    workspace: int = 0          # scratch bytes in the arena during this node (passed as WS)
+    workspace: int = 0          # scratch bytes in the arena during this node (passed as WS), per worker with tasks
+    tasks: int = 0
+    packed: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
 
 
 class CCtx(LowerCtx):
     """The shared lowering context plus the C types of inputs and outputs (``ct``/``oct``: ``float``,
-    ``int64_t``, ``uint16_t`` for halves...)."""
+    ``int64_t``, ``uint16_t`` for halves...) and the workers the artifact is compiled for (``threads``)."""
+
+    threads: int = 1
 
     def ct(self, i: int) -> str:
         return ctype(self.ins[i].dtype, self.node)
@@ -47,8 +58,9 @@ class CCtx(LowerCtx):
         return ctype(self.outs[k].dtype, self.node)
 
 
-def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowered:
-    """The C lowering of a node; UnsupportedOpError when the C backend has none for it."""
+def lower_node(node: Node, types: dict, consts: dict, opset: int = 21, threads: int = 1) -> Lowered:
+    """The C lowering of a node for an artifact of ``threads`` workers; UnsupportedOpError when the C backend
+    has none for it."""
     opdef = registry.get(node.op, node.domain)
     fn = opdef.lowerings.get("c") if opdef is not None else None
     if fn is None:
@@ -59,15 +71,22 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21) -> Lowere
     halves = {t.dtype for t in (types.get(v) for v in list(node.inputs) + list(node.outputs) if v)
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
     if halves and not half_aware(node):
-        return _promoted(fn, node, types, consts, opset)
-    return fn(CCtx(node, types, consts, opset))
+        return _promoted(fn, node, types, consts, opset, threads)
+    return fn(_ctx(node, types, consts, opset, threads))
 
 
-def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
+def _ctx(node: Node, types: dict, consts: dict, opset: int, threads: int) -> CCtx:
+    ctx = CCtx(node, types, consts, opset)
+    ctx.threads = threads
+    return ctx
+
+
+def _promoted(fn, node: Node, types: dict, consts: dict, opset: int, threads: int) -> Lowered:
     """A float16/bfloat16 node through its float32 lowering: half inputs passed as pointers are converted into
     float buffers of the workspace, the float kernel runs on them (the block shadows X<k>, Y<k> and WS), and the
     float results are converted back (round to nearest even). Constants the kernel bakes in are converted at
-    compile time."""
+    compile time, and so are the float32 arrays the inner lowering packs (they are passed as they are). A kernel
+    split into tasks runs them in order on the caller (its task stage gets ``serial_tasks``)."""
     from .ctypes_ import HALF
     f32 = dict(types)
     f32_consts = dict(consts)
@@ -77,12 +96,14 @@ def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
             f32[v] = TensorType("float32", t.shape)
             if consts.get(v) is not None:
                 f32_consts[v] = np.asarray(consts[v]).astype(np.float32)
-    inner = fn(CCtx(node, f32, f32_consts, opset))
+    inner = fn(_ctx(node, f32, f32_consts, opset, threads))
     args = inner.args if inner.args is not None else [k for k, i in enumerate(node.inputs) if i]
+    if inner.tasks:
+        inner.stages[0].params["serial_tasks"] = inner.tasks
     pos, ins, outs = 0, [], []
     for k in args:
         t = types[node.inputs[k]]
-        if t.dtype in HALF:
+        if t.dtype in HALF and k not in inner.packed:
             ins.append({"k": k, "off": pos, "n": t.size, "load": HALF[t.dtype][0]})
             pos += max(t.size, 1)
     for k, o in enumerate(node.outputs):
@@ -93,7 +114,7 @@ def _promoted(fn, node: Node, types: dict, consts: dict, opset: int) -> Lowered:
     inner_ws = (inner.workspace + 3) // 4
     before = Stage("promote_in", {"ins": ins, "outs": outs, "inner_ws": pos if inner.workspace else None})
     after = Stage("promote_out", {"outs": outs})
-    return Lowered([before, *inner.stages, after], inner.args, inner.tables, (pos + inner_ws) * 4)
+    return Lowered([before, *inner.stages, after], inner.args, inner.tables, (pos + inner_ws) * 4, packed=inner.packed)
 
 
 def half_aware(node: Node) -> bool:

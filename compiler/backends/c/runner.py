@@ -49,7 +49,8 @@ def cdef_model(ffi, name: str) -> None:
         const bornc_tensor_info_t *bornc_{name}_input_info(int i);
         const bornc_tensor_info_t *bornc_{name}_output_info(int j);
         size_t bornc_{name}_arena_bytes(void);
-        typedef struct {{ unsigned char *arena; const unsigned char *weights; }} bornc_{name}_ctx_t;
+        typedef struct {{ unsigned char *arena; const unsigned char *weights; int threads; }} bornc_{name}_ctx_t;
+        int bornc_{name}_set_threads(bornc_{name}_ctx_t *ctx, int threads);
         int bornc_{name}_init(bornc_{name}_ctx_t *ctx, void *arena, size_t arena_bytes, const void *weights_file, size_t weights_file_bytes);
         int bornc_{name}_run(const bornc_{name}_ctx_t *ctx, const void *const *inputs, void *const *outputs);
     """)
@@ -102,6 +103,24 @@ class InProcess:
             raise ArtifactError(f"model {n}: init failed: {_STATUS.get(st, st)}")
         self._run = getattr(lib, f"bornc_{n}_run")
 
+    def set_threads(self, threads: int) -> None:
+        """Cap the worker threads of later calls at ``threads`` (1 .. the count the artifact was compiled for;
+        InputError otherwise)."""
+        n = self.manifest["name"]
+        if getattr(self.lib, f"bornc_{n}_set_threads")(self.ctx, int(threads)):
+            raise InputError(f"--threads {threads}: this artifact runs on 1 to {self.max_threads} threads "
+                             f"(compile it with --threads N for more)")
+
+    @property
+    def max_threads(self) -> int:
+        """The threads the artifact was compiled for (its arena holds scratch for that many workers)."""
+        return int(self.manifest.get("target_profile", {}).get("threads", 1))
+
+    @property
+    def threads(self) -> int:
+        """The threads the next call runs on."""
+        return int(self.ctx.threads)
+
     @classmethod
     def open(cls, art: Path, manifest: dict) -> "InProcess":
         """Load ``build/libmodel.so`` of an artifact folder (and its weights.bin when it has one)."""
@@ -139,6 +158,19 @@ class Subprocess:
             from .build import find_tool
             cpu = target.extra.get("qemu_cpu")
             self.prefix = [find_tool(target, target.qemu)] + (["-cpu", cpu] if cpu else []) + [exe]
+        self.threads = None
+
+    @property
+    def max_threads(self) -> int:
+        """The threads the artifact was compiled for."""
+        return int(self.manifest.get("target_profile", {}).get("threads", 1))
+
+    def set_threads(self, threads: int) -> None:
+        """Run later calls with ``model_run --threads`` (1 .. max_threads; InputError otherwise)."""
+        if not 1 <= int(threads) <= self.max_threads:
+            raise InputError(f"--threads {threads}: this artifact runs on 1 to {self.max_threads} threads "
+                             f"(compile it with --threads N for more)")
+        self.threads = int(threads)
 
     def __call__(self, feeds: dict, bench: int = 0) -> dict:
         ins = check_feeds(self.manifest, feeds)
@@ -153,6 +185,8 @@ class Subprocess:
                 cmd += ["--weights", str(self.art / "weights.bin")]
             if bench:
                 cmd += ["--bench", str(bench)]
+            if self.threads:
+                cmd += ["--threads", str(self.threads)]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
             if r.returncode < 0:
                 raise BorncError(f"model_run killed by signal {-r.returncode}: {(r.stderr or r.stdout).strip()[:300]}")
