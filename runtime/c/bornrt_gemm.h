@@ -307,45 +307,26 @@ static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, cons
 #endif
 
 /* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
- * B at b + offs[k], columns [0, nb)). Column j of C goes to c[dst[j]] + row * ldc when `dst` is given (a
- * scatter: the padded columns of a stride-1 convolution are dropped there, dst[j] < 0), else to c[j]. B must
- * be readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack) unless dst is NULL, in
- * which case a ragged last panel is copied into `tile`'s second half first (zero padded). tile: 96 + 16 K
- * floats. Every element is the same sum in the same order however rows are split over threads. */
+ * B at b + offs[k], columns [0, nb)), as a stride-1 convolution over a padded copy of its input does: column j
+ * of C is stored at c[dst[j]] + row * ldc, or dropped where dst[j] < 0 (the padding columns). B must be
+ * readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack). tile: 96 floats. Every
+ * element is the same sum in the same order however rows are split over threads. */
 static inline void bornc_sgemm_po(int M, int nb, int K, const float *ap, const float *b, const int *offs,
                                   const int *dst, float *c, size_t ldc, const float *bias, const float *clamp, int p0,
                                   int p1, float *tile) {
     const int np = (nb + 15) / 16;
-    float *panel = tile + 96;
-    int i, j, k, r, t;
-    for (j = 0; j < np; ++j) {
-        const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
-        const float *bj = b + 16 * j;
-        const int *oj = offs;
-        if (n < 16 && !dst) {                 /* ragged last panel read in place would run past the buffer */
-            for (k = 0; k < K; ++k)
-                for (t = 0; t < 16; ++t) panel[16 * k + t] = t < n ? bj[offs[k] + t] : 0.0f;
-            for (i = p0; i < p1; ++i) {
-                const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
-                bornc_sgemm_6x16p(K, ap + (size_t)i * (size_t)K * 6u, panel, tile, 16u, 1, bias ? bias + 6 * i : NULL, clamp);
-                for (r = 0; r < rows; ++r)
-                    for (t = 0; t < n; ++t) c[(size_t)(6 * i + r) * ldc + (size_t)(16 * j + t)] = tile[16 * r + t];
-            }
-            continue;
-        }
-        for (i = p0; i < p1; ++i) {
-            const float *a = ap + (size_t)i * (size_t)K * 6u;
-            const float *bi = bias ? bias + 6 * i : NULL;
-            const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
-            float *ci = c + (size_t)(6 * i) * ldc;
-            if (!dst && rows == 6) {
-                bornc_sgemm_6x16o(K, a, bj, oj, ci + 16 * j, ldc, bi, clamp);
-                continue;
-            }
-            bornc_sgemm_6x16o(K, a, bj, oj, tile, 16u, bi, clamp);
+    int i, j, r, t;
+    for (i = p0; i < p1; ++i) {
+        const float *a = ap + (size_t)i * (size_t)K * 6u;
+        const float *bi = bias ? bias + 6 * i : NULL;
+        const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
+        float *ci = c + (size_t)(6 * i) * ldc;
+        for (j = 0; j < np; ++j) {
+            const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+            bornc_sgemm_6x16o(K, a, b + 16 * j, offs, tile, 16u, bi, clamp);
             for (r = 0; r < rows; ++r)
                 for (t = 0; t < n; ++t) {
-                    const int d = dst ? dst[16 * j + t] : 16 * j + t;
+                    const int d = dst[16 * j + t];
                     if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[16 * r + t];
                 }
         }
