@@ -22,14 +22,16 @@ N = helper.make_node
 
 
 def _conv_chain_proto():
-    """Convolutions that take each packed path (1x1 in place, stride 1 padded, strided im2col, grouped), with
-    fused Relu, a residual add and channel counts that are not multiples of 6."""
+    """Convolutions that take each packed path (1x1 packed from its input, stride 1 padded, strided im2col,
+    grouped) and a depthwise one split into tasks, with fused Relu, a residual add and channel counts that are not
+    multiples of 6."""
     nodes = [N("Conv", ["x", "w0", "b0"], ["c0"], pads=[3, 3, 3, 3], strides=[2, 2]), N("Relu", ["c0"], ["r0"]),
              N("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), N("Relu", ["c1"], ["r1"]),
              N("Conv", ["r1", "w2"], ["c2"]), N("Add", ["c2", "r0"], ["s2"]),
-             N("Conv", ["s2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1], group=2), N("Relu", ["c3"], ["y"])]
+             N("Conv", ["s2", "wd"], ["d"], pads=[3, 3, 3, 3], group=20),
+             N("Conv", ["d", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1], group=2), N("Relu", ["c3"], ["y"])]
     inits = {"w0": rand(20, 3, 7, 7) * 0.1, "b0": rand(20), "w1": rand(30, 20, 3, 3) * 0.05, "b1": rand(30),
-             "w2": rand(20, 30, 1, 1) * 0.2, "w3": rand(14, 10, 3, 3) * 0.1, "b3": rand(14)}
+             "w2": rand(20, 30, 1, 1) * 0.2, "wd": rand(20, 1, 7, 7) * 0.1, "w3": rand(14, 10, 3, 3) * 0.1, "b3": rand(14)}
     g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 40, 36])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
@@ -48,7 +50,8 @@ def test_outputs_bitwise_equal_for_every_thread_count(chain, tmp_path):
     model, feeds = chain
     ref = bornc.run(model, feeds)["y"]
     compile_model(model, "x86_64", tmp_path / "t3", threads=3)
-    assert "bornc_parallel" in (tmp_path / "t3" / "model.c").read_text()
+    code = (tmp_path / "t3" / "model.c").read_text()
+    assert code.count("bornc_parallel(") == 5           # every Conv, the depthwise one too
     run3 = load_artifact(tmp_path / "t3")
     assert run3.max_threads == 3
     outs = {}

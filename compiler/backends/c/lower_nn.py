@@ -45,6 +45,10 @@ def block_columns(k: int, p: int) -> int:
     return min(cols, -(-p // 16) * 16)
 
 
+#: below this many multiply-adds a direct kernel stays on the caller (waking workers costs more than it saves)
+PARALLEL_MIN_MACS = 200_000
+
+
 def pack_a6(a: np.ndarray) -> np.ndarray:
     """A (M x K) float32 as bornrt_gemm.h's packed weights: 6-row panels, k-major inside a panel,
     ``out[(i * K + k) * 6 + r] = a[6 i + r, k]``, rows past M zero; flat, ceil(M / 6) * 6 * K floats."""
@@ -125,7 +129,11 @@ def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
     ops = {"T": ctx.oct(), "X": "X0", "Wt": "X1", "B": "X2", "has_bias": ctx.has(2), "Y": "Y0"}
     mg = geo["MG"]
     ocb = 4 if mg % 4 == 0 else (2 if mg % 2 == 0 else 1)
-    return Lowered([Stage("conv2d", {**geo, **ops, "OCB": ocb})], [k for k in range(3) if ctx.has(k)])
+    tasks = geo["N"] * geo["G"] * (mg // ocb)                    # one per (image, group, channel block)
+    macs = geo["N"] * geo["M"] * geo["CG"] * geo["KH"] * geo["KW"] * geo["OH"] * geo["OW"]
+    tasks = tasks if threads > 1 and tasks > 1 and macs >= PARALLEL_MIN_MACS else 0
+    return Lowered([Stage("conv2d", {**geo, **ops, "OCB": ocb, "tasks": tasks})], [k for k in range(3) if ctx.has(k)],
+                   tasks=tasks)
 
 
 @lowering("c", "Conv")

@@ -81,7 +81,7 @@ def _ctx(node: Node, types: dict, consts: dict, opset: int, threads: int) -> CCt
     return ctx
 
 
-def _promoted(fn, node: Node, types: dict, consts: dict, opset: int, threads: int) -> Lowered:
+def _promoted(fn, node: Node, types: dict, consts: dict, opset: int, threads: int = 1) -> Lowered:
     """A float16/bfloat16 node through its float32 lowering: half inputs passed as pointers are converted into
     float buffers of the workspace, the float kernel runs on them (the block shadows X<k>, Y<k> and WS), and the
     float results are converted back (round to nearest even). Constants the kernel bakes in are converted at
@@ -96,7 +96,7 @@ def _promoted(fn, node: Node, types: dict, consts: dict, opset: int, threads: in
             f32[v] = TensorType("float32", t.shape)
             if consts.get(v) is not None:
                 f32_consts[v] = np.asarray(consts[v]).astype(np.float32)
-    inner = fn(_ctx(node, f32, f32_consts, opset, threads))
+    inner = fn(_ctx(node, f32, f32_consts, opset, 1))   # one thread: its task stage runs inside the promotion block
     args = inner.args if inner.args is not None else [k for k, i in enumerate(node.inputs) if i]
     if inner.tasks:
         inner.stages[0].params["serial_tasks"] = inner.tasks
