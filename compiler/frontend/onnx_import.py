@@ -282,8 +282,8 @@ class _Importer:
         for name, arr in g.constants.items():
             g.types[name] = type_of_value(arr)
         g.inputs = [i for i in g.inputs if i not in g.constants]
-        for i, n in enumerate(gp.node):
-            self.node(g, n, i, scope, declared)
+        for i in _topological_order(gp.node):
+            self.node(g, gp.node[i], i, scope, declared)
         g.outputs = [o.name for o in gp.output]
         for o in g.outputs:
             if o not in g.types:
@@ -655,3 +655,41 @@ def load_onnx(path: str | os.PathLike, input_shapes: dict | None = None, bind: d
     node names), ShapeError (unbound symbolic dim, bad binding, shapes that do not fit an op)."""
     proto, sha = read_model_proto(path)
     return from_proto(proto, sha, input_shapes, bind)
+
+
+def _names_read(n: onnx.NodeProto) -> set[str]:
+    """The value names node ``n`` reads: its inputs and every input named inside its subgraphs."""
+    names = {i for i in n.input if i}
+    for a in n.attribute:
+        for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for m in sub.node:
+                names |= _names_read(m)
+    return names
+
+
+def _topological_order(nodes) -> list[int]:
+    """Node indices in a dependency order, stable (the file's order wherever it is already valid). The ONNX IR
+    spec asks for topologically sorted nodes, but real files break it (onnxruntime's float16 converter with
+    keep_io_types appends the input Casts after their users); a cycle is left in file order, for the importer's
+    "used before it is defined" error."""
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
+    deps = [sorted({producer[v] for v in _names_read(n) if v in producer and producer[v] != k}) for k, n in enumerate(nodes)]
+    if all(d < k for k, ds in enumerate(deps) for d in ds):
+        return list(range(len(nodes)))
+    import heapq
+    users: dict[int, list[int]] = {}
+    missing = [len(ds) for ds in deps]
+    for k, ds in enumerate(deps):
+        for d in ds:
+            users.setdefault(d, []).append(k)
+    ready = [k for k, m in enumerate(missing) if m == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users.get(k, []):
+            missing[u] -= 1
+            if missing[u] == 0:
+                heapq.heappush(ready, u)
+    return order + [k for k in range(len(nodes)) if missing[k] > 0]

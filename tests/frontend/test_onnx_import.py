@@ -155,3 +155,21 @@ def test_external_data_inside_model_folder_loads(tmp_path: Path):
     onnx.save(m, tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin", size_threshold=0)
     model = bornc.load_onnx(tmp_path / "m.onnx")
     np.testing.assert_array_equal(bornc.run(model, {"x": np.ones(4, np.float32)})["y"], w + 1)
+
+
+def test_nodes_out_of_order_are_imported_in_dependency_order():
+    """onnxruntime's float16 converter (keep_io_types) appends input Casts after the nodes that read them; the
+    importer orders nodes by their dependencies (and keeps the file's order where it is valid)."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    import bornc
+    from bornc.frontend.onnx_import import from_proto
+    nodes = [helper.make_node("Relu", ["xc"], ["r"], name="relu"), helper.make_node("Neg", ["r"], ["y"], name="neg"),
+             helper.make_node("Cast", ["x"], ["xc"], to=TensorProto.FLOAT, name="cast")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
+    m = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [n.name for n in m.graph.nodes] == ["cast", "relu", "neg"]
+    out = bornc.run(m, {"x": np.array([-1.0, 0.5, 2.0], np.float32)})["y"]
+    np.testing.assert_array_equal(out, [0.0, -0.5, -2.0])
