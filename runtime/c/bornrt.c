@@ -256,23 +256,29 @@ void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads) {
 /* Spin iterations a worker polls for the next job before it sleeps (about 50 us). */
 #define BORNC_SPIN 20000
 
+/* The job word: bits 16..31 the job number, bit 15 set once the caller has closed the job, bits 0..14 the
+ * workers inside it. A worker joins an open job with a compare-and-swap, so the caller, once it has closed the
+ * job, only waits for workers that are running one of its tasks, never for one still asleep. */
+#define BORNC_JOB_CLOSED 0x8000u
+#define BORNC_JOB_COUNT 0x7fffu
+
 static struct {
-    pthread_mutex_t lock;        /* guards started, generation changes and the sleep */
+    pthread_mutex_t lock;        /* guards started and the sleep */
     pthread_cond_t wake;
     int started;                 /* workers running, the caller not counted */
-    unsigned generation;         /* incremented for every job */
+    unsigned job;                /* the job word above */
     int busy;                    /* a bornc_parallel call owns the pool */
-    int pending;                 /* workers that have not finished the current job */
+    int sleepers;                /* workers waiting on `wake` */
+    int next;                    /* the next task of the current job to claim */
     bornc_task_fn fn;
     void *arg;
     int ntasks, nthreads;
-    unsigned start_generation[BORNC_MAX_THREADS];   /* the job count when each worker was started */
-} bornc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0u, 0, 0, NULL, NULL, 0, 0, {0u} };
+} bornc_pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, BORNC_JOB_CLOSED, 0, 0, 0, NULL, NULL, 0, 0 };
 
-/* Atomics are relaxed loads and stores ordered by explicit fences: on 32-bit Arm an acquire load would be
- * ARMv8's LDA, which the ARMv7 cores (and qemu's cortex-a15) do not have; fences are DMB on both. */
-static unsigned bornc_load_acquire(const unsigned *p) {
-    const unsigned v = __atomic_load_n(p, __ATOMIC_RELAXED);
+/* Atomics are relaxed operations ordered by explicit fences: on 32-bit Arm an acquire load would be ARMv8's
+ * LDA, which the ARMv7 cores (and qemu's cortex-a15) do not have; fences are DMB on both. */
+static unsigned bornc_job_word(void) {
+    const unsigned v = __atomic_load_n(&bornc_pool.job, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     return v;
 }
@@ -285,29 +291,50 @@ static void bornc_relax(void) {
 #endif
 }
 
+/* Claim and run tasks of the current job as worker w until none is left. */
+static void bornc_claim(int w) {
+    const int n = bornc_pool.ntasks;
+    for (;;) {
+        const int t = __atomic_fetch_add(&bornc_pool.next, 1, __ATOMIC_RELAXED);
+        if (t >= n) return;
+        bornc_pool.fn(bornc_pool.arg, t, w);
+    }
+}
+
+/* An open job this worker has not joined yet (its number differs from `last`): join it. */
+static int bornc_try_join(unsigned *last, int w) {
+    unsigned v = bornc_job_word();
+    while (!(v & BORNC_JOB_CLOSED) && (v >> 16) != *last) {
+        if (w >= bornc_pool.nthreads) { *last = v >> 16; return 0; }
+        if (__atomic_compare_exchange_n(&bornc_pool.job, &v, v + 1u, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            *last = v >> 16;
+            bornc_claim(w);
+            __atomic_thread_fence(__ATOMIC_RELEASE);      /* this worker's outputs before it leaves */
+            __atomic_fetch_sub(&bornc_pool.job, 1u, __ATOMIC_RELAXED);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void *bornc_worker(void *p) {
     const int w = (int)(intptr_t)p;
-    unsigned seen;
-    pthread_mutex_lock(&bornc_pool.lock);
-    seen = bornc_pool.start_generation[w];      /* jobs published after its start are counted for it */
-    pthread_mutex_unlock(&bornc_pool.lock);
+    unsigned last = bornc_job_word() >> 16;
     for (;;) {
-        unsigned g;
         int spins = 0;
-        while ((g = bornc_load_acquire(&bornc_pool.generation)) == seen && spins < BORNC_SPIN) {
+        while (spins < BORNC_SPIN && !bornc_try_join(&last, w)) {
             bornc_relax();
             ++spins;
         }
-        if (g == seen) {
-            pthread_mutex_lock(&bornc_pool.lock);
-            while ((g = bornc_load_acquire(&bornc_pool.generation)) == seen)
-                pthread_cond_wait(&bornc_pool.wake, &bornc_pool.lock);
-            pthread_mutex_unlock(&bornc_pool.lock);
-        }
-        seen = g;
-        if (w < bornc_pool.nthreads) bornc_run_share(bornc_pool.fn, bornc_pool.arg, bornc_pool.ntasks, bornc_pool.nthreads, w);
-        __atomic_thread_fence(__ATOMIC_RELEASE);          /* this worker's outputs before its count */
-        __atomic_fetch_sub(&bornc_pool.pending, 1, __ATOMIC_RELAXED);
+        if (spins < BORNC_SPIN) continue;
+        pthread_mutex_lock(&bornc_pool.lock);
+        __atomic_store_n(&bornc_pool.sleepers, bornc_pool.sleepers + 1, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        while (((bornc_job_word() >> 16) == last || (bornc_job_word() & BORNC_JOB_CLOSED)))
+            pthread_cond_wait(&bornc_pool.wake, &bornc_pool.lock);
+        __atomic_store_n(&bornc_pool.sleepers, bornc_pool.sleepers - 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&bornc_pool.lock);
     }
     return NULL;
 }
@@ -323,7 +350,6 @@ int bornc_pool_start(int threads) {
         if (pthread_attr_init(&attr) != 0) break;
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, (size_t)1 << 20);   /* kernels keep only small tiles on the stack */
-        bornc_pool.start_generation[bornc_pool.started + 1] = bornc_pool.generation;
         ok = pthread_create(&t, &attr, bornc_worker, (void *)(intptr_t)(bornc_pool.started + 1)) == 0;
         pthread_attr_destroy(&attr);
         if (!ok) break;
@@ -335,29 +361,34 @@ int bornc_pool_start(int threads) {
 }
 
 void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads) {
-    int n;
+    unsigned v;
     if (threads > 1 && ntasks > 1 && __atomic_load_n(&bornc_pool.started, __ATOMIC_RELAXED) + 1 < threads)
         bornc_pool_start(threads);                        /* workers start at the first job that wants them */
-    if (threads <= 1 || ntasks <= 1 || __atomic_exchange_n(&bornc_pool.busy, 1, __ATOMIC_RELAXED)) {
+    if (threads <= 1 || ntasks <= 1 || __atomic_load_n(&bornc_pool.started, __ATOMIC_RELAXED) == 0
+        || __atomic_exchange_n(&bornc_pool.busy, 1, __ATOMIC_RELAXED)) {
         bornc_run_share(fn, arg, ntasks, 1, 0);
         return;
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    pthread_mutex_lock(&bornc_pool.lock);
-    n = bornc_pool.started + 1;
-    if (n > threads) n = threads;
-    if (n > ntasks) n = ntasks;
     bornc_pool.fn = fn;
     bornc_pool.arg = arg;
     bornc_pool.ntasks = ntasks;
-    bornc_pool.nthreads = n;
-    __atomic_store_n(&bornc_pool.pending, bornc_pool.started, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);              /* the job before its generation */
-    __atomic_store_n(&bornc_pool.generation, bornc_pool.generation + 1u, __ATOMIC_RELAXED);
-    pthread_cond_broadcast(&bornc_pool.wake);
-    pthread_mutex_unlock(&bornc_pool.lock);
-    bornc_run_share(fn, arg, ntasks, n, 0);
-    while (__atomic_load_n(&bornc_pool.pending, __ATOMIC_RELAXED) > 0) bornc_relax();
+    bornc_pool.nthreads = threads;
+    __atomic_store_n(&bornc_pool.next, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);              /* the job before it opens */
+    v = __atomic_load_n(&bornc_pool.job, __ATOMIC_RELAXED);
+    __atomic_store_n(&bornc_pool.job, ((v >> 16) + 1u) << 16, __ATOMIC_RELAXED);   /* open, nobody inside */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);              /* the open job before reading sleepers (and in reverse there) */
+    if (__atomic_load_n(&bornc_pool.sleepers, __ATOMIC_RELAXED) > 0) {
+        pthread_mutex_lock(&bornc_pool.lock);
+        pthread_cond_broadcast(&bornc_pool.wake);
+        pthread_mutex_unlock(&bornc_pool.lock);
+    }
+    bornc_claim(0);
+    v = __atomic_load_n(&bornc_pool.job, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&bornc_pool.job, &v, v | BORNC_JOB_CLOSED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    while (__atomic_load_n(&bornc_pool.job, __ATOMIC_RELAXED) & BORNC_JOB_COUNT) bornc_relax();
     __atomic_thread_fence(__ATOMIC_ACQ_REL);              /* the workers' outputs before ours, and before a new job */
     __atomic_store_n(&bornc_pool.busy, 0, __ATOMIC_RELAXED);
 }

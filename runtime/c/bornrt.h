@@ -180,10 +180,11 @@ typedef void (*bornc_task_fn)(void *arg, int task, int worker);
  * workers. */
 int bornc_pool_start(int threads);
 
-/* Run fn(arg, t, w) for every t in [0, ntasks), starting workers first if fewer than `threads` run (the
- * system may refuse some: then fewer work): worker w of the n that run takes the contiguous range
- * [ntasks * w / n, ntasks * (w + 1) / n). Returns when all tasks are done. While another call is using the pool
- * (a second model running at the same time), this one runs all its tasks on the caller. */
+/* Run fn(arg, t, w) for every t in [0, ntasks) on the caller (w = 0) and up to threads - 1 workers, starting
+ * workers first if fewer run (the system may refuse some: then fewer work). Tasks are claimed one at a time from
+ * a shared counter; a worker still asleep when the caller has claimed the last task is not waited for. Returns
+ * when all tasks are done. While another call is using the pool (a second model running at the same time),
+ * this one runs all its tasks on the caller. */
 void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads);
 
 /* --- command-line runner helpers (not used by the model code) --- */

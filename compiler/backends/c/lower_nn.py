@@ -45,8 +45,8 @@ def block_columns(k: int, p: int) -> int:
     return min(cols, -(-p // 16) * 16)
 
 
-#: below this many multiply-adds a direct kernel stays on the caller (waking workers costs more than it saves)
-PARALLEL_MIN_MACS = 200_000
+#: below this many multiply-adds a kernel's tasks stay on the caller: waking workers costs more than it saves
+PARALLEL_MIN_MACS = 1_000_000
 
 
 def pack_a6(a: np.ndarray) -> np.ndarray:
@@ -107,7 +107,8 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         ws = k * cols + 96
     panels = -(-mg // 6)
     base = geo["N"] * geo["G"] * blocks
-    chunks = 1 if threads <= 1 or base >= 4 * threads else min(panels, -(-4 * threads // base))
+    macs = geo["N"] * geo["M"] * k * p
+    chunks = 1 if threads <= 1 or base >= 4 * threads or macs < PARALLEL_MIN_MACS else min(panels, -(-4 * threads // base))
     w2 = np.asarray(wt, np.float32).reshape(geo["G"], mg, k)
     packed = {1: np.concatenate([pack_a6(w2[g]) for g in range(geo["G"])])}
     if ctx.has(2):
@@ -117,8 +118,11 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
     params = {**geo, **extra, "K": k, "P": p, "mode": mode, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
               "MCH": chunks, "serial_tasks": 0, "has_bias": ctx.has(2),
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
+    tasks = base * chunks
+    if threads <= 1 or macs < PARALLEL_MIN_MACS:
+        params["serial_tasks"] = tasks                     # the same tasks, run in order on the caller
     return Lowered([Stage("conv_packed", params)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
-                   tasks=base * chunks, packed=packed)
+                   tasks=0 if params["serial_tasks"] else tasks, packed=packed)
 
 
 def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
