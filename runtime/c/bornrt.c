@@ -252,9 +252,18 @@ void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads) {
 }
 #else
 #include <pthread.h>
+#include <time.h>
 
-/* Spin iterations a worker polls for the next job before it sleeps (about 50 us). */
-#define BORNC_SPIN 20000
+static long long bornc_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* How long a worker polls for the next job before it sleeps: long enough to stay awake across the serial
+ * kernels between two parallel ones of an inference (waking a sleeping thread costs tens of microseconds, more
+ * in a VM), short enough not to burn a core between inferences. */
+#define BORNC_SPIN_NS 2000000L
 
 /* The job word: bits 16..31 the job number, bit 15 set once the caller has closed the job, bits 0..14 the
  * workers inside it. A worker joins an open job with a compare-and-swap, so the caller, once it has closed the
@@ -322,12 +331,13 @@ static void *bornc_worker(void *p) {
     const int w = (int)(intptr_t)p;
     unsigned last = bornc_job_word() >> 16;
     for (;;) {
-        int spins = 0;
-        while (spins < BORNC_SPIN && !bornc_try_join(&last, w)) {
+        const long long t0 = bornc_now_ns();
+        int spins = 0, joined = 0;
+        while (!(joined = bornc_try_join(&last, w))) {
             bornc_relax();
-            ++spins;
+            if ((++spins & 1023) == 0 && bornc_now_ns() - t0 > BORNC_SPIN_NS) break;
         }
-        if (spins < BORNC_SPIN) continue;
+        if (joined) continue;
         pthread_mutex_lock(&bornc_pool.lock);
         __atomic_store_n(&bornc_pool.sleepers, bornc_pool.sleepers + 1, __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
