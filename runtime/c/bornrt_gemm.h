@@ -333,6 +333,31 @@ static inline void bornc_sgemm_po(int M, int nb, int K, const float *ap, const f
     }
 }
 
+/* Y[m][n] = bias[n] + sum_k X[m][k] W[k][n] for rows m in [0, nb) of X (at stride ldx) and the output features
+ * of weight panels p0 <= i < p1, W^T packed as A above (N rows, K columns); Y rows at stride ldy. Each step
+ * transposes 16 rows of X into one 16-column panel (zero past nb), then each 6 x 16 tile (features x rows) is
+ * summed over all of K in registers and stored transposed. ws: 96 + 16 K floats. */
+static inline void bornc_sgemm_xw(int N, int nb, int K, const float *wp, const float *x, size_t ldx, float *y,
+                                  size_t ldy, const float *bias, const float *clamp, int p0, int p1, float *ws) {
+    float *tile = ws, *panel = ws + 96;
+    const int np = (nb + 15) / 16;
+    int i, j, k, r, t;
+    for (j = 0; j < np; ++j) {
+        const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+        for (t = 0; t < 16; ++t) {
+            const float *xr = x + (size_t)(16 * j + t) * ldx;
+            if (t < n) for (k = 0; k < K; ++k) panel[16 * k + t] = xr[k];
+            else for (k = 0; k < K; ++k) panel[16 * k + t] = 0.0f;
+        }
+        for (i = p0; i < p1; ++i) {
+            const int rows = N - 6 * i < 6 ? N - 6 * i : 6;
+            bornc_sgemm_6x16p(K, wp + (size_t)i * (size_t)K * 6u, panel, tile, 16u, 1, bias ? bias + 6 * i : NULL, clamp);
+            for (t = 0; t < n; ++t)
+                for (r = 0; r < rows; ++r) y[(size_t)(16 * j + t) * ldy + (size_t)(6 * i + r)] = tile[16 * r + t];
+        }
+    }
+}
+
 /* Depth of one block of K: the 6 x 256 slice of an A panel (6 KB) stays in L1 while it meets every B panel of
  * the column block (Goto & van de Geijn 2008, section 6). */
 #define BORNC_SGEMM_KC 256

@@ -84,6 +84,28 @@ def test_gemm(ta, tb):
     _check(m)
 
 
+@pytest.mark.parametrize("tb, c_shape", [(0, [13]), (1, [1, 13]), (1, None)])
+def test_gemm_packed(tb, c_shape):
+    """A constant B with 37 rows of A (a ragged 16-row panel), 13 outputs (a partial 6-row panel) and K = 41:
+    the packed path with alpha folded into the weights and beta into the bias."""
+    inits = {"b": rand(13, 41) if tb else rand(41, 13)}
+    ins = ["a", "b"]
+    if c_shape:
+        inits["c"] = rand(*c_shape)
+        ins.append("c")
+    m = make([N("Gemm", ins, ["y"], transB=tb, alpha=0.75, beta=1.5)], [("a", [37, 41])], [("y", [37, 13])], inits)
+    _check(m)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid"])
+def test_matmul_packed_with_epilogue(act):
+    """MatMul of a batched A by a constant 2-D B (leading dims fold into rows), a bias add and an activation
+    fused after it: Relu in the micro-kernel's store, Sigmoid as a parallel epilogue."""
+    m = make([N("MatMul", ["a", "w"], ["p"]), N("Add", ["p", "bias"], ["q"]), N(act, ["q"], ["y"])],
+             [("a", [2, 3, 20, 24])], [("y", None)], {"w": rand(24, 30), "bias": rand(30)})
+    _check(m)
+
+
 @pytest.mark.parametrize("a, b", [([2, 3, 4], [4, 5]), ([3, 4], [2, 4, 5]), ([2, 1, 3, 4], [3, 4, 2]), ([4], [2, 4, 3])])
 def test_matmul_batched_and_broadcast(a, b):
     m = make([N("MatMul", ["a", "b"], ["y"])], [("a", a), ("b", b)], [("y", None)])

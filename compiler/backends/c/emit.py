@@ -276,29 +276,32 @@ class _Emitter:
         body = [self._render(node, st) for st in ([] if empty else low.stages)]
         fn = f"k{len(self.kernels)}_{c_identifier(node.op)}"
         prelude = ""
-        if low.tasks and body:
-            prelude, call = self._tasks(fn, low, params, names, body[0])
-            body[0] = call
+        split = [j for j, st in enumerate([] if empty else low.stages) if st.tasks]
+        for j in split:
+            task_fn = f"{fn}_s{j}"
+            prelude += self._task_function(task_fn, fn, low, params, names, body[j], first=j == split[0])
+            body[j] = f"bornc_parallel({task_fn}_task, &args, {low.stages[j].tasks}, NT);"
+        if split:
+            sets = "".join(f"    args.{n} = {n};\n" for n in names)
+            body.insert(0, f"{fn}_args_t args;\n{sets}")
             params, names, call_args = params + ["int NT"], names + ["NT"], call_args + ["ctx->threads"]
         self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op), "prelude": prelude,
                              "params": params or ["void"], "param_names": names, "body": "\n".join(body)})
         return f"{fn}({', '.join(call_args)})"
 
-    def _tasks(self, fn: str, low, params: list, names: list, task_body: str) -> tuple[str, str]:
-        """The argument struct and task function of a kernel split into ``low.tasks`` tasks, and the statements
-        that run them (bornc_parallel over up to NT workers). Each worker's WS is its own slice."""
+    def _task_function(self, task_fn: str, fn: str, low, params: list, names: list, task_body: str,
+                       first: bool) -> str:
+        """The task function of one stage split into tasks (and, for the kernel's first such stage, the struct of
+        kernel parameters every task function reads). Each worker's WS is its own slice of the arena."""
         fields = "".join(f"    {p};\n" for p in params)
         unpack = "".join(f"    {p} = A->{n};\n" for p, n in zip(params, names) if n != "WS")
         if "WS" in names:
             unpack += f"    float *WS = A->WS + (size_t)worker * {worker_slice_floats(low.workspace)}u;\n"
         voids = "".join(f"    (void){n};\n" for n in names)
-        prelude = (f"typedef struct {{\n{fields}}} {fn}_args_t;\n\n"
-                   f"static void {fn}_task(void *arg, int task, int worker) {{\n"
-                   f"    const {fn}_args_t *A = (const {fn}_args_t *)arg;\n{unpack}{voids}"
-                   f"    (void)worker;\n{task_body}\n}}\n\n")
-        sets = "".join(f"    args.{n} = {n};\n" for n in names)
-        call = f"{{\n    {fn}_args_t args;\n{sets}    bornc_parallel({fn}_task, &args, {low.tasks}, NT);\n}}"
-        return prelude, call
+        struct = f"typedef struct {{\n{fields}}} {fn}_args_t;\n\n" if first else ""
+        return (f"{struct}static void {task_fn}_task(void *arg, int task, int worker) {{\n"
+                f"    const {fn}_args_t *A = (const {fn}_args_t *)arg;\n{unpack}{voids}"
+                f"    (void)worker;\n{task_body}\n}}\n\n")
 
     def _render(self, node, st) -> str:
         try:

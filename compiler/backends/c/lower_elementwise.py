@@ -161,21 +161,30 @@ def render_program(program: list, operands: list[str], t: str, ctx: CCtx) -> tup
     return stmts, temps[-1]
 
 
+#: elements from which an elementwise kernel with ``parallel`` splits its outer loop over the workers
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
 def elementwise_stage(ctx: CCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],
-                      compute_t: str, half: list | None = None, out_half: str | None = None) -> Stage:
+                      compute_t: str, half: list | None = None, out_half: str | None = None,
+                      parallel: bool = False) -> Stage:
     """Stage for ``Y = program(operands)``; operands are (pointer name, shape, C type), out is (name, shape, C type).
     ``half`` gives each operand's dtype where it is float16/bfloat16 (loaded through a conversion to float), and
-    ``out_half`` the output's (stored through a conversion from float)."""
+    ``out_half`` the output's (stored through a conversion from float). ``parallel`` (the stage reads nothing but
+    the kernel's parameters): with more than one thread and PARALLEL_MIN_ELEMENTS outputs, the outer loop of the
+    collapsed output is split into up to 4 tasks per thread."""
     out_shape = out[1]
     strides = [broadcast_strides(s, out_shape) for _, s, _ in operands] + [broadcast_strides(out_shape, out_shape)]
     dims, cstr = collapse(out_shape, strides)
+    size = int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
+    tasks = min(dims[0], 4 * ctx.threads) if parallel and ctx.threads > 1 and size >= PARALLEL_MIN_ELEMENTS and dims and dims[0] > 1 else 0
     locals_ = [f"a{k}" for k in range(len(operands))]
     stmts, result = render_program(program, locals_, compute_t, ctx)
     ops = [{"ptr": p, "ctype": c, "index": index_expr(cstr[k]), "local": locals_[k], "t": compute_t, "load": _load(half[k] if half else None)}
            for k, (p, _, c) in enumerate(operands)]
     return Stage("elementwise", {"dims": dims, "operands": ops, "stmts": stmts, "result": result,
                                  "out": out[0], "out_ctype": out[2], "out_index": index_expr(cstr[-1]),
-                                 "store": HALF[out_half][1] if out_half in HALF else ""})
+                                 "store": HALF[out_half][1] if out_half in HALF else "", "tasks": tasks}, tasks)
 
 
 def _load(dtype: str | None) -> str:
@@ -207,8 +216,8 @@ def _single(ctx: CCtx) -> Lowered:
     half = [ctx.ins[k].dtype if ctx.has(k) else None for k in range(len(n.inputs))]
     if n.op == "Clip":
         half = [h for k, h in enumerate(half) if k == 0 or ctx.has(k)]
-    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)],
-                   [k for k in range(len(n.inputs)) if ctx.has(k)])
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype,
+                                      parallel=True)], [k for k in range(len(n.inputs)) if ctx.has(k)])
 
 
 for _op in list(C_EXPR):
@@ -229,7 +238,8 @@ def _variadic(ctx: CCtx) -> Lowered:
     t = _compute_type(ctx)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(n.inputs))]
     half = [ctx.ins[k].dtype for k in range(len(n.inputs))]
-    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)])
+    return Lowered([elementwise_stage(ctx, program, ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype,
+                                      parallel=True)])
 
 
 for _op in ("Sum", "Mean", "Max", "Min"):
@@ -241,7 +251,8 @@ def _fused(ctx: CCtx) -> Lowered:
     t = "float" if ctx.attrs["dtype"] in HALF else ctype(ctx.attrs["dtype"], ctx.node)
     ops = [(f"X{k}", ctx.shape(k), ctx.ct(k)) for k in range(len(ctx.node.inputs))]
     half = [ctx.ins[k].dtype for k in range(len(ctx.node.inputs))]
-    return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t, half, ctx.outs[0].dtype)])
+    return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t, half,
+                                      ctx.outs[0].dtype, parallel=True)])
 
 
 def small_float_table(dtype: str) -> dict:

@@ -20,7 +20,7 @@ def _epilogue(ctx: CCtx, first_extra: int) -> list[Stage]:
     n_extra = len(ctx.node.inputs) - first_extra
     ops = [("Y0", ctx.oshape(), ctx.oct())] + [(f"X{first_extra + k}", ctx.shape(first_extra + k), ctx.ct(first_extra + k))
                                              for k in range(n_extra)]
-    return [elementwise_stage(ctx, prog, ops, ("Y0", ctx.oshape(), ctx.oct()), ctx.oct())]
+    return [elementwise_stage(ctx, prog, ops, ("Y0", ctx.oshape(), ctx.oct()), ctx.oct(), parallel=True)]
 
 
 def conv_window(ctx: CCtx, w_index: int = 1) -> dict:
@@ -121,8 +121,9 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
     tasks = base * chunks
     if threads <= 1 or macs < PARALLEL_MIN_MACS:
         params["serial_tasks"] = tasks                     # the same tasks, run in order on the caller
-    return Lowered([Stage("conv_packed", params)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
-                   tasks=0 if params["serial_tasks"] else tasks, packed=packed)
+    tasks = 0 if params["serial_tasks"] else tasks
+    return Lowered([Stage("conv_packed", params, tasks)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
+                   tasks=tasks, packed=packed)
 
 
 def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
@@ -136,7 +137,7 @@ def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
     tasks = geo["N"] * geo["G"] * (mg // ocb)                    # one per (image, group, channel block)
     macs = geo["N"] * geo["M"] * geo["CG"] * geo["KH"] * geo["KW"] * geo["OH"] * geo["OW"]
     tasks = tasks if threads > 1 and tasks > 1 and macs >= PARALLEL_MIN_MACS else 0
-    return Lowered([Stage("conv2d", {**geo, **ops, "OCB": ocb, "tasks": tasks})], [k for k in range(3) if ctx.has(k)],
+    return Lowered([Stage("conv2d", {**geo, **ops, "OCB": ocb, "tasks": tasks}, tasks)], [k for k in range(3) if ctx.has(k)],
                    tasks=tasks)
 
 
@@ -148,11 +149,7 @@ def _conv(ctx: CCtx) -> Lowered:
 @lowering("c", "FusedConv", domain="bornc")
 def _fused_conv(ctx: CCtx) -> Lowered:
     clamp = clamp_of(ctx.attrs.get("epilogue") or [])
-    low = _conv_lowered(ctx, ctx.threads, clamp)
-    if clamp is not None and low.tasks:                 # the micro-kernel's store applies it
-        return Lowered(low.stages, low.args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
-    return Lowered(low.stages + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
-                   workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+    return _with_epilogue(ctx, _conv_lowered(ctx, ctx.threads, clamp), 3, clamp)
 
 
 @lowering("c", "ConvTranspose")
@@ -191,17 +188,78 @@ def gemm_stage(ctx: CCtx, trans_a: bool, trans_b: bool, alpha: float, beta: floa
     return Stage("gemm", params)
 
 
+def _packed_xw(ctx: CCtx, wt: np.ndarray, bias: np.ndarray | None, m: int, clamp) -> Lowered:
+    """Y (m x N) = X (m x K) @ W (K x N) + bias[N] for a constant W, as the GEMM micro-kernel computes it: W^T
+    packed at compile time into 6-row panels (output features), 16 rows of X transposed into one panel per step,
+    the 6 x 16 tile stored transposed (templates/c/gemm_packed.c.j2). Tasks: blocks of 64 rows of X x chunks of
+    weight panels."""
+    k, n = wt.shape
+    panels = -(-n // 6)
+    cols = 64
+    blocks = -(-m // cols)
+    threads = ctx.threads if m * n * k >= PARALLEL_MIN_MACS else 1
+    chunks = 1 if threads <= 1 or blocks >= 4 * threads else min(panels, -(-4 * threads // blocks))
+    packed = {1: pack_a6(np.ascontiguousarray(np.asarray(wt, np.float32).T))}
+    if bias is not None:
+        b = np.zeros(panels * 6, np.float32)
+        b[:n] = bias
+        packed[2] = b
+    tasks = blocks * chunks
+    params = {"M": m, "N": n, "K": k, "COLS": cols, "NB": blocks, "MPAN": panels, "MCH": chunks,
+              "has_bias": bias is not None, "serial_tasks": 0 if threads > 1 else tasks,
+              "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
+    par = tasks if threads > 1 else 0
+    return Lowered([Stage("gemm_packed", params, par)], [0, 1, 2] if bias is not None else [0, 1],
+                   workspace=(16 * k + 96) * 4, tasks=par, packed=packed)
+
+
+def _packed_gemm(ctx: CCtx, clamp=None) -> Lowered | None:
+    """Gemm with a constant B, no transA and a bias that is per output feature (or none), on the packed path:
+    alpha folded into the packed weights, beta into the bias. None when it does not apply."""
+    a = ctx.attrs
+    wt = ctx.consts[1]
+    if ctx.oct() != "float" or a["transA"] or wt is None:
+        return None
+    wt = np.asarray(wt, np.float32)
+    wt = (wt.T if a["transB"] else wt) * np.float32(a["alpha"])
+    m, n = ctx.shape(0)[0], wt.shape[1]
+    bias = None
+    if ctx.has(2):
+        c = ctx.consts[2]
+        if c is None or int(np.prod(np.shape(c))) not in (1, n) or (np.ndim(c) == 2 and np.shape(c)[0] != 1):
+            return None
+        bias = np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (n,)) * np.float32(a["beta"])
+    if m < 16 or m * n * wt.shape[0] < 4096:
+        return None
+    return _packed_xw(ctx, wt, bias, m, clamp)
+
+
 @lowering("c", "Gemm")
 def _gemm(ctx: CCtx) -> Lowered:
+    low = _packed_gemm(ctx)
+    if low is not None:
+        return low
     a = ctx.attrs
     st = gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)
     return Lowered([st], [k for k in range(3) if ctx.has(k)])
 
 
+def _with_epilogue(ctx: CCtx, low: Lowered, first_extra: int, clamp) -> Lowered:
+    """A Fused* node's core kernel followed by its epilogue, unless the packed micro-kernel applied it (clamp)."""
+    if clamp is not None and low.stages[0].template in ("conv_packed", "gemm_packed"):
+        return Lowered(low.stages, low.args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+    return Lowered(low.stages + _epilogue(ctx, first_extra), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
+                   workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+
+
 @lowering("c", "FusedGemm", domain="bornc")
 def _fused_gemm(ctx: CCtx) -> Lowered:
-    low = _gemm(ctx)
-    return Lowered(low.stages + _epilogue(ctx, 3), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)])
+    clamp = clamp_of(ctx.attrs.get("epilogue") or [])
+    low = _packed_gemm(ctx, clamp)
+    if low is None:
+        a = ctx.attrs
+        low = Lowered([gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)])
+    return _with_epilogue(ctx, low, 3, clamp)
 
 
 def _matmul_stage(ctx: CCtx) -> Stage:
@@ -224,14 +282,26 @@ def _matmul_stage(ctx: CCtx) -> Stage:
     return st
 
 
+def _packed_matmul(ctx: CCtx, clamp=None) -> Lowered | None:
+    """MatMul with a constant 2-D B on the packed path: A's leading dims fold into its rows (B is shared)."""
+    wt, a = ctx.consts[1], ctx.shape(0)
+    if ctx.oct() != "float" or wt is None or np.ndim(wt) != 2 or len(a) < 2:
+        return None
+    m = int(np.prod(a[:-1], dtype=np.int64))
+    if m < 16 or m * wt.shape[0] * wt.shape[1] < 4096:
+        return None
+    return _packed_xw(ctx, np.asarray(wt, np.float32), None, m, clamp)
+
+
 @lowering("c", "MatMul")
 def _matmul(ctx: CCtx) -> Lowered:
-    return Lowered([_matmul_stage(ctx)], [0, 1])
+    return _packed_matmul(ctx) or Lowered([_matmul_stage(ctx)], [0, 1])
 
 
 @lowering("c", "FusedMatMul", domain="bornc")
 def _fused_matmul(ctx: CCtx) -> Lowered:
-    return Lowered([_matmul_stage(ctx)] + _epilogue(ctx, 2), list(range(len(ctx.node.inputs))))
+    clamp = clamp_of(ctx.attrs.get("epilogue") or [])
+    return _with_epilogue(ctx, _packed_matmul(ctx, clamp) or Lowered([_matmul_stage(ctx)]), 2, clamp)
 
 
 @lowering("c", "BatchNormalization")

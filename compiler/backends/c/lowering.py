@@ -20,19 +20,21 @@ from .ctypes_ import ctype
 
 @dataclass
 class Stage:
-    """One template rendering inside a kernel function."""
+    """One template rendering inside a kernel function. ``tasks`` > 0: the rendering is the body of one task
+    (it reads ``task``) and the kernel runs the tasks through bornc_parallel; its only free names are the kernel's
+    parameters (X<i>, Y<k>, WS)."""
 
     template: str
     params: dict
+    tasks: int = 0
 
 
 @dataclass
 class Lowered:
     """A node's kernel: stages in order, and the node inputs passed as pointers (the rest are baked in).
 
-    ``tasks`` > 0: the first stage is the body of one task of ``tasks`` (it reads ``task``, and ``WS`` is the
-    running worker's own ``workspace`` bytes); the kernel runs them through bornc_parallel, then the other stages
-    on the caller. ``packed``: arrays that replace constant inputs (by input index) in the artifact, as the
+    ``tasks`` > 0: some stage runs as tasks (Stage.tasks) and ``WS`` is the running worker's own ``workspace``
+    bytes (one slice per worker in the arena). ``packed``: arrays that replace constant inputs (by input index) in the artifact, as the
     kernel wants them laid out (weights pre-packed in micro-kernel panel order, padded biases); their names in
     the artifact are set by the emitter in ``values``."""
 
