@@ -42,10 +42,16 @@ def _median_ms(fn, runs: int, warmup: int) -> float:
     return interleaved_ms({"fn": fn}, runs, warmup, blocks=1)["fn"]
 
 
+#: seconds between two blocks of interleaved_ms: the thread pools of both sides (onnxruntime's and bornc's)
+#: keep their workers spinning for a few ms after a call, which would steal the cores of the next block
+SETTLE_S = 0.02
+
+
 def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[str, float]:
     """Median milliseconds per callable of ``fns``, timed in alternating blocks: each of ``blocks`` rounds runs
     every callable ceil(runs / blocks) times in turn (after ``warmup`` calls each; at least ``runs`` timed calls
-    in all), so a drift of clock speed or cache state touches all of them alike."""
+    in all), so a drift of clock speed or cache state touches all of them alike. Each block starts SETTLE_S after
+    the previous one, with one untimed call."""
     for f in fns.values():
         for _ in range(warmup):
             f()
@@ -54,6 +60,8 @@ def interleaved_ms(fns: dict, runs: int, warmup: int, blocks: int = 5) -> dict[s
     per = -(-runs // blocks)                       # at least ``runs`` timed calls each
     for _ in range(blocks):
         for k, f in fns.items():
+            time.sleep(SETTLE_S)
+            f()
             for _ in range(per):
                 t0 = time.perf_counter()
                 f()
