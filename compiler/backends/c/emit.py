@@ -295,8 +295,9 @@ class _Emitter:
         kernel parameters every task function reads). Each worker's WS is its own slice of the arena."""
         fields = "".join(f"    {p};\n" for p in params)
         unpack = "".join(f"    {p} = A->{n};\n" for p, n in zip(params, names) if n != "WS")
-        if "WS" in names:
-            unpack += f"    float *WS = A->WS + (size_t)worker * {worker_slice_floats(low.workspace)}u;\n"
+        if "WS" in names:          # one slice per worker when the arena holds them (Lowered.tasks), else shared
+            slice_ = f" + (size_t)worker * {worker_slice_floats(low.workspace)}u" if low.tasks else ""
+            unpack += f"    float *WS = A->WS{slice_};\n"
         voids = "".join(f"    (void){n};\n" for n in names)
         struct = f"typedef struct {{\n{fields}}} {fn}_args_t;\n\n" if first else ""
         return (f"{struct}static void {task_fn}_task(void *arg, int task, int worker) {{\n"
