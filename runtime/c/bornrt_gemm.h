@@ -92,14 +92,17 @@ static inline void bornc_sgemm_6x16(int K, const float *A, size_t lda, size_t ak
 /* ---- single-precision GEMM on weights packed at compile time ----
  * The compiler stores a weight matrix A (M x K) as panels of 6 rows, k-major inside a panel:
  * ap[(i * K + k) * 6 + r] = A[6 i + r][k], rows past M zero (bornc.backends.c.lower_nn.pack_a6). The
- * micro-kernel then reads A as one contiguous stream and B as packed 16-column panels bp[k * 16 + t].
+ * micro-kernel then reads A as one contiguous stream.
  *
- * bornc_sgemm_6x16p: C[6 x 16] = (first ? bias (or 0) : C) + a[kc x 6]^T-panel * b[kc x 16]; when `clamp` is not
- * NULL the sums are then clamped to [clamp[0], clamp[1]] (a fused Relu or Clip; NaN stays NaN, as in the
- * reference). bias: 6 row values, or NULL for zero. */
+ * bornc_sgemm_6x16g: C[6 x 16] = (first ? bias (or 0) : C) + a[kc x 6-panel] * B, where row k of B is the 16 floats
+ * at b + 16 k (packed 16-column panels, offs NULL) or at b + offs[k] (B read where it lies: the taps of a
+ * stride-1 convolution over a padded copy of its input); when `clamp` is not NULL the sums are then clamped to
+ * [clamp[0], clamp[1]] (a fused Relu or Clip; NaN stays NaN, as in the reference). bias: 6 row values, or NULL
+ * for zero. The test on offs does not change inside the loop (gcc unswitches it at -O3, or folds it where the
+ * call is inlined). */
 #if defined(__AVX2__) && defined(__FMA__)
-static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
-                                     const float *bias, const float *clamp) {
+static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     int first, const float *bias, const float *clamp) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     int k;
     if (first) {
@@ -118,7 +121,8 @@ static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, flo
         c50 = _mm256_loadu_ps(C + 5 * ldc); c51 = _mm256_loadu_ps(C + 5 * ldc + 8);
     }
     for (k = 0; k < kc; ++k) {
-        const __m256 b0 = _mm256_loadu_ps(b + 16 * k), b1 = _mm256_loadu_ps(b + 16 * k + 8);
+        const float *bk = offs ? b + offs[k] : b + 16 * k;
+        const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
         const float *ar = a + 6 * k;
         __m256 x = _mm256_broadcast_ss(ar);
         c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -148,15 +152,15 @@ static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, flo
     _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
 }
 #elif defined(__aarch64__) && defined(__ARM_NEON)
-static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
-                                     const float *bias, const float *clamp) {
+static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     int first, const float *bias, const float *clamp) {
     float32x4_t c[6][4];
     int r, q, k;
     for (r = 0; r < 6; ++r)
         for (q = 0; q < 4; ++q)
             c[r][q] = first ? vdupq_n_f32(bias ? bias[r] : 0.0f) : vld1q_f32(C + (size_t)r * ldc + 4 * q);
     for (k = 0; k < kc; ++k) {
-        const float *bk = b + 16 * k;
+        const float *bk = offs ? b + offs[k] : b + 16 * k;
         const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
         const float32x4_t a03 = vld1q_f32(a + 6 * k);
         const float32x2_t a45 = vld1_f32(a + 6 * k + 4);
@@ -181,17 +185,19 @@ static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, flo
         }
 }
 #else
-static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
-                                     const float *bias, const float *clamp) {
+static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     int first, const float *bias, const float *clamp) {
     float acc[6][16];
     int r, t, k;
     for (r = 0; r < 6; ++r)
         for (t = 0; t < 16; ++t) acc[r][t] = first ? (bias ? bias[r] : 0.0f) : C[(size_t)r * ldc + (size_t)t];
-    for (k = 0; k < kc; ++k)
+    for (k = 0; k < kc; ++k) {
+        const float *bk = offs ? b + offs[k] : b + 16 * k;
         for (r = 0; r < 6; ++r) {
             const float av = a[6 * k + r];
-            for (t = 0; t < 16; ++t) acc[r][t] += av * b[16 * k + t];
+            for (t = 0; t < 16; ++t) acc[r][t] += av * bk[t];
         }
+    }
     for (r = 0; r < 6; ++r)
         for (t = 0; t < 16; ++t) {
             float v = acc[r][t];
@@ -204,107 +210,17 @@ static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, flo
 }
 #endif
 
-/* bornc_sgemm_6x16o: C[6 x 16] = bias (or 0) + a[K x 6-panel] * B, then clamped as above, where row k of B is the
- * 16 floats at b + offs[k]: B is read where it lies (the rows of a 1x1 convolution's input, or the taps of a
- * stride-1 convolution over a padded copy of its input) instead of being packed, and all of K is summed in
- * registers before the one store. */
-#if defined(__AVX2__) && defined(__FMA__)
+/* Packed B (rows at b + 16 k). */
+static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
+                                     const float *bias, const float *clamp) {
+    bornc_sgemm_6x16g(kc, a, b, NULL, C, ldc, first, bias, clamp);
+}
+
+/* B in place (rows at b + offs[k]), all of K summed before the one store. */
 static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
                                      const float *bias, const float *clamp) {
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-    int k;
-    c00 = c01 = _mm256_set1_ps(bias ? bias[0] : 0.0f);
-    c10 = c11 = _mm256_set1_ps(bias ? bias[1] : 0.0f);
-    c20 = c21 = _mm256_set1_ps(bias ? bias[2] : 0.0f);
-    c30 = c31 = _mm256_set1_ps(bias ? bias[3] : 0.0f);
-    c40 = c41 = _mm256_set1_ps(bias ? bias[4] : 0.0f);
-    c50 = c51 = _mm256_set1_ps(bias ? bias[5] : 0.0f);
-    for (k = 0; k < K; ++k) {
-        const float *bk = b + offs[k];
-        const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
-        const float *ar = a + 6 * k;
-        __m256 x = _mm256_broadcast_ss(ar);
-        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(ar + 1);
-        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(ar + 2);
-        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(ar + 3);
-        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(ar + 4);
-        c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(ar + 5);
-        c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    if (clamp) {
-        const __m256 lo = _mm256_set1_ps(clamp[0]), hi = _mm256_set1_ps(clamp[1]);
-#define BORNC_CL(v) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v))
-        BORNC_CL(c00); BORNC_CL(c01); BORNC_CL(c10); BORNC_CL(c11); BORNC_CL(c20); BORNC_CL(c21);
-        BORNC_CL(c30); BORNC_CL(c31); BORNC_CL(c40); BORNC_CL(c41); BORNC_CL(c50); BORNC_CL(c51);
-#undef BORNC_CL
-    }
-    _mm256_storeu_ps(C, c00); _mm256_storeu_ps(C + 8, c01);
-    _mm256_storeu_ps(C + ldc, c10); _mm256_storeu_ps(C + ldc + 8, c11);
-    _mm256_storeu_ps(C + 2 * ldc, c20); _mm256_storeu_ps(C + 2 * ldc + 8, c21);
-    _mm256_storeu_ps(C + 3 * ldc, c30); _mm256_storeu_ps(C + 3 * ldc + 8, c31);
-    _mm256_storeu_ps(C + 4 * ldc, c40); _mm256_storeu_ps(C + 4 * ldc + 8, c41);
-    _mm256_storeu_ps(C + 5 * ldc, c50); _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+    bornc_sgemm_6x16g(K, a, b, offs, C, ldc, 1, bias, clamp);
 }
-#elif defined(__aarch64__) && defined(__ARM_NEON)
-static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
-                                     const float *bias, const float *clamp) {
-    float32x4_t c[6][4];
-    int r, q, k;
-    for (r = 0; r < 6; ++r)
-        for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_f32(bias ? bias[r] : 0.0f);
-    for (k = 0; k < K; ++k) {
-        const float *bk = b + offs[k];
-        const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8), b3 = vld1q_f32(bk + 12);
-        const float32x4_t a03 = vld1q_f32(a + 6 * k);
-        const float32x2_t a45 = vld1_f32(a + 6 * k + 4);
-#define BORNC_ROW(r, av, lane) \
-        c[r][0] = vfmaq_laneq_f32(c[r][0], b0, av, lane); c[r][1] = vfmaq_laneq_f32(c[r][1], b1, av, lane); \
-        c[r][2] = vfmaq_laneq_f32(c[r][2], b2, av, lane); c[r][3] = vfmaq_laneq_f32(c[r][3], b3, av, lane)
-        BORNC_ROW(0, a03, 0); BORNC_ROW(1, a03, 1); BORNC_ROW(2, a03, 2); BORNC_ROW(3, a03, 3);
-#undef BORNC_ROW
-        c[4][0] = vfmaq_lane_f32(c[4][0], b0, a45, 0); c[4][1] = vfmaq_lane_f32(c[4][1], b1, a45, 0);
-        c[4][2] = vfmaq_lane_f32(c[4][2], b2, a45, 0); c[4][3] = vfmaq_lane_f32(c[4][3], b3, a45, 0);
-        c[5][0] = vfmaq_lane_f32(c[5][0], b0, a45, 1); c[5][1] = vfmaq_lane_f32(c[5][1], b1, a45, 1);
-        c[5][2] = vfmaq_lane_f32(c[5][2], b2, a45, 1); c[5][3] = vfmaq_lane_f32(c[5][3], b3, a45, 1);
-    }
-    for (r = 0; r < 6; ++r)
-        for (q = 0; q < 4; ++q) {
-            float32x4_t v = c[r][q];
-            if (clamp) {
-                v = vbslq_f32(vcltq_f32(v, vdupq_n_f32(clamp[0])), vdupq_n_f32(clamp[0]), v);
-                v = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(clamp[1])), vdupq_n_f32(clamp[1]), v);
-            }
-            vst1q_f32(C + (size_t)r * ldc + 4 * q, v);
-        }
-}
-#else
-static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
-                                     const float *bias, const float *clamp) {
-    float acc[6][16];
-    int r, t, k;
-    for (r = 0; r < 6; ++r)
-        for (t = 0; t < 16; ++t) acc[r][t] = bias ? bias[r] : 0.0f;
-    for (k = 0; k < K; ++k)
-        for (r = 0; r < 6; ++r) {
-            const float av = a[6 * k + r];
-            for (t = 0; t < 16; ++t) acc[r][t] += av * b[offs[k] + t];
-        }
-    for (r = 0; r < 6; ++r)
-        for (t = 0; t < 16; ++t) {
-            float v = acc[r][t];
-            if (clamp) {
-                if (v < clamp[0]) v = clamp[0];
-                if (v > clamp[1]) v = clamp[1];
-            }
-            C[(size_t)r * ldc + (size_t)t] = v;
-        }
-}
-#endif
 
 /* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
  * B at b + offs[k], columns [0, nb)), as a stride-1 convolution over a padded copy of its input does: column j
