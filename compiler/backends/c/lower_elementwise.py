@@ -162,7 +162,7 @@ def render_program(program: list, operands: list[str], t: str, ctx: CCtx) -> tup
 
 
 #: elements from which an elementwise kernel with ``parallel`` splits its outer loop over the workers
-PARALLEL_MIN_ELEMENTS = 1 << 16
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 def elementwise_stage(ctx: CCtx, program: list, operands: list[tuple[str, tuple, str]], out: tuple[str, tuple, str],

@@ -45,8 +45,9 @@ def block_columns(k: int, p: int) -> int:
     return min(cols, -(-p // 16) * 16)
 
 
-#: below this many multiply-adds a kernel's tasks stay on the caller: waking workers costs more than it saves
-PARALLEL_MIN_MACS = 1_000_000
+#: below this many multiply-adds (about 0.1 ms on one core) a kernel's tasks stay on the caller: on the 2-core
+#: build VM, models made of many small parallel kernels (ppocr cls, squeezenet) ran slower on 2 threads than on 1
+PARALLEL_MIN_MACS = 8_000_000
 
 
 def pack_a6(a: np.ndarray) -> np.ndarray:
