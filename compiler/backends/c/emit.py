@@ -97,7 +97,6 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     w_offsets, payload = weights_layout_of(consts, used)
     embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
     em = _Emitter(g, types, consts, lowered, plan, {v: f"W{k}" for k, v in enumerate(used)} if embed else None, w_offsets)
-    em.threads = threads
     calls = em.block(order)
     in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
     out_infos = [_io_info(g, v, "out", k) for k, v in enumerate(g.outputs)]

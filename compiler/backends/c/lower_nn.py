@@ -50,6 +50,15 @@ def block_columns(k: int, p: int) -> int:
 PARALLEL_MIN_MACS = 8_000_000
 
 
+def split(base: int, panels: int, threads: int, macs: int) -> tuple[int, bool]:
+    """How a packed GEMM kernel is split: (chunks of weight panels per block, whether its tasks go to the
+    workers). Blocks alone feed the workers when there are 4 per thread; otherwise each block's output channels
+    are cut into chunks. Under PARALLEL_MIN_MACS, or on one thread, the tasks run in order on the caller."""
+    parallel = threads > 1 and macs >= PARALLEL_MIN_MACS
+    chunks = 1 if not parallel or base >= 4 * threads else min(panels, -(-4 * threads // base))
+    return chunks, parallel
+
+
 def pack_a6(a: np.ndarray) -> np.ndarray:
     """A (M x K) float32 as bornrt_gemm.h's packed weights: 6-row panels, k-major inside a panel,
     ``out[(i * K + k) * 6 + r] = a[6 i + r, k]``, rows past M zero; flat, ceil(M / 6) * 6 * K floats."""
@@ -108,8 +117,8 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         ws = k * cols + 96
     panels = -(-mg // 6)
     base = geo["N"] * geo["G"] * blocks
-    macs = geo["N"] * geo["M"] * k * p
-    chunks = 1 if threads <= 1 or base >= 4 * threads or macs < PARALLEL_MIN_MACS else min(panels, -(-4 * threads // base))
+    chunks, parallel = split(base, panels, threads, geo["N"] * geo["M"] * k * p)
+    tasks = base * chunks
     w2 = np.asarray(wt, np.float32).reshape(geo["G"], mg, k)
     packed = {1: np.concatenate([pack_a6(w2[g]) for g in range(geo["G"])])}
     if ctx.has(2):
@@ -117,14 +126,11 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         b[:, :mg] = np.asarray(ctx.const(2, "bias"), np.float32).reshape(geo["G"], mg)
         packed[2] = b.ravel()
     params = {**geo, **extra, "K": k, "P": p, "mode": mode, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
-              "MCH": chunks, "serial_tasks": 0, "has_bias": ctx.has(2),
+              "MCH": chunks, "serial_tasks": 0 if parallel else tasks, "has_bias": ctx.has(2),
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
-    tasks = base * chunks
-    if threads <= 1 or macs < PARALLEL_MIN_MACS:
-        params["serial_tasks"] = tasks                     # the same tasks, run in order on the caller
-    tasks = 0 if params["serial_tasks"] else tasks
-    return Lowered([Stage("conv_packed", params, tasks)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
-                   tasks=tasks, packed=packed)
+    par = tasks if parallel else 0
+    return Lowered([Stage("conv_packed", params, par)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
+                   tasks=par, packed=packed)
 
 
 def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
@@ -198,8 +204,7 @@ def _packed_xw(ctx: CCtx, wt: np.ndarray, bias: np.ndarray | None, m: int, clamp
     panels = -(-n // 6)
     cols = 64
     blocks = -(-m // cols)
-    threads = ctx.threads if m * n * k >= PARALLEL_MIN_MACS else 1
-    chunks = 1 if threads <= 1 or blocks >= 4 * threads else min(panels, -(-4 * threads // blocks))
+    chunks, parallel = split(blocks, panels, ctx.threads, m * n * k)
     packed = {1: pack_a6(np.ascontiguousarray(np.asarray(wt, np.float32).T))}
     if bias is not None:
         b = np.zeros(panels * 6, np.float32)
@@ -207,9 +212,9 @@ def _packed_xw(ctx: CCtx, wt: np.ndarray, bias: np.ndarray | None, m: int, clamp
         packed[2] = b
     tasks = blocks * chunks
     params = {"M": m, "N": n, "K": k, "COLS": cols, "NB": blocks, "MPAN": panels, "MCH": chunks,
-              "has_bias": bias is not None, "serial_tasks": 0 if threads > 1 else tasks,
+              "has_bias": bias is not None, "serial_tasks": 0 if parallel else tasks,
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
-    par = tasks if threads > 1 else 0
+    par = tasks if parallel else 0
     return Lowered([Stage("gemm_packed", params, par)], [0, 1, 2] if bias is not None else [0, 1],
                    workspace=(16 * k + 96) * 4, tasks=par, packed=packed)
 
@@ -235,14 +240,15 @@ def _packed_gemm(ctx: CCtx, clamp=None) -> Lowered | None:
     return _packed_xw(ctx, wt, bias, m, clamp)
 
 
-@lowering("c", "Gemm")
-def _gemm(ctx: CCtx) -> Lowered:
-    low = _packed_gemm(ctx)
-    if low is not None:
-        return low
+def _plain_gemm(ctx: CCtx) -> Lowered:
     a = ctx.attrs
     st = gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)
     return Lowered([st], [k for k in range(3) if ctx.has(k)])
+
+
+@lowering("c", "Gemm")
+def _gemm(ctx: CCtx) -> Lowered:
+    return _packed_gemm(ctx) or _plain_gemm(ctx)
 
 
 def _with_epilogue(ctx: CCtx, low: Lowered, first_extra: int, clamp) -> Lowered:
@@ -256,11 +262,7 @@ def _with_epilogue(ctx: CCtx, low: Lowered, first_extra: int, clamp) -> Lowered:
 @lowering("c", "FusedGemm", domain="bornc")
 def _fused_gemm(ctx: CCtx) -> Lowered:
     clamp = clamp_of(ctx.attrs.get("epilogue") or [])
-    low = _packed_gemm(ctx, clamp)
-    if low is None:
-        a = ctx.attrs
-        low = Lowered([gemm_stage(ctx, bool(a["transA"]), bool(a["transB"]), a["alpha"], a["beta"], 2 if ctx.has(2) else None)])
-    return _with_epilogue(ctx, low, 3, clamp)
+    return _with_epilogue(ctx, _packed_gemm(ctx, clamp) or _plain_gemm(ctx), 3, clamp)
 
 
 def _matmul_stage(ctx: CCtx) -> Stage:
