@@ -1331,16 +1331,28 @@ _DEFAULT_ALPHA = {"LeakyRelu": 0.01, "ThresholdedRelu": 1.0, "HardSigmoid": 0.2,
 _DEFAULT_BETA = {"HardSigmoid": 0.5, "Affine": 0.0, "ScaledTanh": 1.0}
 
 
+def rnn_alpha_beta(names, alphas, betas):
+    """[(alpha, beta)] of each recurrent activation in ``names``: ``activation_alpha`` and ``activation_beta`` are
+    consumed in order by the activations that take them (the spec: "consumed in the order of activation
+    functions"; onnxruntime's rnn_helpers reads them so), the defaults of the activation's ONNX operator otherwise."""
+    al, be = iter(alphas or []), iter(betas or [])
+    return [(next(al, _DEFAULT_ALPHA[n]) if n in _DEFAULT_ALPHA else 0.0,
+             next(be, _DEFAULT_BETA[n]) if n in _DEFAULT_BETA else 0.0) for n in names]
+
+
 def _acts(attrs, defaults, dirs):
     names = attrs.get("activations") or defaults * dirs
-    al, be = list(attrs.get("activation_alpha") or []), list(attrs.get("activation_beta") or [])
     fns = []
-    for k, n in enumerate(names):
-        a = al[k] if k < len(al) else _DEFAULT_ALPHA.get(n, 0.0)
-        b = be[k] if k < len(be) else _DEFAULT_BETA.get(n, 0.0)
+    for n, (a, b) in zip(names, rnn_alpha_beta(names, attrs.get("activation_alpha"), attrs.get("activation_beta"))):
         fns.append(lambda x, f=_ACT[n], a=a, b=b: f(x, a, b))
     per = len(defaults)
     return [fns[d * per:(d + 1) * per] for d in range(dirs)]
+
+
+def _clip(attrs):
+    """The spec's ``clip``: bounds every activation's input to [-clip, clip] (identity when unset)."""
+    c = attrs.get("clip")
+    return (lambda x: x) if c is None else (lambda x: np.clip(x, -c, c))
 
 
 def _run_directions(x, lens, dirs, direction, step, init_states):
@@ -1392,22 +1404,20 @@ def lstm(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None, c0=None, p=None)
     h0 = np.zeros((dirs, batch, hidden)) if h0 is None else h0
     c0 = np.zeros((dirs, batch, hidden)) if c0 is None else c0
     acts = _acts(attrs, ["Sigmoid", "Tanh", "Tanh"], dirs)
-    clip = attrs.get("clip")
+    cl = _clip(attrs)                             # on each activation's input, peephole term included
     wt = [w[d].astype(np.float64).T for d in range(dirs)]
     rt = [r[d].astype(np.float64).T for d in range(dirs)]
 
     def step(d, xt, states):
         h, c = states
         gates = xt @ wt[d] + h @ rt[d] + b[d, :4 * hidden] + b[d, 4 * hidden:]
-        if clip is not None:
-            gates = np.clip(gates, -clip, clip)
         gi, go, gf, gc = np.split(gates, 4, axis=1)
         pi, po, pf = np.split(p[d], 3)
         f_, g_, h_ = acts[d]
-        i = f_(gi + pi * c)
-        f = 1 - i if attrs.get("input_forget", 0) else f_(gf + pf * c)
-        cn = f * c + i * g_(gc)
-        o = f_(go + po * cn)
+        i = f_(cl(gi + pi * c))
+        f = 1 - i if attrs.get("input_forget", 0) else f_(cl(gf + pf * c))
+        cn = f * c + i * g_(cl(gc))
+        o = f_(cl(go + po * cn))
         return [o * h_(cn), cn]
 
     y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0, c0])
@@ -1424,6 +1434,7 @@ def gru(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
     acts = _acts(attrs, ["Sigmoid", "Tanh"], dirs)
     w64, r64 = w.astype(np.float64), r.astype(np.float64)
     lbr = attrs.get("linear_before_reset", 0)
+    cl = _clip(attrs)
 
     def step(d, xt, states):
         (h,) = states
@@ -1431,12 +1442,12 @@ def gru(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
         rz, rr, rh = np.split(r64[d], 3)
         wbz, wbr, wbh, rbz, rbr, rbh = np.split(b[d], 6)
         f_, g_ = acts[d]
-        z = f_(xt @ wz.T + h @ rz.T + wbz + rbz)
-        rg = f_(xt @ wr.T + h @ rr.T + wbr + rbr)
+        z = f_(cl(xt @ wz.T + h @ rz.T + wbz + rbz))
+        rg = f_(cl(xt @ wr.T + h @ rr.T + wbr + rbr))
         if lbr:
-            hh = g_(xt @ wh.T + rg * (h @ rh.T + rbh) + wbh)
+            hh = g_(cl(xt @ wh.T + rg * (h @ rh.T + rbh) + wbh))
         else:
-            hh = g_(xt @ wh.T + (rg * h) @ rh.T + rbh + wbh)
+            hh = g_(cl(xt @ wh.T + (rg * h) @ rh.T + rbh + wbh))
         return [(1 - z) * hh + z * h]
 
     y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0])
@@ -1453,9 +1464,11 @@ def rnn(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
     acts = _acts(attrs, ["Tanh"], dirs)
     w64, r64 = w.astype(np.float64), r.astype(np.float64)
 
+    cl = _clip(attrs)
+
     def step(d, xt, states):
         (h,) = states
-        return [acts[d][0](xt @ w64[d].T + h @ r64[d].T + b[d, :hidden] + b[d, hidden:])]
+        return [acts[d][0](cl(xt @ w64[d].T + h @ r64[d].T + b[d, :hidden] + b[d, hidden:]))]
 
     y, finals = _run_directions(x, lens, dirs, attrs.get("direction", "forward"), step, [h0])
     return _rnn_out(attrs, dtype, y, finals, n_outputs)

@@ -2,7 +2,7 @@
 reference interpreter on random inputs."""
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 
 import bornc
 from bornc.executors import CExecutor
@@ -165,6 +165,58 @@ def test_lstm(direction):
              [("x", [3, 2, 5]), ("h0", [d, 2, 4]), ("c0", [d, 2, 4])], [("y", None), ("yh", None), ("yc", None)],
              {"w": rand(d, 16, 5) * 0.5, "r": rand(d, 16, 4) * 0.5, "b": rand(d, 32) * 0.1})
     _check(m)
+
+
+RECURRENT_CASES = {
+    # op, attributes, batch-major layout, sequence_lens: what the spec allows beyond the defaults (alphas and betas
+    # are consumed by the activations that take them: Relu takes none, ScaledTanh gets 1.5 and 0.5)
+    "gru_bidirectional_clip_lens": ("GRU", {"direction": "bidirectional", "clip": 0.7}, 0, [3, 1]),
+    "gru_linear_before_reset_acts": ("GRU", {"linear_before_reset": 1, "activations": ["HardSigmoid", "LeakyRelu"],
+                                             "activation_alpha": [0.3, 0.2], "activation_beta": [0.4]}, 0, None),
+    "gru_reverse_batchwise": ("GRU", {"direction": "reverse"}, 1, None),
+    "rnn_bidirectional_acts": ("RNN", {"direction": "bidirectional", "activations": ["Relu", "ScaledTanh"],
+                                       "activation_alpha": [1.5], "activation_beta": [0.5]}, 0, [2, 3]),
+    "rnn_clip_softsign_batchwise": ("RNN", {"clip": 0.5, "activations": ["Softsign"]}, 1, None),
+    "lstm_peepholes_clip_forget_lens": ("LSTM", {"clip": 1.5, "input_forget": 1, "activations": ["Sigmoid", "Elu", "Softplus"]},
+                                        0, [1, 3]),
+    "lstm_bidirectional_batchwise": ("LSTM", {"direction": "bidirectional"}, 1, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECURRENT_CASES))
+def test_recurrent(case):
+    """Every option the spec gives LSTM, GRU and RNN, in C against the reference and (for layout 0, which is all
+    onnxruntime's CPU kernels take) against onnxruntime."""
+    import onnxruntime as ort
+    op, attrs, layout, lens = RECURRENT_CASES[case]
+    g = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    d, hid, seq, batch, inp = (2 if attrs.get("direction") == "bidirectional" else 1), 4, 3, 2, 5
+    state = [batch, d, hid] if layout else [d, batch, hid]
+    inits = {"w": rand(d, g * hid, inp) * 0.5, "r": rand(d, g * hid, hid, seed=2) * 0.5, "b": rand(d, 2 * g * hid, seed=3) * 0.1}
+    if lens is not None:
+        inits["lens"] = np.array(lens, np.int32)
+    names = ["x", "w", "r", "b", "lens" if lens is not None else "", "h0"]
+    inputs = [("x", [batch, seq, inp] if layout else [seq, batch, inp]), ("h0", state)]
+    outs = ["y", "yh"]
+    if op == "LSTM":
+        names += ["c0", "p"]
+        inputs.append(("c0", state))
+        inits["p"] = rand(d, 3 * hid, seed=4) * 0.3
+        outs.append("yc")
+    nodes = [N(op, names, outs, hidden_size=hid, layout=layout, **attrs)]
+    m = make(nodes, inputs, [(o, None) for o in outs], inits)
+    _check(m)
+    if not layout:
+        feeds = feeds_for(m)
+        proto = helper.make_model(helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
+            initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]), opset_imports=[helper.make_opsetid("", 17)])
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        want = dict(zip(outs, sess.run(None, feeds)))
+        got = CExecutor("x86_64").prepare(m)(feeds)
+        for k in outs:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 def test_elementwise_broadcast_chain_and_comparisons():

@@ -1,11 +1,12 @@
 """C lowerings of Conv, ConvTranspose, Gemm, MatMul (and their Fused* forms with an epilogue),
-BatchNormalization, pooling, LRN, Softmax/LogSoftmax and LSTM. Geometry comes from the same helpers the
+BatchNormalization, pooling, LRN, Softmax/LogSoftmax and the recurrent layers (LSTM, GRU, RNN). Geometry comes from the same helpers the
 reference kernels use (``ops/nn.py``), so both agree on padding rules."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...ops.registry import lowering
+from ...pyrt import rt
 from ..common import geometry
 from .ctypes_ import literal
 from .lower_elementwise import elementwise_stage
@@ -374,23 +375,63 @@ lowering("c", "Softmax")(lambda ctx: _softmax(ctx, False))
 lowering("c", "LogSoftmax")(lambda ctx: _softmax(ctx, True))
 
 
-@lowering("c", "LSTM")
-def _lstm(ctx: CCtx) -> Lowered:
-    a = ctx.attrs
-    if a["activations"] not in (None, ["Sigmoid", "Tanh", "Tanh"] * 1, ["Sigmoid", "Tanh", "Tanh"] * 2) or a["clip"] is not None \
-            or a["input_forget"] or a["layout"] or ctx.has(4):
-        raise ctx.unsupported("LSTM with custom activations, clip, input_forget, layout or sequence_lens in C")
+#: ONNX recurrent activations (LSTM/GRU/RNN spec, "activations") as C expressions of ``v`` with alpha ``a`` and
+#: beta ``b`` (the same table as the reference's, runtime/python/bornrt.py ``_ACT``).
+_RNN_ACT = {
+    "Sigmoid": "1 / (1 + EXP(-v))", "Tanh": "TANH(v)", "Relu": "(v > 0 ? v : 0)", "Affine": "(a * v + b)",
+    "LeakyRelu": "(v >= 0 ? v : a * v)", "ThresholdedRelu": "(v > a ? v : 0)", "ScaledTanh": "(a * TANH(b * v))",
+    "HardSigmoid": "(a * v + b < 0 ? 0 : a * v + b > 1 ? 1 : a * v + b)", "Elu": "(v >= 0 ? v : a * (EXP(v) - 1))",
+    "Softsign": "(v / (1 + FABS(v)))", "Softplus": "LOG1P(EXP(v))",
+}
+_RNN_DEFAULT = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
+
+
+def _rnn_acts(ctx: CCtx, dirs: int, dtype: str) -> list[list[str]]:
+    """Per direction, the C expression of each activation of the layer (alpha and beta baked in as literals)."""
+    import re
+    per = _RNN_DEFAULT[ctx.node.op]
+    names = ctx.attrs["activations"] or per * dirs
+    if len(names) != len(per) * dirs or any(n not in _RNN_ACT for n in names):
+        raise ctx.unsupported(f"activations {names} (C knows {sorted(_RNN_ACT)}, {len(per)} per direction)")
+    f = "" if dtype == "float64" else "f"
+    out = []
+    for n, (a, b) in zip(names, rt.rnn_alpha_beta(names, ctx.attrs["activation_alpha"], ctx.attrs["activation_beta"])):
+        e = re.sub(r"\b(EXP|TANH|FABS|LOG1P)\b", lambda m: m.group(1).lower() + f, _RNN_ACT[n])
+        out.append(re.sub(r"\b[ab]\b", lambda m: literal(float(a if m.group(0) == "a" else b), dtype), e))
+    return [out[d * len(per):(d + 1) * len(per)] for d in range(dirs)]
+
+
+def _recurrent(ctx: CCtx) -> Lowered:
+    """LSTM, GRU and RNN (every direction, layout, activation, clip, sequence_lens, peepholes, input_forget and
+    linear_before_reset the spec allows) as one kernel, templates/c/recurrent.c.j2. Workspace: the state
+    (h, and c for LSTM, [B, H]) and three gate vectors of G*H, in elements of the input's type."""
+    a, op = ctx.attrs, ctx.node.op
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     xs, ws = ctx.shape(0), ctx.shape(1)
-    seq, batch, inp = xs
-    dirs, hidden = ws[0], (ctx.shape(2)[1] if ctx.attrs.get("_w_scale") is not None else ws[1] // 4)   # R k-major: [D, H, 4H]
+    seq, batch = (xs[1], xs[0]) if a["layout"] else (xs[0], xs[1])
+    w8 = a.get("_w_scale") is not None
+    dirs = ws[0]
+    hidden = ctx.shape(2)[1] if w8 else ws[1] // gates       # int8 R k-major: [D, H, 4H]
+    t = ctx.ct(0)
+    if t not in ("float", "double"):
+        raise ctx.unsupported(f"{op} on {ctx.ins[0].dtype}")
     outs = [bool(o) for o in ctx.node.outputs] + [False] * (3 - len(ctx.node.outputs))
-    w8 = ctx.attrs.get("_w_scale") is not None
-    return Lowered([Stage("lstm", {"S": seq, "B": batch, "I": inp, "H": hidden, "D": dirs, "T": ctx.ct(0),
-                                   "w8": w8, "w_scale": [repr(v) + "f" for v in ctx.attrs.get("_w_scale") or []],
-                                   "r_scale": [repr(v) + "f" for v in ctx.attrs.get("_r_scale") or []],
-                                   "reverse": [a["direction"] == "reverse" or (a["direction"] == "bidirectional" and d == 1) for d in range(dirs)],
-                                   "has_b": ctx.has(3), "has_h0": ctx.has(5), "has_c0": ctx.has(6), "has_p": ctx.has(7),
-                                   "has_y": outs[0], "has_yh": outs[1], "has_yc": outs[2]})],
-                   [k for k in range(8) if ctx.has(k)])
+    lbr = op == "GRU" and bool(a.get("linear_before_reset"))
+    gh = gates * hidden
+    clip = a["clip"]
+    params = {"op": op, "S": seq, "B": batch, "I": xs[2], "H": hidden, "D": dirs, "G": gates, "T": t,
+              "GR": gh if op != "GRU" or lbr else 2 * hidden, "lbr": lbr, "layout": bool(a["layout"]),
+              "input_forget": op == "LSTM" and bool(a.get("input_forget")), "acts": _rnn_acts(ctx, dirs, ctx.ins[0].dtype),
+              "clip": literal(float(clip), ctx.ins[0].dtype) if clip is not None else None,
+              "reverse": [a["direction"] == "reverse" or (a["direction"] == "bidirectional" and d == 1) for d in range(dirs)],
+              "w8": w8, "w_scale": [literal(float(v), "float32") for v in a.get("_w_scale") or []],
+              "r_scale": [literal(float(v), "float32") for v in a.get("_r_scale") or []],
+              "has_b": ctx.has(3), "has_lens": ctx.has(4), "has_h0": ctx.has(5), "has_c0": ctx.has(6),
+              "has_p": ctx.has(7), "has_y": outs[0], "has_yh": outs[1], "has_yc": outs[2]}
+    elems = batch * hidden * (2 if op == "LSTM" else 1) + 2 * gh + hidden
+    size = 8 if t == "double" else 4
+    return Lowered([Stage("recurrent", params)], [k for k in range(8) if ctx.has(k)], workspace=elems * size)
 
 
+for _op in ("LSTM", "GRU", "RNN"):
+    lowering("c", _op)(_recurrent)
