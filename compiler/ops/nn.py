@@ -479,3 +479,25 @@ def ref_lpnormalization(ctx, x):
     norm = np.sum(np.abs(x) ** ctx.attrs["p"], axis=ctx.attrs["axis"], keepdims=True) ** (1 / ctx.attrs["p"])
     with np.errstate(all="ignore"):
         return np.where(norm == 0, 0, x / norm).astype(x.dtype)
+
+
+@decomposition("LpNormalization")
+def decompose_lpnormalization(node, opset, in_types):
+    """y = x / ||x||_p along ``axis``, 0 where the norm is 0 (ONNX spec, LpNormalization-1; no function body),
+    for p = 1 or 2 as ReduceL1/ReduceL2 (keepdims), Div and Where, in opset-18 ops."""
+    from onnx import helper, numpy_helper
+    from ..ir.types import np_dtype
+    t = in_types[0]
+    p = next((a.i for a in node.attribute if a.name == "p"), 2)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    if not isinstance(t, TensorType) or t.shape is None or p not in (1, 2):
+        return None
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
+    nodes = [const("axes", np.array([axis], np.int64)), const("zero", np.zeros((), np_dtype(t.dtype))),
+             helper.make_node("ReduceL1" if p == 1 else "ReduceL2", ["input", "axes"], ["norm"], keepdims=1),
+             helper.make_node("Div", ["input", "norm"], ["q"]),
+             helper.make_node("Equal", ["norm", "zero"], ["is0"]),
+             helper.make_node("Where", ["is0", "zero", "q"], ["output"])]
+    return helper.make_function("", "LpNormalization", ["input"], ["output"], nodes, [helper.make_opsetid("", 18)])

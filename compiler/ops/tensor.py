@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ShapeError, SpecViolation
 from ..ir.types import dtype_name, np_dtype, onnx_elem_to_name
 from ..pyrt import rt
-from .registry import InferCtx, TensorType, infer_by_evaluation, register, same_as_input
+from .registry import InferCtx, TensorType, decomposition, infer_by_evaluation, register, same_as_input
 from .registry import get as registry_get
 
 try:
@@ -475,6 +475,23 @@ def ref_spacetodepth(ctx, x):
 def ref_eyelike(ctx, x):
     dt = np_dtype(onnx_elem_to_name(ctx.attrs["dtype"])) if ctx.attrs["dtype"] is not None else x.dtype
     return np.eye(x.shape[0], x.shape[1], k=ctx.attrs["k"], dtype=dt)
+
+
+@decomposition("EyeLike")
+def decompose_eyelike(node, opset, in_types):
+    """EyeLike of a static 2-D shape is a constant: ones on diagonal ``k`` (ONNX spec, EyeLike-9)."""
+    from onnx import helper, numpy_helper
+    t = in_types[0]
+    if not isinstance(t, TensorType) or not t.is_static or len(t.shape) != 2:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    dt = np_dtype(onnx_elem_to_name(attrs["dtype"])) if attrs.get("dtype") is not None else np_dtype(t.dtype)
+    if dt.kind not in "biuf":
+        return None
+    eye = np.eye(t.shape[0], t.shape[1], k=int(attrs.get("k", 0)), dtype=dt)
+    return helper.make_function("", "EyeLike", ["input"], ["output"],
+                                [helper.make_node("Constant", [], ["output"], value=numpy_helper.from_array(eye, "eye"))],
+                                [helper.make_opsetid("", 18)])
 
 
 @register("CumSum", attrs={"exclusive": 0, "reverse": 0}, infer=same_as_input, value_inputs=(1,), versions="11-24")

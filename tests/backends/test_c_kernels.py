@@ -132,6 +132,10 @@ def test_pooling(op, attrs):
     ([N("Pad", ["x", "p"], ["y"], mode="edge")], {"p": np.array([0, 0, 2, 2, 0, 0, 1, 1], np.int64)}, [1, 2, 3, 3]),
     ([N("Gather", ["x", "i"], ["y"], axis=1)], {"i": np.array([2, 0, -1], np.int64)}, [2, 4, 3]),
     ([N("Gather", ["x", "i"], ["y"], axis=0)], {"i": np.array(1, np.int64)}, [3, 4]),
+    # 2-D constant indices (an embedding lookup of token ids), and GatherND with batch dims and negative indices
+    ([N("Gather", ["x", "i"], ["y"], axis=0)], {"i": np.array([[1, 0, 2], [2, 2, -3]], np.int64)}, [3, 4]),
+    ([N("GatherND", ["x", "i"], ["y"], batch_dims=1)], {"i": np.array([[[1, -1]], [[0, 2]]], np.int64)}, [2, 3, 4, 2]),
+    ([N("GatherND", ["x", "i"], ["y"])], {"i": np.array([[0], [1], [-1]], np.int32)}, [2, 3]),
     ([N("Concat", ["x", "x"], ["y"], axis=1)], {}, [2, 3, 4]),
     ([N("Split", ["x", "sp"], ["y", "z"], axis=2)], {"sp": np.array([1, 3], np.int64)}, [2, 3, 4]),
     ([N("Resize", ["x", "", "sc"], ["y"], mode="nearest")], {"sc": np.array([1, 1, 2, 2], np.float32)}, [1, 2, 3, 4]),
@@ -146,7 +150,8 @@ def test_data_movement(nodes, inits, xs):
 
 
 @pytest.mark.parametrize("op, axes, keep", [("ReduceSum", [1], 1), ("ReduceMean", [2, 3], 0), ("ReduceMax", [0], 1),
-                                            ("ReduceMin", None, 0), ("ReduceL2", [-1], 1), ("ReduceLogSumExp", [1], 0)])
+                                            ("ReduceMin", None, 0), ("ReduceL2", [-1], 1), ("ReduceLogSumExp", [1], 0),
+                                            ("ReduceMean", [0, 2, 3], 1), ("ReduceL2", [3, 1], 0), ("ReduceMax", [0, 2], 0)])
 def test_reductions(op, axes, keep):
     inputs = ["x", "ax"] if axes is not None else ["x"]
     inits = {"ax": np.array(axes, np.int64)} if axes is not None else {}

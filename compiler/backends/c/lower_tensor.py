@@ -135,14 +135,30 @@ def _gather(ctx: CCtx) -> Lowered:
                                          "T": ctx.oct(), "IT": ctx.ct(1)})], [0, 1])
     ind = np.asarray(ctx.consts[1]).astype(np.int64)
     ind = np.where(ind < 0, ind + xs[ax], ind)
-    if ind.ndim > 1:
-        raise ctx.unsupported("multi-dimensional constant indices in C")
+    if ind.ndim > 1:            # N-D constant indices: the bounds-checked loop over the flattened indices
+        return Lowered([Stage("gather", {"outer": int(np.prod(xs[:ax], dtype=np.int64)), "D": xs[ax],
+                                         "inner": int(np.prod(xs[ax + 1:], dtype=np.int64)), "n_idx": ind.size,
+                                         "T": ctx.oct(), "IT": ctx.ct(1)})], [0, 1])
     st = contiguous_strides(xs)
     before = [[i * st[k] for i in range(xs[k])] for k in range(ax)]
     after = [[i * st[k] for i in range(xs[k])] for k in range(ax + 1, len(xs))]
     if ind.ndim == 0:
         return Lowered([remap_stage(ctx, before + after, base=int(ind) * st[ax])], [0])
     return Lowered([remap_stage(ctx, before + [[int(i) * st[ax] for i in ind]] + after)], [0])
+
+
+@lowering("c", "GatherND")
+def _gather_nd(ctx: CCtx) -> Lowered:
+    """GatherND (ONNX spec, GatherND-13, batch_dims): a bounds-checked copy of one slice per index tuple."""
+    xs, ids = ctx.shape(0), ctx.shape(1)
+    b, k = ctx.attrs["batch_dims"], ids[-1]
+    if k == 0:
+        raise ctx.unsupported("empty index tuples")
+    nb = int(np.prod(xs[:b], dtype=np.int64))
+    return Lowered([Stage("gather_nd", {"NB": nb, "NI": int(np.prod(ids[b:-1], dtype=np.int64)), "K": k,
+                                        "dims": list(xs[b:b + k]), "inner": int(np.prod(xs[b + k:], dtype=np.int64)),
+                                        "XB": int(np.prod(xs[b:], dtype=np.int64)), "T": ctx.oct(), "IT": ctx.ct(1)})],
+                   [0, 1])
 
 
 @lowering("c", "Concat")
@@ -237,8 +253,7 @@ def _reduce(ctx: CCtx, kind: str) -> Lowered:
         red = sorted({int(a) % rank for a in np.asarray(axes).ravel()})
     red_eff = [a for a in red if xs[a] != 1]
     keep_eff = [a for a in range(rank) if a not in red and xs[a] != 1]
-    if red_eff and keep_eff and not _contiguous(red_eff, keep_eff):
-        raise ctx.unsupported("reduction over non-adjacent axes in C")
+    strided = bool(red_eff and keep_eff and not _contiguous(red_eff, keep_eff))
     lo = min(red_eff) if red_eff else 0
     hi = max(red_eff) + 1 if red_eff else 0
     outer = int(np.prod([xs[a] for a in range(rank) if a < lo], dtype=np.int64))
@@ -254,8 +269,22 @@ def _reduce(ctx: CCtx, kind: str) -> Lowered:
                  "min": np.inf if is_f else np.iinfo(np.dtype(ctx.outs[0].dtype)).max,
                  "logsum": -np.inf, "logsumexp": -np.inf}[kind]
         return Lowered([Stage("fill", {"dst": "Y0", "n": ctx.outs[0].size, "value": literal(ident, ctx.outs[0].dtype), "T": ctx.oct()})], [0])
-    return Lowered([Stage("reduce", {"kind": kind, "outer": outer, "R": r, "inner": inner, "T": ctx.oct(),
-                                     "is_float": ctx.outs[0].dtype in ("float32", "float64")})], [0])
+    params = {"kind": kind, "outer": outer, "R": r, "inner": inner, "T": ctx.oct(), "roff": None,
+              "is_float": ctx.outs[0].dtype in ("float32", "float64")}
+    if strided:                 # non-adjacent reduced axes: offset tables of the kept and the reduced positions
+        st = contiguous_strides(xs)
+        params.update(R=int(np.prod([xs[a] for a in red_eff], dtype=np.int64)),
+                      ooff=_offsets([xs[a] for a in keep_eff], [st[a] for a in keep_eff]),
+                      roff=_offsets([xs[a] for a in red_eff], [st[a] for a in red_eff]), big=ctx.ins[0].size)
+    return Lowered([Stage("reduce", params)], [0])
+
+
+def _offsets(dims: list[int], strides: list[int]) -> list[int]:
+    """Element offsets of every position of ``dims`` (row-major order) under ``strides``."""
+    off = np.zeros(1, np.int64)
+    for d, s in zip(dims, strides):
+        off = (off[:, None] + np.arange(d, dtype=np.int64)[None, :] * s).ravel()
+    return [int(v) for v in off]
 
 
 def _contiguous(red, keep) -> bool:
