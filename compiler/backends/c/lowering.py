@@ -70,6 +70,9 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21, threads: 
     for t in [types.get(o) for o in node.outputs if o]:
         if not isinstance(t, TensorType) or not t.is_static:
             raise UnsupportedOpError({f"{node.op} with a non-static output": [node.name]})
+    for t in [types.get(i) for i in node.inputs if i]:
+        if not isinstance(t, TensorType) or not t.is_static:
+            raise UnsupportedOpError({f"{node.op} with a non-static input": [node.name]})
     halves = {t.dtype for t in (types.get(v) for v in list(node.inputs) + list(node.outputs) if v)
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
     if halves and not half_aware(node):
