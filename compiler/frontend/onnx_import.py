@@ -171,7 +171,10 @@ def function_body(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.Functio
     body = schema_function(n, opset, in_types)
     if body is None or not len(body.node):
         opdef = registry.get(n.op_type, n.domain)
-        body = opdef.decompose(n, opset, in_types) if opdef is not None and opdef.decompose is not None else None
+        try:
+            body = opdef.decompose(n, opset, in_types) if opdef is not None and opdef.decompose is not None else None
+        except Exception:  # noqa: BLE001 - a decomposition that cannot handle this node: no body, reported later
+            return None
     return body
 
 

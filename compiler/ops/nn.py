@@ -292,6 +292,128 @@ def ref_einsum(ctx, *xs):
     return np.einsum(ctx.attrs["equation"], *ys, optimize=len(xs) > 2).astype(xs[0].dtype, copy=False)
 
 
+def _einsum_terms(eq: str, ranks: list[int]) -> tuple[list[str], str] | None:
+    """The operand and output subscripts of an Einsum equation with ``...`` spelled out as letters that the
+    equation does not use (implicit output: the letters used once, sorted, after the ellipsis); None when the
+    equation does not fit the ranks."""
+    eq = eq.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        return None
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+    nell = max([r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t] or [0])
+    ell = "".join(free[:nell])
+    out_terms = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            k = r - len(t.replace("...", ""))
+            t = t.replace("...", ell[nell - k:] if k else "")
+        if len(t) != r:
+            return None
+        out_terms.append(t)
+    if "->" not in eq:
+        letters = "".join(out_terms)
+        rhs = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell))
+    else:
+        rhs = rhs.replace("...", ell)
+    return out_terms, rhs
+
+
+def _einsum_nodes(terms: list[str], out: str, shapes: list[tuple]) -> list | None:
+    """ONNX nodes computing Einsum from inputs x0, x1... into ``output``: per operand, its diagonals (a Gather
+    of the flattened pair of axes) and the sums of letters used nowhere else; operands are then contracted left
+    to right by Transpose, Reshape and MatMul ([batch, kept, contracted] @ [batch, contracted, kept]), and the
+    result is transposed into the output order. None for broadcasting between operands (a letter of two sizes)."""
+    from onnx import helper, numpy_helper
+    nodes, k = [], [0]
+
+    def name():
+        k[0] += 1
+        return f"t{k[0]}"
+
+    def const(value):
+        n = name()
+        nodes.append(helper.make_node("Constant", [], [n], value=numpy_helper.from_array(np.asarray(value), n)))
+        return n
+
+    def op(kind, ins, **attrs):
+        if kind == "Transpose" and attrs["perm"] == sorted(attrs["perm"]):
+            return ins[0]
+        n = name()
+        nodes.append(helper.make_node(kind, ins, [n], **attrs))
+        return n
+
+    size = {}
+    for t, sh in zip(terms, shapes):
+        for c, d in zip(t, sh):
+            if size.setdefault(c, d) != d:
+                return None
+    ops = []
+    for i, (t, sh) in enumerate(zip(terms, shapes)):
+        v, t = f"x{i}", list(t)
+        while len(set(t)) < len(t):                      # a repeated letter: its diagonal
+            c = next(c for c in t if t.count(c) > 1)
+            a, b = [j for j, x in enumerate(t) if x == c][:2]
+            rest = [j for j in range(len(t)) if j not in (a, b)]
+            v = op("Transpose", [v], perm=rest + [a, b])
+            dims = [size[t[j]] for j in rest]
+            n = size[c]
+            v = op("Reshape", [v, const(np.array(dims + [n * n], np.int64))])
+            v = op("Gather", [v, const(np.arange(n, dtype=np.int64) * (n + 1))], axis=len(dims))
+            t = [t[j] for j in rest] + [c]
+        ops.append((v, t))
+    for i in range(len(ops)):
+        v, t = ops[i]
+        later = set(out) | {c for _, tt in ops[:i] + ops[i + 1:] for c in tt}
+        axes = [j for j, c in enumerate(t) if c not in later]
+        if axes:
+            v = op("ReduceSum", [v, const(np.array(axes, np.int64))], keepdims=0)
+            t = [c for c in t if c in later]
+        ops[i] = (v, t)
+    v, t = ops[0]
+    for i in range(1, len(ops)):
+        w, u = ops[i]
+        later = set(out) | {c for _, tt in ops[i + 1:] for c in tt}
+        batch = [c for c in t if c in u and c in later]
+        contr = [c for c in t if c in u and c not in later]
+        left = [c for c in t if c not in u]
+        right = [c for c in u if c not in t]
+        prod = lambda cs: int(np.prod([size[c] for c in cs], dtype=np.int64))   # noqa: E731
+        a = op("Transpose", [v], perm=[t.index(c) for c in batch + left + contr])
+        a = op("Reshape", [a, const(np.array([prod(batch), prod(left), prod(contr)], np.int64))])
+        b = op("Transpose", [w], perm=[u.index(c) for c in batch + contr + right])
+        b = op("Reshape", [b, const(np.array([prod(batch), prod(contr), prod(right)], np.int64))])
+        m = op("MatMul", [a, b])
+        t = batch + left + right
+        v = op("Reshape", [m, const(np.array([size[c] for c in t], np.int64))])
+    if sorted(t) != sorted(out):
+        return None
+    perm = [t.index(c) for c in out]
+    nodes.append(helper.make_node("Transpose", [v], ["output"], perm=perm) if perm != sorted(perm) else
+                 helper.make_node("Identity", [v], ["output"]))
+    return nodes
+
+
+@decomposition("Einsum")
+def decompose_einsum(node, opset, in_types):
+    """Einsum (ONNX spec, Einsum-12; numpy.einsum's subscripts) planned at compile time into Transpose, Reshape,
+    Gather (diagonals), ReduceSum and MatMul of opset 18, for static shapes."""
+    from onnx import helper
+    if not in_types or any(not isinstance(t, TensorType) or not t.is_static for t in in_types):
+        return None
+    eq = next((a.s.decode() for a in node.attribute if a.name == "equation"), "")
+    shapes = [tuple(t.shape) for t in in_types]
+    parsed = _einsum_terms(eq, [len(s) for s in shapes])
+    if parsed is None:
+        return None
+    nodes = _einsum_nodes(parsed[0], parsed[1], shapes)
+    if nodes is None:
+        return None
+    return helper.make_function("", "Einsum", [f"x{i}" for i in range(len(shapes))], ["output"], nodes,
+                                [helper.make_opsetid("", 18)])
+
+
 @register("Det", versions="11-24")
 def ref_det(ctx, x):
     return np.linalg.det(x).astype(x.dtype)

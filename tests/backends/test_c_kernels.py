@@ -7,6 +7,8 @@ from onnx import TensorProto, helper, numpy_helper
 import bornc
 from bornc.executors import CExecutor
 
+from bornc.frontend.onnx_import import from_proto
+
 from ..passes.helpers import feeds_for, make, rand
 
 N = helper.make_node
@@ -261,3 +263,24 @@ def test_if_with_runtime_condition_and_nested_branches():
         for c2 in (True, False):
             feeds = {"x": x, "cond": np.array(cond), "c2": np.array(c2)}
             np.testing.assert_allclose(run(feeds)["y"], bornc.run(model, feeds)["y"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("eq, shapes", [
+    ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),      # attention scores
+    ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]),             # a chain, contracted left to right
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]),         # ellipsis batch
+    ("iij->j", [(3, 3, 4)]),                                # a diagonal, then a sum
+    ("ij->", [(3, 4)]),                                     # everything summed
+    ("ij,jk", [(3, 4), (4, 2)]),                            # implicit output
+    ("bij,bkj->bki", [(2, 3, 4), (2, 5, 4)]),               # transposed operands and output
+])
+def test_einsum_planned_into_matmul_and_reductions(eq, shapes):
+    """Einsum legalized for C (Transpose/Reshape/Gather/ReduceSum/MatMul) against numpy.einsum."""
+    g = helper.make_graph([N("Einsum", [f"x{i}" for i in range(len(shapes))], ["y"], equation=eq)], "g",
+                          [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, s) for i, s in enumerate(shapes)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(0)
+    feeds = {f"x{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
+    got = CExecutor("x86_64").prepare(from_proto(proto))(feeds)["y"]
+    np.testing.assert_allclose(got, np.einsum(eq, *feeds.values()), rtol=1e-4, atol=1e-5)
