@@ -319,17 +319,27 @@ def _batchnorm(ctx: CCtx) -> Lowered:
 
 
 def _pool(ctx: CCtx, kind: str) -> Lowered:
+    """MaxPool (with its indices output), AveragePool and LpPool over any number of spatial axes, geometry from
+    the reference's ``pool_geometry``."""
     xs = ctx.shape(0)
-    if len(xs) not in (3, 4):
-        raise ctx.unsupported(f"{len(xs) - 2}-D pooling in C")
-    if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
-        raise ctx.unsupported("MaxPool indices output in C")
-    geo = geometry.pool_window(ctx.attrs, xs, ctx.oshape())
-    return Lowered([Stage("pool2d", {"kind": kind, **geo,
-                                     "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": ctx.oct(),
-                                     "lowest": "-HUGE_VALF" if ctx.oct() == "float" else ("-HUGE_VAL" if ctx.oct() == "double"
-                                                                                        else ("0" if ctx.oct().startswith("u") else f"{ctx.oct()[:-2].upper()}_MIN")),
-                                     "p": ctx.attrs.get("p", 2)})], [0])
+    if len(xs) < 3:
+        raise ctx.unsupported("pooling of a tensor without spatial axes")
+    kernel, strides, dil, pads, _, _ = rt.pool_geometry(ctx.attrs, xs)
+    spatial, out = list(xs[2:]), list(ctx.oshape()[2:])
+    nd = len(spatial)
+    has_idx = kind == "max" and len(ctx.node.outputs) > 1 and bool(ctx.node.outputs[1])
+    istr, ostr = contiguous_strides(spatial), contiguous_strides(out)
+    col = contiguous_strides(spatial[::-1])[::-1]            # storage_order 1: the first spatial axis fastest
+    t = ctx.oct()
+    lowest = "-HUGE_VALF" if t == "float" else "-HUGE_VAL" if t == "double" else \
+        "0" if t.startswith("u") else f"{t[:-2].upper()}_MIN"
+    return Lowered([Stage("pool", {
+        "kind": kind, "nd": nd, "NC": xs[0] * xs[1], "isz": int(np.prod(spatial, dtype=np.int64)),
+        "osz": int(np.prod(out, dtype=np.int64)), "I": spatial, "O": out, "K": list(kernel), "S": list(strides),
+        "D": list(dil), "P": [p[0] for p in pads], "PE": [p[1] for p in pads], "istr": istr, "ostr": ostr,
+        "idxstr": col if ctx.attrs.get("storage_order", 0) else istr, "order": list(range(nd)), "has_idx": has_idx,
+        "count_pad": int(ctx.attrs.get("count_include_pad", 0)), "T": t, "lowest": lowest,
+        "p": ctx.attrs.get("p", 2)})], [0])
 
 
 lowering("c", "MaxPool")(lambda ctx: _pool(ctx, "max"))
