@@ -445,3 +445,21 @@ def _recurrent(ctx: CCtx) -> Lowered:
 
 for _op in ("LSTM", "GRU", "RNN"):
     lowering("c", _op)(_recurrent)
+
+
+@lowering("c", "GridSample")
+def _gridsample(ctx: CCtx) -> Lowered:
+    """GridSample (opset 16-22: linear/bilinear, nearest, cubic/bicubic; zeros, border, reflection) over any
+    number of spatial axes, templates/c/gridsample.c.j2."""
+    xs, out = ctx.shape(0), ctx.oshape()
+    if ctx.oct() not in ("float", "double") or ctx.ct(1) != ctx.oct():
+        raise ctx.unsupported(f"GridSample on {ctx.ins[0].dtype} with a {ctx.ins[1].dtype} grid")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(ctx.attrs["mode"], ctx.attrs["mode"])
+    if mode not in ("linear", "nearest", "cubic") or ctx.attrs["padding_mode"] not in ("zeros", "border", "reflection"):
+        raise ctx.unsupported(f"mode {ctx.attrs['mode']!r} with padding {ctx.attrs['padding_mode']!r}")
+    spatial, osp = list(xs[2:]), list(out[2:])
+    return Lowered([Stage("gridsample", {
+        "N": xs[0], "C": xs[1], "nd": len(spatial), "I": spatial, "O": osp, "istr": contiguous_strides(spatial),
+        "ostr": contiguous_strides(osp), "isz": int(np.prod(spatial, dtype=np.int64)),
+        "osz": int(np.prod(osp, dtype=np.int64)), "mode": mode, "taps": {"linear": 2, "nearest": 1, "cubic": 4}[mode],
+        "padding": ctx.attrs["padding_mode"], "align": int(ctx.attrs["align_corners"]), "T": ctx.oct()})], [0, 1])
