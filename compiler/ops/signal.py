@@ -28,6 +28,9 @@ def ref_dft(ctx, x, dft_length=None, axis=None):
     if ax == rank - 1:
         raise ValueError("DFT axis cannot be the trailing complex dimension")
     c = _to_complex(x)
+    if ctx.attrs["inverse"] and ctx.attrs["onesided"]:    # irfft: a onesided spectrum in, a real signal out
+        n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else 2 * (c.shape[ax] - 1)
+        return np.fft.irfft(c, n=n, axis=ax)[..., None].astype(x.dtype)
     n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else c.shape[ax]
     y = np.fft.ifft(c, n=n, axis=ax) if ctx.attrs["inverse"] else np.fft.fft(c, n=n, axis=ax)
     if ctx.attrs["onesided"]:

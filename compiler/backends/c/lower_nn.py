@@ -463,3 +463,45 @@ def _gridsample(ctx: CCtx) -> Lowered:
         "ostr": contiguous_strides(osp), "isz": int(np.prod(spatial, dtype=np.int64)),
         "osz": int(np.prod(osp, dtype=np.int64)), "mode": mode, "taps": {"linear": 2, "nearest": 1, "cubic": 4}[mode],
         "padding": ctx.attrs["padding_mode"], "align": int(ctx.attrs["align_corners"]), "T": ctx.oct()})], [0, 1])
+
+
+def _twiddles(n: int) -> dict:
+    m = np.arange(n, dtype=np.float64) * (2 * np.pi / n)
+    return {"cos": [literal(v, "float64") for v in np.cos(m)], "sin": [literal(v, "float64") for v in np.sin(m)]}
+
+
+@lowering("c", "DFT")
+def _dft(ctx: CCtx) -> Lowered:
+    """DFT (opsets 17-20: dft_length, axis attribute or input, inverse, onesided) as a direct sum over
+    compile-time twiddle tables, templates/c/dft.c.j2 (O(N^2) per signal)."""
+    xs = ctx.shape(0)
+    if ctx.oct() not in ("float", "double"):
+        raise ctx.unsupported(f"DFT on {ctx.ins[0].dtype}")
+    ax = int(np.asarray(ctx.const(2, "axis")).ravel()[0]) if ctx.has(2) else (ctx.attrs["axis"] if ctx.opset < 20 else -2)
+    ax %= len(xs)
+    length = xs[ax]
+    herm = bool(ctx.attrs["inverse"] and ctx.attrs["onesided"])      # irfft: onesided spectrum in, real out
+    n = int(np.asarray(ctx.const(1, "dft_length")).ravel()[0]) if ctx.has(1) else (2 * (length - 1) if herm else length)
+    if n < 1 or ax == len(xs) - 1:
+        raise ctx.unsupported(f"dft_length {n} on axis {ax}")
+    return Lowered([Stage("dft", {
+        "outer": int(np.prod(xs[:ax], dtype=np.int64)), "inner": int(np.prod(xs[ax + 1:-1], dtype=np.int64)),
+        "L": length, "N": n, "T_LEN": n if herm else min(length, n),
+        "K": n if herm else n // 2 + 1 if ctx.attrs["onesided"] else n, "herm": herm,
+        "cin": xs[-1], "inverse": bool(ctx.attrs["inverse"]), "frames": 1, "step": 0, "has_window": False,
+        "T": ctx.oct(), **_twiddles(n)})], [0])
+
+
+@lowering("c", "STFT")
+def _stft(ctx: CCtx) -> Lowered:
+    """STFT (opset 17): frames of frame_length every frame_step samples, times the window, each a DFT."""
+    xs = ctx.shape(0)
+    if ctx.oct() not in ("float", "double"):
+        raise ctx.unsupported(f"STFT on {ctx.ins[0].dtype}")
+    step = int(np.asarray(ctx.const(1, "frame_step")).ravel()[0])
+    n = int(np.asarray(ctx.const(3, "frame_length")).ravel()[0]) if ctx.has(3) else ctx.shape(2)[0]
+    frames = ctx.oshape()[1]
+    return Lowered([Stage("dft", {
+        "outer": xs[0], "inner": 1, "L": xs[1], "N": n, "T_LEN": n, "K": ctx.oshape()[2], "cin": xs[-1],
+        "inverse": False, "frames": frames, "step": step, "has_window": ctx.has(2), "herm": False, "T": ctx.oct(),
+        **_twiddles(n)})], [0, 2] if ctx.has(2) else [0])
