@@ -326,9 +326,6 @@ class _Importer:
             has_subgraphs = body is not None and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                      for fn in body.node for a in fn.attribute)
             if body is not None and len(body.node) and not has_subgraphs:
-                for o in body.opset_import:
-                    dom = "" if o.domain in ("", "ai.onnx") else o.domain
-                    self.opsets.setdefault(dom, o.version)
                 return self.inline_function(g, n, index, scope, declared, body)
         inner_scope = _Scope(g, scope)
         hints = _body_hints(n, [self.lookup(g, scope, i)[0] if i else None for i in n.input])
@@ -463,6 +460,15 @@ class _Importer:
             pass
         attrs.update({a.name: a for a in n.attribute})
         prefix = self.fresh(n.name or n.op_type)
+        outer_opsets = dict(self.opsets)         # the body's nodes are written against the body's opsets
+        for o in f.opset_import:
+            self.opsets["" if o.domain in ("", "ai.onnx") else o.domain] = o.version
+        try:
+            self._inline_nodes(g, f, index, scope, declared, rename, attrs, prefix)
+        finally:
+            self.opsets = outer_opsets
+
+    def _inline_nodes(self, g, f, index, scope, declared, rename, attrs, prefix) -> None:
         for k, fn in enumerate(f.node):
             new = onnx.NodeProto()
             new.CopyFrom(fn)

@@ -63,8 +63,6 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
     for dom, ver in model.opsets.items():
         mp.opset_import.add(domain=dom, version=ver)
     imp = _Importer(mp, expand=lambda op, dom: not has_lowering(backend, op, dom))
-    for o in body.opset_import:                 # the body's nodes are written against the body's opsets
-        imp.opsets["" if o.domain in ("", "ai.onnx") else o.domain] = o.version
     imp.fresh = names
     sub = Graph("legalize", [], [], [], {}, {})
     for i in node.inputs:

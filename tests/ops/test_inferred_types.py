@@ -44,7 +44,7 @@ def _mismatches() -> dict:
 
 def _declares(tp, shape) -> bool:
     """True when the model declares exactly ``shape`` for an output (a few onnx test models declare a shape
-    their expected outputs do not have: test_dft_irfft_opset19)."""
+    their expected outputs do not have)."""
     if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
         return False
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim]
@@ -52,7 +52,7 @@ def _declares(tp, shape) -> bool:
 
 
 #: Known mismatches, each to fix where named (listed, not hidden: a case that starts to match must leave this list).
-KNOWN = {"test_dft_irfft_opset19": "DFT inverse+onesided (irfft) output shape (coverage issue)"}
+KNOWN: dict[str, str] = {}
 
 
 def test_inferred_types_match_reference_outputs():

@@ -1,0 +1,120 @@
+"""onnxruntime's com.microsoft contrib ops on one-node models built with onnx.helper: the reference kernel and
+the C target (through legalization into standard ops, the user's compile path) against onnxruntime's CPU EP."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import bornc
+from bornc.executors import CExecutor, PythonExecutor
+from bornc.frontend.onnx_import import from_proto
+
+MS = "com.microsoft"
+F = TensorProto.FLOAT
+rng = np.random.default_rng(7)
+
+
+def r(*shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _model(op, inputs, inits, outputs, domain=MS, **attrs):
+    """One-node model: ``inputs`` (name, array) fed at run time, ``inits`` (name, array) initializers, ``outputs``
+    names ("" leaves one out)."""
+    node = helper.make_node(op, [n for n, _ in inputs] + [n for n, _ in inits] if not attrs.get("_order") else attrs.pop("_order"),
+                            outputs, domain=domain, **attrs)
+    vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in inputs]
+    outs = [helper.make_tensor_value_info(o, F, None) for o in outputs if o]
+    g = helper.make_graph([node], "g", vi, outs, initializer=[numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
+
+
+def _check(proto, feeds, rtol=1e-4, atol=1e-5, targets=("reference", "x86_64", "python")):
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    names = [o.name for o in proto.graph.output]
+    m = from_proto(proto)
+    for target in targets:
+        if target == "reference":
+            got = bornc.run(m, feeds)
+        else:
+            got = (CExecutor(target) if target != "python" else PythonExecutor()).prepare(m)(feeds)
+        for n, w in zip(names, want):
+            np.testing.assert_allclose(np.asarray(got[n], np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
+                                       err_msg=f"{target}: {n}")
+
+
+X = r(2, 5, 8)
+
+
+@pytest.mark.parametrize("op, extra, attrs", [
+    ("Gelu", [], {}), ("FastGelu", [("bias", r(8))], {}), ("FastGelu", [], {}), ("BiasGelu", [("bias", r(8))], {}),
+    ("QuickGelu", [], {"alpha": 1.5}), ("QuickGelu", [], {}),
+])
+def test_gelu_family(op, extra, attrs):
+    _check(_model(op, [("x", X)], extra, ["y"], **attrs), {"x": X})
+
+
+@pytest.mark.parametrize("with_beta, with_bias, outs", [(True, True, ["y", "", "", "sum"]), (False, False, ["y"]),
+                                                        (True, False, ["y", "mean", "inv"])])
+def test_skip_layer_normalization(with_beta, with_bias, outs):
+    inits = [("gamma", r(8) + 1)] + ([("beta", r(8))] if with_beta else [("", None)] if with_bias else []) + \
+        ([("bias", r(8))] if with_bias else [])
+    order = ["x", "skip"] + [n for n, _ in inits]
+    m = _model("SkipLayerNormalization", [("x", X), ("skip", r(2, 5, 8))], [(n, a) for n, a in inits if n], outs,
+               epsilon=1e-6, _order=order)
+    _check(m, {"x": X, "skip": r(2, 5, 8)})
+
+
+def test_skip_simplified_layer_normalization():
+    m = _model("SkipSimplifiedLayerNormalization", [("x", X), ("skip", r(2, 5, 8))], [("gamma", r(8) + 1), ("bias", r(8))],
+               ["y", "", "inv", "sum"], epsilon=1e-6)
+    _check(m, {"x": X, "skip": r(2, 5, 8)})
+
+
+def test_simplified_layer_normalization():
+    """onnxruntime registers it in the ONNX domain."""
+    m = _model("SimplifiedLayerNormalization", [("x", X)], [("scale", r(8) + 1)], ["y"], domain="", epsilon=1e-5, axis=-1)
+    _check(m, {"x": X})
+
+
+def test_embed_layer_normalization():
+    ids = rng.integers(0, 30, (2, 7)).astype(np.int32)
+    seg = rng.integers(0, 2, (2, 7)).astype(np.int32)
+    mask = np.array([[1] * 7, [1] * 4 + [0] * 3], np.int32)
+    inits = [("word", r(30, 8)), ("pos", r(16, 8)), ("segemb", r(2, 8)), ("gamma", r(8) + 1), ("beta", r(8))]
+    node_in = ["ids", "seg"] + [n for n, _ in inits] + ["mask"]
+    proto = _model("EmbedLayerNormalization", [("ids", ids), ("seg", seg), ("mask", mask)], inits, ["y", "mask_index"],
+                   epsilon=1e-12, _order=node_in)
+    proto.graph.output[1].type.tensor_type.elem_type = TensorProto.INT32
+    _check(proto, {"ids": ids, "seg": seg, "mask": mask})
+
+
+@pytest.mark.parametrize("act, params", [("Relu", []), ("LeakyRelu", [0.2]), ("Clip", [-0.5, 0.6]), ("HardSigmoid", [0.3, 0.4]),
+                                         ("Sigmoid", []), ("Tanh", [])])
+def test_fused_conv(act, params):
+    x = r(1, 4, 7, 7)
+    extra = {"activation_params": params} if params else {}
+    m = _model("FusedConv", [("x", x)], [("w", r(6, 4, 3, 3, scale=0.3)), ("b", r(6))], ["y"], pads=[1, 1, 1, 1],
+               kernel_shape=[3, 3], activation=act, **extra)
+    _check(m, {"x": x})
+
+
+def test_fused_conv_with_sum_input():
+    x, z = r(1, 4, 6, 6), r(1, 6, 6, 6)
+    m = _model("FusedConv", [("x", x), ("z", z)], [("w", r(6, 4, 3, 3, scale=0.3)), ("b", r(6))], ["y"],
+               _order=["x", "w", "b", "z"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], activation="Relu")
+    _check(m, {"x": x, "z": z})
+
+
+@pytest.mark.parametrize("attrs", [{"activation": "Relu"}, {"activation": "LeakyRelu", "activation_alpha": 0.1, "transB": 1},
+                                   {"alpha": 0.5, "beta": 2.0, "activation": "Tanh"}])
+def test_fused_gemm(attrs):
+    a = r(5, 8)
+    w = r(7, 8) if attrs.get("transB") else r(8, 7)
+    _check(_model("FusedGemm", [("a", a)], [("w", w), ("c", r(7))], ["y"], **attrs), {"a": a})
+
+
+@pytest.mark.parametrize("attrs, bs", [({"alpha": 0.5}, (8, 6)), ({"transB": 1}, (6, 8)), ({"transA": 1, "alpha": 2.0}, (8, 6))])
+def test_fused_matmul(attrs, bs):
+    a = r(2, 5, 8) if not attrs.get("transA") else r(2, 8, 5)
+    _check(_model("FusedMatMul", [("a", a)], [("b", r(*bs))], ["y"], **attrs), {"a": a})
