@@ -118,3 +118,103 @@ def test_fused_gemm(attrs):
 def test_fused_matmul(attrs, bs):
     a = r(2, 5, 8) if not attrs.get("transA") else r(2, 8, 5)
     _check(_model("FusedMatMul", [("a", a)], [("b", r(*bs))], ["y"], **attrs), {"a": a})
+
+
+def u8(*shape):
+    return rng.integers(0, 256, shape).astype(np.uint8)
+
+
+def s(v):
+    return np.array(v, np.float32)
+
+
+def z(v, dt=np.uint8):
+    return np.array(v, dt)
+
+
+def _check_q(proto, feeds, step=1):
+    """Quantized outputs: within ``step`` quanta of onnxruntime's (its integer kernels round once per output)."""
+    _check(proto, feeds, rtol=0, atol=step + 1e-6)
+
+
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
+def test_qlinear_binary(op):
+    a, bq = u8(2, 3, 4), u8(3, 4)
+    inits = [("as", s(0.02)), ("az", z(120)), ("b", bq), ("bs", s(0.03)), ("bz", z(130)), ("cs", s(0.05 if op == "QLinearAdd" else 0.2)), ("cz", z(125))]
+    m = _model(op, [("a", a)], inits, ["y"], _order=["a", "as", "az", "b", "bs", "bz", "cs", "cz"])
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    _check_q(m, {"a": a})
+
+
+@pytest.mark.parametrize("op, attrs", [("QLinearSigmoid", {}), ("QLinearLeakyRelu", {"alpha": 0.1})])
+def test_qlinear_unary(op, attrs):
+    x = u8(2, 16)
+    m = _model(op, [("x", x)], [("xs", s(0.05)), ("xz", z(128)), ("ys", s(1 / 256 if op == "QLinearSigmoid" else 0.04)), ("yz", z(0 if op == "QLinearSigmoid" else 100))],
+               ["y"], **attrs)
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    _check_q(m, {"x": x})
+
+
+def test_qlinear_concat_and_global_average_pool():
+    x, y = u8(1, 3, 4, 4), u8(1, 2, 4, 4)
+    m = _model("QLinearConcat", [("x", x), ("y2", y)], [("ys", s(0.04)), ("yz", z(128)), ("xs", s(0.03)), ("xz", z(120)),
+                                                       ("y2s", s(0.05)), ("y2z", z(110))], ["c"],
+               _order=["ys", "yz", "x", "xs", "xz", "y2", "y2s", "y2z"], axis=1)
+    m.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    _check_q(m, {"x": x, "y2": y})
+    g = _model("QLinearGlobalAveragePool", [("x", x)], [("xs", s(0.03)), ("xz", z(120)), ("ys", s(0.01)), ("yz", z(128))], ["y"])
+    g.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+    _check_q(g, {"x": x})
+
+
+@pytest.mark.parametrize("quantized_out", [True, False])
+def test_qgemm(quantized_out):
+    a, w = u8(4, 8), rng.integers(-128, 128, (6, 8)).astype(np.int8)
+    inits = [("as", s(0.02)), ("az", z(128)), ("w", w), ("ws", s(0.01)), ("wz", z(0, np.int8)),
+             ("c", rng.integers(-500, 500, (6,)).astype(np.int32))]
+    if quantized_out:
+        inits += [("ys", s(0.05)), ("yz", z(128))]
+    m = _model("QGemm", [("a", a)], inits, ["y"], _order=["a"] + [n for n, _ in inits], transB=1)
+    if quantized_out:
+        m.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
+        _check_q(m, {"a": a})
+    else:
+        _check(m, {"a": a}, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_quantize_matmul_and_matmul_integer_to_float():
+    a = r(3, 8)
+    w = rng.integers(-128, 128, (8, 5)).astype(np.int8)
+    m = _model("DynamicQuantizeMatMul", [("a", a)], [("w", w), ("ws", r(5) * 0 + 0.01), ("wz", np.zeros(5, np.int8)), ("bias", r(5))], ["y"])
+    _check(m, {"a": a}, rtol=1e-4, atol=1e-4)
+    aq = u8(3, 8)
+    m2 = _model("MatMulIntegerToFloat", [("a", aq)], [("w", w), ("as", s(0.02)), ("ws", s(0.01)), ("az", z(128)), ("wz", z(3, np.int8)),
+                                                      ("bias", r(5))], ["y"])
+    _check(m2, {"a": aq}, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("zero_points", [None, "packed"])
+def test_matmul_nbits(zero_points):
+    """4-bit blocked weights (block 16, K = 40 not a multiple: the last block is padded)."""
+    k, n, block = 40, 6, 16
+    nb = -(-k // block)
+    bq = rng.integers(0, 256, (n, nb, block // 2)).astype(np.uint8)
+    inits = [("b", bq), ("sc", (rng.random(n * nb) * 0.1 + 0.01).astype(np.float32))]
+    if zero_points:
+        inits.append(("zp", rng.integers(0, 256, (n * -(-nb // 2),)).astype(np.uint8)))
+    a = r(3, k)
+    m = _model("MatMulNBits", [("a", a)], inits, ["y"], K=k, N=n, bits=4, block_size=block)
+    _check(m, {"a": a}, rtol=1e-4, atol=1e-4)
+
+
+def test_dynamic_quantize_lstm():
+    """onnxruntime quantizes X and H per step inside; the float LSTM on the dequantized weights is within 1e-2."""
+    d, h, i = 1, 4, 5
+    w = rng.integers(-128, 128, (d, i, 4 * h)).astype(np.int8)
+    rq = rng.integers(-128, 128, (d, h, 4 * h)).astype(np.int8)
+    inits = [("w", w), ("r", rq), ("b", r(d, 8 * h, scale=0.1)), ("ws", s([0.01])), ("wz", np.zeros(1, np.int8)),
+             ("rs", s([0.01])), ("rz", np.zeros(1, np.int8))]
+    x = r(3, 2, i)
+    m = _model("DynamicQuantizeLSTM", [("x", x)], inits, ["y", "yh"], hidden_size=h,
+               _order=["x", "w", "r", "b", "", "", "", "", "ws", "wz", "rs", "rz"])
+    _check(m, {"x": x}, rtol=1e-2, atol=1e-2)
