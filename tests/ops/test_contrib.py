@@ -218,3 +218,53 @@ def test_dynamic_quantize_lstm():
     m = _model("DynamicQuantizeLSTM", [("x", x)], inits, ["y", "yh"], hidden_size=h,
                _order=["x", "w", "r", "b", "", "", "", "", "ws", "wz", "rs", "rz"])
     _check(m, {"x": x}, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("mask_kind, causal", [(None, 0), ("2d", 0), ("1d", 0), ("2d", 1), ("3d", 0)])
+def test_bert_attention(mask_kind, causal):
+    """The fused Attention of onnxruntime's transformers optimizer: packed QKV weight, mask_index forms, causal."""
+    b, s, hid, heads = 2, 6, 16, 4
+    x = r(b, s, hid)
+    inits = [("w", r(hid, 3 * hid, scale=0.3)), ("bias", r(3 * hid, scale=0.1))]
+    feeds = {"x": x}
+    order = ["x", "w", "bias"]
+    inputs = [("x", x)]
+    if mask_kind:
+        mask = {"2d": np.array([[1] * 6, [1] * 4 + [0] * 2], np.int32), "1d": np.array([6, 3], np.int32),
+                "3d": (rng.random((b, s, s)) > 0.3).astype(np.int32)}[mask_kind]
+        mask[..., 0] = 1
+        feeds["mask"] = mask
+        inputs.append(("mask", mask))
+        order.append("mask")
+    m = _model("Attention", inputs, inits, ["y"], _order=order, num_heads=heads, unidirectional=causal)
+    _check(m, feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_mask, with_attn_bias", [(False, False), (True, False), (True, True)])
+def test_multi_head_attention(with_mask, with_attn_bias):
+    b, s, t, d, heads = 2, 5, 7, 16, 4
+    q, k, v = r(b, s, d), r(b, t, d), r(b, t, d)
+    feeds = {"q": q, "k": k, "v": v}
+    inputs = [("q", q), ("k", k), ("v", v)]
+    order = ["q", "k", "v", "bias"]
+    if with_mask:
+        feeds["kpm"] = np.array([[1] * 7, [1] * 5 + [0] * 2], np.int32)
+        inputs.append(("kpm", feeds["kpm"]))
+        order.append("kpm")
+    if with_attn_bias:
+        feeds["ab"] = r(1, heads, s, t)
+        inputs.append(("ab", feeds["ab"]))
+        order.append("ab")
+    m = _model("MultiHeadAttention", inputs, [("bias", r(3 * d, scale=0.1))], ["y"], _order=order, num_heads=heads)
+    _check(m, feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("interleaved, offset", [(0, False), (1, False), (0, True)])
+def test_rotary_embedding(interleaved, offset):
+    b, s, heads, hd = 2, 5, 2, 8
+    x = r(b, s, heads * hd)
+    pos = np.array([3], np.int64) if offset else rng.integers(0, 16, (b, s)).astype(np.int64)
+    ang = np.arange(16)[:, None] * (1.0 / 10000 ** (np.arange(hd // 2) / (hd // 2)))[None, :]
+    m = _model("RotaryEmbedding", [("x", x), ("pos", pos)], [("cos", np.cos(ang).astype(np.float32)), ("sin", np.sin(ang).astype(np.float32))],
+               ["y"], interleaved=interleaved, num_heads=heads)
+    _check(m, {"x": x, "pos": pos}, rtol=1e-4, atol=1e-5)
