@@ -42,8 +42,9 @@ def ref_quantizelinear(ctx, x, scale, zp=None):
         out_dt = np_dtype(onnx_elem_to_name(a["output_dtype"]))
     else:
         out_dt = np.dtype(np.uint8)
-    s = _expand_param(scale.astype(np.float64) if scale.dtype.kind != "f" or scale.dtype.itemsize < 4 else scale.astype(np.float64), x, a["axis"], a["block_size"])
-    y = x.astype(np.float64) / s
+    s = _expand_param(scale if scale.dtype.kind == "f" and scale.dtype.itemsize >= 4 else scale.astype(np.float32),
+                      x, a["axis"], a["block_size"])
+    y = rt.quantize_divide(x, s).astype(np.float64)          # in float32 unless an input is float64
     name = out_dt.name
     if name.startswith("float8") or name.startswith("float4"):
         if zp is not None:

@@ -1652,12 +1652,19 @@ def expand_param(p, x, axis, block=0):
     return p
 
 
+def quantize_divide(x, scale):
+    """x / scale as QuantizeLinear divides: in the inputs' precision, float32 unless one of them is float64 (as
+    onnxruntime and onnx.reference do; a float64 quotient can land off a round-half tie that float32 lands on)."""
+    dt = np.float64 if np.float64 in (np.asarray(x).dtype, np.asarray(scale).dtype) else np.float32
+    return np.asarray(x).astype(dt) / np.asarray(scale).astype(dt)
+
+
 @kernel("QuantizeLinear")
 def k_quantize(x, o, a, w):
     v, scale = x[0], x[1]
     zp = x[2] if len(x) > 2 else None
     dt = storage_dtype(a["_to"])
-    q = np.rint(v.astype(np.float64) / expand_param(scale.astype(np.float64), v, a.get("axis", 1), a.get("block_size", 0)))
+    q = np.rint(quantize_divide(v, expand_param(scale, v, a.get("axis", 1), a.get("block_size", 0)))).astype(np.float64)
     if zp is not None:
         q += expand_param(zp.astype(np.int64), v, a.get("axis", 1), a.get("block_size", 0))
     if a["_to"] in STORAGE:

@@ -81,12 +81,16 @@ def _quantize(ctx: CCtx) -> Lowered:
     if fast is not None:
         return fast
     g, tables, x, s, zp = _operands(ctx)
+    if "float64" not in (ctx.ins[0].dtype, ctx.ins[1].dtype):     # x / scale in float32, as the reference
+        q = f"(double)((float){x} / (float){s})"
+    else:
+        q = f"{x} / {s}"
     if dst in SMALL_FLOAT:
         info = small_float_table(dst)
         tables.append({"name": "dec_y", "data": [_c_float(v) for v in info["values"]]})
         store = (f"bornc_encode_small_float((float)(v), dec_y, {info['maxcode']}u, {info['signbit']}u, {info['nan']}u, "
                  f"{info['pos_over']}u, {info['neg_over']}u, {info['neg_zero']}u, {int(bool(ctx.attrs['saturate']))})")
-        body = [f"const double v = {x} / {s} + {zp};"]
+        body = [f"const double v = {q} + {zp};"]
     else:
         if dst in NARROW_INT:
             bits, signed = NARROW_INT[dst]
@@ -96,7 +100,7 @@ def _quantize(ctx: CCtx) -> Lowered:
             info = np.iinfo(np.dtype(dst))
             lo, hi = int(info.min), int(info.max)
             store = f"({ctx.oct()})v"
-        body = [f"double v = rint({x} / {s}) + {zp};",
+        body = [f"double v = rint({q}) + {zp};",
                 f"v = v < {float(lo)!r} ? {float(lo)!r} : (v > {float(hi)!r} ? {float(hi)!r} : v);"]
     return Lowered([Stage("quantize", {**g, "tables": tables, "body": body, "store": store})],
                    [k for k in range(3) if ctx.has(k)])
