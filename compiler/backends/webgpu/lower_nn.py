@@ -469,3 +469,46 @@ def _lstm(ctx: Ctx) -> Lowered:
                    workspace=dirs * batch * hsz * 3 * 4)
 
 
+@lowering("webgpu", "GRU")
+@lowering("webgpu", "RNN")
+def _gru_rnn(ctx: Ctx) -> Lowered:
+    """GRU (either linear_before_reset) and RNN (ONNX spec, default activations, no clip, layout 0 or 1, every
+    direction, initial state, constant or absent sequence_lens) in one workgroup, as the LSTM kernel."""
+    a, op = ctx.attrs, ctx.node.op
+    default = ["sigmoid", "tanh"] if op == "GRU" else ["tanh"]
+    acts = a.get("activations")
+    if acts and [s.lower() for s in acts] not in (default, default * 2):
+        raise unsupported(ctx.node, "non-default activations")
+    if a.get("clip") is not None:
+        raise unsupported(ctx.node, "clip")
+    if ctx.has(4) and ctx.consts[4] is None:
+        raise unsupported(ctx.node, "run-time sequence_lens")
+    xs = list(ctx.shape(0))
+    layout = a.get("layout", 0)
+    seq, batch, isz = (xs[0], xs[1], xs[2]) if layout == 0 else (xs[1], xs[0], xs[2])
+    gates = 3 if op == "GRU" else 1
+    dirs, hsz = ctx.shape(1)[0], ctx.shape(1)[1] // gates
+    lbr = op == "GRU" and bool(a.get("linear_before_reset"))
+    lens = [int(v) for v in np.asarray(ctx.consts[4]).ravel()] if ctx.has(4) else [seq] * batch
+    ops = [ctx.x(0), ctx.x(1), ctx.x(2)]
+    names = {}
+    for k, nm in ((3, "B"), (5, "H0")):
+        if ctx.has(k):
+            names[nm] = len(ops)
+            ops.append(ctx.x(k))
+    dbh = dirs * batch * hsz
+    names["WS_H"] = len(ops)
+    ops.append(ctx.ws(0, 2 * dbh))
+    names["WS_G"] = len(ops)
+    ops.append(ctx.ws(2 * dbh, 2 * batch * hsz))
+    outs = {}
+    for k, nm in ((0, "Y"), (1, "YH")):
+        if len(ctx.node.outputs) > k and ctx.node.outputs[k]:
+            outs[nm] = len(ops)
+            ops.append(ctx.y(k))
+    names["LENS"] = len(ops)
+    ops.append(ctx.table(lens, "i32"))
+    return Lowered([Kernel("gru", {"op": op, "seq": seq, "batch": batch, "isz": isz, "hsz": hsz, "dirs": dirs,
+                                   "gates": gates, "lbr": lbr, "reverse": a.get("direction") == "reverse",
+                                   "layout": layout, "ops": names, "outs": outs}, ops, groups=(1, 1, 1), label=op)],
+                   workspace=(2 * dbh + 2 * batch * hsz) * 4)
