@@ -121,3 +121,12 @@ def ref_rotaryembedding(ctx, x, cos, sin, pos=None):
     y = np.concatenate([out, keep], axis=-1)
     y = np.transpose(y, (0, 2, 1, 3)) if x.ndim == 4 else y.reshape(shape)
     return y.astype(x.dtype)
+
+
+@register("LinearAttention", attrs={"chunk_size": 64, "kv_num_heads": None, "q_num_heads": None, "scale": 0.0,
+                                    "update_rule": "gated_delta"}, outputs=2, versions="27")
+def ref_linearattention(ctx, q, k, v, past=None, decay=None, beta=None):
+    """LinearAttention-27: ``linear_attention`` of the Python runtime (runtime/python/bornrt.py), shared with the
+    python target."""
+    from ..pyrt import rt
+    return rt.linear_attention(ctx.attrs, q, k, v, past, decay, beta)

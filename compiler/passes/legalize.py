@@ -13,6 +13,7 @@ are and reported by their op.
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from ..backends import has_lowering, lowering_gaps
@@ -43,19 +44,122 @@ class _Names:
                 return name
 
 
+#: most body nodes an unrolled Scan may have (trip count x body size)
+MAX_UNROLLED_NODES = 4096
+
+
+def _scan_free_values(body: Graph) -> list[str]:
+    """Names a Scan body reads from the enclosing scopes (not its inputs, constants or own outputs)."""
+    local = set(body.inputs) | set(body.constants) | {o for n in body.nodes for o in n.outputs}
+    free = []
+    for n in body.nodes:
+        for i in n.inputs:
+            if i and i not in local and i not in free:
+                free.append(i)
+    return free + [o for o in body.outputs if o not in local and o not in free]
+
+
+def unrolled_scan(node: Node, types: dict, opset: int) -> tuple[onnx.FunctionProto, list[str]] | None:
+    """Scan (ONNX spec, Scan-9..24) with a static trip count as a function body: one renamed copy of the body per
+    iteration, scan inputs read by Gather at the iteration's index along their axis (reversed for direction 1),
+    states chained, scan outputs stacked by Unsqueeze and Concat along their axis. Returns (body, the outer values
+    the body reads: extra inputs after the node's own), or None (nested subgraphs, an unknown trip count, more
+    than MAX_UNROLLED_NODES nodes)."""
+    from onnx import helper, numpy_helper
+
+    from ..export import CANONICAL_OPSET, node_proto
+    a = {"num_scan_inputs": 1, "scan_input_axes": None, "scan_input_directions": None, "scan_output_axes": None,
+         "scan_output_directions": None, **node.attrs}
+    body: Graph = a["body"]
+    if opset < 9:                                # Scan-8: a batch axis and sequence_lens, another semantics
+        return None
+    m = int(a["num_scan_inputs"])
+    n_state = len(node.inputs) - m
+    xs = [types.get(i) for i in node.inputs[n_state:]]
+    if any(b.subgraphs() for b in body.nodes) or m < 1 or any(not getattr(t, "is_static", False) for t in xs):
+        return None
+    in_axes = [ax % len(t.shape) for ax, t in zip(a["scan_input_axes"] or [0] * m, xs)]
+    in_dirs = a["scan_input_directions"] or [0] * m
+    steps = xs[0].shape[in_axes[0]]
+    k_out = len(body.outputs) - n_state
+    out_dirs = a["scan_output_directions"] or [0] * k_out
+    if steps * max(len(body.nodes), 1) > MAX_UNROLLED_NODES:
+        return None
+    free = _scan_free_values(body)
+    formal = [f"s{i}" for i in range(n_state)] + [f"x{j}" for j in range(m)] + [f"f{k}" for k in range(len(free))]
+    nodes = [helper.make_node("Constant", [], [f"c/{c}"], value=numpy_helper.from_array(np.asarray(v), c))
+             for c, v in body.constants.items()]
+    outer = {**{c: f"c/{c}" for c in body.constants}, **{v: f"f{k}" for k, v in enumerate(free)}}
+    states = [f"s{i}" for i in range(n_state)]
+    collected: list[list[str]] = [[] for _ in range(k_out)]
+    for it in range(steps):
+        ren = dict(outer)
+        ren.update(zip(body.inputs[:n_state], states))
+        for j in range(m):
+            idx = f"it{it}/idx{j}"
+            nodes.append(helper.make_node("Constant", [], [idx], value=numpy_helper.from_array(
+                np.array(steps - 1 - it if in_dirs[j] else it, np.int64), idx)))
+            nodes.append(helper.make_node("Gather", [f"x{j}", idx], [f"it{it}/in{j}"], axis=in_axes[j]))
+            ren[body.inputs[n_state + j]] = f"it{it}/in{j}"
+        for bn in body.nodes:
+            proto = node_proto(bn)
+            outs = [f"it{it}/{o}" if o else "" for o in proto.output]
+            ins = [ren.get(i, i) if i else "" for i in proto.input]
+            ren.update({o: r for o, r in zip(proto.output, outs) if o})
+            del proto.input[:], proto.output[:]
+            proto.input.extend(ins)
+            proto.output.extend(outs)
+            proto.name = f"it{it}/{bn.name}"
+            nodes.append(proto)
+        states = [ren.get(o, o) for o in body.outputs[:n_state]]
+        for k in range(k_out):
+            collected[k].append(ren.get(body.outputs[n_state + k], body.outputs[n_state + k]))
+    outs = [f"o{i}" for i in range(len(node.outputs))]
+    for i in range(n_state):
+        nodes.append(helper.make_node("Identity", [states[i]], [outs[i]]))
+    out_axes = a["scan_output_axes"] or [0] * k_out
+    for k in range(k_out):
+        ax = out_axes[k]
+        if ax < 0:
+            t = body.types.get(body.outputs[n_state + k])
+            if getattr(t, "shape", None) is None:
+                return None
+            ax %= len(t.shape) + 1
+        items = collected[k][::-1] if out_dirs[k] else collected[k]
+        axes = f"axes/{k}"
+        nodes.append(helper.make_node("Constant", [], [axes], value=numpy_helper.from_array(np.array([ax], np.int64), axes)))
+        parts = []
+        for it, v in enumerate(items):
+            parts.append(f"stack{k}/{it}")
+            nodes.append(helper.make_node("Unsqueeze", [v, axes], [parts[-1]]))
+        nodes.append(helper.make_node("Concat", parts, [outs[n_state + k]], axis=ax))
+    fn = helper.make_function("", "Scan", formal, outs, nodes, [helper.make_opsetid("", max(opset, CANONICAL_OPSET))])
+    return fn, free
+
+
 def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, names: _Names):
     """(nodes, new constants, new types) that compute ``node`` from nodes ``backend`` lowers, or None."""
     from ..export import node_proto
     from ..frontend.onnx_import import _Importer, function_body
-    if node.subgraphs():
-        return None
     opset = model.opsets.get(node.domain or "", 1)
-    try:
-        proto = node_proto(node, opset)
-    except BorncError:
+    free: list[str] = []
+    if node.op == "Scan" and not node.domain:
+        got = unrolled_scan(node, types, opset)
+        if got is None:
+            return None
+        body, free = got
+        proto = onnx.NodeProto(op_type="Scan", name=node.name)
+        proto.input.extend(list(node.inputs) + free)
+        proto.output.extend(node.outputs)
+    elif node.subgraphs():
         return None
-    in_types = [types.get(i) if i else None for i in node.inputs]
-    body = function_body(proto, opset, in_types)
+    else:
+        try:
+            proto = node_proto(node, opset)
+        except BorncError:
+            return None
+        in_types = [types.get(i) if i else None for i in node.inputs]
+        body = function_body(proto, opset, in_types)
     if body is None or not len(body.node) or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                  for fn in body.node for a in fn.attribute):
         return None
@@ -65,7 +169,7 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
     imp = _Importer(mp, expand=lambda op, dom: not has_lowering(backend, op, dom))
     imp.fresh = names
     sub = Graph("legalize", [], [], [], {}, {})
-    for i in node.inputs:
+    for i in list(node.inputs) + free:
         if i:
             sub.types[i] = types[i]
             if consts.get(i) is not None:
@@ -75,7 +179,7 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
         imp.inline_function(sub, proto, 0, {}, declared, body)
     except BorncError:
         return None
-    outer = set(node.inputs)
+    outer = set(node.inputs) | set(free)
     new_consts = {k: v for k, v in sub.constants.items() if k not in outer}
     new_types = {k: v for k, v in sub.types.items() if k not in outer}
     return sub.nodes, new_consts, new_types
@@ -105,13 +209,62 @@ def _legal_nodes(model, node, types, consts, backend, names, depth) -> list | No
     return out
 
 
+def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
+    """A node after an expansion that made its inputs' types static (an unrolled Scan's outputs): its output
+    types inferred again, and the node folded into constants when every input now is one (Shape and Size of a
+    static tensor included). True when it was folded (the node is dropped)."""
+    from ..interpreter import run_node
+    from ..ir.types import type_of_value
+    from ..ops import registry
+    opdef = registry.get(node.op, node.domain)
+    if opdef is None or node.subgraphs() or opdef.stateful or opdef.dynamic:
+        return False
+    outs = [o for o in node.outputs if o]
+    if all(getattr(types.get(o), "is_static", False) for o in outs):
+        return False
+    t0 = types.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
+    if node.op in ("Shape", "Size") and not node.domain and getattr(t0, "is_static", False):
+        if node.op == "Size":
+            val = np.array(int(np.prod(t0.shape, dtype=np.int64)), np.int64)
+        else:
+            val = np.array(t0.shape, np.int64)[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
+        consts[outs[0]], types[outs[0]] = val, type_of_value(val)
+        return True
+    ins = [i for i in node.inputs if i]
+    opset = model.opsets.get(node.domain or "", 1)
+    if ins and all(consts.get(i) is not None for i in ins):
+        vals = run_node(node, [consts.get(i) if i else None for i in node.inputs], model.opsets)
+        if all(isinstance(v, np.ndarray) for v in vals):
+            for o, v in zip(node.outputs, vals):
+                if o:
+                    consts[o], types[o] = v, type_of_value(v)
+            return True
+    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), opset,
+                            [types.get(i) if i else None for i in node.inputs],
+                            [consts.get(i) if i else None for i in node.inputs])
+    try:
+        new = registry.infer_types(opdef, ctx)
+    except BorncError:
+        return False
+    for o, t in zip(node.outputs, new):
+        if o and getattr(t, "is_static", False):
+            types[o] = t
+    return False
+
+
 def _legalize_graph(model: Model, g: Graph, outer_types: dict, outer_consts: dict, backend: str, names: _Names,
                     missing: dict) -> None:
     types = {**outer_types, **g.types}
     consts = {**outer_consts, **g.constants}
     nodes = []
+    refined = False                             # an expansion made some value's type static: refine what follows
     for node in g.nodes:
+        if refined and _refine(model, node, types, consts):
+            continue
+        before = {o: types.get(o) for o in node.outputs if o}
         legal = _legal_nodes(model, node, types, consts, backend, names, 0)
+        refined = refined or any(not getattr(t, "is_static", False) and getattr(types.get(o), "is_static", False)
+                                 for o, t in before.items())
         if legal is None:
             opset = model.opsets.get(node.domain or "", 1)
             for why, who in lowering_gaps(backend, node, types, consts, opset).items():
@@ -121,6 +274,9 @@ def _legalize_graph(model: Model, g: Graph, outer_types: dict, outer_consts: dic
         if node.op == "If" and not node.domain:
             for sub in node.subgraphs():
                 _legalize_graph(model, sub, types, consts, backend, names, missing)
+    for k in g.types:                           # types refined after an expansion (see _refine)
+        if getattr(types.get(k), "is_static", False) and not getattr(g.types[k], "is_static", False):
+            g.types[k] = types[k]
     added = [k for k in types if k not in outer_types and k not in g.types]
     for k in added:
         g.types[k] = types[k]

@@ -1474,7 +1474,40 @@ def rnn(attrs, n_outputs, x, w, r, b=None, lens=None, h0=None):
     return _rnn_out(attrs, dtype, y, finals, n_outputs)
 
 
+def linear_attention(a, q, k, v, past=None, decay=None, beta=None):
+    """The recurrence of the spec (LinearAttention-27), token by token in float64: per kv head a state S [d_k, d_v];
+    gated rules scale S by exp(decay) (per key dimension or per head), delta rules add beta * k (v - S^T k), the
+    linear ones k v^T; each query head of the group reads scale * q^T S."""
+    rule = a.get("update_rule", "gated_delta")
+    if rule not in ("linear", "gated", "delta", "gated_delta"):
+        raise ValueError(f"LinearAttention update_rule {rule!r}")
+    nq, nkv = a["q_num_heads"], a["kv_num_heads"]
+    b, t, _ = q.shape
+    dk, dv = q.shape[2] // nq, v.shape[2] // nkv
+    scale = a.get("scale") or 1 / math.sqrt(dk)
+    qh = q.reshape(b, t, nq, dk).astype(np.float64)
+    kh = k.reshape(b, t, nkv, dk).astype(np.float64)
+    vh = v.reshape(b, t, nkv, dv).astype(np.float64)
+    st = np.zeros((b, nkv, dk, dv)) if past is None else past.astype(np.float64).copy()
+    gate = None if decay is None else decay.astype(np.float64).reshape(b, t, nkv, -1)      # [.., dk] or [.., 1]
+    bet = None if beta is None else np.broadcast_to(beta.astype(np.float64).reshape(b, t, -1), (b, t, nkv))
+    out = np.zeros((b, t, nq, dv))
+    rep = nq // nkv
+    for s in range(t):
+        if rule in ("gated", "gated_delta"):
+            st = st * np.exp(gate[:, s])[..., None]
+        kv = kh[:, s, :, :, None]                                    # [b, nkv, dk, 1]
+        if rule in ("delta", "gated_delta"):
+            pred = np.einsum("bgkv,bgk->bgv", st, kh[:, s])
+            st = st + bet[:, s, :, None, None] * kv * (vh[:, s] - pred)[:, :, None, :]
+        else:
+            st = st + kv * vh[:, s, :, None, :]
+        out[:, s] = scale * np.einsum("bhk,bhkv->bhv", qh[:, s], np.repeat(st, rep, axis=1))
+    return out.reshape(b, t, nq * dv).astype(q.dtype), st.astype(q.dtype)
+
+
 KERNELS["LSTM"] = lambda x, o, a, w: lstm(a, len(o), *x)
+KERNELS["LinearAttention"] = lambda x, o, a, w: linear_attention(a, *x)
 KERNELS["GRU"] = lambda x, o, a, w: gru(a, len(o), *x)
 KERNELS["RNN"] = lambda x, o, a, w: rnn(a, len(o), *x)
 

@@ -60,3 +60,26 @@ def _attention(ctx: CCtx) -> Lowered:
               for o, k, d, l3 in ((1, 1, hd, k3), (2, 2, hv, v3)) if outs[o]]
     stages.append(Stage("attention", {**params, "tasks": tasks}, tasks))
     return Lowered(stages, [k for k in range(7) if ctx.has(k)], workspace=skv * 4, tasks=tasks)
+
+
+@lowering("c", "LinearAttention")
+def _linear_attention(ctx: CCtx) -> Lowered:
+    """LinearAttention-27 (every update rule, GQA, past state, per-key or per-head decay, per-head or shared
+    beta): the recurrence token by token, the state in float in the workspace."""
+    a = ctx.attrs
+    rule = a["update_rule"]
+    if rule not in ("linear", "gated", "delta", "gated_delta") or ctx.ins[0].dtype not in ("float32", "float64"):
+        raise ctx.unsupported(f"update_rule {rule!r} on {ctx.ins[0].dtype}")
+    nq, nkv = a["q_num_heads"], a["kv_num_heads"]
+    b, t, _ = ctx.shape(0)
+    dk, dv = ctx.shape(0)[2] // nq, ctx.shape(2)[2] // nkv
+    gated, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if (gated and not ctx.has(4)) or (delta and not ctx.has(5)) or nq % nkv:
+        raise ctx.unsupported(f"{rule} without its decay/beta input, or {nq} query heads over {nkv} kv heads")
+    decay_row = ctx.shape(4)[2] if gated else 1
+    params = {"rule": rule, "B": b, "T": t, "NQ": nq, "NKV": nkv, "REP": nq // nkv, "DK": dk, "DV": dv,
+              "T_": ctx.oct(), "gated": gated, "delta": delta, "decay_row": decay_row,
+              "decay_per_k": gated and decay_row == nkv * dk, "beta_row": ctx.shape(5)[2] if delta else 1,
+              "has_past": ctx.has(3), "has_present": len(ctx.node.outputs) > 1 and bool(ctx.node.outputs[1]),
+              "scale": literal(a["scale"] or 1.0 / math.sqrt(dk), "float32")}
+    return Lowered([Stage("linear_attention", params)], [k for k in range(6) if ctx.has(k)], workspace=(dk * dv + dv) * 4)
