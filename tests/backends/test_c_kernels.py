@@ -284,3 +284,19 @@ def test_einsum_planned_into_matmul_and_reductions(eq, shapes):
     feeds = {f"x{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
     got = CExecutor("x86_64").prepare(from_proto(proto))(feeds)["y"]
     np.testing.assert_allclose(got, np.einsum(eq, *feeds.values()), rtol=1e-4, atol=1e-5)
+
+
+def test_scan_unrolled_with_directions_axes_and_an_outer_value():
+    """Scan-16 with a reverse scan input along axis 1, a scan output stacked along axis 1 in reverse, and a body
+    reading an outer-scope value: unrolled for C by legalization, compared with the reference's Scan."""
+    body = helper.make_graph(
+        [N("Add", ["s_in", "x_t"], ["s_mid"]), N("Mul", ["s_mid", "w"], ["s_out"]), N("Identity", ["s_mid"], ["y_t"])], "body",
+        [helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2])])
+    g = helper.make_graph([N("Scan", ["s0", "x"], ["s_final", "ys"], body=body, num_scan_inputs=1, scan_input_axes=[1],
+                             scan_input_directions=[1], scan_output_axes=[1], scan_output_directions=[1])], "g",
+                          [helper.make_tensor_value_info("s0", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                          [helper.make_tensor_value_info("s_final", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("ys", TensorProto.FLOAT, [2, 5])],
+                          initializer=[numpy_helper.from_array(np.array([0.5, 1.5], np.float32), "w")])
+    m = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 16)]))
+    _check(m)
