@@ -230,14 +230,22 @@ def ref_globallppool(ctx, x):
 
 @register("MaxUnpool", attrs={"kernel_shape": None, "pads": None, "strides": None}, value_inputs=(2,), versions="11-24")
 def ref_maxunpool(ctx, x, idx, output_shape=None):
-    nd = x.ndim - 2
-    if output_shape is None:
-        k, s = ctx.attrs["kernel_shape"], ctx.attrs["strides"] or [1] * nd
-        p = ctx.attrs["pads"] or [0] * (2 * nd)
-        output_shape = list(x.shape[:2]) + [(x.shape[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nd] for i in range(nd)]
-    y = np.zeros(int(np.prod(output_shape)), dtype=x.dtype)
-    y[idx.ravel()] = x.ravel()
-    return y.reshape([int(d) for d in output_shape])
+    default = maxunpool_default_shape(ctx.attrs, x.shape)
+    shape = [int(d) for d in output_shape] if output_shape is not None else default
+    flat = idx.ravel().astype(np.int64)
+    if shape != default:            # indices count positions of the default output, placed into the given shape
+        flat = np.ravel_multi_index(np.unravel_index(flat, default), shape)
+    y = np.zeros(int(np.prod(shape)), dtype=x.dtype)
+    y[flat] = x.ravel()
+    return y.reshape(shape)
+
+
+def maxunpool_default_shape(attrs, x_shape) -> list[int]:
+    """MaxUnpool's output shape without output_shape: (in - 1) * stride + kernel - pads, per spatial axis."""
+    nd = len(x_shape) - 2
+    k, s = attrs["kernel_shape"], attrs["strides"] or [1] * nd
+    p = attrs["pads"] or [0] * (2 * nd)
+    return [int(d) for d in x_shape[:2]] + [(x_shape[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nd] for i in range(nd)]
 
 
 # ---------------------------------------------------------------------------------------------------- matmul
@@ -480,6 +488,38 @@ def ref_batchnormalization(ctx, x, scale, bias, mean, var):
                 (var * mom + cur_var * (1 - mom)).astype(var.dtype))
     y = (x - mean.reshape(shp)) / np.sqrt(var.reshape(shp) + eps) * scale.reshape(shp) + bias.reshape(shp)
     return y.astype(x.dtype, copy=False)
+
+
+@decomposition("BatchNormalization")
+def decompose_batchnormalization_training(node, opset, in_types):
+    """training_mode = 1 with the running statistics outputs (ONNX spec, BatchNormalization-15): normalized by the
+    batch's mean and (biased) variance over all axes but 1; running_mean = mean * momentum + batch mean * (1 -
+    momentum), running_var likewise; in opset-18 ops. None in inference mode (the backends lower that)."""
+    from onnx import helper, numpy_helper
+    from ..ir.types import np_dtype
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    t = in_types[0]
+    if not attrs.get("training_mode") or len(node.output) < 2 or not isinstance(t, TensorType) or t.shape is None:
+        return None
+    rank, dt = len(t.shape), np_dtype(t.dtype)
+    mom, eps = attrs.get("momentum", 0.9), attrs.get("epsilon", 1e-5)
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
+    N = helper.make_node
+    nodes = [const("axes", np.array([0] + list(range(2, rank)), np.int64)), const("shp", np.array([1, -1] + [1] * (rank - 2), np.int64)),
+             const("flat", np.array([-1], np.int64)), const("eps", np.asarray(eps, dt)), const("mom", np.asarray(mom, dt)),
+             const("one_m", np.asarray(1 - mom, dt)),
+             N("ReduceMean", ["X", "axes"], ["bm"], keepdims=1), N("Sub", ["X", "bm"], ["d"]), N("Mul", ["d", "d"], ["d2"]),
+             N("ReduceMean", ["d2", "axes"], ["bv"], keepdims=1), N("Add", ["bv", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]),
+             N("Div", ["d", "sd"], ["nrm"]), N("Reshape", ["scale", "shp"], ["s4"]), N("Reshape", ["B", "shp"], ["b4"]),
+             N("Mul", ["nrm", "s4"], ["ns"]), N("Add", ["ns", "b4"], ["Y"]),
+             N("Reshape", ["bm", "flat"], ["bm1"]), N("Reshape", ["bv", "flat"], ["bv1"]),
+             N("Mul", ["input_mean", "mom"], ["rm_a"]), N("Mul", ["bm1", "one_m"], ["rm_b"]), N("Add", ["rm_a", "rm_b"], ["running_mean"]),
+             N("Mul", ["input_var", "mom"], ["rv_a"]), N("Mul", ["bv1", "one_m"], ["rv_b"]), N("Add", ["rv_a", "rv_b"], ["running_var"])]
+    outs = ["Y", "running_mean", "running_var"][:len(node.output)]
+    return helper.make_function("", "BatchNormalization", ["X", "scale", "B", "input_mean", "input_var"], outs, nodes,
+                                [helper.make_opsetid("", 18)])
 
 
 @register("InstanceNormalization", attrs={"epsilon": 1e-5}, infer=same_as_input, versions="6-24")

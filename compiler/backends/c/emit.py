@@ -21,7 +21,7 @@ from ...memory import plan_model
 from ...resources import resource_dir
 from ...targets import Target
 from ..common.text import c_string, comment_text, identifier
-from . import lower_attention, lower_elementwise, lower_nn, lower_qint, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
+from . import lower_attention, lower_elementwise, lower_misc, lower_nn, lower_qint, lower_quant, lower_tensor  # noqa: F401  (register the lowerings)
 from .ctypes_ import C_DTYPE_ENUM, STORAGE_ONLY, ctype, literal
 from ..common.manifest import artifact_manifest, write_manifest
 from ..common.schedule import is_if, lower_schedule, scheduled_nodes, values_with_subgraphs
