@@ -1,0 +1,113 @@
+"""Classic ML operators (reference only): LabelEncoder, ArrayFeatureExtractor and Binarizer of ai.onnx.ml, and
+TfIdfVectorizer (ai.onnx 9).
+
+Source: ONNX spec text (ai.onnx.ml LabelEncoder-4, ArrayFeatureExtractor-1, Binarizer-1; TfIdfVectorizer-9).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import numpy_helper
+
+from .registry import register
+
+ML = "ai.onnx.ml"
+
+
+def _tensor_attr(v):
+    return numpy_helper.to_array(v) if v is not None and hasattr(v, "data_type") else v
+
+
+@register("LabelEncoder", domain=ML, attrs={"default_float": -0.0, "default_int64": -1, "default_string": "_Unused",
+                                            "default_tensor": None, "keys_floats": None, "keys_int64s": None,
+                                            "keys_strings": None, "keys_tensor": None, "values_floats": None,
+                                            "values_int64s": None, "values_strings": None, "values_tensor": None},
+          versions="ai.onnx.ml 2-4")
+def ref_labelencoder(ctx, x):
+    """keys_* -> values_* elementwise (the last of repeated keys wins; NaN keys match NaN), default_* otherwise."""
+    a = ctx.attrs
+    kname = next(k for k in ("keys_tensor", "keys_strings", "keys_int64s", "keys_floats") if a[k] is not None)
+    vname = next(k for k in ("values_tensor", "values_strings", "values_int64s", "values_floats") if a[k] is not None)
+    keys, vals = _tensor_attr(a[kname]), _tensor_attr(a[vname])
+    keys = list(np.asarray(keys).ravel()) if not isinstance(keys, list) else keys
+    vals = np.asarray(vals if not isinstance(vals, list) else vals)
+    if vname == "values_strings":
+        vals, default = vals.astype(object), a["default_string"]
+    elif vname == "values_int64s":
+        vals, default = vals.astype(np.int64), a["default_int64"]
+    elif vname == "values_floats":
+        vals, default = vals.astype(np.float32), a["default_float"]
+    else:
+        dt = _tensor_attr(a["default_tensor"])
+        default = np.asarray(dt).ravel()[0] if dt is not None else ("_Unused" if vals.dtype.kind in "OUS" else
+                                                                     -1 if vals.dtype.kind in "iu" else -0.0)
+    table = {}
+    nan_value = None
+    for k, v in zip(keys, vals):
+        k = k.decode() if isinstance(k, bytes) else k
+        if isinstance(k, float) and math.isnan(k):
+            nan_value = v
+        else:
+            table[k.item() if isinstance(k, np.generic) else k] = v
+
+    def look(e):
+        e = e.item() if isinstance(e, np.generic) else e
+        if isinstance(e, float) and math.isnan(e):
+            return nan_value if nan_value is not None else default
+        return table.get(e, default)
+    xs = np.asarray(x)
+    out = np.array([look(e) for e in xs.ravel()], dtype=vals.dtype if vals.dtype.kind != "U" else object)
+    return out.reshape(xs.shape)
+
+
+@register("ArrayFeatureExtractor", domain=ML, versions="ai.onnx.ml 1")
+def ref_arrayfeatureextractor(ctx, x, idx):
+    """x[..., idx] along the last axis (a 1-D x is treated as [1, C])."""
+    from ..pyrt import rt
+    xs = x.reshape(1, -1) if x.ndim == 1 else x
+    return np.take(xs, rt.in_range(np.asarray(idx).ravel(), xs.shape[-1]), axis=-1)
+
+
+@register("Binarizer", domain=ML, attrs={"threshold": 0.0}, versions="ai.onnx.ml 1")
+def ref_binarizer(ctx, x):
+    return np.where(x > ctx.attrs["threshold"], 1, 0).astype(x.dtype)
+
+
+@register("TfIdfVectorizer", attrs={"max_gram_length": 1, "max_skip_count": 0, "min_gram_length": 1, "mode": "TF",
+                                    "ngram_counts": [], "ngram_indexes": [], "pool_int64s": None, "pool_strings": None,
+                                    "weights": None}, versions="9-24")
+def ref_tfidfvectorizer(ctx, x):
+    """Counts of the pool's n-grams (lengths min..max, skips 0..max_skip_count between items; a 1-gram counted
+    once) per row, at ngram_indexes; IDF: presence times weight, TFIDF: count times weight (float32)."""
+    a = ctx.attrs
+    pool = list(a["pool_strings"] if a["pool_strings"] is not None else a["pool_int64s"])
+    starts = list(a["ngram_counts"]) + [len(pool)]
+    index, number = {}, 0
+    for n in range(1, len(starts)):
+        lo, hi = starts[n - 1], starts[n]
+        for j in range(lo, hi, n):
+            index[(n, tuple(pool[j:j + n]))] = number
+            number += 1
+    out_idx = list(a["ngram_indexes"])
+    width = max(out_idx) + 1 if out_idx else 0
+    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(out_idx)
+    rows = [x] if x.ndim == 1 else list(x)
+    y = np.zeros((len(rows), width), np.float32)
+    for r, row in enumerate(rows):
+        items = [s.decode() if isinstance(s, bytes) else (s.item() if isinstance(s, np.generic) else s) for s in row]
+        counts = np.zeros(number, np.float64)
+        for n in range(a["min_gram_length"], a["max_gram_length"] + 1):
+            for skip in range(0, (a["max_skip_count"] if n > 1 else 0) + 1):
+                step = skip + 1
+                for i in range(len(items) - (n - 1) * step):
+                    k = index.get((n, tuple(items[i + j * step] for j in range(n))))
+                    if k is not None:
+                        counts[k] += 1
+        for k, c in enumerate(counts):
+            if a["mode"] == "IDF":
+                c = min(c, 1.0) * weights[k]
+            elif a["mode"] == "TFIDF":
+                c = c * weights[k]
+            y[r, out_idx[k]] = c
+    return y[0] if x.ndim == 1 else y
