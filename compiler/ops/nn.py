@@ -663,3 +663,61 @@ def decompose_lpnormalization(node, opset, in_types):
              helper.make_node("Equal", ["norm", "zero"], ["is0"]),
              helper.make_node("Where", ["is0", "zero", "q"], ["output"])]
     return helper.make_function("", "LpNormalization", ["input"], ["output"], nodes, [helper.make_opsetid("", 18)])
+
+
+def _bilinear_zero(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """img [C, H, W] sampled at float positions y, x (any shape): bilinear, neighbours outside the image are 0;
+    result [C, *y.shape] in float64."""
+    c, h, w = img.shape
+    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+    out = np.zeros((c,) + y.shape)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            wgt = (1 - np.abs(y - yy)) * (1 - np.abs(x - xx))
+            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            vals = img[:, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+            out += np.where(ok, wgt, 0.0) * vals
+    return out
+
+
+@register("DeformConv", attrs={"dilations": None, "group": 1, "kernel_shape": None, "offset_group": 1, "pads": None,
+                               "strides": None}, versions="19-24")
+def ref_deformconv(ctx, x, w, offset, b=None, mask=None):
+    """2-D deformable convolution (Dai et al. 2017, https://arxiv.org/abs/1703.06211; with a modulation mask, Zhu et
+    al. 2018, https://arxiv.org/abs/1811.11168): tap k of output (i, j) reads x bilinearly at (i * sh - pt + kh * dh
+    + offset_y, j * sw - pl + kw * dw + offset_x), zero outside; offsets per offset group as (y, x) pairs per tap."""
+    a = ctx.attrs
+    if x.ndim != 4:
+        raise ValueError("DeformConv on other than 2-D data")
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    sh, sw = a["strides"] or [1, 1]
+    dh, dw = a["dilations"] or [1, 1]
+    pt, pl = (a["pads"] or [0, 0, 0, 0])[:2]
+    oh, ow = offset.shape[2:]
+    og, g = a["offset_group"], a["group"]
+    taps = kh * kw
+    off = offset.astype(np.float64).reshape(n, og, taps, 2, oh, ow)
+    msk = np.ones((n, og, taps, oh, ow)) if mask is None else mask.astype(np.float64).reshape(n, og, taps, oh, ow)
+    base_y = (np.arange(oh) * sh - pt)[:, None]
+    base_x = (np.arange(ow) * sw - pl)[None, :]
+    cols = np.zeros((n, c, taps, oh, ow))
+    per = c // og
+    for b_ in range(n):
+        for q in range(og):
+            img = x[b_, q * per:(q + 1) * per].astype(np.float64)
+            for t in range(taps):
+                ti, tj = divmod(t, kw)
+                yy = base_y + ti * dh + off[b_, q, t, 0]
+                xx = base_x + tj * dw + off[b_, q, t, 1]
+                cols[b_, q * per:(q + 1) * per, t] = _bilinear_zero(img, yy, xx) * msk[b_, q, t]
+    y = np.zeros((n, m, oh, ow))
+    mg = m // g
+    for gi in range(g):
+        wg = w[gi * mg:(gi + 1) * mg].astype(np.float64).reshape(mg, cg * taps)
+        cg_cols = cols[:, gi * cg:(gi + 1) * cg].reshape(n, cg * taps, oh * ow)
+        y[:, gi * mg:(gi + 1) * mg] = (wg @ cg_cols).reshape(n, mg, oh, ow)
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y.astype(x.dtype)
