@@ -68,13 +68,21 @@ def test_unsupported_ops_listed_all_at_once():
 
 def test_model_of_only_another_domain_needs_no_ai_onnx_opset():
     """A model whose nodes are all of ai.onnx.ml (LabelEncoder, as in the ONNX node tests) imports no ai.onnx
-    opset: that is an unsupported op, not a malformed model; a model with an ai.onnx node and no such opset is
-    refused (hostile corpus: no_opset_import)."""
-    g = helper.make_graph([helper.make_node("Binarizer", ["x"], ["y"], domain="ai.onnx.ml")], "g",
-                          [_vi("x", [2])], [_vi("y", [2])])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1)])
-    with pytest.raises(UnsupportedOpError, match=r"ai\.onnx\.ml\.Binarizer"):
-        from_proto(m)
+    opset: it imports and runs (Binarizer), or is an unsupported op (Scaler), not a malformed model; a model with
+    an ai.onnx node and no such opset is refused (hostile corpus: no_opset_import)."""
+    import numpy as np
+
+    import bornc
+    for op, attrs in (("Binarizer", {"threshold": 0.5}), ("Scaler", {"scale": [2.0]})):
+        g = helper.make_graph([helper.make_node(op, ["x"], ["y"], domain="ai.onnx.ml", **attrs)], "g",
+                              [_vi("x", [2])], [_vi("y", [2])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1)])
+        if op == "Binarizer":
+            y = bornc.run(from_proto(m), {"x": np.array([0.2, 0.7], np.float32)})["y"]
+            np.testing.assert_array_equal(y, [0.0, 1.0])
+        else:
+            with pytest.raises(UnsupportedOpError, match=r"ai\.onnx\.ml\.Scaler"):
+                from_proto(m)
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [_vi("x", [2])], [_vi("y", [2])])
     with pytest.raises(ModelImportError, match="imports ai.onnx opset none"):
         from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.ml", 1)]))
