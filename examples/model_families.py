@@ -26,6 +26,16 @@ def _torch():
 
 
 # ---------------------------------------------------------------------------------------------------- models
+def _sane_batchnorm(model) -> None:
+    """Running statistics a trained BatchNorm could have (mean in [-0.2, 0.2], variance in [0.5, 1.5])."""
+    torch = _torch()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+
+
 def bert_encoder():
     """A BERT/MiniLM-style encoder: word + position + token-type embeddings, LayerNorm, 2 post-norm blocks of
     masked multi-head attention and a GELU MLP, masked mean pooling (the sentence-embedding head)."""
@@ -144,11 +154,7 @@ def crnn_recognizer():
 
     img = np.random.default_rng(2).random((1, 3, 32, 96)).astype(np.float32)
     model = CRNN()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
+    _sane_batchnorm(model)
     return model.eval(), {"image": img}, ["log_probs"]
 
 
@@ -236,11 +242,7 @@ def yolo_detector():
 
     img = np.random.default_rng(5).random((1, 3, 64, 64)).astype(np.float32)
     model = Yolo()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
+    _sane_batchnorm(model)
     return model.eval(), {"images": img}, ["detections"]
 
 

@@ -65,6 +65,11 @@ class _Body:
         return helper.make_function(domain, op, inputs, outputs, self.nodes, [helper.make_opsetid("", opset)])
 
 
+def _attrs_of(node, names) -> dict:
+    """The node's attributes among ``names``, as Python values (to pass on to a standard op)."""
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in names}
+
+
 def _outputs(node) -> list[str]:
     """Formal output names o0, o1... for the node's outputs (empty where the node leaves one out)."""
     return [f"o{k}" if o else "" for k, o in enumerate(node.output)]
@@ -341,10 +346,8 @@ def decompose_ms_fusedconv(node, opset, in_types):
     if not _typed(in_types, 0):
         return None
     b = _Body()
-    conv_attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute
-                  if a.name in ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")}
     ins = ["i0", "i1"] + (["i2"] if len(node.input) > 2 and node.input[2] else [])
-    y = b.op("Conv", ins, **conv_attrs)
+    y = b.op("Conv", ins, **_attrs_of(node, ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")))
     if len(node.input) > 3 and node.input[3]:
         y = b.op("Add", [y, "i3"])
     if not _activation_nodes(b, _attr(node, "activation", ""), y, list(_attr(node, "activation_params", []) or []),
@@ -372,9 +375,7 @@ def decompose_ms_fusedgemm(node, opset, in_types):
     if not _typed(in_types, 0):
         return None
     b = _Body()
-    gemm_attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute
-                  if a.name in ("alpha", "beta", "transA", "transB")}
-    y = b.op("Gemm", _inputs(node), **gemm_attrs)
+    y = b.op("Gemm", _inputs(node), **_attrs_of(node, ("alpha", "beta", "transA", "transB")))
     act = _attr(node, "activation", "")
     params = [_attr(node, "activation_alpha", 0.01), _attr(node, "activation_beta", 0.0)] if act in ("LeakyRelu", "HardSigmoid") else []
     if act == "HardSigmoid" and _attr(node, "activation_alpha") is None:

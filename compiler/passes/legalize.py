@@ -233,7 +233,10 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
     ins = [i for i in node.inputs if i]
     opset = model.opsets.get(node.domain or "", 1)
     if ins and all(consts.get(i) is not None for i in ins):
-        vals = run_node(node, [consts.get(i) if i else None for i in node.inputs], model.opsets)
+        try:
+            vals = run_node(node, [consts.get(i) if i else None for i in node.inputs], model.opsets)
+        except BorncError:              # left to the backend, which reports what it cannot do
+            return False
         if all(isinstance(v, np.ndarray) for v in vals):
             for o, v in zip(node.outputs, vals):
                 if o:

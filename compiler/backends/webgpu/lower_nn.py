@@ -422,27 +422,34 @@ def _instancenorm(ctx: Ctx) -> Lowered:
 
 
 # ---------------------------------------------------------------------------------------------------- LSTM
+def _recurrent_shape(ctx: Ctx, default_acts: list[str], gates: int) -> tuple:
+    """(seq, batch, input, directions, hidden, layout, sequence lengths) of an LSTM/GRU/RNN the WebGPU kernels
+    run: default activations, no clip, a constant or absent sequence_lens; unsupported otherwise."""
+    a = ctx.attrs
+    acts = a.get("activations")
+    if acts and [s.lower() for s in acts] not in (default_acts, default_acts * 2):
+        raise unsupported(ctx.node, "non-default activations")
+    if a.get("clip") is not None:
+        raise unsupported(ctx.node, "clip")
+    if ctx.has(4) and ctx.consts[4] is None:
+        raise unsupported(ctx.node, "run-time sequence_lens")
+    xs = list(ctx.shape(0))
+    layout = a.get("layout", 0)
+    seq, batch, isz = (xs[0], xs[1], xs[2]) if layout == 0 else (xs[1], xs[0], xs[2])
+    dirs, hsz = ctx.shape(1)[0], ctx.shape(1)[1] // gates
+    lens = [int(v) for v in np.asarray(ctx.consts[4]).ravel()] if ctx.has(4) else [seq] * batch
+    return seq, batch, isz, dirs, hsz, layout, lens
+
+
 @lowering("webgpu", "LSTM")
 def _lstm(ctx: Ctx) -> Lowered:
     """LSTM (ONNX spec, default activations, layout 0 or 1, forward/reverse/bidirectional, peepholes, initial
     states, constant or absent sequence_lens) in one workgroup: invocations own hidden units, states live in the
     workspace, a barrier separates time steps."""
     a = ctx.attrs
-    acts = a.get("activations")
-    if acts and [s.lower() for s in acts] not in ([["sigmoid", "tanh", "tanh"]] * 1 + [["sigmoid", "tanh", "tanh"] * 2]):
-        raise unsupported(ctx.node, "non-default activations")
-    if a.get("clip") is not None or a.get("input_forget"):
-        raise unsupported(ctx.node, "clip or input_forget")
-    if ctx.has(4) and ctx.consts[4] is None:
-        raise unsupported(ctx.node, "run-time sequence_lens")
-    xs = list(ctx.shape(0))
-    layout = a.get("layout", 0)
-    seq, batch, isz = (xs[0], xs[1], xs[2]) if layout == 0 else (xs[1], xs[0], xs[2])
-    wsh = ctx.shape(1)
-    dirs, hsz = wsh[0], wsh[1] // 4
-    lens = [seq] * batch
-    if ctx.has(4):
-        lens = [int(v) for v in np.asarray(ctx.consts[4]).ravel()]
+    if a.get("input_forget"):
+        raise unsupported(ctx.node, "input_forget")
+    seq, batch, isz, dirs, hsz, layout, lens = _recurrent_shape(ctx, ["sigmoid", "tanh", "tanh"], 4)
     ops = [ctx.x(0), ctx.x(1), ctx.x(2)]
     names = {}
     for k, nm in ((3, "B"), (5, "H0"), (6, "C0"), (7, "P")):
@@ -475,21 +482,9 @@ def _gru_rnn(ctx: Ctx) -> Lowered:
     """GRU (either linear_before_reset) and RNN (ONNX spec, default activations, no clip, layout 0 or 1, every
     direction, initial state, constant or absent sequence_lens) in one workgroup, as the LSTM kernel."""
     a, op = ctx.attrs, ctx.node.op
-    default = ["sigmoid", "tanh"] if op == "GRU" else ["tanh"]
-    acts = a.get("activations")
-    if acts and [s.lower() for s in acts] not in (default, default * 2):
-        raise unsupported(ctx.node, "non-default activations")
-    if a.get("clip") is not None:
-        raise unsupported(ctx.node, "clip")
-    if ctx.has(4) and ctx.consts[4] is None:
-        raise unsupported(ctx.node, "run-time sequence_lens")
-    xs = list(ctx.shape(0))
-    layout = a.get("layout", 0)
-    seq, batch, isz = (xs[0], xs[1], xs[2]) if layout == 0 else (xs[1], xs[0], xs[2])
     gates = 3 if op == "GRU" else 1
-    dirs, hsz = ctx.shape(1)[0], ctx.shape(1)[1] // gates
+    seq, batch, isz, dirs, hsz, layout, lens = _recurrent_shape(ctx, ["sigmoid", "tanh"] if op == "GRU" else ["tanh"], gates)
     lbr = op == "GRU" and bool(a.get("linear_before_reset"))
-    lens = [int(v) for v in np.asarray(ctx.consts[4]).ravel()] if ctx.has(4) else [seq] * batch
     ops = [ctx.x(0), ctx.x(1), ctx.x(2)]
     names = {}
     for k, nm in ((3, "B"), (5, "H0")):
