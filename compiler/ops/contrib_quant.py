@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..ir.types import TensorType, np_dtype
+from ..ir.types import np_dtype
 from ..pyrt import rt
 from .contrib import MS, _Body, _attr, _inputs, _typed
 from .registry import decomposition, register
