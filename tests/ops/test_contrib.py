@@ -1,12 +1,13 @@
 """onnxruntime's com.microsoft contrib ops on one-node models built with onnx.helper: the reference kernel and
-the C target (through legalization into standard ops, the user's compile path) against onnxruntime's CPU EP."""
+the x86_64, python and webgpu targets (through legalization into standard ops, the user's compile path) against
+onnxruntime's CPU EP."""
 import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import bornc
-from bornc.executors import CExecutor, PythonExecutor
+from bornc.executors import CExecutor, PythonExecutor, WebGPUExecutor
 from bornc.frontend.onnx_import import from_proto
 
 MS = "com.microsoft"
@@ -29,7 +30,7 @@ def _model(op, inputs, inits, outputs, domain=MS, **attrs):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
 
 
-def _check(proto, feeds, rtol=1e-4, atol=1e-5, targets=("reference", "x86_64", "python")):
+def _check(proto, feeds, rtol=1e-4, atol=1e-5, targets=("reference", "x86_64", "python", "webgpu")):
     want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
     names = [o.name for o in proto.graph.output]
     m = from_proto(proto)
@@ -37,7 +38,8 @@ def _check(proto, feeds, rtol=1e-4, atol=1e-5, targets=("reference", "x86_64", "
         if target == "reference":
             got = bornc.run(m, feeds)
         else:
-            got = (CExecutor(target) if target != "python" else PythonExecutor()).prepare(m)(feeds)
+            ex = {"python": PythonExecutor, "webgpu": WebGPUExecutor}.get(target, lambda: CExecutor(target))()
+            got = ex.prepare(m)(feeds)
         for n, w in zip(names, want):
             np.testing.assert_allclose(np.asarray(got[n], np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
                                        err_msg=f"{target}: {n}")
