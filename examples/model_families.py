@@ -302,51 +302,52 @@ def write_case(out: Path, name: str, model_file: Path, feeds: dict, outputs: lis
     (case / "case.toml").write_text("\n".join(lines))
 
 
+_LSTM_NOTE = ("Conv1d + LSTM tagger dynamically quantized by onnxruntime (DynamicQuantizeLSTM, ConvInteger, "
+              "MatMulInteger).\n# atol 3e-3: onnxruntime's DynamicQuantizeLSTM also quantizes X and H to uint8 at each step; "
+              "bornc runs the float LSTM on the dequantized weights.")
+
+#: family -> (model builder, [(case, what onnxruntime's tools do to the export or None, note, (rtol, atol))])
+FAMILY_CASES = {
+    "bert": (bert_encoder, [
+        ("family_bert", None, "BERT/MiniLM-style encoder (opset 17): attention mask, masked mean pooling.", (1e-4, 1e-5)),
+        ("family_bert_ortopt", lambda src, dst, feeds: ort_optimized(src, dst, 4, 32),
+         "The BERT encoder after onnxruntime's transformers optimizer (contrib Attention, SkipLayerNormalization...).",
+         (1e-4, 1e-5))]),
+    "whisper": (whisper_encoder, [
+        ("family_whisper", None, "Whisper-style audio encoder: Conv1d stem, LayerNorm, GELU, attention.", (1e-4, 2e-5)),
+        ("family_whisper_qdq", ort_qdq, "The Whisper-style encoder after onnxruntime's static QDQ int8 quantization.",
+         (1e-3, 1e-3))]),
+    "crnn": (crnn_recognizer, [
+        ("family_crnn", None, "CRNN/SVTR-style text recognizer: hand-decomposed LayerNorm, CTC head.", (1e-4, 1e-5))]),
+    "gru": (gru_audio, [
+        ("family_gru", None, "GRU audio model: LeakyRelu CNN, stacked bidirectional GRUs, a 0-d scalar output.",
+         (1e-4, 1e-5))]),
+    "lstm": (lstm_tagger, [
+        ("family_lstm_dynq", lambda src, dst, feeds: ort_dynamic(src, dst), _LSTM_NOTE, (1e-3, 3e-3))]),
+    "yolo": (yolo_detector, [
+        ("family_yolo", None, "YOLOv8-style detector with its in-graph anchor decode (DFL softmax, grid, stride).",
+         (1e-4, 1e-4))]),
+}
+FAMILIES = list(FAMILY_CASES)
+
+
 def build(out: Path, names: list[str]) -> None:
+    """Export each family's model once, then write each of its cases (the export itself, or what an onnxruntime
+    tool makes of it)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if "bert" in names:
-            m, feeds, outs = bert_encoder()
-            export(m, feeds, outs, tmp / "bert.onnx")
-            write_case(out, "family_bert", tmp / "bert.onnx", feeds, outs,
-                       "BERT/MiniLM-style encoder (opset 17): attention mask, masked mean pooling.")
-            ort_optimized(tmp / "bert.onnx", tmp / "bert_opt.onnx", 4, 32)
-            write_case(out, "family_bert_ortopt", tmp / "bert_opt.onnx", feeds, outs,
-                       "The BERT encoder after onnxruntime's transformers optimizer (contrib Attention, SkipLayerNormalization...).")
-        if "whisper" in names:
-            m, feeds, outs = whisper_encoder()
-            export(m, feeds, outs, tmp / "whisper.onnx")
-            write_case(out, "family_whisper", tmp / "whisper.onnx", feeds, outs,
-                       "Whisper-style audio encoder: Conv1d stem, LayerNorm, GELU, attention.", (1e-4, 2e-5))
-            ort_qdq(tmp / "whisper.onnx", tmp / "whisper_qdq.onnx", feeds)
-            write_case(out, "family_whisper_qdq", tmp / "whisper_qdq.onnx", feeds, outs,
-                       "The Whisper-style encoder after onnxruntime's static QDQ int8 quantization.", (1e-3, 1e-3))
-        if "crnn" in names:
-            m, feeds, outs = crnn_recognizer()
-            export(m, feeds, outs, tmp / "crnn.onnx")
-            write_case(out, "family_crnn", tmp / "crnn.onnx", feeds, outs,
-                       "CRNN/SVTR-style text recognizer: hand-decomposed LayerNorm, CTC head.")
-        if "gru" in names:
-            m, feeds, outs = gru_audio()
-            export(m, feeds, outs, tmp / "gru.onnx")
-            write_case(out, "family_gru", tmp / "gru.onnx", feeds, outs,
-                       "GRU audio model: LeakyRelu CNN, stacked bidirectional GRUs, a 0-d scalar output.")
-        if "lstm" in names:
-            m, feeds, outs = lstm_tagger()
-            export(m, feeds, outs, tmp / "lstm.onnx")
-            ort_dynamic(tmp / "lstm.onnx", tmp / "lstm_dyn.onnx")
-            write_case(out, "family_lstm_dynq", tmp / "lstm_dyn.onnx", feeds, outs,
-                       "Conv1d + LSTM tagger dynamically quantized by onnxruntime (DynamicQuantizeLSTM, ConvInteger, "
-                       "MatMulInteger).\n# atol 3e-3: onnxruntime's DynamicQuantizeLSTM also quantizes X and H to uint8 at each step; "
-                       "bornc runs the float LSTM on the dequantized weights.", (1e-3, 3e-3))
-        if "yolo" in names:
-            m, feeds, outs = yolo_detector()
-            export(m, feeds, outs, tmp / "yolo.onnx")
-            write_case(out, "family_yolo", tmp / "yolo.onnx", feeds, outs,
-                       "YOLOv8-style detector with its in-graph anchor decode (DFL softmax, grid, stride).", (1e-4, 1e-4))
+        for name in names:
+            make, cases = FAMILY_CASES[name]
+            m, feeds, outs = make()
+            src = tmp / f"{name}.onnx"
+            export(m, feeds, outs, src)
+            for case, transform, note, tol in cases:
+                path = src
+                if transform is not None:
+                    path = tmp / f"{case}.onnx"
+                    transform(src, path, feeds)
+                write_case(out, case, path, feeds, outs, note, tol)
 
-
-FAMILIES = ["bert", "whisper", "crnn", "gru", "lstm", "yolo"]
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

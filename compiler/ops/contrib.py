@@ -15,6 +15,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..ir.types import TensorType, np_dtype
+from .body import FunctionBody
 from .elementwise import erf
 from .nn import conv_nchw, _spatial
 from .registry import decomposition, register
@@ -37,32 +38,11 @@ def _attr(node, name, default=None):
     return default
 
 
-class _Body:
-    """A function body under construction: fresh value names, constants, nodes."""
-
-    def __init__(self):
-        self.nodes, self.k = [], 0
-
-    def const(self, value) -> str:
-        name = self.fresh()
-        self.nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name)))
-        return name
-
-    def fresh(self) -> str:
-        self.k += 1
-        return f"v{self.k}"
-
-    def op(self, kind: str, ins: list, out: str | None = None, **attrs) -> str:
-        out = out or self.fresh()
-        self.nodes.append(helper.make_node(kind, ins, [out], **attrs))
-        return out
-
-    def ops(self, kind: str, ins: list, outs: list, **attrs) -> list:
-        self.nodes.append(helper.make_node(kind, ins, outs, **attrs))
-        return outs
+class _Body(FunctionBody):
+    """A FunctionBody whose function is of com.microsoft and ai.onnx opset 20 by default."""
 
     def function(self, op: str, inputs: list, outputs: list, opset: int = 20, domain: str = MS):
-        return helper.make_function(domain, op, inputs, outputs, self.nodes, [helper.make_opsetid("", opset)])
+        return super().function(op, inputs, outputs, opset, domain)
 
 
 def _attrs_of(node, names) -> dict:

@@ -41,33 +41,15 @@ def _zp_or_zero(b: _Body, node, k: int, like_dtype) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- QLinear*
-def _qbinary(name: str, fn):
-    def ref(ctx, a, a_s, a_zp, b, b_s, b_zp, c_s, c_zp=None):
-        return _quant(fn(_deq(a, a_s, a_zp), _deq(b, b_s, b_zp)), c_s, c_zp, a)
-    ref.__name__ = f"ref_{name.lower()}"
-    register(name, domain=MS, versions="com.microsoft 1")(ref)
+def _qlinear(name: str, n: int, fn, attrs=None):
+    """QLinearAdd/Mul (n = 2) and QLinearSigmoid/LeakyRelu (n = 1): inputs (X, X_scale, X_zero_point) per operand,
+    then Y_scale, Y_zero_point; the float op between DequantizeLinear and QuantizeLinear."""
+    op = name[len("QLinear"):]
 
-    def decompose(node, opset, in_types):
-        if not _typed(in_types, 0):
-            return None
-        dt = np_dtype(in_types[0].dtype)
-        b = _Body()
-        a = b.op("DequantizeLinear", ["i0", "i1", _zp_or_zero(b, node, 2, dt)])
-        c = b.op("DequantizeLinear", ["i3", "i4", _zp_or_zero(b, node, 5, dt)])
-        y = b.op(name[len("QLinear"):], [a, c])
-        b.op("QuantizeLinear", [y, "i6", _zp_or_zero(b, node, 7, dt)], "o0")
-        return b.function(name, _inputs(node), ["o0"], opset=18)
-    decomposition(name, MS)(decompose)
-
-
-_qbinary("QLinearAdd", np.add)
-_qbinary("QLinearMul", np.multiply)
-
-
-def _qunary(name: str, fn, attrs=None):
-    """QLinearSigmoid / QLinearLeakyRelu: (X, X_scale, X_zp, Y_scale, Y_zp)."""
-    def ref(ctx, x, x_s, x_zp, y_s, y_zp=None):
-        return _quant(fn(_deq(x, x_s, x_zp), ctx.attrs), y_s, y_zp, x)
+    def ref(ctx, *args):
+        xs = [_deq(*(list(args[3 * k:3 * k + 3]) + [None] * 3)[:3]) for k in range(n)]
+        y_zp = args[3 * n + 1] if len(args) > 3 * n + 1 else None
+        return _quant(fn(*xs, ctx.attrs), args[3 * n], y_zp, args[0])
     ref.__name__ = f"ref_{name.lower()}"
     register(name, domain=MS, attrs=attrs or {}, versions="com.microsoft 1")(ref)
 
@@ -76,16 +58,17 @@ def _qunary(name: str, fn, attrs=None):
             return None
         dt = np_dtype(in_types[0].dtype)
         b = _Body()
-        x = b.op("DequantizeLinear", ["i0", "i1", _zp_or_zero(b, node, 2, dt)])
-        f = name[len("QLinear"):]
-        y = b.op(f, [x], alpha=float(_attr(node, "alpha", 0.01))) if f == "LeakyRelu" else b.op(f, [x])
-        b.op("QuantizeLinear", [y, "i3", _zp_or_zero(b, node, 4, dt)], "o0")
+        xs = [b.op("DequantizeLinear", [f"i{3 * k}", f"i{3 * k + 1}", _zp_or_zero(b, node, 3 * k + 2, dt)]) for k in range(n)]
+        y = b.op(op, xs, alpha=float(_attr(node, "alpha", 0.01))) if op == "LeakyRelu" else b.op(op, xs)
+        b.op("QuantizeLinear", [y, f"i{3 * n}", _zp_or_zero(b, node, 3 * n + 1, dt)], "o0")
         return b.function(name, _inputs(node), ["o0"], opset=18)
     decomposition(name, MS)(decompose)
 
 
-_qunary("QLinearSigmoid", lambda x, a: (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32))
-_qunary("QLinearLeakyRelu", lambda x, a: np.where(x >= 0, x, np.float32(a["alpha"]) * x), {"alpha": 0.01})
+_qlinear("QLinearAdd", 2, lambda a, b, attrs: a + b)
+_qlinear("QLinearMul", 2, lambda a, b, attrs: a * b)
+_qlinear("QLinearSigmoid", 1, lambda x, a: (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32))
+_qlinear("QLinearLeakyRelu", 1, lambda x, a: np.where(x >= 0, x, np.float32(a["alpha"]) * x), {"alpha": 0.01})
 
 
 @register("QLinearConcat", domain=MS, attrs={"axis": 0}, versions="com.microsoft 1")

@@ -333,25 +333,8 @@ def _einsum_nodes(terms: list[str], out: str, shapes: list[tuple]) -> list | Non
     of the flattened pair of axes) and the sums of letters used nowhere else; operands are then contracted left
     to right by Transpose, Reshape and MatMul ([batch, kept, contracted] @ [batch, contracted, kept]), and the
     result is transposed into the output order. None for broadcasting between operands (a letter of two sizes)."""
-    from onnx import helper, numpy_helper
-    nodes, k = [], [0]
-
-    def name():
-        k[0] += 1
-        return f"t{k[0]}"
-
-    def const(value):
-        n = name()
-        nodes.append(helper.make_node("Constant", [], [n], value=numpy_helper.from_array(np.asarray(value), n)))
-        return n
-
-    def op(kind, ins, **attrs):
-        if kind == "Transpose" and attrs["perm"] == sorted(attrs["perm"]):
-            return ins[0]
-        n = name()
-        nodes.append(helper.make_node(kind, ins, [n], **attrs))
-        return n
-
+    from .body import FunctionBody
+    b = FunctionBody()
     size = {}
     for t, sh in zip(terms, shapes):
         for c, d in zip(t, sh):
@@ -362,13 +345,13 @@ def _einsum_nodes(terms: list[str], out: str, shapes: list[tuple]) -> list | Non
         v, t = f"x{i}", list(t)
         while len(set(t)) < len(t):                      # a repeated letter: its diagonal
             c = next(c for c in t if t.count(c) > 1)
-            a, b = [j for j, x in enumerate(t) if x == c][:2]
-            rest = [j for j in range(len(t)) if j not in (a, b)]
-            v = op("Transpose", [v], perm=rest + [a, b])
+            p, q = [j for j, x in enumerate(t) if x == c][:2]
+            rest = [j for j in range(len(t)) if j not in (p, q)]
+            v = b.transpose(v, rest + [p, q])
             dims = [size[t[j]] for j in rest]
             n = size[c]
-            v = op("Reshape", [v, const(np.array(dims + [n * n], np.int64))])
-            v = op("Gather", [v, const(np.arange(n, dtype=np.int64) * (n + 1))], axis=len(dims))
+            v = b.op("Reshape", [v, b.const(np.array(dims + [n * n], np.int64))])
+            v = b.op("Gather", [v, b.const(np.arange(n, dtype=np.int64) * (n + 1))], axis=len(dims))
             t = [t[j] for j in rest] + [c]
         ops.append((v, t))
     for i in range(len(ops)):
@@ -376,7 +359,7 @@ def _einsum_nodes(terms: list[str], out: str, shapes: list[tuple]) -> list | Non
         later = set(out) | {c for _, tt in ops[:i] + ops[i + 1:] for c in tt}
         axes = [j for j, c in enumerate(t) if c not in later]
         if axes:
-            v = op("ReduceSum", [v, const(np.array(axes, np.int64))], keepdims=0)
+            v = b.op("ReduceSum", [v, b.const(np.array(axes, np.int64))], keepdims=0)
             t = [c for c in t if c in later]
         ops[i] = (v, t)
     v, t = ops[0]
@@ -388,19 +371,18 @@ def _einsum_nodes(terms: list[str], out: str, shapes: list[tuple]) -> list | Non
         left = [c for c in t if c not in u]
         right = [c for c in u if c not in t]
         prod = lambda cs: int(np.prod([size[c] for c in cs], dtype=np.int64))   # noqa: E731
-        a = op("Transpose", [v], perm=[t.index(c) for c in batch + left + contr])
-        a = op("Reshape", [a, const(np.array([prod(batch), prod(left), prod(contr)], np.int64))])
-        b = op("Transpose", [w], perm=[u.index(c) for c in batch + contr + right])
-        b = op("Reshape", [b, const(np.array([prod(batch), prod(contr), prod(right)], np.int64))])
-        m = op("MatMul", [a, b])
+        x = b.transpose(v, [t.index(c) for c in batch + left + contr])
+        x = b.op("Reshape", [x, b.const(np.array([prod(batch), prod(left), prod(contr)], np.int64))])
+        y = b.transpose(w, [u.index(c) for c in batch + contr + right])
+        y = b.op("Reshape", [y, b.const(np.array([prod(batch), prod(contr), prod(right)], np.int64))])
+        m = b.op("MatMul", [x, y])
         t = batch + left + right
-        v = op("Reshape", [m, const(np.array([size[c] for c in t], np.int64))])
+        v = b.op("Reshape", [m, b.const(np.array([size[c] for c in t], np.int64))])
     if sorted(t) != sorted(out):
         return None
     perm = [t.index(c) for c in out]
-    nodes.append(helper.make_node("Transpose", [v], ["output"], perm=perm) if perm != sorted(perm) else
-                 helper.make_node("Identity", [v], ["output"]))
-    return nodes
+    b.op("Transpose", [v], "output", perm=perm) if perm != sorted(perm) else b.op("Identity", [v], "output")
+    return b.nodes
 
 
 @decomposition("Einsum")

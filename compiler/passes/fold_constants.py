@@ -17,25 +17,30 @@ from .util import clone
 MAX_GROWTH_ELEMENTS = 1 << 16
 
 
+def fold_node(node, consts: dict, types: dict, opsets: dict) -> list | None:
+    """The outputs of ``node`` (arrays) when every input is in ``consts`` and folding it is allowed (not random or
+    control flow; no result larger than both MAX_GROWTH_ELEMENTS and its inputs, decided from the static output
+    types before the kernel runs); None otherwise."""
+    opdef = registry.get(node.op, node.domain)
+    ins = [i for i in node.inputs if i]
+    if opdef is None or opdef.stateful or node.subgraphs() or not ins or not all(i in consts for i in ins):
+        return None
+    args = [consts[i] if i else None for i in node.inputs]
+    in_size = sum(int(np.asarray(a).size) for a in args if a is not None)
+    out_types = [types.get(o) for o in node.outputs if o]
+    if not all(getattr(t, "is_static", False) and t.size <= max(MAX_GROWTH_ELEMENTS, in_size) for t in out_types):
+        return None
+    outs = run_node(node, args, opsets)
+    return outs if all(isinstance(o, np.ndarray) for o in outs) else None
+
+
 def fold_constants(model: Model) -> Model:
     m = clone(model)
     g = m.graph
     kept = []
     for node in g.nodes:
-        opdef = registry.get(node.op, node.domain)
-        ins = [i for i in node.inputs if i]
-        if (opdef is None or opdef.stateful or node.subgraphs() or not ins
-                or not all(i in g.constants for i in ins)):
-            kept.append(node)
-            continue
-        args = [g.constants[i] if i else None for i in node.inputs]
-        in_size = sum(int(np.asarray(a).size) for a in args if a is not None)
-        out_types = [g.types.get(o) for o in node.outputs if o]
-        if not all(getattr(t, "is_static", False) and t.size <= max(MAX_GROWTH_ELEMENTS, in_size) for t in out_types):
-            kept.append(node)          # decided from the types, before the kernel allocates anything
-            continue
-        outs = run_node(node, args, m.opsets)
-        if not all(isinstance(o, np.ndarray) for o in outs):
+        outs = fold_node(node, g.constants, g.types, m.opsets)
+        if outs is None:
             kept.append(node)
             continue
         for name, val in zip(node.outputs, outs):

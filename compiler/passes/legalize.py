@@ -19,6 +19,7 @@ import onnx
 from ..backends import has_lowering, lowering_gaps
 from ..errors import BorncError, UnsupportedOpError
 from ..ir.graph import Graph, Model, Node
+from .fold_constants import fold_node
 from .util import clone
 
 #: Expansion depth: bodies of bodies of ... (LayerNormalization -> ... needs 2 or 3).
@@ -213,7 +214,6 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
     """A node after an expansion that made its inputs' types static (an unrolled Scan's outputs): its output
     types inferred again, and the node folded into constants when every input now is one (Shape and Size of a
     static tensor included). True when it was folded (the node is dropped)."""
-    from ..interpreter import run_node
     from ..ir.types import type_of_value
     from ..ops import registry
     opdef = registry.get(node.op, node.domain)
@@ -230,18 +230,7 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
             val = np.array(t0.shape, np.int64)[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
         consts[outs[0]], types[outs[0]] = val, type_of_value(val)
         return True
-    ins = [i for i in node.inputs if i]
     opset = model.opsets.get(node.domain or "", 1)
-    if ins and all(consts.get(i) is not None for i in ins):
-        try:
-            vals = run_node(node, [consts.get(i) if i else None for i in node.inputs], model.opsets)
-        except BorncError:              # left to the backend, which reports what it cannot do
-            return False
-        if all(isinstance(v, np.ndarray) for v in vals):
-            for o, v in zip(node.outputs, vals):
-                if o:
-                    consts[o], types[o] = v, type_of_value(v)
-            return True
     ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), opset,
                             [types.get(i) if i else None for i in node.inputs],
                             [consts.get(i) if i else None for i in node.inputs])
@@ -252,7 +241,16 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
     for o, t in zip(node.outputs, new):
         if o and getattr(t, "is_static", False):
             types[o] = t
-    return False
+    try:
+        vals = fold_node(node, consts, types, model.opsets)
+    except BorncError:                  # left to the backend, which reports what it cannot do
+        return False
+    if vals is None:
+        return False
+    for o, v in zip(node.outputs, vals):
+        if o:
+            consts[o], types[o] = v, type_of_value(v)
+    return True
 
 
 def _legalize_graph(model: Model, g: Graph, outer_types: dict, outer_consts: dict, backend: str, names: _Names,
