@@ -245,13 +245,25 @@ class _Importer:
         self.counter += 1
         return f"{hint}__bornc{self.counter}"
 
+    def opset_of(self, n: onnx.NodeProto) -> int:
+        """The opset the model imports for ``n``'s domain (1 when it imports none)."""
+        return self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1)
+
+    def has_spec_function(self, n: onnx.NodeProto) -> bool:
+        """True when the ONNX spec defines ``n``'s op, at the model's opset, by a function body (plain or
+        context dependent)."""
+        try:
+            schema = onnx.defs.get_schema(n.op_type, self.opset_of(n), n.domain)
+        except Exception:  # noqa: BLE001 - unknown op or version
+            return False
+        return bool(schema.has_function or schema.has_context_dependent_function)
+
     # -- unsupported ops, all at once
     def unsupported(self, g: onnx.GraphProto, acc: dict) -> dict:
         for i, n in enumerate(g.node):
             if n.op_type != "Constant" and registry.get(n.op_type, n.domain) is None \
-                    and (n.domain, n.op_type) not in self.functions:
-                label = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-                acc.setdefault(label, []).append(n.name or f"#{i}")
+                    and (n.domain, n.op_type) not in self.functions and not self.has_spec_function(n):
+                acc.setdefault(_label(n), []).append(n.name or f"#{i}")
             for a in n.attribute:
                 for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
                     self.unsupported(sub, acc)
@@ -320,6 +332,15 @@ class _Importer:
         spec = self.spec(g, scope, n, name)
         if (n.domain, n.op_type) in self.functions and registry.get(n.op_type, n.domain) is None:
             return self.inline_function(g, n, index, scope, declared, self.functions[(n.domain, n.op_type)])
+        if registry.get(n.op_type, n.domain) is None and self.has_spec_function(n):
+            # an op bornc has no entry for (ai.onnx.preview.FlexAttention...): its spec body, built for these
+            # input types (a context-dependent body inlines its score_mod/prob_mod graphs itself)
+            in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
+            body = schema_function(n, self.opset_of(n), in_types)
+            if body is None or not len(body.node):
+                raise UnsupportedOpError(f"1 unsupported operator type(s): {_label(n)} (its ONNX function body "
+                                         f"needs typed, static inputs) (nodes: {name})")
+            return self.inline_function(g, n, index, scope, declared, body)
         if self.expand is not None and self.expand(n.op_type, n.domain):
             in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
             body = function_body(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), in_types)
@@ -488,6 +509,11 @@ class _Importer:
                 else:
                     new.attribute.append(a)
             self.node(g, new, index, scope, declared)
+
+
+def _label(n: onnx.NodeProto) -> str:
+    """The op's name as error messages give it: ``Conv``, or ``domain.Op`` outside ai.onnx."""
+    return n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
 
 
 def _check_arity(n: onnx.NodeProto, opset: int, name: str) -> None:
