@@ -99,7 +99,10 @@ def call(fn, x, o, a, w):
     """Run one kernel and place its results: returns the output values (arena views or new arrays).
     Raises BornrtError naming the node when the kernel fails."""
     try:
-        res = fn(x, o, a, w)
+        if "_promote" in a:                 # a bfloat16 node: computed in float32, rounded back on the way out
+            res = _promoted(fn, x, o, a, w)
+        else:
+            res = fn(x, o, a, w)
         final = []
         for k in range(len(o)):
             r = res[k] if k < len(res) else None
@@ -117,6 +120,16 @@ def call(fn, x, o, a, w):
         shapes = ", ".join("%s%s" % (v.dtype, list(v.shape)) if isinstance(v, np.ndarray) else type(v).__name__ for v in x)
         raise BornrtError("kernel failed: node %r (%s) on inputs (%s): %s: %s"
                           % (a.get("_node"), a.get("_op"), shapes, type(ex).__name__, ex))
+
+
+def _promoted(fn, x, o, a, w):
+    """Run ``fn`` on bfloat16 inputs decoded to float32 and encode its bfloat16 outputs again (the C target's
+    float32 lowering of bfloat16 nodes; ONNX gives no precision for bfloat16 arithmetic)."""
+    xs = [as_float(v, k, a) if isinstance(v, np.ndarray) else v for k, v in enumerate(x)]
+    outs = a["_out_dtypes"]
+    res = fn(xs, [None if outs[k] in FLOAT_BITS else d for k, d in enumerate(o)], a, w)
+    return [float_to_bits(r, outs[k], None) if k < len(outs) and outs[k] in FLOAT_BITS and r is not None else r
+            for k, r in enumerate(res)]
 
 
 # ============================================================================================ elementwise
@@ -388,9 +401,59 @@ def k_fused_elementwise(x, o, a, w):
 STORAGE = {"int4": ("int8", 4, True), "uint4": ("uint8", 4, False), "int2": ("int8", 2, True), "uint2": ("uint8", 2, False)}
 
 
+#: ONNX float types numpy lacks, held as their bit patterns: logical name -> storage dtype. Only Cast, CastLike,
+#: QuantizeLinear and DequantizeLinear compute on them (through float32); views pass their bytes on.
+FLOAT_BITS = {"bfloat16": "uint16", "float8_e4m3fn": "uint8", "float8_e4m3fnuz": "uint8", "float8_e5m2": "uint8",
+              "float8_e5m2fnuz": "uint8", "float4_e2m1fn": "uint8"}
+
+
 def storage_dtype(name):
-    """The numpy dtype that holds values of the ONNX type ``name`` here (int4 -> int8, uint2 -> uint8...)."""
+    """The numpy dtype that holds values of the ONNX type ``name`` here (int4 -> int8, bfloat16 -> uint16...)."""
+    if name in FLOAT_BITS:
+        return np.dtype(FLOAT_BITS[name])
     return np.dtype(STORAGE[name][0] if name in STORAGE else name)
+
+
+def bits_to_float(v, dtype, tab):
+    """float32 values of ``v``, bit patterns of the float type ``dtype``: bfloat16 is the high half of a float32;
+    a small float decodes through ``tab`` (the compiler's table of every code's value)."""
+    if dtype == "bfloat16":
+        return (v.astype(np.uint32) << 16).view(np.float32)
+    return np.asarray(tab["values"], np.float32)[v & tab["mask"]]
+
+
+def float_to_bits(x, dtype, tab, saturate=1):
+    """Bit patterns of ``x`` (converted to float32 first) in the float type ``dtype``, rounded to nearest, ties
+    to even. bfloat16: the float32 rounded at bit 16, NaN kept quiet. A small float: the nearest code of ``tab``,
+    the even one on a tie; beyond the largest finite value, that value when ``saturate`` (ONNX Cast) and else
+    the overflow code (inf or NaN, as the format has)."""
+    x = np.asarray(x, np.float32)
+    if dtype == "bfloat16":
+        b = x.view(np.uint32).astype(np.uint64)
+        r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+        return np.where(np.isnan(x), ((b >> 16) | 0x40).astype(np.uint16), r)
+    top = tab["maxcode"]
+    vals = np.asarray(tab["values"], np.float32)[:top + 1]
+    neg = np.signbit(x)
+    a = np.abs(x)
+    k = np.clip(np.searchsorted(vals, a, side="right") - 1, 0, top)
+    k1 = np.minimum(k + 1, top)
+    d0, d1 = a - vals[k], vals[k1] - a
+    k = k + ((k < top) & ((d1 < d0) | ((d1 == d0) & (k % 2 == 1))))
+    half = np.float32((vals[top] - vals[top - 1]) * np.float32(0.5))
+    over = (a > vals[top] + half) | ((a == vals[top] + half) & ((top + 1) % 2 == 0))
+    code = np.where(neg, tab["signbit"] | k, k)
+    code = np.where((k == 0) & neg, tab["neg_zero"], code)
+    if not saturate:
+        code = np.where((a > vals[top]) & over, np.where(neg, tab["neg_over"], tab["pos_over"]), code)
+    code = np.where(np.isnan(x), tab["nan"], code)
+    return code.astype(np.uint8)
+
+
+def as_float(v, k, a):
+    """Input ``k`` of a node as numbers: bit-pattern floats (bfloat16, float8...) decoded to float32."""
+    dt = a.get("_in_dtypes", [None] * (k + 1))[k]
+    return bits_to_float(v, dt, a.get("_tabs", {}).get(dt)) if dt in FLOAT_BITS else v
 
 
 def _to_narrow_int(v, name):
@@ -410,7 +473,9 @@ def _to_narrow_int(v, name):
 @kernel("Cast", "CastLike")
 def k_cast(x, o, a, w):
     to = a["_to"]
-    v = x[0]
+    v = as_float(x[0], 0, a)
+    if to in FLOAT_BITS:
+        return (float_to_bits(v, to, a.get("_tabs", {}).get(to), a.get("saturate", 1)),)
     if to in STORAGE:
         return (_to_narrow_int(v, to),)
     dt = np.dtype(to)
@@ -1692,10 +1757,23 @@ def quantize_divide(x, scale):
     return np.asarray(x).astype(dt) / np.asarray(scale).astype(dt)
 
 
+@kernel("BitCast")
+def k_bitcast(x, o, a, w):
+    """The input's bytes read as the ``to`` type (same width, little endian; ONNX BitCast-26)."""
+    v = x[0] if x[0].flags.c_contiguous else x[0].copy()
+    le, dt = v.dtype.newbyteorder("<"), storage_dtype(a["_to"])
+    return (v.astype(le, copy=False).view(dt.newbyteorder("<")).astype(dt, copy=False),)
+
+
 @kernel("QuantizeLinear")
 def k_quantize(x, o, a, w):
-    v, scale = x[0], x[1]
-    zp = x[2] if len(x) > 2 else None
+    v, scale = as_float(x[0], 0, a), as_float(x[1], 1, a)
+    zp = as_float(x[2], 2, a) if len(x) > 2 and x[2] is not None else None
+    if a["_to"] in FLOAT_BITS:              # float8 / float4: x / scale + zero point, rounded by the encoder
+        q = quantize_divide(v, expand_param(scale, v, a.get("axis", 1), a.get("block_size", 0)))
+        if zp is not None:
+            q = q + expand_param(zp.astype(np.float32), v, a.get("axis", 1), a.get("block_size", 0))
+        return (float_to_bits(q, a["_to"], a["_tabs"].get(a["_to"]), a.get("saturate", 1)),)
     dt = storage_dtype(a["_to"])
     q = np.rint(quantize_divide(v, expand_param(scale, v, a.get("axis", 1), a.get("block_size", 0)))).astype(np.float64)
     if zp is not None:
@@ -1710,12 +1788,14 @@ def k_quantize(x, o, a, w):
 
 @kernel("DequantizeLinear")
 def k_dequantize(x, o, a, w):
-    v, scale = x[0], x[1]
-    zp = x[2] if len(x) > 2 else None
+    v, scale = as_float(x[0], 0, a), as_float(x[1], 1, a)
+    zp = as_float(x[2], 2, a) if len(x) > 2 and x[2] is not None else None
     q = v.astype(np.int64) if v.dtype.kind in "iu" else v.astype(np.float64)
     if zp is not None:
         q = q - expand_param(zp.astype(q.dtype), v, a.get("axis", 1), a.get("block_size", 0))
     r = q * expand_param(scale.astype(np.float64), v, a.get("axis", 1), a.get("block_size", 0))
+    if a["_to"] in FLOAT_BITS:
+        return (float_to_bits(r.astype(np.float32), a["_to"], a.get("_tabs", {}).get(a["_to"])),)
     return (r.astype(np.float32).astype(a["_to"]),)
 
 
@@ -2208,7 +2288,8 @@ class Model:
         for kind, listed, code in (("input", m["inputs"], c.INPUTS), ("output", m["outputs"], c.OUTPUTS)):
             want = [(name, None if shape is None else list(shape), str(dt)) for _, name, shape, dt in code]
             got = [(t["name"], None if t["shape"] is None else list(t["shape"]),
-                    storage_dtype(t["dtype"]).name if t["shape"] is not None else t["dtype"]) for t in listed]
+                    storage_dtype(t["dtype"]).name if t["shape"] is not None or t["dtype"] in FLOAT_BITS else t["dtype"])
+                   for t in listed]
             if want != got:
                 raise BornrtError("%s: manifest.json %ss %s do not match the schedule's %s" % (self.folder, kind, got, want))
         need = max([off + _nbytes(shape, dt) for _, off, shape, dt in c.ARENA] +

@@ -17,6 +17,7 @@ from ...ops.composite import fold_program
 from ...ops.registry import lowering
 from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
 from ..common.lowering import broadcast_strides, collapse
+from ..common.small_float import small_float_table
 from .lowering import Lowered, CCtx, Stage, index_expr
 
 
@@ -253,25 +254,6 @@ def _fused(ctx: CCtx) -> Lowered:
     half = [ctx.ins[k].dtype for k in range(len(ctx.node.inputs))]
     return Lowered([elementwise_stage(ctx, ctx.attrs["program"], ops, ("Y0", ctx.oshape(), ctx.oct()), t, half,
                                       ctx.outs[0].dtype, parallel=True)])
-
-
-def small_float_table(dtype: str) -> dict:
-    """Decode table and encoder constants of a small float format, read from ml_dtypes at compile time: the
-    value of every code, the sign bit, the largest finite positive code, and the codes ml_dtypes gives NaN,
-    overflow (not saturating) and -0 (ONNX spec, "Float stored in 8 bits" / "4 bits")."""
-    t = np_dtype(dtype)
-    n = 16 if dtype == "float4_e2m1fn" else 256
-    vals = np.arange(n, dtype=np.uint8).view(t).astype(np.float32)
-    sign = n // 2
-    pos = vals[:sign]
-    maxcode = 0
-    while maxcode + 1 < sign and np.isfinite(pos[maxcode + 1]) and pos[maxcode + 1] > pos[maxcode]:
-        maxcode += 1
-
-    def code(v):
-        return int(np.array([v], np.float32).astype(t).view(np.uint8)[0])
-    return {"values": vals, "maxcode": maxcode, "signbit": sign, "nan": code(np.nan), "pos_over": code(3e38),
-            "neg_over": code(-3e38), "neg_zero": code(-0.0), "mask": n - 1}
 
 
 def _c_float(v: float) -> str:

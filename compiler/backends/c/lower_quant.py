@@ -10,7 +10,8 @@ import numpy as np
 
 from ...ops.registry import lowering
 from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT
-from .lower_elementwise import _c_float, small_float_table
+from ..common.small_float import small_float_table
+from .lower_elementwise import _c_float
 from .lowering import Lowered, CCtx, Stage
 
 

@@ -25,6 +25,7 @@ from ...ops import registry
 from ...pyrt import rt
 from ...resources import resource_dir
 from ...targets import Target
+from ..common.small_float import SMALL_FLOAT, small_float_table
 from ..common.text import comment_text, py_string
 from ..common.manifest import artifact_manifest, write_manifest
 from ..common.schedule import values_with_subgraphs
@@ -35,7 +36,11 @@ FORMAT_VERSION = 1
 NUMPY_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "bool"}
 STORAGE = rt.STORAGE
-_TO_OPS = {"Cast", "CastLike", "EyeLike", "QuantizeLinear", "DequantizeLinear"}
+FLOAT_BITS = rt.FLOAT_BITS
+#: the ops bornrt computes bit-pattern floats (bfloat16, float8, float4) in, and the views that pass them on
+_FLOAT_BITS_OPS = {"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "BitCast", "Identity", "Reshape", "Flatten",
+                   "Squeeze", "Unsqueeze"}
+_TO_OPS = {"Cast", "CastLike", "EyeLike", "QuantizeLinear", "DequantizeLinear", "BitCast"}
 _OPSET_OPS = {"Softmax", "LogSoftmax", "Hardmax"}
 
 
@@ -67,8 +72,16 @@ def py_literal(x) -> str:
 
 
 def _store(dtype: str) -> str:
-    """The numpy dtype name bornrt holds ``dtype`` in (int4 -> int8; others unchanged)."""
-    return rt.storage_dtype(dtype).name if dtype in STORAGE else dtype
+    """The numpy dtype name bornrt holds ``dtype`` in (int4 -> int8, bfloat16 -> uint16; others unchanged)."""
+    return rt.storage_dtype(dtype).name if dtype in STORAGE or dtype in FLOAT_BITS else dtype
+
+
+def _stored(v) -> np.ndarray:
+    """A constant as bornrt holds it: int4/int2 values one per byte, bit-pattern floats as their bits."""
+    v = np.asarray(v)
+    if v.dtype.name in FLOAT_BITS:
+        return v.view(FLOAT_BITS[v.dtype.name])
+    return v.astype(_store(v.dtype.name)) if v.dtype.name in STORAGE else v
 
 
 def _dtype_name(t) -> str:
@@ -97,8 +110,12 @@ def _unsupported(model: Model) -> dict:
         for v in list(node.inputs) + list(node.outputs):
             t = graph.types.get(v) if v else None
             elem = t.elem if t is not None and not isinstance(t, TensorType) and hasattr(t, "elem") else t
+            if isinstance(elem, TensorType) and isinstance(t, TensorType) and \
+                    (elem.dtype in FLOAT_BITS and node.op in _FLOAT_BITS_OPS or elem.dtype == "bfloat16"):
+                continue                 # bit patterns converted by the op itself, or the node run in float32
             if isinstance(elem, TensorType) and elem.dtype not in NUMPY_DTYPES and elem.dtype not in STORAGE:
-                key = f"{elem.dtype} tensors (numpy has no {elem.dtype})"
+                key = f"{elem.dtype} tensors (numpy has no {elem.dtype}"
+                key += ")" if elem.dtype not in FLOAT_BITS else "; the python target converts it in Cast and Q/DQ only)"
                 if node.name not in missing.get(key, []):
                     missing.setdefault(key, []).append(node.name)
     return missing
@@ -155,8 +172,7 @@ def compile_python(model: Model, target: Target, out_dir: str | Path, name: str 
         for sub in n.subgraphs():
             read.update(sub.outputs)
     used = [c for c in consts if c in read]
-    consts = {k: (np.asarray(v).astype(_store(np.asarray(v).dtype.name)) if np.asarray(v).dtype.name in STORAGE else v)
-              for k, v in consts.items()}
+    consts = {k: _stored(v) for k, v in consts.items()}
     w_offsets, payload = weights_layout_of(consts, used)
     em = _Emitter(model, types, plan)
     functions = em.functions(order)
@@ -233,6 +249,15 @@ class _Emitter:
         attrs["_node"] = node.name
         if node.op in _TO_OPS and isinstance(self.types.get(node.outputs[0]), TensorType):
             attrs["_to"] = self.types[node.outputs[0]].dtype
+        dtypes = [self.types[i].dtype if i and isinstance(self.types.get(i), TensorType) else None for i in node.inputs]
+        bits = {d for d in dtypes + [attrs.get("_to")] if d in FLOAT_BITS}
+        if bits:                                 # what bornrt decodes and encodes bit-pattern floats by
+            attrs["_in_dtypes"] = dtypes
+            attrs["_tabs"] = {d: small_float_table(d) for d in sorted(bits) if d in SMALL_FLOAT}
+        outs = [self.types[o].dtype if o and isinstance(self.types.get(o), TensorType) else None for o in node.outputs]
+        if node.op not in _FLOAT_BITS_OPS and "bfloat16" in dtypes + outs:
+            attrs["_promote"] = 1                # bornrt computes the node in float32 (bornrt._promoted)
+            attrs["_in_dtypes"], attrs["_out_dtypes"] = dtypes, outs
         if node.op in _OPSET_OPS:
             attrs["_opset"] = self.model.opsets.get(node.domain or "", 21)
         return attrs

@@ -31,19 +31,25 @@ class PythonArtifact:
         except rt.BornrtError as ex:
             raise ArtifactError(str(ex)) from None
         self.manifest = self.model.manifest
-        #: int4/int2 inputs and outputs: ml_dtypes arrays here, the runtime's one-byte storage inside
+        #: int4/int2 and bfloat16/float8 inputs and outputs: ml_dtypes arrays here, the runtime's storage inside
+        #: (int4 values one per byte, bit-pattern floats as their bits)
         self.narrow = {t["name"]: t["dtype"] for t in self.manifest["inputs"] + self.manifest["outputs"]
-                       if t["dtype"] in rt.STORAGE}
+                       if t["dtype"] in rt.STORAGE or t["dtype"] in rt.FLOAT_BITS}
+
+    def _to_runtime(self, v, dtype):
+        v = v if hasattr(v, "dtype") else __import__("numpy").asarray(v)
+        return v.view(self.rt.FLOAT_BITS[dtype]) if dtype in self.rt.FLOAT_BITS else v.astype(self.rt.storage_dtype(dtype))
 
     def __call__(self, feeds, copy: bool = True) -> dict:
         narrow = self.narrow
         if narrow:
             from ...ir.types import np_dtype
-            feeds = {k: (v.astype(self.rt.storage_dtype(narrow[k])) if k in narrow else v) for k, v in feeds.items()}
+            feeds = {k: (self._to_runtime(v, narrow[k]) if k in narrow else v) for k, v in feeds.items()}
         try:
             res = self.model.run(feeds, copy=copy)
             if narrow:
-                res = {k: (v.astype(np_dtype(narrow[k])) if k in narrow else v) for k, v in res.items()}
+                res = {k: ((v.view if narrow[k] in self.rt.FLOAT_BITS else v.astype)(np_dtype(narrow[k]))
+                           if k in narrow else v) for k, v in res.items()}
             return res
         except self.rt.BornrtError as ex:
             msg = str(ex)
