@@ -21,17 +21,8 @@ def ref_swiglu(ctx, a, b):
 
 @register("TensorScatter", attrs={"axis": -2, "mode": "linear"}, infer=same_as_input, versions="24")
 def ref_tensorscatter(ctx, past, update, write_indices=None):
-    ax = ctx.attrs["axis"] % past.ndim
-    out = past.copy()
-    max_len, seq = past.shape[ax], update.shape[ax]
-    for prefix in np.ndindex(past.shape[:ax]):
-        start = 0 if write_indices is None else int(write_indices[prefix[0]])
-        for s in range(seq):
-            dst = start + s
-            if ctx.attrs["mode"] == "circular":
-                dst %= max_len
-            out[prefix + (dst,)] = update[prefix + (s,)]
-    return out
+    """``tensor_scatter`` of the Python runtime, shared with the python target."""
+    return rt.tensor_scatter(ctx.attrs, past, update, write_indices)
 
 
 @register("BitCast", attrs={"to": 1}, infer=lambda c: [TensorType(onnx_elem_to_name(c.attrs["to"]), c.shape(0))], versions="26", props=("storage",))

@@ -230,22 +230,11 @@ def ref_globallppool(ctx, x):
 
 @register("MaxUnpool", attrs={"kernel_shape": None, "pads": None, "strides": None}, value_inputs=(2,), versions="11-24")
 def ref_maxunpool(ctx, x, idx, output_shape=None):
-    default = maxunpool_default_shape(ctx.attrs, x.shape)
-    shape = [int(d) for d in output_shape] if output_shape is not None else default
-    flat = idx.ravel().astype(np.int64)
-    if shape != default:            # indices count positions of the default output, placed into the given shape
-        flat = np.ravel_multi_index(np.unravel_index(flat, default), shape)
-    y = np.zeros(int(np.prod(shape)), dtype=x.dtype)
-    y[flat] = x.ravel()
-    return y.reshape(shape)
+    """``max_unpool`` of the Python runtime, shared with the python target."""
+    return rt.max_unpool(ctx.attrs, x, idx, output_shape)
 
 
-def maxunpool_default_shape(attrs, x_shape) -> list[int]:
-    """MaxUnpool's output shape without output_shape: (in - 1) * stride + kernel - pads, per spatial axis."""
-    nd = len(x_shape) - 2
-    k, s = attrs["kernel_shape"], attrs["strides"] or [1] * nd
-    p = attrs["pads"] or [0] * (2 * nd)
-    return [int(d) for d in x_shape[:2]] + [(x_shape[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nd] for i in range(nd)]
+maxunpool_default_shape = rt.maxunpool_default_shape
 
 
 # ---------------------------------------------------------------------------------------------------- matmul
@@ -406,7 +395,7 @@ def decompose_einsum(node, opset, in_types):
 
 @register("Det", versions="11-24")
 def ref_det(ctx, x):
-    return np.linalg.det(x).astype(x.dtype)
+    return rt.KERNELS["Det"]([x], [None], {}, None)[0]
 
 
 # ---------------------------------------------------------------------------------------------------- softmax

@@ -9,47 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.types import np_dtype, onnx_elem_to_name
+from ..pyrt import rt
 from .registry import register
-
-
-def _to_complex(x: np.ndarray) -> np.ndarray:
-    return x[..., 0].astype(np.float64) + (1j * x[..., 1].astype(np.float64) if x.shape[-1] == 2 else 0)
-
-
-def _from_complex(c: np.ndarray, dtype) -> np.ndarray:
-    return np.stack([c.real, c.imag], axis=-1).astype(dtype)
 
 
 @register("DFT", attrs={"axis": 1, "inverse": 0, "onesided": 0}, value_inputs=(1, 2), versions="17-20 (axis input since 20)")
 def ref_dft(ctx, x, dft_length=None, axis=None):
-    ax = int(np.asarray(axis).ravel()[0]) if axis is not None else (ctx.attrs["axis"] if ctx.opset < 20 else -2)
-    rank = x.ndim
-    ax = ax % rank
-    if ax == rank - 1:
-        raise ValueError("DFT axis cannot be the trailing complex dimension")
-    c = _to_complex(x)
-    if ctx.attrs["inverse"] and ctx.attrs["onesided"]:    # irfft: a onesided spectrum in, a real signal out
-        n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else 2 * (c.shape[ax] - 1)
-        return np.fft.irfft(c, n=n, axis=ax)[..., None].astype(x.dtype)
-    n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else c.shape[ax]
-    y = np.fft.ifft(c, n=n, axis=ax) if ctx.attrs["inverse"] else np.fft.fft(c, n=n, axis=ax)
-    if ctx.attrs["onesided"]:
-        y = np.take(y, np.arange(n // 2 + 1), axis=ax)
-    return _from_complex(y, x.dtype)
+    """``dft`` of the Python runtime (runtime/python/bornrt.py), shared with the python target."""
+    return rt.dft(ctx.attrs, ctx.opset, x, dft_length, axis)
 
 
 @register("STFT", attrs={"onesided": 1}, value_inputs=(1, 3), versions="17-24")
 def ref_stft(ctx, signal, frame_step, window=None, frame_length=None):
-    step = int(np.asarray(frame_step).ravel()[0])
-    c = _to_complex(signal)                                           # (batch, length)
-    n = int(np.asarray(frame_length).ravel()[0]) if frame_length is not None else window.shape[0]
-    w = window.astype(np.float64) if window is not None else np.ones(n)
-    frames = (c.shape[1] - n) // step + 1
-    idx = np.arange(frames)[:, None] * step + np.arange(n)[None, :]
-    y = np.fft.fft(c[:, idx] * w, axis=-1)                            # (batch, frames, n)
-    if ctx.attrs["onesided"]:
-        y = y[..., : n // 2 + 1]
-    return _from_complex(y, signal.dtype)
+    """``stft`` of the Python runtime, shared with the python target."""
+    return rt.stft(ctx.attrs, signal, frame_step, window, frame_length)
 
 
 def _window(name: str, coeffs: tuple):

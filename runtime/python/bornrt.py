@@ -1757,6 +1757,113 @@ def quantize_divide(x, scale):
     return np.asarray(x).astype(dt) / np.asarray(scale).astype(dt)
 
 
+# ============================================================================================ signal, misc
+def _to_complex(x):
+    """complex128 of a real ([..., 1]) or complex ([..., 2]: real, imaginary) ONNX signal tensor."""
+    return x[..., 0].astype(np.float64) + (1j * x[..., 1].astype(np.float64) if x.shape[-1] == 2 else 0)
+
+
+def _from_complex(c, dtype):
+    return np.stack([c.real, c.imag], axis=-1).astype(dtype)
+
+
+def dft(a, opset, x, dft_length=None, axis=None):
+    """DFT-17/20 (ONNX spec): numpy's FFT along ``axis`` (an input since opset 20, default -2; else the
+    attribute), zero padded or cut to ``dft_length``; ``inverse`` with ``onesided`` is an irfft (a onesided
+    spectrum in, a real signal [..., 1] out)."""
+    ax = int(np.asarray(axis).ravel()[0]) if axis is not None else (a["axis"] if opset < 20 else -2)
+    ax %= x.ndim
+    if ax == x.ndim - 1:
+        raise ValueError("DFT axis cannot be the trailing complex dimension")
+    c = _to_complex(x)
+    if a["inverse"] and a["onesided"]:
+        n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else 2 * (c.shape[ax] - 1)
+        return np.fft.irfft(c, n=n, axis=ax)[..., None].astype(x.dtype)
+    n = int(np.asarray(dft_length).ravel()[0]) if dft_length is not None else c.shape[ax]
+    y = np.fft.ifft(c, n=n, axis=ax) if a["inverse"] else np.fft.fft(c, n=n, axis=ax)
+    if a["onesided"]:
+        y = np.take(y, np.arange(n // 2 + 1), axis=ax)
+    return _from_complex(y, x.dtype)
+
+
+def stft(a, signal, frame_step, window=None, frame_length=None):
+    """STFT-17 (ONNX spec): frames of ``frame_length`` every ``frame_step`` samples of signal [batch, length,
+    1 or 2], times the window, through an FFT: [batch, frames, bins, 2] (bins n/2+1 when ``onesided``)."""
+    step = int(np.asarray(frame_step).ravel()[0])
+    c = _to_complex(signal)
+    n = int(np.asarray(frame_length).ravel()[0]) if frame_length is not None else window.shape[0]
+    win = window.astype(np.float64) if window is not None else np.ones(n)
+    frames = (c.shape[1] - n) // step + 1
+    idx = np.arange(frames)[:, None] * step + np.arange(n)[None, :]
+    y = np.fft.fft(c[:, idx] * win, axis=-1)
+    if a["onesided"]:
+        y = y[..., : n // 2 + 1]
+    return _from_complex(y, signal.dtype)
+
+
+def tensor_scatter(a, past, update, write_indices=None):
+    """TensorScatter-24 (ONNX spec): ``update`` written into a copy of the cache ``past`` along ``axis``, from
+    write_indices[batch] (0 when absent) on; mode "circular" wraps positions modulo the cache length."""
+    ax = a["axis"] % past.ndim
+    y = past.copy()
+    max_len, seq = past.shape[ax], update.shape[ax]
+    for prefix in np.ndindex(past.shape[:ax]):
+        start = 0 if write_indices is None else int(write_indices[prefix[0]])
+        for t in range(seq):
+            dst = start + t
+            if a["mode"] == "circular":
+                dst %= max_len
+            y[prefix + (dst,)] = update[prefix + (t,)]
+    return y
+
+
+def maxunpool_default_shape(a, x_shape):
+    """MaxUnpool's output shape without output_shape: (in - 1) * stride + kernel - pads, per spatial axis."""
+    nd = len(x_shape) - 2
+    k, s = a["kernel_shape"], a["strides"] or [1] * nd
+    p = a["pads"] or [0] * (2 * nd)
+    return [int(d) for d in x_shape[:2]] + [(x_shape[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nd] for i in range(nd)]
+
+
+def max_unpool(a, x, idx, output_shape=None):
+    """MaxUnpool-11 (ONNX spec): zeros with x's values at the flat positions ``idx`` of the default output;
+    with ``output_shape``, those positions are placed in that shape by their coordinates."""
+    default = maxunpool_default_shape(a, x.shape)
+    shape = [int(d) for d in output_shape] if output_shape is not None else default
+    flat = idx.ravel().astype(np.int64)
+    if shape != default:
+        flat = np.ravel_multi_index(np.unravel_index(flat, default), shape)
+    y = np.zeros(int(np.prod(shape)), dtype=x.dtype)
+    y[flat] = x.ravel()
+    return y.reshape(shape)
+
+
+@kernel("DFT")
+def k_dft(x, o, a, w):
+    return (dft(a, a.get("_opset", 20), *x),)
+
+
+@kernel("STFT")
+def k_stft(x, o, a, w):
+    return (stft(a, *x),)
+
+
+@kernel("TensorScatter")
+def k_tensor_scatter(x, o, a, w):
+    return (tensor_scatter(a, *x),)
+
+
+@kernel("MaxUnpool")
+def k_max_unpool(x, o, a, w):
+    return (max_unpool(a, *x),)
+
+
+@kernel("Det")
+def k_det(x, o, a, w):
+    """Det-11: determinants of the trailing square matrices (LU, numpy.linalg.det)."""
+    return (np.linalg.det(x[0]).astype(x[0].dtype),)
+
+
 @kernel("BitCast")
 def k_bitcast(x, o, a, w):
     """The input's bytes read as the ``to`` type (same width, little endian; ONNX BitCast-26)."""

@@ -41,7 +41,7 @@ FLOAT_BITS = rt.FLOAT_BITS
 _FLOAT_BITS_OPS = {"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "BitCast", "Identity", "Reshape", "Flatten",
                    "Squeeze", "Unsqueeze"}
 _TO_OPS = {"Cast", "CastLike", "EyeLike", "QuantizeLinear", "DequantizeLinear", "BitCast"}
-_OPSET_OPS = {"Softmax", "LogSoftmax", "Hardmax"}
+_OPSET_OPS = {"Softmax", "LogSoftmax", "Hardmax", "DFT"}
 
 
 def lacks_python_kernel(op: str, domain: str) -> bool:
