@@ -6,6 +6,15 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 
+def attr_of(node, name, default=None):
+    """Attribute ``name`` of a NodeProto (its Python value, strings decoded), or ``default``."""
+    for a in node.attribute:
+        if a.name == name:
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default
+
+
 class FunctionBody:
     """Nodes of a body being written; ``op`` returns the output's name (fresh unless given)."""
 
@@ -29,6 +38,10 @@ class FunctionBody:
     def ops(self, kind: str, ins: list, outs: list, **attrs) -> list:
         self.nodes.append(helper.make_node(kind, ins, outs, **attrs))
         return outs
+
+    def scalar(self, v, dtype) -> str:
+        """A 0-d constant of ``dtype`` (a numpy dtype or its name)."""
+        return self.const(np.asarray(v, dtype))
 
     def transpose(self, v: str, perm: list[int]) -> str:
         """``v`` transposed by ``perm``; ``v`` itself for the identity permutation."""

@@ -15,7 +15,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..ir.types import TensorType, np_dtype
-from .body import FunctionBody
+from .body import FunctionBody, attr_of
 from .elementwise import erf
 from .nn import conv_nchw, _spatial
 from .registry import decomposition, register
@@ -29,13 +29,7 @@ def _gelu(x):
     return 0.5 * x * (1 + erf(x * _SQRT1_2))
 
 
-def _attr(node, name, default=None):
-    """Attribute ``name`` of a NodeProto (its Python value), or ``default``."""
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
+_attr = attr_of
 
 
 class _Body(FunctionBody):

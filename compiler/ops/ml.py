@@ -1,5 +1,6 @@
-"""Classic ML operators (reference only): LabelEncoder, ArrayFeatureExtractor and Binarizer of ai.onnx.ml, and
-TfIdfVectorizer (ai.onnx 9).
+"""Classic ML operators: LabelEncoder, ArrayFeatureExtractor and Binarizer of ai.onnx.ml, and
+TfIdfVectorizer (ai.onnx 9). Binarizer and ArrayFeatureExtractor also decompose into ONNX ops for the compiled
+targets; the others are reference only.
 
 Source: ONNX spec text (ai.onnx.ml LabelEncoder-4, ArrayFeatureExtractor-1, Binarizer-1; TfIdfVectorizer-9).
 """
@@ -10,7 +11,9 @@ import math
 import numpy as np
 from onnx import numpy_helper
 
-from .registry import register
+from ..ir.types import TensorType, np_dtype
+from .body import FunctionBody, attr_of
+from .registry import decomposition, register
 
 ML = "ai.onnx.ml"
 
@@ -72,6 +75,30 @@ def ref_arrayfeatureextractor(ctx, x, idx):
 @register("Binarizer", domain=ML, attrs={"threshold": 0.0}, versions="ai.onnx.ml 1")
 def ref_binarizer(ctx, x):
     return np.where(x > ctx.attrs["threshold"], 1, 0).astype(x.dtype)
+
+
+@decomposition("Binarizer", ML)
+def decompose_binarizer(node, opset, in_types):
+    """Where(X > threshold, 1, 0) in X's type."""
+    if not in_types or not isinstance(in_types[0], TensorType):
+        return None
+    b = FunctionBody()
+    dt = np_dtype(in_types[0].dtype)
+    b.op("Where", [b.op("Greater", ["x", b.scalar(attr_of(node, "threshold", 0.0), dt)]), b.scalar(1, dt),
+                   b.scalar(0, dt)], "y")
+    return b.function("Binarizer", ["x"], ["y"], domain=ML)
+
+
+@decomposition("ArrayFeatureExtractor", ML)
+def decompose_arrayfeatureextractor(node, opset, in_types):
+    """Gather along the last axis of X (a 1-D X read as [1, C]) by the indices flattened to 1-D."""
+    if len(in_types) < 2 or not isinstance(in_types[0], TensorType) or in_types[0].shape is None:
+        return None
+    b = FunctionBody()
+    x = b.op("Reshape", ["x", b.const(np.array([1, -1], np.int64))]) if len(in_types[0].shape) == 1 else "x"
+    idx = b.op("Reshape", ["idx", b.const(np.array([-1], np.int64))])
+    b.op("Gather", [x, idx], "y", axis=-1)
+    return b.function("ArrayFeatureExtractor", ["x", "idx"], ["y"], domain=ML)
 
 
 @register("TfIdfVectorizer", attrs={"max_gram_length": 1, "max_skip_count": 0, "min_gram_length": 1, "mode": "TF",
