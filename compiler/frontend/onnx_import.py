@@ -373,6 +373,11 @@ class _Importer:
         consts = [c for _, c in looked]
         if node.op == "If" and consts and consts[0] is not None:
             return self.inline_if(g, node, bool(np.asarray(consts[0]).ravel()[0]))
+        if node.op == "CastLike" and not node.domain and len(in_types) > 1 and isinstance(in_types[1], TensorType):
+            # the second input gives only its type: a Cast, which folds when the first input is a constant
+            node = Node("Cast", node.inputs[:1], node.outputs, {"to": name_to_onnx_elem(in_types[1].dtype),
+                        **{k: v for k, v in node.attrs.items() if k == "saturate"}}, node.name)
+            opdef, in_types, consts = registry.get("Cast"), in_types[:1], consts[:1]
         attrs = registry.attrs_with_defaults(opdef, node)
         opset = self.opsets.get(node.domain, 1)
         if node.op in _SHAPE_OF and node.domain == "" and getattr(in_types[0], "is_static", False):
