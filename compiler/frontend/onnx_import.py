@@ -373,6 +373,14 @@ class _Importer:
         consts = [c for _, c in looked]
         if node.op == "If" and consts and consts[0] is not None:
             return self.inline_if(g, node, bool(np.asarray(consts[0]).ravel()[0]))
+        present = [t for t, i in zip(in_types, node.inputs) if i]
+        if node.op == "OptionalHasElement" and not node.domain and (not present or isinstance(present[0], TensorType)):
+            g.constants[node.outputs[0]] = np.array(bool(present))     # no input: empty; a tensor: present
+            g.types[node.outputs[0]] = type_of_value(g.constants[node.outputs[0]])
+            return
+        if node.op == "OptionalGetElement" and not node.domain and present and isinstance(present[0], TensorType):
+            node = Node("Identity", node.inputs[:1], node.outputs, {}, node.name)   # a tensor is its own element
+            opdef = registry.get("Identity")
         if node.op == "CastLike" and not node.domain and len(in_types) > 1 and isinstance(in_types[1], TensorType):
             # the second input gives only its type: a Cast, which folds when the first input is a constant
             node = Node("Cast", node.inputs[:1], node.outputs, {"to": name_to_onnx_elem(in_types[1].dtype),
