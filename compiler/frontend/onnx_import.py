@@ -338,8 +338,11 @@ class _Importer:
             in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
             body = schema_function(n, self.opset_of(n), in_types)
             if body is None or not len(body.node):
-                raise UnsupportedOpError(f"1 unsupported operator type(s): {_label(n)} (its ONNX function body "
-                                         f"needs typed, static inputs) (nodes: {name})")
+                raise UnsupportedOpError({f"{_label(n)} (its ONNX function body needs typed, static inputs)": [name]})
+            lacking = sorted({_label(b) for b in body.node if b.op_type != "Constant"
+                              and registry.get(b.op_type, b.domain) is None})
+            if lacking:
+                raise UnsupportedOpError({f"{_label(n)} (its ONNX function body uses {', '.join(lacking)})": [name]})
             return self.inline_function(g, n, index, scope, declared, body)
         if self.expand is not None and self.expand(n.op_type, n.domain):
             in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-GPU_TYPE = {"float32": "f32", "float16": "f32", "bfloat16": "f32", "float8_e4m3fn": "f32", "float8_e4m3fnuz": "f32",
+GPU_TYPE = {"float32": "f32", "float64": "f32", "float16": "f32", "bfloat16": "f32", "float8_e4m3fn": "f32", "float8_e4m3fnuz": "f32",
             "float8_e5m2": "f32", "float8_e5m2fnuz": "f32", "float4_e2m1fn": "f32",
             "int32": "i32", "int64": "i32", "int16": "i32", "int8": "i32", "int4": "i32", "int2": "i32",
             "uint32": "u32", "uint64": "u32", "uint16": "u32", "uint8": "u32", "bool": "u32", "uint4": "u32",
