@@ -61,7 +61,17 @@ def _by_op(has: Callable) -> Callable:
 def _webgpu_gaps(node: Node, types: dict, consts: dict, opset: int) -> Gaps:
     if node.subgraphs():
         return {f"{node.op} (control flow runs on the host, not in a WebGPU bundle)": [node.name]}
-    return _runtime_value_inputs(node, consts) or _by_op(_webgpu_has)(node, types, consts, opset)
+    gaps = _runtime_value_inputs(node, consts) or _by_op(_webgpu_has)(node, types, consts, opset)
+    if gaps:
+        return gaps
+    from .webgpu.emit import _lower
+    try:                          # a lowering that refuses these attributes (training mode...): a gap to expand
+        _lower(node, types, consts, opset, False)
+    except UnsupportedOpError as ex:
+        return ex.missing
+    except Exception:  # noqa: BLE001 - other failures are the emitter's to report, with its own message
+        return {}
+    return {}
 
 
 def _c_has(op: str, domain: str) -> bool:

@@ -11,7 +11,8 @@ import numpy as np
 from ..ir.types import np_dtype, onnx_elem_to_name
 from ..pyrt import rt
 from .nn import _spatial, check_kernel, conv_nchw
-from .registry import register
+from .body import FunctionBody
+from .registry import decomposition, register
 from .tensor import cast_array
 
 
@@ -113,6 +114,27 @@ def ref_qlinearmatmul(ctx, a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp):
     acc = np.matmul(a.astype(np.int64) - a_zp.astype(np.int64), b.astype(np.int64) - _zp_shape(b_zp, b.ndim, -1))
     mult = a_s.astype(np.float64) * b_s.astype(np.float64) / y_s.astype(np.float64)
     return _requant(acc, mult, y_zp, y_zp.dtype)
+
+
+@decomposition("QLinearMatMul")
+def decompose_qlinearmatmul(node, opset, in_types):
+    """MatMulInteger (exact int32 sums; float32 MatMul for a batched B), then the requantization of the reference: round(acc * a_s * b_s / y_s)
+    + y_zp, clipped to the output type. The multiplier is computed in float32 here (float64 in the reference),
+    so a product landing within float32 rounding of a .5 tie may round the other way."""
+    if len(in_types) < 8 or in_types[7] is None or in_types[7].dtype not in ("uint8", "int8"):
+        return None
+    b = FunctionBody()
+    f32 = lambda v: b.op("Cast", [v], to=1)  # noqa: E731
+    if in_types[3] is not None and in_types[3].shape is not None and len(in_types[3].shape) == 2:
+        acc = f32(b.op("MatMulInteger", ["a", "b", "a_zp", "b_zp"]))
+    else:                 # a batched B: float32 sums of integer products (exact while K * 255^2 < 2^24)
+        acc = b.op("MatMul", [b.op("Sub", [f32("a"), f32("a_zp")]), b.op("Sub", [f32("b"), f32("b_zp")])])
+    mult = b.op("Div", [b.op("Mul", [f32("a_s"), f32("b_s")]), f32("y_s")])
+    y = b.op("Add", [b.op("Round", [b.op("Mul", [acc, mult])]), f32("y_zp")])
+    lo, hi = _int_range(np.dtype(in_types[7].dtype))
+    y = b.op("Clip", [y, b.scalar(lo, np.float32), b.scalar(hi, np.float32)])
+    b.op("Cast", [y], "y", to=3 if in_types[7].dtype == "int8" else 2)
+    return b.function("QLinearMatMul", ["a", "a_s", "a_zp", "b", "b_s", "b_zp", "y_s", "y_zp"], ["y"])
 
 
 @register("QLinearConv", attrs={"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,

@@ -265,8 +265,10 @@ def _quantize(ctx: Ctx) -> Lowered:
 @lowering("webgpu", "Dropout")
 def _dropout(ctx: Ctx) -> Lowered:
     """Inference Dropout (training_mode absent or constant false): the input, and a mask of ones."""
-    if ctx.has(2) and (ctx.consts[2] is None or bool(np.asarray(ctx.consts[2]).ravel()[0])):
-        raise unsupported(ctx.node, "training mode")
+    ratio = ctx.consts[1] if ctx.has(1) else np.float32(0.5)
+    if ctx.has(2) and (ctx.consts[2] is None or bool(np.asarray(ctx.consts[2]).ravel()[0])) \
+            and (ratio is None or float(np.asarray(ratio).ravel()[0]) != 0.0):
+        raise unsupported(ctx.node, "training mode")      # ratio 0 drops nothing: the inference form
     ks = [identity_kernel(ctx)] if ctx.outs[0].size else []
     if len(ctx.node.outputs) > 1 and ctx.node.outputs[1] and ctx.outs[1].size:
         n = ctx.outs[1].size

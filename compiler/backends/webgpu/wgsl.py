@@ -1,8 +1,9 @@
 """WGSL spelling: how ONNX dtypes are held on the GPU, literals, per-op expressions, and the kernel header.
 
 Every tensor element is one 32-bit word in a storage buffer (WGSL has no 8/16-bit storage types without
-extensions, and no 64-bit integers): float32/float16/bfloat16 as ``f32`` (half results are rounded to their
-precision when stored), int8/int16/int32/int64 as ``i32`` and uint8/uint16/uint32/uint64/bool as ``u32``
+extensions, and no 64-bit types): float32/float16/bfloat16 as ``f32`` (half results are rounded to their
+precision when stored), float64 as ``f32`` too (computed in float32: the host rounds float64 inputs to float32
+and widens the outputs, so a float64 model runs at float32 precision), int8/int16/int32/int64 as ``i32`` and uint8/uint16/uint32/uint64/bool as ``u32``
 (narrow integer results wrap to their width when stored). The host converts at the boundary and refuses int64
 inputs that do not fit 32 bits. Bindings are ``array<u32>`` views of the arena or the weights; ``ld<k>`` /
 ``st<k>`` bitcast to and from the operand's type, so one arena holds every dtype.
@@ -268,7 +269,12 @@ fn bn_ipow_u32(x: u32, y: u32) -> u32 {
     loop { if (e == 0u) { break; } if ((e & 1u) != 0u) { r = r * b; } b = b * b; e = e >> 1u; }
     return r;
 }
-fn bn_fmod_floor(a: f32, b: f32) -> f32 { let r = a % b; return select(r, r + b, r != 0.0f && ((r < 0.0f) != (b < 0.0f))); }
+fn bn_fmod_floor(a: f32, b: f32) -> f32 {
+    if (bn_isinf(b) && !bn_isinf(a) && !bn_isnan(a)) { return select(b, a, a == 0.0f || ((a < 0.0f) == (b < 0.0f))); }
+    let r = a % b;
+    if (r == 0.0f) { return select(0.0f, bitcast<f32>(0x80000000u), b < 0.0f); }   // a zero takes the divisor's sign
+    return select(r, r + b, (r < 0.0f) != (b < 0.0f));
+}
 fn bn_imod_floor(a: i32, b: i32) -> i32 {
     if (b == 0i) { return 0i; }
     let r = a % b; return select(r, r + b, r != 0i && ((r < 0i) != (b < 0i)));
@@ -316,7 +322,7 @@ def store_expr(v: str, dtype: str) -> str:
         return f"bitcast<u32>(bn_round_f16({v}))"
     if dtype == "bfloat16":
         return f"bitcast<u32>(bn_round_bf16({v}))"
-    if dtype in ("float32",):
+    if dtype in ("float32", "float64"):
         return f"bitcast<u32>({v})"
     if dtype in SMALL_FLOATS:
         return f"bitcast<u32>({small_float(v, dtype, False)})"
