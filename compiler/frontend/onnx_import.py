@@ -165,14 +165,21 @@ def _constant_node_value(n: onnx.NodeProto) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ importer
-def function_body(n: onnx.NodeProto, opset: int, in_types: list) -> onnx.FunctionProto | None:
+def function_body(n: onnx.NodeProto, opset: int, in_types: list, values: list | None = None) -> onnx.FunctionProto | None:
     """What node ``n`` is made of: the spec's function body (:func:`schema_function`), else the decomposition
-    registered on the op's registry entry, else None."""
+    registered on the op's registry entry (given ``values``, the inputs' constant values, where it asks for
+    them), else None."""
     body = schema_function(n, opset, in_types)
     if body is None or not len(body.node):
         opdef = registry.get(n.op_type, n.domain)
+        fn = opdef.decompose if opdef is not None else None
         try:
-            body = opdef.decompose(n, opset, in_types) if opdef is not None and opdef.decompose is not None else None
+            if fn is None:
+                body = None
+            elif getattr(fn, "takes_values", False):
+                body = fn(n, opset, in_types, values or [None] * len(in_types))
+            else:
+                body = fn(n, opset, in_types)
         except Exception:  # noqa: BLE001 - a decomposition that cannot handle this node: no body, reported later
             return None
     return body
@@ -345,8 +352,9 @@ class _Importer:
                 raise UnsupportedOpError({f"{_label(n)} (its ONNX function body uses {', '.join(lacking)})": [name]})
             return self.inline_function(g, n, index, scope, declared, body)
         if self.expand is not None and self.expand(n.op_type, n.domain):
-            in_types = [self.lookup(g, scope, i)[0] if i else None for i in n.input]
-            body = function_body(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1), in_types)
+            looked = [self.lookup(g, scope, i) if i else (None, None) for i in n.input]
+            body = function_body(n, self.opsets.get("" if n.domain in ("", "ai.onnx") else n.domain, 1),
+                                 [t for t, _ in looked], [c for _, c in looked])
             has_subgraphs = body is not None and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                      for fn in body.node for a in fn.attribute)
             if body is not None and len(body.node) and not has_subgraphs:

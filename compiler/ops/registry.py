@@ -115,10 +115,12 @@ def lowering(backend: str, name: str, domain: str = "", props: tuple[str, ...] =
     return deco
 
 
-def decomposition(name: str, domain: str = ""):
+def decomposition(name: str, domain: str = "", values: bool = False):
     """Decorator attaching a decomposition ``fn(node_proto, opset, in_types) -> FunctionProto | None`` to a
-    registry entry: the ops that replace it on a target without a lowering for it (``passes/legalize.py``)."""
+    registry entry: the ops that replace it on a target without a lowering for it (``passes/legalize.py``).
+    With ``values``, ``fn`` also takes the constant values of the inputs (None where not constant)."""
     def deco(fn):
+        fn.takes_values = values
         get(name, domain).decompose = fn
         return fn
     return deco

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..ir.types import np_dtype, onnx_elem_to_name
 from ..pyrt import rt
-from .registry import register
+from .body import FunctionBody, attr_of
+from .registry import decomposition, register
 
 
 @register("DFT", attrs={"axis": 1, "inverse": 0, "onesided": 0}, value_inputs=(1, 2), versions="17-20 (axis input since 20)")
@@ -23,6 +24,96 @@ def ref_dft(ctx, x, dft_length=None, axis=None):
 def ref_stft(ctx, signal, frame_step, window=None, frame_length=None):
     """``stft`` of the Python runtime, shared with the python target."""
     return rt.stft(ctx.attrs, signal, frame_step, window, frame_length)
+
+
+def _const_int(v, default):
+    return int(np.asarray(v).ravel()[0]) if v is not None else default
+
+
+def _dft_matrices(n_in: int, n: int, inverse: bool, onesided: bool, irfft: bool):
+    """(C, S) float64 matrices [n_in, K] with y = a @ C - b @ S (real) and a @ S + b @ C (imaginary) for the
+    input rows a (real) and b (imaginary part) (DFT-20: y[k] = sum_t x[t] exp(-+2 pi i k t / n), / n when
+    inverse). irfft: K = n real outputs from n_in = n / 2 + 1 onesided bins, each bin but 0 and n / 2 counted
+    twice (its conjugate), y = a @ C - b @ S."""
+    t = np.arange(n_in)[:, None]
+    if irfft:
+        k = np.arange(n)[None, :]
+        w = np.where((t == 0) | ((n % 2 == 0) & (t == n // 2)), 1.0, 2.0) / n
+        ang = 2 * np.pi * t * k / n
+        return w * np.cos(ang), w * np.sin(ang)
+    k = np.arange(n // 2 + 1 if onesided else n)[None, :]
+    ang = 2 * np.pi * t * k / n
+    scale = 1.0 / n if inverse else 1.0
+    return scale * np.cos(ang), (scale if inverse else -scale) * np.sin(ang)
+
+
+@decomposition("DFT", values=True)
+def decompose_dft(node, opset, in_types, values):
+    """DFT with a constant length and axis as matrix products with cosine and sine tables: the axis moved
+    last, zero padded or cut to the length, real and imaginary rows multiplied by [n, K] tables and stacked.
+    O(n K) per row, as the C kernel; float32 tables for float32 signals."""
+    x = in_types[0]
+    if x is None or not x.is_static or x.dtype not in ("float32", "float16") or x.shape[-1] not in (1, 2):
+        return None
+    if len(values) > 1 and node.input[1] and values[1] is None or len(values) > 2 and node.input[2] and values[2] is None:
+        return None
+    rank = len(x.shape)
+    ax = _const_int(values[2] if len(values) > 2 else None, attr_of(node, "axis", 1) if opset < 20 else -2) % rank
+    inverse, onesided = bool(attr_of(node, "inverse", 0)), bool(attr_of(node, "onesided", 0))
+    if ax == rank - 1:
+        return None
+    irfft = inverse and onesided
+    n_in = x.shape[ax]
+    n = _const_int(values[1] if len(values) > 1 else None, 2 * (n_in - 1) if irfft else n_in)
+    rows = n // 2 + 1 if irfft else n                     # the input length the tables take
+    b = FunctionBody()
+    perm = [i for i in range(rank) if i != ax] + [ax]
+    xt = b.op("Cast", [b.transpose("x", perm)], to=1)     # [..., C, n_in]
+    if n_in < rows:
+        pads = np.zeros(2 * rank, np.int64)
+        pads[2 * rank - 1] = rows - n_in
+        xt = b.op("Pad", [xt, b.const(pads)])
+    elif n_in > rows:
+        xt = b.op("Slice", [xt, b.const(np.array([0], np.int64)), b.const(np.array([rows], np.int64)),
+                            b.const(np.array([-1], np.int64))])
+    cm, sm = (b.const(m.astype(np.float32)) for m in _dft_matrices(rows, n, inverse, onesided, irfft))
+    part = lambda k: b.op("Slice", [xt, b.const(np.array([k], np.int64)), b.const(np.array([k + 1], np.int64)),  # noqa: E731
+                                    b.const(np.array([-2], np.int64))])
+    re_a, im_a = b.op("MatMul", [part(0), cm]), b.op("MatMul", [part(0), sm])
+    if x.shape[-1] == 2:
+        re = b.op("Sub", [re_a, b.op("MatMul", [part(1), sm])])
+        im = b.op("Add", [im_a, b.op("MatMul", [part(1), cm])])
+    else:
+        re, im = re_a, im_a
+    y = re if irfft else b.op("Concat", [re, im], axis=-2)     # [..., 1 or 2, K]
+    inv = [int(i) for i in np.argsort(perm)]
+    b.op("Cast", [b.transpose(y, inv)], "y", to=10 if x.dtype == "float16" else 1)
+    return b.function("DFT", ["x", "dft_length", "axis"][:len(node.input)], ["y"], opset=20)
+
+
+@decomposition("STFT", values=True)
+def decompose_stft(node, opset, in_types, values):
+    """STFT with constant frame step and length: the frames gathered by a constant index table [frames, n],
+    times the window, then a DFT along the frame axis (onesided as the attribute says)."""
+    sig = in_types[0]
+    if sig is None or not sig.is_static or values[1] is None:
+        return None
+    win = in_types[2] if len(in_types) > 2 and node.input[2] else None
+    if len(in_types) > 3 and node.input[3] and values[3] is None or (win is None and not (len(in_types) > 3 and node.input[3])):
+        return None
+    step = _const_int(values[1], 1)
+    n = _const_int(values[3] if len(values) > 3 else None, win.shape[0] if win is not None and win.shape else 0)
+    frames = (sig.shape[1] - n) // step + 1
+    if n <= 0 or frames <= 0:
+        return None
+    b = FunctionBody()
+    idx = b.const((np.arange(frames)[:, None] * step + np.arange(n)[None, :]).astype(np.int64))
+    fr = b.op("Gather", ["signal", idx], axis=1)                               # [batch, frames, n, C]
+    if win is not None:
+        w = b.op("Reshape", ["window", b.const(np.array([1, 1, n, 1], np.int64))])
+        fr = b.op("Mul", [fr, w])
+    b.op("DFT", [fr, "", b.const(np.array(2, np.int64))], "y", onesided=int(attr_of(node, "onesided", 1)))
+    return b.function("STFT", ["signal", "frame_step", "window", "frame_length"][:len(node.input)], ["y"], opset=20)
 
 
 def _window(name: str, coeffs: tuple):

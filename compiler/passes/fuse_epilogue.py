@@ -73,7 +73,7 @@ def fuse_epilogue(model: Model, target=None) -> Model:
         if len(readers) != 1 or y in g.outputs:
             continue
         epi = readers[0]
-        if uses[y] != epi.inputs.count(y):
+        if uses[y] != epi.inputs.count(y) or id(epi) in moved:     # an epilogue is fused into one core only
             continue
         if epi.op == "FusedElementwise" and epi.domain == "bornc":
             prog, ext = epi.attrs["program"], list(epi.inputs)

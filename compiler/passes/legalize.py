@@ -160,7 +160,7 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
         except BorncError:
             return None
         in_types = [types.get(i) if i else None for i in node.inputs]
-        body = function_body(proto, opset, in_types)
+        body = function_body(proto, opset, in_types, [consts.get(i) if i else None for i in node.inputs])
     if body is None or not len(body.node) or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                  for fn in body.node for a in fn.attribute):
         return None

@@ -89,6 +89,16 @@ def test_relu6_clip_and_residual_add():
     assert fuse_epilogue(single).graph.nodes[0].attrs["activation"] == "Relu6"
 
 
+def test_two_products_into_one_add_fuse_once():
+    """Sub(MatMul, MatMul): only one product takes the Sub as its epilogue (fusing both read a value that
+    the first fusion removed)."""
+    m = make([N("MatMul", ["x", "w1"], ["a"]), N("MatMul", ["x", "w2"], ["b"]), N("Sub", ["a", "b"], ["y"])],
+             [("x", [2, 3, 4])], [("y", [2, 3, 5])], {"w1": rand(4, 5), "w2": rand(4, 5)})
+    after = fuse_epilogue(m)
+    assert sorted(ops(after)) == ["FusedMatMul", "MatMul"]
+    assert_same_outputs(m, after)
+
+
 def test_matmul_add_becomes_gemm_only_for_2d():
     m = make([N("MatMul", ["x", "w"], ["a"]), N("Add", ["a", "b"], ["y"])], [("x", [2, 3])], [("y", [2, 4])], {"w": rand(3, 4), "b": rand(4)})
     after = fuse_matmul_add(m)
