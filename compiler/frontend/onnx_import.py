@@ -530,9 +530,31 @@ class _Importer:
                         b.CopyFrom(attrs[a.ref_attr_name])
                         b.name = a.name
                         new.attribute.append(b)
+                elif a.type == onnx.AttributeProto.GRAPH:      # a body's subgraph reads the body's values
+                    b = onnx.AttributeProto()
+                    b.CopyFrom(a)
+                    _rename_free(b.g, lambda v: rename.get(v, f"{prefix}/{v}"), set())
+                    new.attribute.append(b)
                 else:
                     new.attribute.append(a)
             self.node(g, new, index, scope, declared)
+
+
+def _rename_free(gp: onnx.GraphProto, rename, outer_defined: set) -> None:
+    """Rename, in place, the values subgraph ``gp`` (and its own subgraphs) reads from enclosing scopes:
+    those it does not define itself (inputs, initializers, node outputs)."""
+    defined = set(outer_defined) | {i.name for i in gp.input} | {t.name for t in gp.initializer}
+    defined |= {o for n in gp.node for o in n.output}
+    for n in gp.node:
+        for k, i in enumerate(n.input):
+            if i and i not in defined:
+                n.input[k] = rename(i)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _rename_free(a.g, rename, defined)
+    for o in gp.output:
+        if o.name not in defined:
+            o.name = rename(o.name)
 
 
 def _label(n: onnx.NodeProto) -> str:

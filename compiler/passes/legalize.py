@@ -162,8 +162,8 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
         in_types = [types.get(i) if i else None for i in node.inputs]
         body = function_body(proto, opset, in_types, [consts.get(i) if i else None for i in node.inputs])
     if body is None or not len(body.node) or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                                                 for fn in body.node for a in fn.attribute):
-        return None
+                                                 and fn.op_type != "Scan" for fn in body.node for a in fn.attribute):
+        return None                    # a Scan in the body is unrolled in turn (LinearAttention's body)
     mp = onnx.ModelProto()
     for dom, ver in model.opsets.items():
         mp.opset_import.add(domain=dom, version=ver)
@@ -200,10 +200,16 @@ def _legal_nodes(model, node, types, consts, backend, names, depth) -> list | No
     nodes, new_consts, new_types = got
     trial_types, trial_consts = {**types, **new_types}, {**consts, **new_consts}
     out = []
+    refined = False                     # as in _legalize_graph: a nested expansion made a type static
     for n in nodes:
+        if refined and _refine(model, n, trial_types, trial_consts):
+            continue
+        before = {o: trial_types.get(o) for o in n.outputs if o}
         legal = _legal_nodes(model, n, trial_types, trial_consts, backend, names, depth + 1)
         if legal is None:
             return None
+        refined = refined or any(not getattr(t, "is_static", False) and getattr(trial_types.get(o), "is_static", False)
+                                 for o, t in before.items())
         out += legal
     types.update(trial_types)
     consts.update(trial_consts)
