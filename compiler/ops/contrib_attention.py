@@ -5,7 +5,14 @@ Spec: onnxruntime's docs/ContribOperators.md, masks as its CPU kernels apply the
 PrepareMask): every masked position, key padding, causal or mask_index, gets ``mask_filter_value`` (-10000 by
 default) added to its score, not -inf; attention_bias is added as is. Decompositions build that additive mask from
 ONNX ops and hand it to ONNX Attention-23 (float attn_mask), which every backend lowers. Not covered: past key and
-value (KV cache) inputs, packed QKV layouts, mask_index of 2 * batch or 4-D, GroupQueryAttention.
+value (KV cache) inputs of Attention/MultiHeadAttention, packed QKV layouts, mask_index of 2 * batch or 4-D.
+
+GroupQueryAttention (the op onnxruntime's LLM exports carry): separate Q [B, S, Hq*D], K and V [B, S, Hkv*D],
+optional past key/value [B, Hkv, P, D] (BNSH) appended to, always causal (query i at absolute position P + i sees
+keys j <= P + i), keys j > seqlens_k[b] masked (right padding), softcap; outputs the attention and the present key
+and value [B, Hkv, P + S, D]. Covered: total_sequence_length = P + S for every batch row (a prompt, or decoding
+with one past length); not covered: do_rotary, packed QKV, local_window_size, smooth_softmax, a past buffer
+shared with present (past rows of different lengths).
 """
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ import math
 import numpy as np
 
 from .contrib import MS, _Body, _attr, _inputs, _typed
+from ..errors import ShapeError
+from ..ir.types import TensorType
 from .registry import decomposition, register
 
 
@@ -205,3 +214,86 @@ def decompose_ms_rotaryembedding(node, opset, in_types):
 
 
 __all__: list[str] = []
+
+
+# ---------------------------------------------------------------------------------------------------- GroupQueryAttention
+_GQA_ATTRS = {"num_heads": 0, "kv_num_heads": 0, "scale": 0.0, "softcap": 0.0, "local_window_size": -1,
+              "do_rotary": 0, "rotary_interleaved": 0, "smooth_softmax": 0}
+
+
+def _gqa_mask(seqlens, p: int, s: int) -> np.ndarray:
+    """bool [B, 1, S, P + S]: query i sees key j when j <= P + i (causal) and j <= seqlens_k[b] (valid keys)."""
+    t = p + s
+    j = np.arange(t)[None, None, None, :]
+    causal = j <= (p + np.arange(s))[None, None, :, None]
+    return causal & (j <= np.asarray(seqlens, np.int64).reshape(-1, 1, 1, 1))
+
+
+def _gqa_infer(ctx) -> list:
+    """y [B, S, Hq * Dv] in Q's type; present key/value [B, Hkv, P + S, D] in K's and V's."""
+    q, k, v = ctx.shape(0), ctx.shape(1), ctx.shape(2)
+    if q is None or k is None or v is None or len(k) != 3:
+        raise ShapeError(f"node {ctx.node.name!r} (GroupQueryAttention): Q, K and V of known rank-3 shapes needed")
+    hq, hkv = ctx.attrs["num_heads"], ctx.attrs["kv_num_heads"]
+    past = ctx.shape(3) if len(ctx.types) > 3 and ctx.types[3] is not None else None
+    t = q[1] + (past[2] if past is not None else 0)
+    d, dv = k[2] // hkv, v[2] // hkv
+    return [TensorType(ctx.dtype(0), (q[0], q[1], hq * dv)), TensorType(ctx.dtype(1), (q[0], hkv, t, d)),
+            TensorType(ctx.dtype(2), (q[0], hkv, t, dv))]
+
+
+@register("GroupQueryAttention", domain=MS, attrs=_GQA_ATTRS, outputs=3, infer=_gqa_infer, versions="com.microsoft 1")
+def ref_ms_groupqueryattention(ctx, q, k, v, past_k=None, past_v=None, seqlens_k=None, total_len=None, *rest):
+    """See the module docstring; float64, head h of Q reads K/V head h // (Hq / Hkv)."""
+    a = ctx.attrs
+    if k is None or a["do_rotary"] or a["local_window_size"] != -1 or a["smooth_softmax"]:
+        raise ValueError("GroupQueryAttention with packed QKV, do_rotary, local_window_size or smooth_softmax")
+    b, s, _ = q.shape
+    hq, hkv = a["num_heads"], a["kv_num_heads"]
+    d = q.shape[2] // hq
+    kh = k.reshape(b, s, hkv, d).transpose(0, 2, 1, 3)
+    vh = v.reshape(b, s, hkv, -1).transpose(0, 2, 1, 3)
+    if past_k is not None:
+        kh, vh = np.concatenate([past_k, kh], axis=2), np.concatenate([past_v, vh], axis=2)
+    p = kh.shape[2] - s
+    if total_len is not None and int(np.asarray(total_len).ravel()[0]) != p + s:
+        raise ValueError("GroupQueryAttention: total_sequence_length differs from past + new length")
+    qh = q.reshape(b, s, hq, d).transpose(0, 2, 1, 3).astype(np.float64)
+    rep = hq // hkv
+    kk, vv = np.repeat(kh.astype(np.float64), rep, axis=1), np.repeat(vh.astype(np.float64), rep, axis=1)
+    sc = qh @ kk.transpose(0, 1, 3, 2) * (a["scale"] or 1 / math.sqrt(d))
+    if a["softcap"]:
+        sc = a["softcap"] * np.tanh(sc / a["softcap"])
+    sc = np.where(_gqa_mask(seqlens_k, p, s), sc, -np.inf)
+    y = (_softmax(sc) @ vv).transpose(0, 2, 1, 3).reshape(b, s, -1)
+    return y.astype(q.dtype), kh.astype(k.dtype), vh.astype(v.dtype)
+
+
+@decomposition("GroupQueryAttention", MS)
+def decompose_ms_groupqueryattention(node, opset, in_types):
+    """ONNX Attention-23 with q/kv_num_heads, the past key/value, softcap and a bool mask computed from
+    seqlens_k (causal at offset P and the valid keys), as in :func:`_gqa_mask`."""
+    has = lambda i: len(node.input) > i and bool(node.input[i])   # noqa: E731
+    if not _typed(in_types, 0, 1, 2) or not has(5) or any(has(i) for i in (7, 8, 9, 10)) \
+            or _attr(node, "do_rotary", 0) or _attr(node, "local_window_size", -1) != -1 or _attr(node, "smooth_softmax", 0):
+        return None
+    bsz, s = in_types[0].shape[:2]
+    p = in_types[3].shape[2] if has(3) and _typed(in_types, 3) else 0
+    b = _Body()
+    t = p + s
+    causal = b.const((np.arange(t)[None, :] <= (p + np.arange(s))[:, None])[None, None])
+    lens = b.op("Reshape", [b.op("Cast", ["i5"], to=7), b.const(np.array([-1, 1, 1, 1], np.int64))])
+    valid = b.op("LessOrEqual", [b.const(np.arange(t, dtype=np.int64)[None, None, None, :]), lens])
+    mask = b.op("And", [causal, valid])
+    attrs = {"q_num_heads": int(_attr(node, "num_heads")), "kv_num_heads": int(_attr(node, "kv_num_heads"))}
+    if _attr(node, "scale", 0.0):
+        attrs["scale"] = float(_attr(node, "scale"))
+    if _attr(node, "softcap", 0.0):
+        attrs["softcap"] = float(_attr(node, "softcap"))
+    ins = ["i0", "i1", "i2", mask] + (["i3", "i4"] if has(3) else [])
+    outs = [o if o else "" for o in ["o0", "o1" if len(node.output) > 1 and node.output[1] else "",
+                                     "o2" if len(node.output) > 2 and node.output[2] else ""]]
+    while outs[-1] == "":
+        outs.pop()
+    b.ops("Attention", ins, outs, **attrs)
+    return b.function("GroupQueryAttention", _inputs(node), [o for o in outs if o], opset=23)

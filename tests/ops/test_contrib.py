@@ -270,3 +270,30 @@ def test_rotary_embedding(interleaved, offset):
     m = _model("RotaryEmbedding", [("x", x), ("pos", pos)], [("cos", np.cos(ang).astype(np.float32)), ("sin", np.sin(ang).astype(np.float32))],
                ["y"], interleaved=interleaved, num_heads=heads)
     _check(m, {"x": x, "pos": pos}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("past, softcap, padded", [(0, 0.0, False), (0, 0.0, True), (3, 0.0, False), (3, 2.0, False)])
+def test_group_query_attention(past, softcap, padded):
+    """GQA (4 query heads over 2 KV heads): a prompt (with a right-padded row), and decoding after a past of 3."""
+    b, s, hq, hkv, d = 2, 4 if not past else 1, 4, 2, 8
+    q, k, v = r(b, s, hq * d), r(b, s, hkv * d), r(b, s, hkv * d)
+    feeds = {"q": q, "k": k, "v": v}
+    inputs = [("q", q), ("k", k), ("v", v)]
+    order = ["q", "k", "v"]
+    if past:
+        feeds["pk"], feeds["pv"] = r(b, hkv, past, d), r(b, hkv, past, d)
+        inputs += [("pk", feeds["pk"]), ("pv", feeds["pv"])]
+        order += ["pk", "pv"]
+    else:
+        order += ["", ""]
+    lens = np.full(b, past + s - 1, np.int32)
+    if padded:
+        lens[1] = s - 2                       # row 1: its last key is padding
+    feeds["lens"], feeds["total"] = lens, np.array(past + s, np.int32)
+    inputs += [("lens", lens), ("total", feeds["total"])]
+    order += ["lens", "total"]
+    attrs = {"num_heads": hq, "kv_num_heads": hkv}
+    if softcap:
+        attrs["softcap"] = softcap
+    m = _model("GroupQueryAttention", inputs, [], ["y", "present_k", "present_v"], _order=order, **attrs)
+    _check(m, feeds, rtol=1e-4, atol=1e-5)
