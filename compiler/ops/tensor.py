@@ -38,24 +38,8 @@ def _float_to_string(x: np.ndarray) -> np.ndarray:
 
 
 def to_float8e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
-    """float8_e8m0fnu (an 8-bit power-of-two exponent) from float32 bits: the exponent field, raised by one when
-    rounding up a value with a nonzero fraction (``up``) or with fraction >= 1/2 (``nearest``); Inf and NaN map to
-    0xFF (spec: Cast, opset 24, round_mode)."""
-    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
-    exp = ((bits >> 23) & 0xFF).astype(np.uint16)
-    frac = bits & 0x7FFFFF
-    special = exp == 0xFF
-    if round_mode == "up":
-        bump = frac > 0
-    elif round_mode == "nearest":
-        bump = frac >= 0x400000
-    else:
-        bump = np.zeros(exp.shape, dtype=bool)
-    bump &= ~special
-    if saturate:
-        bump &= exp != 0xFE
-    out = np.where(special, 0xFF, np.minimum(exp + bump, 0xFF)).astype(np.uint8)
-    return out.view(ml_dtypes.float8_e8m0fnu)
+    """float8_e8m0fnu of ``x``: ``float_to_e8m0`` of the Python runtime (spec: Cast, opset 24, round_mode)."""
+    return rt.float_to_e8m0(x, saturate, round_mode).view(ml_dtypes.float8_e8m0fnu)
 
 
 def cast_array(x: np.ndarray, to: str, saturate: bool = True, round_mode: str = "up") -> np.ndarray:

@@ -404,7 +404,7 @@ STORAGE = {"int4": ("int8", 4, True), "uint4": ("uint8", 4, False), "int2": ("in
 #: ONNX float types numpy lacks, held as their bit patterns: logical name -> storage dtype. Only Cast, CastLike,
 #: QuantizeLinear and DequantizeLinear compute on them (through float32); views pass their bytes on.
 FLOAT_BITS = {"bfloat16": "uint16", "float8_e4m3fn": "uint8", "float8_e4m3fnuz": "uint8", "float8_e5m2": "uint8",
-              "float8_e5m2fnuz": "uint8", "float4_e2m1fn": "uint8"}
+              "float8_e5m2fnuz": "uint8", "float4_e2m1fn": "uint8", "float8_e8m0fnu": "uint8"}
 
 
 def storage_dtype(name):
@@ -419,15 +419,39 @@ def bits_to_float(v, dtype, tab):
     a small float decodes through ``tab`` (the compiler's table of every code's value)."""
     if dtype == "bfloat16":
         return (v.astype(np.uint32) << 16).view(np.float32)
+    if dtype == "float8_e8m0fnu":               # 2^(code - 127); code 255 is NaN
+        return np.where(v == 255, np.float32(np.nan), np.ldexp(np.float32(1), v.astype(np.int32) - 127)).astype(np.float32)
     return np.asarray(tab["values"], np.float32)[v & tab["mask"]]
 
 
-def float_to_bits(x, dtype, tab, saturate=1):
+def float_to_e8m0(x, saturate=1, round_mode="up"):
+    """float8_e8m0fnu codes (a power-of-two exponent) of ``x`` from its float32 bits: the exponent field, raised
+    by one for a nonzero fraction (``up``) or a fraction >= 1/2 (``nearest``), not past 254 when ``saturate``;
+    Inf and NaN give 255 (ONNX Cast-24, round_mode)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
+    exp = ((bits >> 23) & 0xFF).astype(np.uint16)
+    frac = bits & 0x7FFFFF
+    special = exp == 0xFF
+    if round_mode == "up":
+        bump = frac > 0
+    elif round_mode == "nearest":
+        bump = frac >= 0x400000
+    else:
+        bump = np.zeros(exp.shape, dtype=bool)
+    bump &= ~special
+    if saturate:
+        bump &= exp != 0xFE
+    return np.where(special, 0xFF, np.minimum(exp + bump, 0xFF)).astype(np.uint8)
+
+
+def float_to_bits(x, dtype, tab, saturate=1, round_mode="up"):
     """Bit patterns of ``x`` (converted to float32 first) in the float type ``dtype``, rounded to nearest, ties
     to even. bfloat16: the float32 rounded at bit 16, NaN kept quiet. A small float: the nearest code of ``tab``,
     the even one on a tie; beyond the largest finite value, that value when ``saturate`` (ONNX Cast) and else
     the overflow code (inf or NaN, as the format has)."""
     x = np.asarray(x, np.float32)
+    if dtype == "float8_e8m0fnu":
+        return float_to_e8m0(x, saturate, round_mode)
     if dtype == "bfloat16":
         b = x.view(np.uint32).astype(np.uint64)
         r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
@@ -475,7 +499,7 @@ def k_cast(x, o, a, w):
     to = a["_to"]
     v = as_float(x[0], 0, a)
     if to in FLOAT_BITS:
-        return (float_to_bits(v, to, a.get("_tabs", {}).get(to), a.get("saturate", 1)),)
+        return (float_to_bits(v, to, a.get("_tabs", {}).get(to), a.get("saturate", 1), a.get("round_mode", "up")),)
     if to in STORAGE:
         return (_to_narrow_int(v, to),)
     dt = np.dtype(to)
