@@ -24,7 +24,7 @@ size_t bornc_dtype_size(bornc_dtype_t dtype) {
     switch (dtype) {
     case BORNC_UINT8: case BORNC_INT8: case BORNC_BOOL: return 1;
     case BORNC_FLOAT8E4M3FN: case BORNC_FLOAT8E4M3FNUZ: case BORNC_FLOAT8E5M2: case BORNC_FLOAT8E5M2FNUZ:
-    case BORNC_UINT4: case BORNC_INT4: case BORNC_FLOAT4E2M1: case BORNC_UINT2: case BORNC_INT2: return 1;
+    case BORNC_UINT4: case BORNC_INT4: case BORNC_FLOAT4E2M1: case BORNC_UINT2: case BORNC_INT2: case BORNC_FLOAT8E8M0: return 1;
     case BORNC_UINT16: case BORNC_INT16: case BORNC_FLOAT16: case BORNC_BFLOAT16: return 2;
     case BORNC_FLOAT32: case BORNC_INT32: case BORNC_UINT32: return 4;
     case BORNC_INT64: case BORNC_FLOAT64: case BORNC_UINT64: return 8;
@@ -153,7 +153,8 @@ static const char *npy_descr(bornc_dtype_t t) {
     case BORNC_UINT32: return "<u4"; case BORNC_INT64: return "<i8"; case BORNC_UINT64: return "<u8";
     case BORNC_BFLOAT16: return "<V2";
     case BORNC_FLOAT8E4M3FN: case BORNC_FLOAT8E4M3FNUZ: case BORNC_FLOAT8E5M2: case BORNC_FLOAT8E5M2FNUZ:
-    case BORNC_UINT4: case BORNC_INT4: case BORNC_FLOAT4E2M1: case BORNC_UINT2: case BORNC_INT2: return "|u1";
+    case BORNC_UINT4: case BORNC_INT4: case BORNC_FLOAT4E2M1: case BORNC_UINT2: case BORNC_INT2: case BORNC_FLOAT8E8M0:
+        return "|u1";
     }
     return "";
 }

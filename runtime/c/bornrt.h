@@ -30,7 +30,7 @@ typedef enum {
     BORNC_INT64 = 7, BORNC_BOOL = 9, BORNC_FLOAT16 = 10, BORNC_FLOAT64 = 11, BORNC_UINT32 = 12, BORNC_UINT64 = 13,
     BORNC_BFLOAT16 = 16, BORNC_FLOAT8E4M3FN = 17, BORNC_FLOAT8E4M3FNUZ = 18, BORNC_FLOAT8E5M2 = 19,
     BORNC_FLOAT8E5M2FNUZ = 20, BORNC_UINT4 = 21, BORNC_INT4 = 22, BORNC_FLOAT4E2M1 = 23, BORNC_UINT2 = 25,
-    BORNC_INT2 = 26
+    BORNC_INT2 = 26, BORNC_FLOAT8E8M0 = 24
 } bornc_dtype_t;
 
 /* 8-bit and 4-bit floats and 4/2-bit integers are held one element per uint8_t, laid out as ONNX's reference
@@ -68,6 +68,30 @@ static inline uint8_t bornc_encode_small_float(float x, const float *tab, unsign
     }
     if (k == 0u && neg) return neg_zero;
     return (uint8_t)(neg ? (signbit | k) : k);
+}
+
+/* float8_e8m0fnu: an 8-bit power-of-two exponent, 2^(code - 127), code 255 NaN. Encoding takes the float32
+ * exponent field, raised by one for a nonzero fraction (round_mode 1, "up") or a fraction >= 1/2 (2,
+ * "nearest"; 0 is "down"), not past 254 when saturating; Inf and NaN give 255 (ONNX Cast-24, round_mode). */
+static inline float bornc_e8m0_to_f(uint8_t c) {
+    /* code 0 is 2^-127, a float32 subnormal; code 255 a quiet NaN */
+    const uint32_t bits = c == 255u ? 0x7fc00000u : c == 0u ? 0x00400000u : (uint32_t)c << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint8_t bornc_f_to_e8m0(float x, int round_mode, int saturate) {
+    uint32_t bits, e, frac;
+    int bump;
+    memcpy(&bits, &x, sizeof bits);
+    e = (bits >> 23) & 0xffu;
+    frac = bits & 0x7fffffu;
+    if (e == 0xffu) return 0xffu;
+    bump = round_mode == 1 ? frac > 0u : round_mode == 2 ? frac >= 0x400000u : 0;
+    if (saturate && e == 0xfeu) bump = 0;
+    e += (uint32_t)bump;
+    return (uint8_t)(e > 0xffu ? 0xffu : e);
 }
 
 /* float16 (IEEE binary16) and bfloat16 are stored as uint16_t and computed in float; conversions round to

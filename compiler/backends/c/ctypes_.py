@@ -15,7 +15,9 @@ C_TYPES = {"float32": "float", "float64": "double", "int8": "int8_t", "uint8": "
 #: moved and converted (Cast), never computed on.
 NARROW_INT = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
 SMALL_FLOAT = {"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"}
-STORAGE_ONLY = set(NARROW_INT) | SMALL_FLOAT
+#: float8_e8m0fnu: a power-of-two exponent per uint8_t (bornc_e8m0_to_f / bornc_f_to_e8m0 in bornrt.h)
+E8M0 = "float8_e8m0fnu"
+STORAGE_ONLY = set(NARROW_INT) | SMALL_FLOAT | {E8M0}
 #: dtypes stored as uint16_t bits and computed in float, with these load / store conversions.
 HALF = {"float16": ("bornc_h2f", "bornc_f2h"), "bfloat16": ("bornc_b2f", "bornc_f2b")}
 #: bornc_dtype_t enumerators (ONNX TensorProto numbers) by dtype name.
@@ -25,7 +27,8 @@ C_DTYPE_ENUM = {"float32": "BORNC_FLOAT32", "float64": "BORNC_FLOAT64", "int8": 
                 "bfloat16": "BORNC_BFLOAT16", "float8_e4m3fn": "BORNC_FLOAT8E4M3FN",
                 "float8_e4m3fnuz": "BORNC_FLOAT8E4M3FNUZ", "float8_e5m2": "BORNC_FLOAT8E5M2",
                 "float8_e5m2fnuz": "BORNC_FLOAT8E5M2FNUZ", "uint4": "BORNC_UINT4", "int4": "BORNC_INT4",
-                "float4_e2m1fn": "BORNC_FLOAT4E2M1", "uint2": "BORNC_UINT2", "int2": "BORNC_INT2"}
+                "float4_e2m1fn": "BORNC_FLOAT4E2M1", "uint2": "BORNC_UINT2", "int2": "BORNC_INT2",
+                "float8_e8m0fnu": "BORNC_FLOAT8E8M0"}
 
 
 def ctype(dtype: str, node=None) -> str:

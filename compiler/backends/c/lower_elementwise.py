@@ -15,7 +15,7 @@ from ...ir.types import np_dtype
 from ...ops import registry
 from ...ops.composite import fold_program
 from ...ops.registry import lowering
-from .ctypes_ import HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
+from .ctypes_ import E8M0, HALF, NARROW_INT, SMALL_FLOAT, STORAGE_ONLY, ctype, literal
 from ..common.lowering import broadcast_strides, collapse
 from ..common.small_float import small_float_table
 from .lowering import Lowered, CCtx, Stage, index_expr
@@ -276,6 +276,8 @@ def _cast_storage(ctx: CCtx) -> Lowered:
         info = small_float_table(src)
         tables.append({"name": "dec_in", "data": [_c_float(v) for v in info["values"]]})
         v, kind = f"dec_in[{x} & {info['mask']}u]", "f"
+    elif src == E8M0:
+        v, kind = f"bornc_e8m0_to_f({x})", "f"
     elif src in NARROW_INT:
         bits, signed = NARROW_INT[src]
         v, kind = (f"bornc_sext({x}, {bits})" if signed else f"(int)({x} & {(1 << bits) - 1}u)"), "i"
@@ -290,6 +292,9 @@ def _cast_storage(ctx: CCtx) -> Lowered:
         tab = "dec_out" if not (src in SMALL_FLOAT and dst == src) else "dec_in"
         expr = (f"bornc_encode_small_float((float)({v}), {tab}, {info['maxcode']}u, {info['signbit']}u, {info['nan']}u, "
                 f"{info['pos_over']}u, {info['neg_over']}u, {info['neg_zero']}u, {int(bool(ctx.attrs['saturate']))})")
+    elif dst == E8M0:
+        mode = {"down": 0, "up": 1, "nearest": 2}[ctx.attrs.get("round_mode", "up")]
+        expr = f"bornc_f_to_e8m0((float)({v}), {mode}, {int(bool(ctx.attrs.get('saturate', 1)))})"
     elif dst in NARROW_INT:
         bits, _ = NARROW_INT[dst]
         mask = (1 << bits) - 1
