@@ -12,6 +12,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..ir.types import TensorType, np_dtype
+from ..pyrt import rt
 from .body import FunctionBody, attr_of
 from .registry import decomposition, register
 
@@ -105,36 +106,5 @@ def decompose_arrayfeatureextractor(node, opset, in_types):
                                     "ngram_counts": [], "ngram_indexes": [], "pool_int64s": None, "pool_strings": None,
                                     "weights": None}, versions="9-24")
 def ref_tfidfvectorizer(ctx, x):
-    """Counts of the pool's n-grams (lengths min..max, skips 0..max_skip_count between items; a 1-gram counted
-    once) per row, at ngram_indexes; IDF: presence times weight, TFIDF: count times weight (float32)."""
-    a = ctx.attrs
-    pool = list(a["pool_strings"] if a["pool_strings"] is not None else a["pool_int64s"])
-    starts = list(a["ngram_counts"]) + [len(pool)]
-    index, number = {}, 0
-    for n in range(1, len(starts)):
-        lo, hi = starts[n - 1], starts[n]
-        for j in range(lo, hi, n):
-            index[(n, tuple(pool[j:j + n]))] = number
-            number += 1
-    out_idx = list(a["ngram_indexes"])
-    width = max(out_idx) + 1 if out_idx else 0
-    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(out_idx)
-    rows = [x] if x.ndim == 1 else list(x)
-    y = np.zeros((len(rows), width), np.float32)
-    for r, row in enumerate(rows):
-        items = [s.decode() if isinstance(s, bytes) else (s.item() if isinstance(s, np.generic) else s) for s in row]
-        counts = np.zeros(number, np.float64)
-        for n in range(a["min_gram_length"], a["max_gram_length"] + 1):
-            for skip in range(0, (a["max_skip_count"] if n > 1 else 0) + 1):
-                step = skip + 1
-                for i in range(len(items) - (n - 1) * step):
-                    k = index.get((n, tuple(items[i + j * step] for j in range(n))))
-                    if k is not None:
-                        counts[k] += 1
-        for k, c in enumerate(counts):
-            if a["mode"] == "IDF":
-                c = min(c, 1.0) * weights[k]
-            elif a["mode"] == "TFIDF":
-                c = c * weights[k]
-            y[r, out_idx[k]] = c
-    return y[0] if x.ndim == 1 else y
+    """``tfidf_vectorizer`` of the Python runtime (runtime/python/bornrt.py), shared with the python target."""
+    return rt.tfidf_vectorizer(ctx.attrs, x)
