@@ -1,11 +1,12 @@
 """C lowerings of less common data-movement and geometry ops: AffineGrid, Col2Im, ReverseSequence, Det,
-MaxUnpool and TensorScatter (semantics as the reference kernels, ``ops/misc.py``, ``ops/tensor.py``,
+MaxUnpool, TensorScatter and TfIdfVectorizer (semantics as the reference kernels, ``ops/misc.py``, ``ops/tensor.py``,
 ``ops/nn.py``; run-time indices are bounds-checked and give BORNC_ERR_INDEX)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...ops.registry import lowering
+from .ctypes_ import literal
 from .lowering import CCtx, Lowered, Stage
 
 
@@ -84,3 +85,28 @@ def _tensor_scatter(ctx: CCtx) -> Lowered:
         "mode": ctx.attrs["mode"], "axis": ax, "n": ctx.ins[0].size, "outer": _prod(ps[:ax]), "per_batch": _prod(ps[1:ax]),
         "S": us[ax], "MAXLEN": ps[ax], "inner": _prod(ps[ax + 1:]), "has_idx": ctx.has(2), "T": ctx.oct()})],
         [k for k in range(3) if ctx.has(k)])
+
+
+@lowering("c", "TfIdfVectorizer")
+def _tfidf(ctx: CCtx) -> Lowered:
+    """Integer tokens only (a string pool stays on the reference); the pool's n-grams become tables."""
+    a = ctx.attrs
+    if a["pool_int64s"] is None or ctx.ins[0].dtype not in ("int32", "int64"):
+        raise ctx.unsupported("string tokens")
+    pool = [int(v) for v in a["pool_int64s"]]
+    starts = list(a["ngram_counts"]) + [len(pool)]
+    off, lens = [], []
+    for n in range(1, len(starts)):
+        for j in range(starts[n - 1], starts[n], n):
+            off.append(j)
+            lens.append(n)
+    outs = [int(v) for v in a["ngram_indexes"]]
+    if not off or len(outs) != len(off):
+        raise ctx.unsupported("an empty pool or ngram_indexes of another length")
+    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(off)
+    xs = ctx.shape(0)
+    return Lowered([Stage("tfidf", {
+        "pool": [f"INT64_C({v})" for v in pool], "off": off, "lens": lens, "outs": outs, "K": len(off),
+        "weights": [literal(w, "float32") for w in weights], "rows": 1 if len(xs) == 1 else xs[0], "L": xs[-1],
+        "W": max(outs) + 1, "min_len": a["min_gram_length"], "max_len": a["max_gram_length"],
+        "max_skip": a["max_skip_count"], "mode": a["mode"], "T": ctx.ct(0)})], [0])
