@@ -692,3 +692,56 @@ def ref_deformconv(ctx, x, w, offset, b=None, mask=None):
     if b is not None:
         y = y + b.reshape(1, -1, 1, 1)
     return y.astype(x.dtype)
+
+
+@decomposition("DeformConv")
+def decompose_deformconv(node, opset, in_types):
+    """Each tap of each offset group as a GridSample (bilinear, zeros outside, align_corners: the pixel
+    coordinates of :func:`ref_deformconv` normalized by 2 / (size - 1)), times its mask, stacked into im2col
+    columns [N, C * taps, oH * oW], then one (grouped) MatMul with the weights and the bias."""
+    from .body import FunctionBody, attr_of
+    if len(in_types) < 3 or not all(t is not None and t.is_static for t in in_types[:3]) or len(in_types[0].shape) != 4:
+        return None
+    n, c, h, wd = in_types[0].shape
+    m, cg, kh, kw = in_types[1].shape
+    oh, ow = in_types[2].shape[2:]
+    if h < 2 or wd < 2 or in_types[0].dtype != "float32":
+        return None
+    sh, sw = attr_of(node, "strides", None) or [1, 1]
+    dh, dw = attr_of(node, "dilations", None) or [1, 1]
+    pt, pl = (attr_of(node, "pads", None) or [0, 0, 0, 0])[:2]
+    og, g = attr_of(node, "offset_group", 1), attr_of(node, "group", 1)
+    taps, per = kh * kw, c // og
+    has_b = len(node.input) > 3 and bool(node.input[3])
+    has_mask = len(node.input) > 4 and bool(node.input[4])
+    b = FunctionBody()
+    i64 = lambda v: b.const(np.array(v, np.int64))  # noqa: E731
+
+    def channel(src, k):                   # [N, oH, oW, 1]: channel k of offset or mask
+        return b.op("Unsqueeze", [b.op("Squeeze", [b.op("Slice", [src, i64([k]), i64([k + 1]), i64([1])]), i64([1])]), i64([-1])])
+    groups = []
+    for q in range(og):
+        img = b.op("Slice", ["x", i64([q * per]), i64([(q + 1) * per]), i64([1])]) if og > 1 else "x"
+        samples = []
+        for t in range(taps):
+            ti, tj = divmod(t, kw)
+            by = ((np.arange(oh) * sh - pt + ti * dh)[:, None] + np.zeros((1, ow))).astype(np.float32)[None, :, :, None]
+            bx = ((np.arange(ow) * sw - pl + tj * dw)[None, :] + np.zeros((oh, 1))).astype(np.float32)[None, :, :, None]
+            yy = b.op("Add", [b.const(by), channel("offset", 2 * (q * taps + t))])
+            xx = b.op("Add", [b.const(bx), channel("offset", 2 * (q * taps + t) + 1)])
+            yn = b.op("Sub", [b.op("Mul", [yy, b.scalar(2 / (h - 1), np.float32)]), b.scalar(1, np.float32)])
+            xn = b.op("Sub", [b.op("Mul", [xx, b.scalar(2 / (wd - 1), np.float32)]), b.scalar(1, np.float32)])
+            smp = b.op("GridSample", [img, b.op("Concat", [xn, yn], axis=-1)], align_corners=1, mode="linear",
+                       padding_mode="zeros")                              # [N, C/og, oH, oW]
+            if has_mask:
+                smp = b.op("Mul", [smp, b.op("Slice", ["mask", i64([q * taps + t]), i64([q * taps + t + 1]), i64([1])])])
+            samples.append(b.op("Unsqueeze", [smp, i64([2])]))
+        groups.append(b.op("Concat", samples, axis=2))                   # [N, C/og, taps, oH, oW]
+    cols = b.op("Concat", groups, axis=1) if og > 1 else groups[0]
+    cols = b.op("Reshape", [cols, i64([n, g, cg * taps, oh * ow])])
+    wr = b.op("Reshape", ["w", i64([g, m // g, cg * taps])])
+    y = b.op("Reshape", [b.op("MatMul", [wr, cols]), i64([n, m, oh, ow])])
+    if has_b:
+        y = b.op("Add", [y, b.op("Reshape", ["b", i64([1, m, 1, 1])])])
+    b.op("Identity", [y], "y")
+    return b.function("DeformConv", ["x", "w", "offset", "b", "mask"][:len(node.input)], ["y"], opset=20)
