@@ -185,11 +185,25 @@ def test_tensors_beyond_one_binding_are_split_across_dispatches(tmp_path, monkey
 
 
 def test_unsupported_ops_are_listed_with_node_names(tmp_path):
-    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [4])
-    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, [4])
-    model = _model([helper.make_node("Relu", ["x"], ["y"], name="relu_d")], [x], [y])
-    with pytest.raises(UnsupportedOpError, match="float64.*relu_d"):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT8E8M0, [4])
+    model = _model([helper.make_node("Cast", ["x"], ["y"], name="cast_e8m0", to=TensorProto.FLOAT8E8M0)], [x], [y])
+    with pytest.raises(UnsupportedOpError, match="float8_e8m0fnu.*cast_e8m0"):
         compile_model(model, "webgpu", tmp_path / "o")
+
+
+def test_float64_runs_at_float32_precision(tmp_path):
+    """WGSL has no f64: a float64 model computes in f32; the host rounds inputs and widens outputs."""
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [5])
+    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, [5])
+    model = _model([helper.make_node("Exp", ["x"], ["e"]), helper.make_node("Add", ["e", "x"], ["y"])], [x], [y])
+    compile_model(model, "webgpu", tmp_path / "o")
+    feeds = {"x": np.array([0.1, -1.5, 2.25, 1e-3, 3.0])}
+    got = load_webgpu_artifact(tmp_path / "o")(feeds)["y"]
+    assert got.dtype == np.float64
+    xf = feeds["x"].astype(np.float32)
+    np.testing.assert_allclose(got, (np.exp(xf) + xf).astype(np.float64), rtol=1e-6)
+    assert not np.array_equal(got, np.exp(feeds["x"]) + feeds["x"])       # float32, not float64, precision
 
 
 def _chromium() -> str | None:
