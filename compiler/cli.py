@@ -57,7 +57,21 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 
 def _shapes(args) -> dict:
-    return dict(_parse_shape(s) for s in (args.input_shape or []))
+    """{input name: shape}, and {sequence input name: [shape of element 0, 1, ...]} from ``NAME[k]=D1,D2``."""
+    import re
+    out, elems = {}, {}
+    for text in args.input_shape or []:
+        name, shape = _parse_shape(text)
+        m = re.fullmatch(r"(.+)\[(\d+)\]", name)
+        if m:
+            elems.setdefault(m.group(1), {})[int(m.group(2))] = shape
+        else:
+            out[name] = shape
+    for name, got in elems.items():
+        if sorted(got) != list(range(len(got))):
+            raise BorncError(f"--input-shape {name}[k]: give elements 0 to {max(got)} of the sequence, each once")
+        out[name] = [got[k] for k in range(len(got))]
+    return out
 
 
 def _binds(args) -> dict:
@@ -88,7 +102,35 @@ def _read_inputs(args) -> dict[str, np.ndarray]:
         if not sep or not name:
             raise InputError(f"--input {item!r}: expected NAME=FILE.npy")
         feeds[name] = _load_npy(path, f"--input {name}")
-    return feeds
+    return _group_sequences(feeds)
+
+
+def _group_sequences(feeds: dict) -> dict:
+    """Arrays named ``NAME[0]`` ... ``NAME[n-1]`` (files cannot hold a list) as the sequence input NAME."""
+    import re
+    out, elems = {}, {}
+    for k, v in feeds.items():
+        m = re.fullmatch(r"(.+)\[(\d+)\]", k)
+        if m:
+            elems.setdefault(m.group(1), {})[int(m.group(2))] = v
+        else:
+            out[k] = v
+    for name, got in elems.items():
+        if sorted(got) != list(range(len(got))):
+            raise InputError(f"input {name}[k]: give elements 0 to {max(got)} of the sequence, each once")
+        out[name] = [got[k] for k in range(len(got))]
+    return out
+
+
+def _flat_outputs(outs: dict) -> dict:
+    """Outputs as arrays: a sequence output as ``NAME[0]`` ... ``NAME[n-1]``, an empty optional left out."""
+    flat = {}
+    for k, v in outs.items():
+        if isinstance(v, list):
+            flat.update({f"{k}[{j}]": e for j, e in enumerate(v)})
+        elif v is not None:
+            flat[k] = v
+    return flat
 
 
 def _write_outputs(outs: dict, dest: str) -> str:
@@ -402,6 +444,7 @@ def cmd_run(args) -> int:
         if args.opt_level is None:
             args.opt_level = 0
         outs = run(_load_model(args), feeds)
+    outs = _flat_outputs(outs)
     if args.output:
         print(_write_outputs(outs, args.output))
     elif not args.top:
@@ -558,7 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("model", help="path to an .onnx file")
         sp.add_argument("--opt-level", type=int, choices=[0, 1, 2], default=None, help=opt_help)
         sp.add_argument("--verify", action="store_true", help="run the IR verifier after every pass")
-        sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="bind an input's symbolic dims (repeatable)")
+        sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
+                            help="bind an input's symbolic dims (repeatable); NAME[k]=D1,... fixes element k of a "
+                                 "sequence input (elements 0 to n-1 give its length)")
         sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="turn a scalar input into a constant (repeatable)")
         sp.add_argument("--max-constant-bytes", type=_byte_count, metavar="N[K|M|G]", default=None,
                         help="largest tensor bornc evaluates or allocates while compiling (default 1G)")

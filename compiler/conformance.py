@@ -156,7 +156,7 @@ def case_binds(case) -> dict:
     def same(k):
         return all(isinstance(f.get(k), np.ndarray) and np.array_equal(f[k], feeds[k]) for f in sets)
     small = {k: v for k, v in feeds.items() if isinstance(v, np.ndarray) and v.size <= 64 and same(k)}
-    bind = {k: v for k, v in small.items() if k in deciding and v.dtype.kind in "iuf"}
+    bind = {k: v for k, v in small.items() if k in deciding and v.dtype.kind in "biuf"}
     try:
         static = _import(case, bind).is_static()
     except BorncError:
@@ -166,20 +166,38 @@ def case_binds(case) -> dict:
     return bind
 
 
-def _import(case, bind: dict):
-    """The case's model imported as ``bornc compile case.onnx --input-shape ... --bind ...`` imports it."""
+def _import(case, bind: dict, static: bool = False):
+    """The case's model imported as ``bornc compile case.onnx --input-shape ... --bind ...`` imports it; for a
+    static-shape target (``static``) sequence inputs get their element shapes too (``--input-shape NAME[k]=...``)."""
     inputs, _ = case.data_sets[0]
     feeds = _feeds(case, inputs)
     shapes = {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)}
     unbound = _only_unbound(case.model, shapes)
+    if static:
+        unbound.update(sequence_shapes(case.model, feeds))
     return from_proto(case.model, input_shapes={k: s for k, s in unbound.items() if k not in bind}, bind=bind or None)
+
+
+def sequence_shapes(proto, feeds: dict) -> dict:
+    """{sequence input: [element shapes]} for the inputs of sequence type (or optional sequence) fed a list, and
+    {optional tensor input: shape} for one fed an array."""
+    out = {}
+    for i in proto.graph.input:
+        kind = i.type.WhichOneof("value")
+        if kind == "optional_type":
+            kind = i.type.optional_type.elem_type.WhichOneof("value")
+        if kind == "sequence_type" and isinstance(feeds.get(i.name), list):
+            out[i.name] = [np.asarray(e).shape for e in feeds[i.name]]
+        elif kind == "tensor_type" and i.type.WhichOneof("value") == "optional_type" and isinstance(feeds.get(i.name), np.ndarray):
+            out[i.name] = feeds[i.name].shape
+    return out
 
 
 def import_case(case, static: bool) -> tuple:
     """(model, names of the bound inputs) for a case, imported for a target that needs static shapes (binds from
     :func:`case_binds`) or not (none)."""
     bind = case_binds(case) if static else {}
-    return _import(case, bind), sorted(bind)
+    return _import(case, bind, static), sorted(bind)
 
 
 def run_case(case, executor, timeout: float = 60.0) -> tuple[str, str, list]:
@@ -216,8 +234,14 @@ def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tup
     cmd = [*bcmd, "compile", str(folder / "case.onnx"), "--target", target, "-o", str(folder / "A")]
     feeds = _feeds(case, case.data_sets[0][0])
     unbound = _only_unbound(case.model, {k: v.shape for k, v in feeds.items() if isinstance(v, np.ndarray)})
+    if static:
+        unbound.update(sequence_shapes(case.model, feeds))
     for k, shape in unbound.items():
-        if k not in bind:
+        if k in bind:
+            continue
+        if isinstance(shape, list):             # a sequence input: one --input-shape per element
+            cmd += [a for j, s in enumerate(shape) for a in ("--input-shape", f"{k}[{j}]=" + ",".join(map(str, s)))]
+        else:
             cmd += ["--input-shape", f"{k}=" + ",".join(str(d) for d in shape)]
     for j, (k, v) in enumerate(sorted(bind.items())):
         np.save(folder / f"bind{j}.npy", v)
@@ -228,7 +252,14 @@ def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tup
         return ("unsupported" if "unsupported operator" in err else "failed"), err[:300], sorted(bind)
     names = [o.name for o in case.model.graph.output]
     for s, (inputs, expected) in enumerate(case.data_sets):
-        feeds = {k: npy_safe(v) if isinstance(v, np.ndarray) else v for k, v in _feeds(case, inputs).items() if k not in bind}
+        feeds = {}
+        for k, v in _feeds(case, inputs).items():
+            if k in bind or v is None:
+                continue
+            if isinstance(v, list):             # files hold arrays: a sequence as NAME[0], NAME[1], ...
+                feeds.update({f"{k}[{j}]": npy_safe(np.asarray(e)) for j, e in enumerate(v)})
+            else:
+                feeds[k] = npy_safe(v) if isinstance(v, np.ndarray) else v
         np.savez(folder / f"in{s}.npz", **feeds)
         r = subprocess.run([*bcmd, "run", str(folder / "A"), "--inputs", str(folder / f"in{s}.npz"), "-o",
                             str(folder / f"out{s}.npz")], capture_output=True, text=True, timeout=timeout)
@@ -239,7 +270,11 @@ def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tup
         for k, (name, e) in enumerate(zip(names, expected)):
             e = numpy_helper.to_array(e) if hasattr(e, "SerializeToString") else e
             g = got.get(name)
-            if g is not None and g.dtype.kind == "V" and isinstance(e, np.ndarray) and g.dtype.itemsize == e.dtype.itemsize:
+            if g is None and isinstance(e, list):  # a sequence output comes back as NAME[0], NAME[1], ...
+                g = [got[f"{name}[{j}]"] for j in range(len(e)) if f"{name}[{j}]" in got]
+            if g is None and e is None:
+                continue                        # an empty optional output: no file
+            if g is not None and not isinstance(g, list) and g.dtype.kind == "V" and isinstance(e, np.ndarray) and g.dtype.itemsize == e.dtype.itemsize:
                 g = g.view(e.dtype)          # .npz holds ml_dtypes values (int4, float8...) as raw bytes
             why = "missing" if g is None else _compare(e, g, case.rtol, case.atol)
             if why:

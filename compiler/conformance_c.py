@@ -22,6 +22,7 @@ from .backends.c.runner import InProcess, cdef_model
 from .conformance import check_data_sets
 from .errors import BorncError, UnsupportedOpError
 from .resources import resource_dir
+from .executors import with_containers
 from .targets import get_target
 
 BATCH = 200
@@ -109,7 +110,7 @@ def _child_run(items: list, so: Path, wfd: int) -> None:
             return
         for idx, case, model, art, manifest, bound in items:
             try:
-                res = (*check_data_sets(case, model, InProcess(manifest, lib, ffi)), bound)
+                res = (*check_data_sets(case, model, with_containers(InProcess(manifest, lib, ffi), manifest)), bound)
             except BorncError as ex:
                 res = ("failed", f"{type(ex).__name__}: {str(ex)[:300]}", bound)
             except Exception as ex:  # noqa: BLE001

@@ -56,12 +56,45 @@ class ArtifactExecutor:
             import json
             from pathlib import Path
             from .backends.c.runner import Subprocess
-            return Subprocess(Path(folder), json.loads((Path(folder) / "manifest.json").read_text()))
+            manifest = json.loads((Path(folder) / "manifest.json").read_text())
+            return with_containers(Subprocess(Path(folder), manifest), manifest)
         if self.target.backend == "python":
             from .backends.python.runner import load_python_artifact
             from .pyrt import rt
             return load_python_artifact(folder, shared_runtime=rt)
         return load_artifact(folder)
+
+
+def with_containers(run: Prepared, manifest: dict) -> Prepared:
+    """``run`` taking and returning the sequences and optionals that a static-shape backend unrolled (the
+    manifest's "containers"): a sequence input as a list of arrays (fed as its elements ``NAME[k]``), a sequence
+    output as a list, an optional output as its array or None. InputError when a list's length is not the one
+    the artifact was compiled for."""
+    from .errors import InputError
+    groups = manifest.get("containers") or {}
+    if not groups:
+        return run
+
+    def call(feeds):
+        flat = {}
+        for k, v in feeds.items():
+            g = groups.get(k)
+            if g is None or g.get("role") != "input":
+                flat[k] = v
+                continue
+            vals = list(v) if isinstance(v, (list, tuple)) else [] if v is None else [v]
+            if len(vals) != len(g["elements"]):
+                raise InputError(f"input {k!r}: a sequence of {len(vals)} tensors; the artifact was compiled for "
+                                 f"{len(g['elements'])}")
+            flat.update(zip(g["elements"], vals))
+        outs = dict(run(flat))
+        for k, g in groups.items():
+            if g.get("role") != "output":
+                continue
+            vals = [outs.pop(e) for e in g["elements"]]
+            outs[k] = vals if g["kind"] == "sequence" else (vals[0] if vals else None)
+        return outs
+    return call
 
 
 def CExecutor(target: str = "x86_64", opt_level: int = 2, sanitize: bool = False) -> ArtifactExecutor:
@@ -97,11 +130,12 @@ def load_artifact(path) -> Prepared:
     if backend == "python":
         from .backends.python.runner import load_python_artifact
         return load_python_artifact(path)
+    manifest = json.loads(mf.read_text())
     if backend == "webgpu":
         from .backends.webgpu.runner import load_webgpu_artifact
-        return load_webgpu_artifact(path)
+        return with_containers(load_webgpu_artifact(path), manifest)
     from .backends.c.runner import load_artifact as load_c
-    return load_c(path)
+    return with_containers(load_c(path), manifest)
 
 
 def get_executor(name: str):

@@ -30,6 +30,10 @@ def max_constant_bytes() -> int:
     return _limit
 
 
+#: the most elements a sequence input given shapes (``--input-shape NAME[k]=...``) may have: each becomes an
+#: input of the artifact and each node reading the sequence one node per element
+MAX_SEQUENCE_LENGTH = 1024
+
 #: the largest limit accepted (256 TiB): sizes in bytes stay far inside int64, which shapes are multiplied in
 MAX_LIMIT = 1 << 48
 

@@ -658,6 +658,32 @@ def _drop_unused_constants(g: Graph) -> None:
         g.types.pop(name, None)
 
 
+def _container_shapes(name: str, t, given):
+    """The type of a sequence or optional input whose structure ``--input-shape`` fixes: a sequence gets its
+    element types (``given``: a list of shapes, one per element, from ``NAME[k]=d0,d1``); an optional tensor given
+    a shape is that tensor (present); an optional sequence, a sequence as above. ShapeError when the given ranks
+    do not fit the declared element type."""
+    inner = t.elem if isinstance(t, OptionalType) else t
+    if isinstance(inner, TensorType):
+        if given and not isinstance(given[0], (int, np.integer)):
+            raise ShapeError(f"input {name!r} is an optional tensor; give its shape as --input-shape {name}=d0,d1,...")
+        return _shaped(name, inner, tuple(int(d) for d in given))
+    if not isinstance(inner, SequenceType) or not isinstance(inner.elem, TensorType):
+        raise ShapeError(f"input {name!r} of type {t}: --input-shape cannot fix its structure")
+    if len(given) > limits.MAX_SEQUENCE_LENGTH:
+        raise ShapeError(f"input {name!r}: a sequence of {len(given)} elements; at most {limits.MAX_SEQUENCE_LENGTH}")
+    elems = tuple(_shaped(f"{name}[{k}]", inner.elem, tuple(int(d) for d in s)) for k, s in enumerate(given))
+    seq = SequenceType(inner.elem, elems)
+    return OptionalType(seq) if isinstance(t, OptionalType) else seq
+
+
+def _shaped(name: str, t: TensorType, shape: tuple) -> TensorType:
+    if t.shape is not None and (len(t.shape) != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(t.shape, shape))):
+        raise ShapeError(f"input {name!r} has shape {list(t.shape)}; --input-shape gave {list(shape)}")
+    limits.check_shape(shape, t.dtype, f"input {name!r}")
+    return TensorType(t.dtype, shape)
+
+
 def _parse_bound_inputs(proto, input_shapes, bind):
     input_shapes = dict(input_shapes or {})
     bind = dict(bind or {})
@@ -706,7 +732,9 @@ def _from_proto(proto: onnx.ModelProto, sha256: str, input_shapes: dict | None, 
             g.constants[vi.name] = arr
             g.types[vi.name] = type_of_value(arr)
             continue
-        if vi.name in input_shapes:
+        if vi.name in input_shapes and isinstance(t, (SequenceType, OptionalType)):
+            t = _container_shapes(vi.name, t, input_shapes[vi.name])
+        elif vi.name in input_shapes:
             shape = tuple(int(d) for d in input_shapes[vi.name])
             if isinstance(t, TensorType) and t.shape is not None:
                 if len(t.shape) != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(t.shape, shape)):

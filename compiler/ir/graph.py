@@ -80,6 +80,10 @@ class Model:
     producer: str = ""
     source_sha256: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    #: model inputs and outputs that were sequences or optionals before a static-shape backend unrolled them
+    #: (``passes/unroll_sequences.py``): name -> (kind "sequence" or "optional", [element names] ([] for an empty
+    #: optional), role "input" or "output"); the manifest carries it as "containers" and runners regroup by it.
+    containers: dict = field(default_factory=dict)
 
     @property
     def opset(self) -> int:

@@ -108,15 +108,20 @@ class TensorType:
 
 @dataclass(frozen=True)
 class SequenceType:
-    """An ONNX sequence of tensors (``seq(tensor(T))``); ``elem`` may be None when unknown."""
+    """An ONNX sequence of tensors (``seq(tensor(T))``); ``elem`` may be None when unknown. ``elems``: the
+    element types one by one when the length and every element's type are fixed at compile time (a sequence
+    input given shapes with ``--input-shape NAME[k]=...``), else None."""
 
     elem: object
+    elems: tuple | None = None
 
     @property
     def is_static(self) -> bool:
         return False
 
     def __str__(self) -> str:
+        if self.elems is not None:
+            return "seq(" + ", ".join(map(str, self.elems)) + ")"
         return f"seq({self.elem})"
 
 

@@ -55,7 +55,7 @@ def _loop_infer(ctx: InferCtx) -> list:
     return carried + scans
 
 
-@register("Loop", attrs={"body": None}, infer=_loop_infer, versions="1-24")
+@register("Loop", attrs={"body": None}, infer=_loop_infer, value_inputs=(0, 1), versions="1-24")
 def ref_loop(ctx, max_trip=None, cond=None, *carried):
     body = ctx.attrs["body"]
     n_carried = len(carried)

@@ -411,9 +411,45 @@ def ref_nonzero(ctx, x):
     return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
 
 
-@register("Compress", attrs={"axis": None}, dynamic=True, versions="11-24")
+def _compress_infer(ctx: InferCtx) -> list:
+    """Compress's output type: static when the condition is a constant (its count of true entries, within the
+    axis's extent, is the output's length along the axis; the whole tensor flattened when ``axis`` is absent),
+    else the axis's length is unknown (data-dependent)."""
+    x, cond = ctx.types[0], ctx.consts[1] if len(ctx.consts) > 1 else None
+    if not isinstance(x, TensorType) or x.shape is None:
+        return [TensorType(getattr(x, "dtype", "float32"), None)]
+    ax = ctx.attrs["axis"]
+    if ax is not None:
+        ax = _axis(ax, len(x.shape))
+        if not 0 <= ax < len(x.shape):
+            raise SpecViolation(f"node {ctx.node.name!r} (Compress): axis {ctx.attrs['axis']} out of range for rank {len(x.shape)}")
+    extent = x.size if ax is None and x.is_static else (x.shape[ax] if ax is not None else None)
+    n = None
+    if cond is not None and isinstance(extent, int):
+        n = int(np.count_nonzero(np.asarray(cond).ravel()[:extent]))
+    return [TensorType(x.dtype, (n,) if ax is None else x.shape[:ax] + (n,) + x.shape[ax + 1:])]
+
+
+@register("Compress", attrs={"axis": None}, infer=_compress_infer, value_inputs=(1,), dynamic=True, versions="11-24")
 def ref_compress(ctx, x, cond):
     return np.compress(cond, x, axis=ctx.attrs["axis"])
+
+
+@decomposition("Compress", values=True)
+def decompose_compress(node, opset, in_types, values):
+    """Compress with a constant condition is a Gather of the constant indices of its true entries (along the
+    axis, or of the flattened tensor when ``axis`` is absent)."""
+    from .body import FunctionBody, attr_of
+    x = in_types[0]
+    if not isinstance(x, TensorType) or not x.is_static or values[1] is None:
+        return None
+    ax = attr_of(node, "axis")
+    extent = x.size if ax is None else x.shape[_axis(ax, len(x.shape))]
+    idx = np.nonzero(np.asarray(values[1]).ravel()[:extent])[0].astype(np.int64)
+    b = FunctionBody()
+    src = b.op("Reshape", ["x", b.const(np.array([-1], np.int64))]) if ax is None else "x"
+    b.op("Gather", [src, b.const(idx)], "y", axis=0 if ax is None else int(ax))
+    return b.function("Compress", ["x", "condition"], ["y"])
 
 
 @register("TopK", attrs={"axis": -1, "largest": 1, "sorted": 1}, value_inputs=(1,),

@@ -304,6 +304,9 @@ def legalize(model: Model, target=None) -> Model:
     backend = getattr(target, "backend", target)
     if backend in (None, "reference"):
         return model
+    if backend in ("c", "webgpu"):              # static-shape backends: sequences and optionals as tensors
+        from .unroll_sequences import unroll_sequences
+        model = unroll_sequences(model)
     m = clone(model)
     for n in m.graph.nodes:                     # If branches are edited in place: give each node its own copy
         for k, v in n.attrs.items():

@@ -23,4 +23,4 @@ def materialize_constant_outputs(model: Model, target=None) -> Model:
         copies.append(Node("Identity", [src], [o], {}, f"{o}/output"))
     # the copies come first: other nodes may read the output value too
     return Model(Graph(g.name, g.inputs, g.outputs, copies + list(g.nodes), consts, types), model.opsets, model.producer,
-                 model.source_sha256, model.metadata)
+                 model.source_sha256, model.metadata, model.containers)

@@ -16,7 +16,8 @@ def clone(model: Model) -> Model:
     g = model.graph
     nodes = [Node(n.op, list(n.inputs), list(n.outputs), dict(n.attrs), n.name, n.domain) for n in g.nodes]
     graph = Graph(g.name, list(g.inputs), list(g.outputs), nodes, dict(g.constants), dict(g.types))
-    return Model(graph, dict(model.opsets), model.producer, model.source_sha256, dict(model.metadata))
+    return Model(graph, dict(model.opsets), model.producer, model.source_sha256, dict(model.metadata),
+                 dict(model.containers))
 
 
 def _outer_reads(g: Graph, acc: set) -> set:

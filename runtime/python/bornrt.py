@@ -2193,7 +2193,7 @@ def k_scan(x, o, a, w):
 KERNELS["SequenceConstruct"] = lambda x, o, a, w: ([np.array(v, copy=True) for v in x],)
 KERNELS["SequenceEmpty"] = lambda x, o, a, w: ([],)
 KERNELS["SequenceLength"] = lambda x, o, a, w: (np.array(len(x[0]), dtype=np.int64),)
-KERNELS["SequenceAt"] = lambda x, o, a, w: (x[0][int(x[1])],)
+KERNELS["SequenceAt"] = lambda x, o, a, w: (x[0][int(np.asarray(x[1]).ravel()[0])],)
 KERNELS["OptionalHasElement"] = lambda x, o, a, w: (np.array(len(x) > 0 and x[0] is not None),)
 KERNELS["OptionalGetElement"] = lambda x, o, a, w: (x[0],)
 KERNELS["Optional"] = lambda x, o, a, w: (x[0] if x else None,)
@@ -2202,7 +2202,7 @@ KERNELS["Optional"] = lambda x, o, a, w: (x[0] if x else None,)
 @kernel("SequenceInsert")
 def k_sequence_insert(x, o, a, w):
     s = list(x[0])
-    pos = len(s) if len(x) < 3 or x[2] is None else int(x[2])
+    pos = len(s) if len(x) < 3 or x[2] is None else int(np.asarray(x[2]).ravel()[0])   # some files give shape [1]
     s.insert(pos if pos >= 0 else pos + len(s), x[1])
     return (s,)
 
@@ -2210,7 +2210,7 @@ def k_sequence_insert(x, o, a, w):
 @kernel("SequenceErase")
 def k_sequence_erase(x, o, a, w):
     s = list(x[0])
-    del s[-1 if len(x) < 2 or x[1] is None else int(x[1])]
+    del s[-1 if len(x) < 2 or x[1] is None else int(np.asarray(x[1]).ravel()[0])]
     return (s,)
 
 

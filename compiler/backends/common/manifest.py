@@ -42,6 +42,9 @@ def artifact_manifest(backend: str, model: Model, target: Target, *, name: str, 
         "ops": sorted(set(ops)), "nodes": nodes,
         "plan": {**plan.summary(), "tensors": plan.to_json()["tensors"]},
     }
+    if model.containers:
+        manifest["containers"] = {k: {"kind": kind, "elements": list(names), "role": role}
+                                  for k, (kind, names, role) in model.containers.items()}
     manifest.update(extra)
     return manifest
 

@@ -80,7 +80,7 @@ def _retyped(model: Model) -> Model:
     types = {k: (TensorType(GPU_NUMPY[gpu_type(t.dtype)], t.shape) if isinstance(t, TensorType) and gpu_type(t.dtype)
                  else t) for k, t in g.types.items()}
     return Model(Graph(g.name, g.inputs, g.outputs, g.nodes, g.constants, types), model.opsets, model.producer,
-                 model.source_sha256, model.metadata)
+                 model.source_sha256, model.metadata, model.containers)
 
 
 def _ctx(node, types, consts, opset, f16: bool) -> Ctx:
