@@ -61,6 +61,9 @@ def _shapes(args) -> dict:
     import re
     out, elems = {}, {}
     for text in args.input_shape or []:
+        if text.endswith("=[]"):                # an empty sequence
+            out[text[:-3]] = []
+            continue
         name, shape = _parse_shape(text)
         m = re.fullmatch(r"(.+)\[(\d+)\]", name)
         if m:
@@ -603,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--verify", action="store_true", help="run the IR verifier after every pass")
         sp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
                             help="bind an input's symbolic dims (repeatable); NAME[k]=D1,... fixes element k of a "
-                                 "sequence input (elements 0 to n-1 give its length)")
+                                 "sequence input (elements 0 to n-1 give its length; NAME=[] an empty one)")
         sp.add_argument("--bind", action="append", metavar="NAME=VALUE", help="turn a scalar input into a constant (repeatable)")
         sp.add_argument("--max-constant-bytes", type=_byte_count, metavar="N[K|M|G]", default=None,
                         help="largest tensor bornc evaluates or allocates while compiling (default 1G)")

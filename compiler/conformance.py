@@ -241,6 +241,7 @@ def run_case_cli(case, target: str, folder: Path, timeout: float = 300.0) -> tup
             continue
         if isinstance(shape, list):             # a sequence input: one --input-shape per element
             cmd += [a for j, s in enumerate(shape) for a in ("--input-shape", f"{k}[{j}]=" + ",".join(map(str, s)))]
+            cmd += [] if shape else ["--input-shape", f"{k}=[]"]
         else:
             cmd += ["--input-shape", f"{k}=" + ",".join(str(d) for d in shape)]
     for j, (k, v) in enumerate(sorted(bind.items())):

@@ -135,6 +135,104 @@ def ref_convtranspose(ctx, x, w, b=None):
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
 
+def _node_attrs(node) -> dict:
+    from onnx import helper
+    out = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in out.items()}
+
+
+def _conv3d_parts(node, in_types):
+    """(x, w types, attributes) of a 3-D Conv/ConvTranspose with static shapes, else None."""
+    x, w = in_types[0], in_types[1] if len(in_types) > 1 else None
+    if not all(isinstance(t, TensorType) and t.is_static for t in (x, w)) or len(x.shape) != 5 or len(w.shape) != 5:
+        return None
+    return x, w, {"auto_pad": "NOTSET", "group": 1, **_node_attrs(node)}
+
+
+@decomposition("Conv")
+def decompose_conv3d(node, opset, in_types):
+    """3-D Conv as a sum over depth taps kd of 2-D Convs: the input rows od*SD + kd*DD (after depth padding)
+    folded into the batch ([N*OD, C, H, W]) convolved with the weight's kd slice; the bias added by the first."""
+    from .body import FunctionBody
+    got = _conv3d_parts(node, in_types)
+    if got is None:
+        return None
+    x, w, a = got
+    kernel, strides, dil, pads, outs = rt.conv_geometry(a, x.shape, w.shape)
+    n, c, dd, h, ww = x.shape
+    od, m = outs[0], w.shape[0]
+    if min(outs) <= 0:
+        return None
+    b = FunctionBody()
+    xp = "x"
+    if pads[0] != (0, 0):
+        pv = np.zeros(10, np.int64)
+        pv[2], pv[7] = pads[0]
+        xp = b.op("Pad", ["x", b.const(pv)])
+    w2 = {"kernel_shape": kernel[1:], "strides": strides[1:], "dilations": dil[1:], "group": int(a["group"]),
+          "pads": [pads[1][0], pads[2][0], pads[1][1], pads[2][1]]}
+    terms = []
+    for kd in range(kernel[0]):
+        start = kd * dil[0]
+        sl = b.op("Slice", [xp, b.const(np.array([start], np.int64)), b.const(np.array([start + (od - 1) * strides[0] + 1], np.int64)),
+                            b.const(np.array([2], np.int64)), b.const(np.array([strides[0]], np.int64))])
+        rows = b.op("Reshape", [b.transpose(sl, [0, 2, 1, 3, 4]), b.const(np.array([n * od, c, h, ww], np.int64))])
+        wk = b.op("Gather", ["w", b.const(np.array(kd, np.int64))], axis=2)
+        bias = ["B"] if kd == 0 and len(node.input) > 2 and node.input[2] else []
+        terms.append(b.op("Conv", [rows, wk] + bias, **w2))
+    y = terms[0] if len(terms) == 1 else b.op("Sum", terms)
+    y = b.op("Reshape", [y, b.const(np.array([n, od, m, outs[1], outs[2]], np.int64))])
+    b.op("Transpose", [y], "y", perm=[0, 2, 1, 3, 4])
+    return b.function("Conv", ["x", "w", "B"][:len(node.input)], ["y"])
+
+
+@decomposition("ConvTranspose")
+def decompose_convtranspose3d(node, opset, in_types):
+    """3-D ConvTranspose as a sum over depth taps kd of 2-D ConvTransposes of the depth slices folded into the
+    batch ([N*D, C, H, W], uncropped), each spread along depth to rows id*SD + kd*DD (zeros between, by Pad),
+    then cropped by the pads and the bias added (ONNX spec, ConvTranspose output size formula)."""
+    from .body import FunctionBody
+    got = _conv3d_parts(node, in_types)
+    if got is None:
+        return None
+    x, w, a = got
+    kernel, strides, dil, pads, full, outs = rt.convtranspose_geometry(a, x.shape, w.shape)
+    if any(p < 0 for pr in pads for p in pr) or min(outs) <= 0:
+        return None
+    n, c, d, h, ww = x.shape
+    g = int(a["group"])
+    m = w.shape[1] * g
+    opad = list(a.get("output_padding") or [0, 0, 0])
+    b = FunctionBody()
+    rows = b.op("Reshape", [b.transpose("x", [0, 2, 1, 3, 4]), b.const(np.array([n * d, c, h, ww], np.int64))])
+    w2 = {"kernel_shape": kernel[1:], "strides": strides[1:], "dilations": dil[1:], "group": g,
+          "output_padding": opad[1:], "pads": [0, 0, 0, 0]}
+    span = (d - 1) * strides[0] + 1
+    terms = []
+    for kd in range(kernel[0]):
+        wk = b.op("Gather", ["w", b.const(np.array(kd, np.int64))], axis=2)
+        z = b.op("ConvTranspose", [rows, wk], **w2)                       # [N*D, M, FH, FW]
+        z = b.transpose(b.op("Reshape", [z, b.const(np.array([n, d, m, full[1], full[2]], np.int64))]), [0, 2, 1, 3, 4])
+        if strides[0] > 1:
+            z = b.op("Unsqueeze", [z, b.const(np.array([3], np.int64))])
+            pv = np.zeros(12, np.int64)
+            pv[9] = strides[0] - 1
+            z = b.op("Reshape", [b.op("Pad", [z, b.const(pv)]), b.const(np.array([n, m, d * strides[0], full[1], full[2]], np.int64))])
+            z = b.op("Slice", [z, b.const(np.array([0], np.int64)), b.const(np.array([span], np.int64)), b.const(np.array([2], np.int64))])
+        pv = np.zeros(10, np.int64)
+        pv[2], pv[7] = kd * dil[0], full[0] - kd * dil[0] - span
+        terms.append(b.op("Pad", [z, b.const(pv)]))
+    y = terms[0] if len(terms) == 1 else b.op("Sum", terms)
+    starts = [p[0] for p in pads]
+    y = b.op("Slice", [y, b.const(np.array(starts, np.int64)), b.const(np.array([s + o for s, o in zip(starts, outs)], np.int64)),
+                       b.const(np.array([2, 3, 4], np.int64))])
+    if len(node.input) > 2 and node.input[2]:
+        b.op("Add", [y, b.op("Reshape", ["B", b.const(np.array([1, m, 1, 1, 1], np.int64))])], "y")
+    else:
+        b.op("Identity", [y], "y")
+    return b.function("ConvTranspose", ["x", "w", "B"][:len(node.input)], ["y"])
+
+
 # ---------------------------------------------------------------------------------------------------- pooling
 _POOL_ATTRS = {"auto_pad": "NOTSET", "ceil_mode": 0, "dilations": None, "kernel_shape": None, "pads": None,
                "strides": None}
