@@ -127,6 +127,13 @@ def batchnorm_v6(node, opset, const):
     return node
 
 
+@converter("RoiAlign")
+def roialign_v10(node, opset, const):
+    if opset < 16:   # RoiAlign-10 sampled without the half-pixel shift that opset 16 made the default
+        node.attrs.setdefault("coordinate_transformation_mode", "output_half_pixel")
+    return node
+
+
 def canonicalize(node: Node, opset: int, const) -> Node:
     """Apply the converter registered for ``node.op`` (if any) for a node of the default domain."""
     fn = CONVERTERS.get(node.op) if node.domain in ("", "ai.onnx") else None

@@ -233,6 +233,25 @@ def decompose_convtranspose3d(node, opset, in_types):
     return b.function("ConvTranspose", ["x", "w", "B"][:len(node.input)], ["y"])
 
 
+def _roialign_infer(ctx: InferCtx) -> list:
+    """(num_rois, C, output_height, output_width) in X's dtype; rois must be (num_rois, 4)."""
+    xs, rs = ctx.shape(0), ctx.shape(1)
+    if xs is not None and len(xs) != 4:
+        raise SpecViolation(f"node {ctx.node.name!r} (RoiAlign): X has rank {len(xs)}, the spec asks 4 (N, C, H, W)")
+    if rs is not None and (len(rs) != 2 or rs[1] not in (4, None)):
+        raise SpecViolation(f"node {ctx.node.name!r} (RoiAlign): rois of shape {list(rs)}, the spec asks (num_rois, 4)")
+    c = xs[1] if xs is not None else None
+    r = rs[0] if rs is not None else None
+    return [TensorType(ctx.dtype(0), (r, c, int(ctx.attrs["output_height"]), int(ctx.attrs["output_width"])))]
+
+
+@register("RoiAlign", attrs={"coordinate_transformation_mode": "half_pixel", "mode": "avg", "output_height": 1,
+                             "output_width": 1, "sampling_ratio": 0, "spatial_scale": 1.0},
+          infer=_roialign_infer, versions="10-22 (opset 10's output_half_pixel made explicit at import)")
+def ref_roialign(ctx, x, rois, batch_indices):
+    return rt.roi_align(ctx.attrs, x, rois, batch_indices)
+
+
 # ---------------------------------------------------------------------------------------------------- pooling
 _POOL_ATTRS = {"auto_pad": "NOTSET", "ceil_mode": 0, "dilations": None, "kernel_shape": None, "pads": None,
                "strides": None}

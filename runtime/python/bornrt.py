@@ -2296,6 +2296,63 @@ def col2im(a, x, image_shape, block_shape):
     return y[(slice(None), slice(None)) + crop].copy()
 
 
+# ---------------------------------------------------------------------------------------------------- RoiAlign
+def roi_align_taps(size, start, bin_size, grid, bins):
+    """Per output bin p (``bins`` of them) and sample s (``grid`` per bin) along one axis of length ``size``: the
+    two source indices, their bilinear weights and whether the sample lies inside [-1, size] (ONNX RoiAlign-16,
+    as onnxruntime's CPU kernel computes it: coordinates below 0 clamp to 0, beyond size-1 to size-1)."""
+    p = np.arange(bins)[:, None]
+    s = np.arange(grid)[None, :]
+    y = start + p * bin_size + (s + 0.5) * bin_size / grid
+    inside = (y >= -1.0) & (y <= size)
+    y = np.maximum(y, 0.0)
+    lo = np.floor(y).astype(np.int64)
+    edge = lo >= size - 1
+    lo = np.where(edge, size - 1, lo)
+    hi = np.where(edge, size - 1, lo + 1)
+    frac = np.where(edge, 0.0, y - lo)
+    return lo, hi, 1.0 - frac, frac, inside
+
+
+def roi_align(a, x, rois, batch_indices):
+    """RoiAlign (ONNX spec, opsets 10-22): x (N, C, H, W), rois (R, 4) as (x1, y1, x2, y2), batch_indices (R,)
+    -> (R, C, output_height, output_width). Each bin averages (or, for mode max, takes the largest of) the
+    bilinear samples of a grid of sampling_ratio^2 points (ceil(roi size / bins) when 0); max mode takes the
+    largest weighted corner of each sample, as onnxruntime does. Computed in float64, returned in x's dtype."""
+    n, c, h, w = x.shape
+    oh, ow = int(a["output_height"]), int(a["output_width"])
+    scale, ratio = float(a["spatial_scale"]), int(a["sampling_ratio"])
+    half = a.get("coordinate_transformation_mode", "half_pixel") == "half_pixel"
+    bidx = np.asarray(batch_indices).astype(np.int64).reshape(-1)
+    in_range(bidx, n)
+    r = rois.astype(np.float64).reshape(-1, 4)
+    y = np.zeros((r.shape[0], c, oh, ow), np.float64)
+    xd = x.astype(np.float64)
+    off = 0.5 if half else 0.0
+    for k in range(r.shape[0]):
+        x1, y1, x2, y2 = (r[k] * scale - off).tolist()
+        rw, rh = x2 - x1, y2 - y1
+        if not half:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        gh = ratio if ratio > 0 else int(np.ceil(rh / oh))
+        gw = ratio if ratio > 0 else int(np.ceil(rw / ow))
+        ylo, yhi, wy0, wy1, yin = roi_align_taps(h, y1, rh / oh, gh, oh)       # [oh, gh]
+        xlo, xhi, wx0, wx1, xin = roi_align_taps(w, x1, rw / ow, gw, ow)       # [ow, gw]
+        img = xd[bidx[k]]                                                        # [C, H, W]
+        ok = (yin[:, :, None, None] & xin[None, None, :, :]).astype(np.float64)   # [oh, gh, ow, gw]
+        corners = [(ylo, xlo, wy0, wx0), (ylo, xhi, wy0, wx1), (yhi, xlo, wy1, wx0), (yhi, xhi, wy1, wx1)]
+        terms = [img[:, yi[:, :, None, None], xi[None, None, :, :]] * (wy[:, :, None, None] * wx[None, None, :, :] * ok)
+                 for yi, xi, wy, wx in corners]                                  # each [C, oh, gh, ow, gw]
+        if a["mode"] == "max":
+            y[k] = np.max(np.maximum(np.maximum(terms[0], terms[1]), np.maximum(terms[2], terms[3])), axis=(2, 4))
+        else:
+            y[k] = sum(terms).sum(axis=(2, 4)) / max(gh * gw, 1)
+    return y.astype(x.dtype)
+
+
+KERNELS["RoiAlign"] = lambda x, o, a, w: (roi_align(a, *x),)
+
+
 # ---------------------------------------------------------------------------------------------------- GridSample
 def _unnormalize(g, size, align):
     return (g + 1) / 2 * (size - 1) if align else ((g + 1) * size - 1) / 2

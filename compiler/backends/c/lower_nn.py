@@ -465,6 +465,21 @@ def _gridsample(ctx: CCtx) -> Lowered:
         "padding": ctx.attrs["padding_mode"], "align": int(ctx.attrs["align_corners"]), "T": ctx.oct()})], [0, 1])
 
 
+@lowering("c", "RoiAlign")
+def _roialign(ctx: CCtx) -> Lowered:
+    """RoiAlign (opsets 10-22, avg and max, both coordinate modes) with run-time boxes and batch indices,
+    templates/c/roialign.c.j2."""
+    xs, rs = ctx.shape(0), ctx.shape(1)
+    if ctx.oct() not in ("float", "double") or ctx.ct(1) != ctx.oct():
+        raise ctx.unsupported(f"RoiAlign on {ctx.ins[0].dtype} with {ctx.ins[1].dtype} boxes")
+    a = ctx.attrs
+    half = a["coordinate_transformation_mode"] == "half_pixel"
+    return Lowered([Stage("roialign", {
+        "N": xs[0], "C": xs[1], "H": xs[2], "W": xs[3], "R": rs[0], "OH": int(a["output_height"]),
+        "OW": int(a["output_width"]), "ratio": max(int(a["sampling_ratio"]), 0), "mode": a["mode"], "half": half,
+        "scale": literal(float(a["spatial_scale"]), "float64"), "off": "0.5" if half else "0.0", "T": ctx.oct()})], [0, 1, 2])
+
+
 def _twiddles(n: int) -> dict:
     m = np.arange(n, dtype=np.float64) * (2 * np.pi / n)
     return {"cos": [literal(v, "float64") for v in np.cos(m)], "sin": [literal(v, "float64") for v in np.sin(m)]}
