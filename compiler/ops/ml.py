@@ -65,6 +65,31 @@ def ref_labelencoder(ctx, x):
     return out.reshape(xs.shape)
 
 
+def _tree_infer(ctx) -> list:
+    """(N, n_targets) in X's dtype; the tables checked (ids in range, no cycle) when X's feature count is known."""
+    from ..errors import SpecViolation
+    xs = ctx.shape(0)
+    try:
+        rt.tree_tables(ctx.attrs, xs[1] if xs is not None and len(xs) == 2 and isinstance(xs[1], int) else None)
+    except rt.BornrtError as ex:
+        raise SpecViolation(f"node {ctx.node.name!r} (TreeEnsemble): {ex}") from None
+    if int(ctx.attrs["post_transform"] or 0) != 0:
+        raise SpecViolation(f"node {ctx.node.name!r} (TreeEnsemble): post_transform {ctx.attrs['post_transform']} "
+                            "is not supported (only NONE)")
+    return [TensorType(ctx.dtype(0), (xs[0] if xs else None, int(ctx.attrs["n_targets"])))]
+
+
+@register("TreeEnsemble", domain=ML, attrs={"aggregate_function": 1, "leaf_targetids": None, "leaf_weights": None,
+                                            "membership_values": None, "n_targets": None, "nodes_falseleafs": None,
+                                            "nodes_falsenodeids": None, "nodes_featureids": None, "nodes_hitrates": None,
+                                            "nodes_missing_value_tracks_true": None, "nodes_modes": None,
+                                            "nodes_splits": None, "nodes_trueleafs": None, "nodes_truenodeids": None,
+                                            "post_transform": 0, "tree_roots": None},
+          infer=_tree_infer, versions="ai.onnx.ml 5 (post_transform NONE)")
+def ref_treeensemble(ctx, x):
+    return rt.tree_ensemble(ctx.attrs, x)
+
+
 @register("ArrayFeatureExtractor", domain=ML, versions="ai.onnx.ml 1")
 def ref_arrayfeatureextractor(ctx, x, idx):
     """x[..., idx] along the last axis (a 1-D x is treated as [1, C])."""

@@ -2296,6 +2296,104 @@ def col2im(a, x, image_shape, block_shape):
     return y[(slice(None), slice(None)) + crop].copy()
 
 
+# ---------------------------------------------------------------------------------------------------- TreeEnsemble
+def tree_tables(a, n_features=None):
+    """The checked tables of an ai.onnx.ml TreeEnsemble-5 node: per node its feature, mode (0 LEQ, 1 LT, 2 GTE,
+    3 GT, 4 EQ, 5 NEQ, 6 MEMBER), split, missing-tracks-true flag, (true id, true is leaf), (false id, false is
+    leaf), the member set of each MEMBER node (membership_values split at NaN, in node order), leaves (target,
+    weight), the roots. BornrtError for an id out of range, a cycle, or member sets that do not match."""
+    modes = np.asarray(a["nodes_modes"]).astype(np.int64).ravel()
+    nn = len(modes)
+    t = {"mode": modes, "feature": np.asarray(a["nodes_featureids"], np.int64).ravel(),
+         "split": np.asarray(a["nodes_splits"], np.float64).ravel(),
+         "true_id": np.asarray(a["nodes_truenodeids"], np.int64).ravel(), "true_leaf": np.asarray(a["nodes_trueleafs"], np.int64).ravel(),
+         "false_id": np.asarray(a["nodes_falsenodeids"], np.int64).ravel(), "false_leaf": np.asarray(a["nodes_falseleafs"], np.int64).ravel(),
+         "target": np.asarray(a["leaf_targetids"], np.int64).ravel(), "weight": np.asarray(a["leaf_weights"], np.float64).ravel(),
+         "roots": np.asarray(a["tree_roots"], np.int64).ravel()}
+    mt = a.get("nodes_missing_value_tracks_true")
+    t["missing_true"] = np.zeros(nn, np.int64) if mt is None else np.asarray(mt, np.int64).ravel()
+    nl, nt = len(t["weight"]), int(a["n_targets"] or 0)
+    if any(len(t[k]) != nn for k in ("feature", "split", "true_id", "true_leaf", "false_id", "false_leaf", "missing_true")) \
+            or len(t["target"]) != nl or nt < 1 or ((modes < 0) | (modes > 6)).any():
+        raise BornrtError("TreeEnsemble: node or leaf attributes of different lengths, n_targets < 1 or a mode outside 0..6")
+    for ids, leaf in (("true_id", "true_leaf"), ("false_id", "false_leaf")):
+        lim = np.where(t[leaf] != 0, nl, nn)
+        if ((t[ids] < 0) | (t[ids] >= lim)).any():
+            raise BornrtError(f"TreeEnsemble: nodes_{ids.replace('_id', 'nodeids').replace('_', '')} out of range")
+    if ((t["target"] < 0) | (t["target"] >= nt)).any() or ((t["roots"] < 0) | (t["roots"] >= nn)).any() or \
+            (n_features is not None and ((t["feature"] < 0) | (t["feature"] >= n_features)).any()):
+        raise BornrtError("TreeEnsemble: a leaf target, tree root or feature id out of range")
+    members = np.asarray(a["membership_values"] if a.get("membership_values") is not None else [], np.float64).ravel()
+    cuts = np.flatnonzero(np.isnan(members))
+    if len(cuts) != int((modes == 6).sum()):
+        raise BornrtError("TreeEnsemble: membership_values needs one NaN-terminated set per MEMBER node")
+    sets, start = {}, 0
+    for node, end in zip(np.flatnonzero(modes == 6), cuts):
+        sets[int(node)] = members[start:end]
+        start = end + 1
+    t["sets"] = sets
+    for r in t["roots"].tolist():                 # every path ends in a leaf: no cycle
+        seen, stack = set(), [(r, ())]
+        while stack:
+            k, path = stack.pop()
+            if k in path:
+                raise BornrtError(f"TreeEnsemble: the tree at root {r} has a cycle through node {k}")
+            for ids, leaf in (("true_id", "true_leaf"), ("false_id", "false_leaf")):
+                if not t[leaf][k] and (k, int(t[ids][k])) not in seen:
+                    seen.add((k, int(t[ids][k])))
+                    stack.append((int(t[ids][k]), path + (k,)))
+    return t
+
+
+def tree_ensemble(a, x):
+    """ai.onnx.ml TreeEnsemble-5 of x (N, F) -> (N, n_targets) in x's dtype: every tree walked from its root to
+    a leaf (a NaN feature takes the true branch where missing-tracks-true is set), leaf weights aggregated per
+    target by SUM, AVERAGE (over trees), MIN or MAX (targets no leaf reaches keep 0, or the dtype's max/min for
+    MIN/MAX as onnx.reference does). post_transform NONE only."""
+    if int(a.get("post_transform", 0) or 0) != 0:
+        raise BornrtError("TreeEnsemble: only post_transform NONE (0) is supported")
+    x2 = np.asarray(x).reshape(len(x), -1)
+    t = tree_tables(a, x2.shape[1])
+    agg, nt = int(a.get("aggregate_function", 1)), int(a["n_targets"])
+    xd = x2.astype(np.float64)
+    info = np.finfo(x2.dtype) if x2.dtype.kind == "f" else np.finfo(np.float64)
+    res = np.full((len(x2), nt), {2: info.max, 3: info.min}.get(agg, 0.0), np.float64)
+    rows = np.arange(len(x2))
+    for r in t["roots"].tolist():
+        k = np.full(len(x2), r, np.int64)
+        done = np.zeros(len(x2), bool)
+        leaf = np.zeros(len(x2), np.int64)
+        if t["true_leaf"][r] and t["false_leaf"][r] and t["true_id"][r] == t["false_id"][r]:
+            done[:], leaf[:] = True, t["true_id"][r]
+        while not done.all():
+            act = rows[~done]
+            kk = k[act]
+            v, sp, md = xd[act, t["feature"][kk]], t["split"][kk], t["mode"][kk]
+            go = np.select([md == 0, md == 1, md == 2, md == 3, md == 4, md == 5],
+                           [v <= sp, v < sp, v >= sp, v > sp, v == sp, v != sp], False)
+            for j in np.flatnonzero(md == 6):
+                go[j] = bool(np.isin(v[j], t["sets"][int(kk[j])]))
+            go |= np.isnan(v) & (t["missing_true"][kk] != 0)
+            nxt = np.where(go, t["true_id"][kk], t["false_id"][kk])
+            is_leaf = np.where(go, t["true_leaf"][kk], t["false_leaf"][kk]) != 0
+            k[act] = nxt
+            leaf[act[is_leaf]] = nxt[is_leaf]
+            done[act[is_leaf]] = True
+        tg, wv = t["target"][leaf], t["weight"][leaf]
+        if agg in (0, 1):
+            np.add.at(res, (rows, tg), wv / (len(t["roots"]) if agg == 0 else 1))
+        elif agg == 2:
+            np.minimum.at(res, (rows, tg), wv)
+        else:
+            np.maximum.at(res, (rows, tg), wv)
+    return res.astype(x2.dtype)
+
+
+KERNELS["TreeEnsemble"] = lambda x, o, a, w: (tree_ensemble(a, x[0]),)
+#: ai.onnx.ml ops with a kernel here (KERNELS is keyed by op name; these names are not ai.onnx ones)
+ML_KERNELS = {"TreeEnsemble"}
+
+
 # ---------------------------------------------------------------------------------------------------- RoiAlign
 def roi_align_taps(size, start, bin_size, grid, bins):
     """Per output bin p (``bins`` of them) and sample s (``grid`` per bin) along one axis of length ``size``: the

@@ -46,6 +46,8 @@ _OPSET_OPS = {"Softmax", "LogSoftmax", "Hardmax", "DFT"}
 
 def lacks_python_kernel(op: str, domain: str) -> bool:
     """True for ops bornrt.py has no kernel for (importers expand them into their ONNX function body)."""
+    if domain == "ai.onnx.ml":
+        return op not in rt.ML_KERNELS
     return domain not in ("", "ai.onnx", "bornc") or op not in rt.KERNELS
 
 
