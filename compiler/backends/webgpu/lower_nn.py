@@ -21,6 +21,12 @@ from .lower_elementwise import program_lines
 from .wgsl import lit
 
 
+#: the fewest workgroups a GEMM grid should have: below it the per-invocation tile shrinks (8x8 -> 4x8 -> 4x4 ->
+#: ...) for more, smaller workgroups. A large GPU runs one or two 256-invocation workgroups per multiprocessor at
+#: a time (an H200 has 132); measured with examples/bench_webgpu.py.
+MIN_WORKGROUPS = 256
+
+
 def _tile(size: int) -> int:
     """Per-invocation tile (1, 2, 4 or 8) so that 16 invocations cover min(size, 128)."""
     t = 1
@@ -59,6 +65,11 @@ def gemm_kernel(ctx: Ctx, m: int, n: int, k: int, batch: int, ops: list, a_fn: s
     ``vec_fns``: bodies (or "") returning 4 consecutive k of A / 4 consecutive c of B as vec4<f32>, used for a
     side whose tiles are all full (operand 0 / 1 is then bound as vec4 words)."""
     tm, tn = _tile(m), _tile(n)
+    while batch * -(-m // (16 * tm)) * -(-n // (16 * tn)) < MIN_WORKGROUPS and max(tm, tn) > 2:
+        if tm >= tn:                 # a small grid leaves most of a large GPU idle: smaller tiles, more workgroups
+            tm //= 2
+        else:
+            tn //= 2
     bm, bn = 16 * tm, 16 * tn
     half = getattr(ctx, "f16", False) and all(t.dtype == "float16" for t in (ctx.ins[0], ctx.ins[1], ctx.outs[0]))
     item = 2 if half else 4          # f16 mode stages float16 tiles as halves: twice the depth in the same bytes
