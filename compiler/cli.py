@@ -58,21 +58,29 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 def _shapes(args) -> dict:
     """{input name: shape}, and {sequence input name: [shape of element 0, 1, ...]} from ``NAME[k]=D1,D2``."""
-    import re
-    out, elems = {}, {}
+    pairs, empty = [], {}
     for text in args.input_shape or []:
         if text.endswith("=[]"):                # an empty sequence
-            out[text[:-3]] = []
-            continue
-        name, shape = _parse_shape(text)
-        m = re.fullmatch(r"(.+)\[(\d+)\]", name)
-        if m:
-            elems.setdefault(m.group(1), {})[int(m.group(2))] = shape
+            empty[text[:-3]] = []
         else:
-            out[name] = shape
+            pairs.append(_parse_shape(text))
+    return {**_group_indexed(pairs, BorncError, "--input-shape "), **empty}
+
+
+def _group_indexed(pairs: list, error, what: str) -> dict:
+    """(name, value) pairs with those named ``NAME[0]`` ... ``NAME[n-1]`` gathered into a list under NAME (a
+    sequence); ``error`` (an exception class) when the indices are not 0 to n-1, each once."""
+    import re
+    out, elems = {}, {}
+    for k, v in pairs:
+        m = re.fullmatch(r"(.+)\[(\d+)\]", k)
+        if m:
+            elems.setdefault(m.group(1), {})[int(m.group(2))] = v
+        else:
+            out[k] = v
     for name, got in elems.items():
         if sorted(got) != list(range(len(got))):
-            raise BorncError(f"--input-shape {name}[k]: give elements 0 to {max(got)} of the sequence, each once")
+            raise error(f"{what}{name}[k]: give elements 0 to {max(got)} of the sequence, each once")
         out[name] = [got[k] for k in range(len(got))]
     return out
 
@@ -110,19 +118,7 @@ def _read_inputs(args) -> dict[str, np.ndarray]:
 
 def _group_sequences(feeds: dict) -> dict:
     """Arrays named ``NAME[0]`` ... ``NAME[n-1]`` (files cannot hold a list) as the sequence input NAME."""
-    import re
-    out, elems = {}, {}
-    for k, v in feeds.items():
-        m = re.fullmatch(r"(.+)\[(\d+)\]", k)
-        if m:
-            elems.setdefault(m.group(1), {})[int(m.group(2))] = v
-        else:
-            out[k] = v
-    for name, got in elems.items():
-        if sorted(got) != list(range(len(got))):
-            raise InputError(f"input {name}[k]: give elements 0 to {max(got)} of the sequence, each once")
-        out[name] = [got[k] for k in range(len(got))]
-    return out
+    return _group_indexed(list(feeds.items()), InputError, "input ")
 
 
 def _flat_outputs(outs: dict) -> dict:

@@ -20,29 +20,10 @@ from ..backends import has_lowering, lowering_gaps
 from ..errors import BorncError, UnsupportedOpError
 from ..ir.graph import Graph, Model, Node
 from .fold_constants import fold_node
-from .util import clone
+from .util import FreshNames, clone
 
 #: Expansion depth: bodies of bodies of ... (LayerNormalization -> ... needs 2 or 3).
 MAX_DEPTH = 8
-
-
-class _Names:
-    """Fresh value and node names that no graph of the model uses."""
-
-    def __init__(self, model: Model):
-        self.used = set()
-        for g in [model.graph] + [s for _, n in model.graph.walk() for s in n.subgraphs()]:
-            self.used.update(g.types)
-            self.used.update(n.name for n in g.nodes)
-        self.k = 0
-
-    def __call__(self, hint: str) -> str:
-        while True:
-            self.k += 1
-            name = f"{hint}__legal{self.k}"
-            if name not in self.used:
-                self.used.add(name)
-                return name
 
 
 #: most body nodes an unrolled Scan may have (trip count x body size)
@@ -138,7 +119,7 @@ def unrolled_scan(node: Node, types: dict, opset: int) -> tuple[onnx.FunctionPro
     return fn, free
 
 
-def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, names: _Names):
+def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, names: FreshNames):
     """(nodes, new constants, new types) that compute ``node`` from nodes ``backend`` lowers, or None."""
     from ..export import node_proto
     from ..frontend.onnx_import import _Importer, function_body
@@ -259,7 +240,7 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
     return True
 
 
-def _legalize_graph(model: Model, g: Graph, outer_types: dict, outer_consts: dict, backend: str, names: _Names,
+def _legalize_graph(model: Model, g: Graph, outer_types: dict, outer_consts: dict, backend: str, names: FreshNames,
                     missing: dict) -> None:
     types = {**outer_types, **g.types}
     consts = {**outer_consts, **g.constants}
@@ -313,7 +294,7 @@ def legalize(model: Model, target=None) -> Model:
             if isinstance(v, Graph):
                 n.attrs[k] = _copy_graph(v)
     missing: dict = {}
-    _legalize_graph(m, m.graph, {}, {}, backend, _Names(m), missing)
+    _legalize_graph(m, m.graph, {}, {}, backend, FreshNames(m, "legal"), missing)
     if missing:
         raise UnsupportedOpError(missing)
     return m

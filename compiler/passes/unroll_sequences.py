@@ -26,7 +26,7 @@ from ..errors import ShapeError
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import OptionalType, SequenceType, TensorType, type_of_value
 from .fold_constants import fold_node
-from .util import clone
+from .util import FreshNames, clone
 
 #: the ops this pass rewrites (ONNX domain)
 CONTAINER_OPS = {"SequenceConstruct", "SequenceEmpty", "SequenceInsert", "SequenceErase", "SequenceAt",
@@ -49,17 +49,9 @@ class _Unroller:
         self.seqs: dict[str, list[str]] = {}
         self.opts: dict[str, object] = {}
         self.nodes: list[Node] = []
-        self.used = set(self.types) | {n.name for n in self.g.nodes}
+        self.fresh = FreshNames(model, "seq")
+        self.used = self.fresh.used
         self.touched: set[str] = set()          # values whose types this pass set: their readers are re-inferred
-        self.k = 0
-
-    def fresh(self, hint: str) -> str:
-        while True:
-            self.k += 1
-            name = f"{hint}__seq{self.k}"
-            if name not in self.used:
-                self.used.add(name)
-                return name
 
     def const(self, value: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)
@@ -259,23 +251,28 @@ class _Unroller:
             ren = {body.inputs[0]: self.seqs[node.inputs[0]][k]}
             for formal, actual in zip(body.inputs[1:], extra):
                 ren[formal] = self.seqs[actual][k] if actual in self.seqs else actual
-            for c, v in body.constants.items():
-                ren[c] = self.const(v, c)
-            for bn in body.nodes:
-                new_outs = [self.fresh(f"{node.name}/{k}/{o}") if o else "" for o in bn.outputs]
-                ren.update({o: r for o, r in zip(bn.outputs, new_outs) if o})
-                for o in new_outs:
-                    if o:
-                        self.types[o] = None
-                        self.touched.add(o)
-                self.visit(Node(bn.op, [ren.get(i, i) if i else "" for i in bn.inputs], new_outs, dict(bn.attrs),
-                                f"{node.name}/{k}/{bn.name}", bn.domain))
+            self.inline(body, ren, f"{node.name}/{k}")
             for j, o in enumerate(body.outputs):
                 outs[j].append(ren.get(o, o))
         for j, o in enumerate(node.outputs):
             if o:
                 self.seqs[o] = outs[j]
         return True
+
+    def inline(self, body: Graph, ren: dict, prefix: str) -> None:
+        """One copy of ``body``'s constants and nodes, its inputs renamed by ``ren`` (which gains the copies'
+        fresh names), each node rewritten in turn as the main graph's are."""
+        for c, v in body.constants.items():
+            ren[c] = self.const(v, c)
+        for bn in body.nodes:
+            outs = [self.fresh(f"{prefix}/{o}") if o else "" for o in bn.outputs]
+            ren.update({o: r for o, r in zip(bn.outputs, outs) if o})
+            for o in outs:
+                if o:
+                    self.types[o] = None
+                    self.touched.add(o)
+            self.visit(Node(bn.op, [ren.get(i, i) if i else "" for i in bn.inputs], outs, dict(bn.attrs),
+                            f"{prefix}/{bn.name}", bn.domain))
 
     def loop(self, node: Node) -> bool:
         """Loop (ONNX spec, Loop-1..24) with a constant trip count and condition: the body once per iteration,
@@ -297,17 +294,7 @@ class _Unroller:
         for k in range(max(trips, 0)):
             ren = {body.inputs[0]: self.const(np.array(k, np.int64), "iter"), body.inputs[1]: self.const(np.array(True), "cond")}
             ren.update(zip(body.inputs[2:], cur))
-            for cname, v in body.constants.items():
-                ren[cname] = self.const(v, cname)
-            for bn in body.nodes:
-                outs = [self.fresh(f"{node.name}/{k}/{o}") if o else "" for o in bn.outputs]
-                ren.update({o: r for o, r in zip(bn.outputs, outs) if o})
-                for o in outs:
-                    if o:
-                        self.types[o] = None
-                        self.touched.add(o)
-                self.visit(Node(bn.op, [ren.get(i, i) if i else "" for i in bn.inputs], outs, dict(bn.attrs),
-                                f"{node.name}/{k}/{bn.name}", bn.domain))
+            self.inline(body, ren, f"{node.name}/{k}")
             if not self.constant_true(ren.get(body.outputs[0], body.outputs[0])):
                 self.nodes[saved[0]:] = []
                 self.seqs, self.opts, self.touched = saved[1], saved[2], saved[3]

@@ -90,3 +90,22 @@ def fresh_name(g: Graph, hint: str) -> str:
     while f"{hint}_{k}" in g.types:
         k += 1
     return f"{hint}_{k}"
+
+
+class FreshNames:
+    """Fresh value and node names that no graph of the model uses: ``names(hint)`` is ``hint__<tag><k>``."""
+
+    def __init__(self, model: Model, tag: str):
+        self.used = set()
+        for g in [model.graph] + [s for _, n in model.graph.walk() for s in n.subgraphs()]:
+            self.used.update(g.types)
+            self.used.update(n.name for n in g.nodes)
+        self.tag, self.k = tag, 0
+
+    def __call__(self, hint: str) -> str:
+        while True:
+            self.k += 1
+            name = f"{hint}__{self.tag}{self.k}"
+            if name not in self.used:
+                self.used.add(name)
+                return name
