@@ -2160,6 +2160,21 @@ def k_loop(x, o, a, w):
     return outs
 
 
+@kernel("SequenceMap")
+def k_sequence_map(x, o, a, w):
+    """ONNX SequenceMap (opset 17): body(element k of the first sequence, element k of each other sequence or
+    the tensor itself...) -> one tensor per output sequence, for each k."""
+    n = len(x[0])
+    if any(isinstance(v, list) and len(v) != n for v in x[1:]):
+        raise BornrtError("SequenceMap: the input sequences differ in length")
+    outs = [[] for _ in o]
+    for k in range(n):
+        res = a["body"](*[v[k] if isinstance(v, list) else v for v in x])
+        for j, r in enumerate(res):
+            outs[j].append(r)
+    return outs
+
+
 @kernel("Scan")
 def k_scan(x, o, a, w):
     """ONNX Scan (opset 9+): body(state..., scan slices...) -> (state..., scan output slices...)."""
