@@ -119,11 +119,7 @@ def bench_models(folder: Path, runs: int) -> list[dict]:
             err = max(float(np.max(np.abs(outs[k].astype(np.float64) - v))) for k, v in expected.items())
             m = run.model
             total = _median(lambda: m.run(feeds), runs)
-            waits = []
-            for _ in range(runs):
-                timing: dict = {}
-                m.run(feeds, timing=timing)
-                waits.append(timing["gpu_wait_ms"])
+            waits = [m.gpu_ms() for _ in range(runs)]
             row = {"model": d.name, "max_abs_err": err, "ms": total, "gpu_ms": statistics.median(waits),
                    "dispatches": m.dispatches, "submits": m.submits}
         row["torch_ms"], row["torch_note"] = torch_latency(d / "model.onnx", feeds, runs, expected)

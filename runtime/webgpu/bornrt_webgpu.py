@@ -7,7 +7,8 @@
     python3 bornrt_webgpu.py out/ --input x=x.npy -o outputs.npz [--bench N]
 
 One inference = the inputs written into the arena buffer, every dispatch of ``manifest.json`` recorded into one
-command encoder (one compute pass), the outputs copied into one staging buffer, one submit, one map. Tensors are
+command encoder (one compute pass), the outputs copied into one staging buffer, one submit, one map. The commands
+are the same for every inference, so the next inference's are recorded while the GPU runs this one. Tensors are
 held as 32-bit words on the GPU (float16/bfloat16 as f32, narrow integers as i32/u32, int64 as i32): inputs are
 converted here, int64 inputs that do not fit 32 bits are refused, outputs are converted back to their dtypes.
 
@@ -133,6 +134,11 @@ class Model:
             bg = dev.create_bind_group(layout=pl.get_bind_group_layout(0), entries=entries)
             self.steps.append((pl, bg, tuple(d["workgroups"])))
         self.dispatches, self.submits = len(self.steps), 1
+        where, pos = [], 0
+        for o in self.outputs:                        # each output's place in the staging buffer
+            where.append(pos)
+            pos += _round(o["bytes"])
+        self._layout, self._next = (pos, where), None
 
     def _weights(self, m) -> bytes:
         path = os.path.join(self.folder, "weights.bin")
@@ -172,9 +178,41 @@ class Model:
             return np.ascontiguousarray(a.view(np.uint16).astype(np.uint32)).tobytes()
         return np.ascontiguousarray(a.astype(spec["gpu_dtype"])).tobytes()
 
+    def _record(self):
+        """The command buffer of one inference: every dispatch in one compute pass, then the outputs and the
+        status word copied into the staging buffer. The same every time (inputs sit at fixed arena offsets), so
+        ``run`` records the next one while the GPU runs the current one."""
+        enc = self.device.create_command_encoder()
+        cp = enc.begin_compute_pass()
+        current = None
+        for pl, bg, (x, y, z) in self.steps:
+            if pl is not current:                      # consecutive dispatches often share a kernel
+                cp.set_pipeline(pl)
+                current = pl
+            cp.set_bind_group(0, bg)
+            cp.dispatch_workgroups(x, y, z)
+        cp.end()
+        for o, p in zip(self.outputs, self._layout[1]):
+            enc.copy_buffer_to_buffer(self.arena, o["offset"], self.readback, p, _round(o["bytes"]))
+        if self.status_offset is not None:
+            enc.copy_buffer_to_buffer(self.arena, self.status_offset, self.readback, self._layout[0], 4)
+        return enc.finish()
+
+    def gpu_ms(self) -> float:
+        """ms from submitting one inference's recorded commands (on the inputs already in the arena) to its
+        outputs mapped, with no host work in between: the GPU part of an inference."""
+        cb = self._next or self._record()
+        self._next = None
+        t = time.perf_counter()
+        self.device.queue.submit([cb])
+        self.readback.map_sync(1)
+        self.readback.unmap()
+        return (time.perf_counter() - t) * 1e3
+
     def run(self, feeds: dict, timing: dict | None = None) -> dict:
         """One inference. ``feeds``: {input name: array of the manifest's shape and dtype}. With ``timing``, fills
-        ``record_ms`` and ``gpu_wait_ms`` (submit to mapped outputs)."""
+        ``inputs_ms`` (converting and queueing the inputs), ``gpu_wait_ms`` (submit to mapped outputs) and
+        ``record_ms`` (recording the next inference's commands, which overlaps the GPU's work)."""
         names = {i["name"] for i in self.inputs}
         extra = set(feeds) - names
         if extra:
@@ -189,26 +227,12 @@ class Model:
                 dev.queue.write_buffer(self.arena, spec["offset"], data)
         if self.status_offset is not None:
             dev.queue.write_buffer(self.arena, self.status_offset, bytes(4))
-        enc = dev.create_command_encoder()
-        cp = enc.begin_compute_pass()
-        current = None
-        for pl, bg, (x, y, z) in self.steps:
-            if pl is not current:                      # consecutive dispatches often share a kernel
-                cp.set_pipeline(pl)
-                current = pl
-            cp.set_bind_group(0, bg)
-            cp.dispatch_workgroups(x, y, z)
-        cp.end()
-        pos, where = 0, []
-        for o in self.outputs:
-            n = _round(o["bytes"])
-            enc.copy_buffer_to_buffer(self.arena, o["offset"], self.readback, pos, n)
-            where.append(pos)
-            pos += n
-        if self.status_offset is not None:
-            enc.copy_buffer_to_buffer(self.arena, self.status_offset, self.readback, pos, 4)
+        cb = self._next or self._record()
+        self._next = None
         t1 = time.perf_counter()
-        dev.queue.submit([enc.finish()])
+        dev.queue.submit([cb])                       # the queue runs the input writes above first
+        self._next = self._record()                  # the next inference's commands, while the GPU works
+        t_rec = time.perf_counter()
         self.readback.map_sync(1)       # wgpu.MapMode.READ
         try:
             raw = bytes(self.readback.read_mapped(0, self.readback_size, copy=True))
@@ -216,7 +240,8 @@ class Model:
             self.readback.unmap()
         t2 = time.perf_counter()
         if timing is not None:
-            timing["record_ms"], timing["gpu_wait_ms"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
+            timing["inputs_ms"], timing["record_ms"], timing["gpu_wait_ms"] = (t1 - t0) * 1e3, (t_rec - t1) * 1e3, (t2 - t1) * 1e3
+        pos, where = self._layout
         if self.status_offset is not None and raw[pos:pos + 4] != bytes(4):
             raise BundleError("a run-time index (Gather, GatherElements, ScatterElements or ScatterND) is out of range")
         out = {}
