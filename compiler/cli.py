@@ -336,6 +336,8 @@ def _debug_target(args) -> int:
 
 
 def cmd_compile(args) -> int:
+    if "," in (args.target or ""):
+        return _compile_multi(args)
     from .compile import compile_model
     from .targets import get_target
     if args.opt_level is None:
@@ -421,6 +423,23 @@ def _cores(n: int) -> str:
     return "one core's" if n == 1 else f"{n} cores'"
 
 
+def _compile_multi(args) -> int:
+    """``--target a,b,c``: one artifact per target in OUT/<target>/ and OUT/manifest.json listing them in this
+    order; `bornc run OUT/` (and executors.load_artifact) runs the first one that can run on the machine."""
+    from .targets import get_target
+    names = [get_target(t.strip()).name for t in args.target.split(",") if t.strip()]
+    if len(set(names)) != len(names):
+        raise BorncError(f"--target {args.target}: a target is named twice")
+    out = Path(args.output)
+    for name in names:
+        sub = argparse.Namespace(**{**vars(args), "target": name, "output": str(out / name)})
+        cmd_compile(sub)
+    (out / "manifest.json").write_text(json.dumps({"format_version": 1, "backend": "multi", "targets": names,
+                                                   "name": args.name or Path(args.model).stem}, indent=1) + "\n")
+    print(f"wrote {out}/manifest.json: `bornc run {out}/` runs the first of {', '.join(names)} that can run there")
+    return 0
+
+
 def _is_artifact(path: str) -> bool:
     return (Path(path) / "manifest.json").is_file()
 
@@ -429,8 +448,11 @@ def cmd_run(args) -> int:
     from .interpreter import run
     feeds = _read_inputs(args)
     if _is_artifact(args.model):
-        from .executors import load_artifact
-        outs = load_artifact(args.model)(feeds)
+        from .executors import Chosen, load_artifact
+        runner = load_artifact(args.model)
+        if isinstance(runner, Chosen):
+            print(runner.summary(), file=sys.stderr)
+        outs = runner(feeds)
     elif args.target:
         from .executors import get_executor
         from .frontend.onnx_import import load_onnx

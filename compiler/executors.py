@@ -127,6 +127,8 @@ def load_artifact(path) -> Prepared:
         backend = json.loads(mf.read_text()).get("backend")
     except (OSError, ValueError):
         raise ArtifactError(f"{path} is not a bornc artifact (no readable manifest.json)") from None
+    if backend == "multi":
+        return load_first_runnable(path)
     if backend == "python":
         from .backends.python.runner import load_python_artifact
         return load_python_artifact(path)
@@ -136,6 +138,61 @@ def load_artifact(path) -> Prepared:
         return with_containers(load_webgpu_artifact(path), manifest)
     from .backends.c.runner import load_artifact as load_c
     return with_containers(load_c(path), manifest)
+
+
+class Chosen:
+    """``feeds -> outputs`` of the artifact a multi-target folder picked; ``target`` names it and ``passed_over``
+    lists (target, reason) for those tried before it."""
+
+    def __init__(self, run: Prepared, target: str, passed_over: list):
+        self.run, self.target, self.passed_over = run, target, passed_over
+
+    def __call__(self, feeds):
+        return self.run(feeds)
+
+    def summary(self) -> str:
+        """One line: which target runs and why the ones before it were passed over."""
+        why = "; ".join(f"{t}: {r}" for t, r in self.passed_over)
+        return f"running on {self.target}" + (f" (passed over {why})" if why else "")
+
+
+def runs_here(manifest: dict) -> str | None:
+    """None when the C artifact of ``manifest`` runs natively on this machine, else why not (a target run under
+    emulation, or built for another architecture, does not count)."""
+    import platform
+    from .targets import get_target
+    t = get_target(manifest.get("target", ""))
+    arch = (t.triple or "").split("-")[0]
+    if t.run != "native" or arch != platform.machine():
+        return f"built for {arch or t.name}, this machine is {platform.machine()}"
+    return None
+
+
+def load_first_runnable(path) -> Chosen:
+    """The first artifact of a multi-target folder (``bornc compile --target webgpu,x86_64,python``; its
+    manifest.json lists the targets in order of preference) that can run here: a WebGPU bundle when an adapter
+    offers the limits and features it needs, a C library built for this machine's architecture that loads, a
+    python artifact (numpy only). ArtifactError when none can, with every reason."""
+    import json
+    from pathlib import Path
+
+    from .errors import ArtifactError
+    folder = Path(path)
+    targets = json.loads((folder / "manifest.json").read_text()).get("targets") or []
+    passed = []
+    for name in targets:
+        sub = folder / str(name)
+        try:
+            m = json.loads((sub / "manifest.json").read_text())
+            if m.get("backend") == "c":
+                why = runs_here(m)
+                if why:
+                    passed.append((name, why))
+                    continue
+            return Chosen(load_artifact(sub), str(name), passed)
+        except (BorncError, OSError, ValueError) as ex:
+            passed.append((name, str(ex).splitlines()[0][:200]))
+    raise ArtifactError(f"{folder}: no artifact can run here (" + "; ".join(f"{t}: {r}" for t, r in passed) + ")")
 
 
 def get_executor(name: str):

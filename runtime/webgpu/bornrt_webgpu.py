@@ -75,7 +75,7 @@ def _adapter():
 
 def get_device(limits: dict | None = None, features: tuple = ()):
     """The process's device for these limits and features (made once, then shared by every bundle)."""
-    key = (tuple(sorted((limits or {}).items())), tuple(sorted(features)))
+    key = (tuple(sorted((limits or {}).items())), tuple(sorted(features)), os.environ.get("BORNC_WGPU_ADAPTER", ""))
     if key not in _DEVICES:
         adapter = _adapter()
         req = {}
