@@ -287,7 +287,7 @@ def legalize(model: Model, target=None) -> Model:
         return model
     if backend in ("c", "webgpu"):              # static-shape backends: sequences and optionals as tensors
         from .unroll_sequences import unroll_sequences
-        model = unroll_sequences(model)
+        model = unroll_sequences(model, select_if=backend == "webgpu")
     m = clone(model)
     for n in m.graph.nodes:                     # If branches are edited in place: give each node its own copy
         for k, v in n.attrs.items():

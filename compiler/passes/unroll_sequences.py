@@ -11,7 +11,9 @@ opsets 11-24) into tensor ops:
 - SequenceAt: an Identity of the element; SequenceLength and OptionalHasElement: constants;
 - SplitToSequence: Split (and Squeeze for ``keepdims=0``); ConcatFromSequence: Concat (Unsqueeze first for
   ``new_axis=1``);
-- SequenceMap: the body inlined once per element, values renamed.
+- SequenceMap: the body inlined once per element, values renamed;
+- Loop with a constant trip count and condition: unrolled; If with a run-time condition whose branches return
+  containers (or any cheap If, for a backend without If): both branches and a Where per output.
 
 Sequence inputs become one input per element (``NAME[k]``) and sequence outputs one output per element, recorded
 in ``Model.containers`` so that runners take and return lists. Nodes after the rewrite are inferred again (their
@@ -31,10 +33,12 @@ from .util import FreshNames, clone
 #: the ops this pass rewrites (ONNX domain)
 CONTAINER_OPS = {"SequenceConstruct", "SequenceEmpty", "SequenceInsert", "SequenceErase", "SequenceAt",
                  "SequenceLength", "SplitToSequence", "ConcatFromSequence", "SequenceMap", "Optional",
-                 "OptionalHasElement", "OptionalGetElement", "Identity", "Loop"}
+                 "OptionalHasElement", "OptionalGetElement", "Identity", "Loop", "If"}
 
 #: most body nodes an unrolled Loop may add (trip count x body size)
 MAX_UNROLLED_NODES = 4096
+#: most nodes two If branches may hold to be run both and selected from (a "cheap" If)
+MAX_SELECT_NODES = 256
 
 _EMPTY = object()           # an empty optional
 
@@ -43,8 +47,9 @@ class _Unroller:
     """The rewrite of one graph: ``seqs`` maps a sequence value to its element names, ``opts`` an optional
     value to its element (a tensor name, a list for an optional sequence, or _EMPTY)."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, select_if: bool = False):
         self.model, self.g = model, model.graph
+        self.select_if = select_if
         self.types, self.consts = self.g.types, self.g.constants
         self.seqs: dict[str, list[str]] = {}
         self.opts: dict[str, object] = {}
@@ -163,6 +168,11 @@ class _Unroller:
             return self.sequence_map(node)
         elif op == "Loop":
             return self.loop(node)
+        elif op == "If" and first in self.consts:
+            self.inline_branch(node, bool(np.asarray(self.consts[first]).ravel()[0]))
+        elif op == "If" and (self.select_if or any(isinstance(self.types.get(o), (SequenceType, OptionalType))
+                                                   for o in node.outputs)):
+            return self.select(node)
         else:
             return False
         return True
@@ -271,7 +281,8 @@ class _Unroller:
                 if o:
                     self.types[o] = None
                     self.touched.add(o)
-            self.visit(Node(bn.op, [ren.get(i, i) if i else "" for i in bn.inputs], outs, dict(bn.attrs),
+            attrs = {k: _renamed_free(v, ren) if isinstance(v, Graph) else v for k, v in bn.attrs.items()}
+            self.visit(Node(bn.op, [ren.get(i, i) if i else "" for i in bn.inputs], outs, attrs,
                             f"{prefix}/{bn.name}", bn.domain))
 
     def loop(self, node: Node) -> bool:
@@ -282,7 +293,7 @@ class _Unroller:
         body: Graph = node.attrs["body"]
         m = self.consts.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
         c = self.consts.get(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else np.array(True)
-        if m is None or c is None or any(b.subgraphs() for b in body.nodes):
+        if m is None or c is None or any(b.subgraphs() and b.op != "If" for b in body.nodes):
             return False
         trips = int(np.asarray(m).ravel()[0]) if bool(np.asarray(c).ravel()[0]) else 0
         n_carried = len(node.inputs) - 2
@@ -320,6 +331,77 @@ class _Unroller:
                 self.emit("Concat", parts, [out], f"{node.name}/{out}", axis=0)
         return True
 
+    def inline_branch(self, node: Node, cond: bool) -> None:
+        """If with a constant condition (folded inside an unrolled body): the chosen branch inlined."""
+        branch = node.attrs["then_branch" if cond else "else_branch"]
+        ren: dict = {}
+        self.inline(branch, ren, f"{node.name}/{'then' if cond else 'else'}")
+        for out, bo in zip(node.outputs, branch.outputs):
+            v = ren.get(bo, bo)
+            if v in self.seqs:
+                self.seqs[out] = list(self.seqs[v])
+            elif v in self.opts:
+                self.opts[out] = self.opts[v]
+            elif out:
+                self.alias(out, v, f"{node.name}/{out}")
+
+    def select(self, node: Node) -> bool:
+        """If with a run-time condition as both branches inlined and a Where per output tensor (sequences and
+        optionals element by element): taken when the branches hold at most MAX_SELECT_NODES nodes and give the
+        same structure and static shapes; otherwise nothing is emitted and the If stays."""
+        then_b, else_b = node.attrs["then_branch"], node.attrs["else_branch"]
+        if len(then_b.nodes) + len(else_b.nodes) > MAX_SELECT_NODES:
+            return False
+        saved = (len(self.nodes), dict(self.seqs), dict(self.opts), set(self.touched))
+        ren_t, ren_e = {}, {}
+        self.inline(then_b, ren_t, f"{node.name}/then")
+        self.inline(else_b, ren_e, f"{node.name}/else")
+        pairs = [(o, ren_t.get(a, a), ren_e.get(b, b)) for o, a, b in zip(node.outputs, then_b.outputs, else_b.outputs)]
+        picked = {}
+        for out, a, b in pairs:
+            got = self.select_value(node, out, a, b)
+            if got is None:
+                self.nodes[saved[0]:] = []
+                self.seqs, self.opts, self.touched = saved[1], saved[2], saved[3]
+                return False
+            picked[out] = got
+        for out, got in picked.items():
+            kind, val = got
+            if kind == "seq":
+                self.seqs[out] = val
+            elif kind == "opt":
+                self.opts[out] = val
+        return True
+
+    def select_value(self, node: Node, out: str, a: str, b: str):
+        """("tensor", out) after a Where choosing ``a`` or ``b`` into ``out``; ("seq", names) or ("opt", ...) for
+        containers of the same structure; None when the two differ in structure or static shape."""
+        cond = node.inputs[0]
+        if a in self.seqs or b in self.seqs or a in self.opts or b in self.opts:
+            va, vb = self.opts.get(a, self.seqs.get(a)), self.opts.get(b, self.seqs.get(b))
+            kind = "opt" if a in self.opts or b in self.opts else "seq"
+            if (a in self.opts) != (b in self.opts) or (a in self.seqs) != (b in self.seqs):
+                return None
+            if va is _EMPTY or vb is _EMPTY:
+                return (kind, _EMPTY) if va is vb else None
+            la, lb = (va if isinstance(va, list) else [va]), (vb if isinstance(vb, list) else [vb])
+            if len(la) != len(lb):
+                return None
+            names = []
+            for k, (ea, eb) in enumerate(zip(la, lb)):
+                names.append(self.fresh(f"{out}/{k}"))
+                if not self.where(cond, ea, eb, names[-1], f"{node.name}/{out}/{k}"):
+                    return None
+            return (kind, names if isinstance(va, list) else names[0])
+        return ("tensor", out) if self.where(cond, a, b, out, f"{node.name}/{out}") else None
+
+    def where(self, cond: str, a: str, b: str, out: str, name: str) -> bool:
+        ta, tb = self.types.get(a), self.types.get(b)
+        if not (isinstance(ta, TensorType) and isinstance(tb, TensorType) and ta.is_static and ta == tb):
+            return False
+        self.emit("Where", [cond, a, b], [out], name)
+        return True
+
     def constant_true(self, name: str) -> bool:
         """``name`` is the constant true, or an Identity chain from it among the emitted nodes."""
         made = {o: n for n in self.nodes for o in n.outputs}
@@ -348,19 +430,35 @@ class _Unroller:
         self.opts.pop(name, None)
 
 
+def _renamed_free(g: Graph, ren: dict, outer: frozenset = frozenset()) -> Graph:
+    """A copy of subgraph ``g`` whose reads of enclosing-scope values (names it does not define, nor a graph
+    between it and the copy's root) are renamed by ``ren``; nested subgraphs likewise."""
+    defined = set(outer) | set(g.inputs) | set(g.constants) | {o for n in g.nodes for o in n.outputs if o}
+    nodes = []
+    for n in g.nodes:
+        attrs = {k: _renamed_free(v, ren, frozenset(defined)) if isinstance(v, Graph) else v for k, v in n.attrs.items()}
+        nodes.append(Node(n.op, [ren.get(i, i) if i and i not in defined else i for i in n.inputs], list(n.outputs),
+                          attrs, n.name, n.domain))
+    outs = [ren.get(o, o) if o not in defined else o for o in g.outputs]
+    return Graph(g.name, list(g.inputs), outs, nodes, dict(g.constants), dict(g.types))
+
+
 def _has_containers(g: Graph) -> bool:
     return any(isinstance(t, (SequenceType, OptionalType)) for t in g.types.values())
 
 
-def unroll_sequences(model: Model) -> Model:
+def unroll_sequences(model: Model, select_if: bool = False) -> Model:
     """``model`` with its sequences and optionals of static structure rewritten into tensors (see the module
-    docstring); unchanged when it has none. Sequence inputs without element shapes stay as they are.
+    docstring); unchanged when it has none. Sequence inputs without element shapes stay as they are. With
+    ``select_if`` (a backend that cannot run If), every cheap If becomes both branches and a Where; otherwise
+    only Ifs returning sequences or optionals do.
 
     Raises ShapeError for a constant position outside its sequence and for reading an always-empty optional."""
-    if not _has_containers(model.graph) and not any(n.op == "Loop" and not n.domain for n in model.graph.nodes):
+    control = ("Loop", "If") if select_if else ("Loop",)
+    if not _has_containers(model.graph) and not any(n.op in control and not n.domain for n in model.graph.nodes):
         return model
     m = clone(model)
-    u = _Unroller(m)
+    u = _Unroller(m, select_if)
     g = m.graph
     inputs = []
     for x in g.inputs:

@@ -142,3 +142,31 @@ def test_position_out_of_range_is_one_clear_error():
     from bornc.errors import ShapeError
     with pytest.raises(ShapeError, match="position 5 is outside a sequence of 2"):
         unroll_sequences(model)
+
+
+def _if_model():
+    """y = If(c) then x * 2 else x + 1, with c computed at run time (ReduceSum(x) > 0)."""
+    then_b = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, [2, 3])],
+                               [helper.make_tensor("two", F, [], [2.0])])
+    else_b = helper.make_graph([helper.make_node("Add", ["x", "one"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, [2, 3])],
+                               [helper.make_tensor("one", F, [], [1.0])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", F, [], [0.0])),
+             helper.make_node("Greater", ["s", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_b, else_branch=else_b)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2, 3])], [helper.make_tensor_value_info("y", F, [2, 3])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_if_with_run_time_condition_becomes_a_select_on_webgpu():
+    """WebGPU runs no If: both branches and a Where; the result matches onnxruntime for either condition."""
+    from bornc.executors import WebGPUExecutor
+    m = _if_model()
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    model = from_proto(m)
+    flat = unroll_sequences(model, select_if=True)
+    assert [n.op for n in flat.graph.nodes if n.op in ("If", "Where")] == ["Where"]
+    run = WebGPUExecutor().prepare(model)
+    for x in (np.ones((2, 3), np.float32), -np.ones((2, 3), np.float32)):
+        np.testing.assert_allclose(run({"x": x})["y"], sess.run(None, {"x": x})[0], rtol=1e-6)
+    assert any(n.op == "If" for n in unroll_sequences(model).graph.nodes)      # C keeps If: it runs it
