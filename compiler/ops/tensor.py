@@ -537,6 +537,27 @@ def ref_reversesequence(ctx, x, lens):
     return y
 
 
+@decomposition("ReverseSequence")
+def decompose_reversesequence(node, opset, in_types):
+    """ReverseSequence with run-time sequence_lens as a GatherElements along the time axis: index
+    lens[b] - 1 - t where t < lens[b], t elsewhere (ONNX spec, ReverseSequence-10), broadcast to x's shape."""
+    from .body import FunctionBody, attr_of
+    x = in_types[0]
+    if not isinstance(x, TensorType) or not x.is_static or len(x.shape) < 2:
+        return None
+    rank = len(x.shape)
+    b_ax, t_ax = attr_of(node, "batch_axis", 1) % rank, attr_of(node, "time_axis", 0) % rank
+    at = lambda ax, n: [n if k == ax else 1 for k in range(rank)]  # noqa: E731
+    b = FunctionBody()
+    t = b.const(np.arange(x.shape[t_ax], dtype=np.int64).reshape(at(t_ax, x.shape[t_ax])))
+    lens = b.op("Reshape", [b.op("Cast", ["sequence_lens"], to=7), b.const(np.array(at(b_ax, x.shape[b_ax]), np.int64))])
+    rev = b.op("Sub", [b.op("Sub", [lens, b.scalar(1, np.int64)]), t])
+    idx = b.op("Where", [b.op("Less", [t, lens]), rev, t])
+    idx = b.op("Expand", [idx, b.const(np.array(x.shape, np.int64))])
+    b.op("GatherElements", ["input", idx], "Y", axis=t_ax)
+    return b.function("ReverseSequence", ["input", "sequence_lens"], ["Y"])
+
+
 @register("CenterCropPad", attrs={"axes": None}, value_inputs=(1,), versions="18-24")
 def ref_centercroppad(ctx, x, shape):
     axes = ctx.attrs["axes"] or list(range(x.ndim))
