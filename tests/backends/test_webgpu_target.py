@@ -211,10 +211,12 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (Debian package chromium)")
-def test_browser_host_in_headless_chromium(tmp_path):
-    """index.html + bornrt.js run magika's bundle on SwiftShader's WebGPU adapter and print the outputs (SwiftShader
-    compiles shaders slowly on 2 cores: the smaller golden model keeps this test under a minute)."""
-    case = golden.load_case("magika_standard_v3_3")
+@pytest.mark.parametrize("name", ["magika_standard_v3_3", "ppocr_mobile_v2_cls"])
+def test_browser_host_in_headless_chromium(tmp_path, name):
+    """index.html + bornrt.js run a real model's bundle (magika, the PaddleOCR direction classifier) on
+    SwiftShader's WebGPU adapter and print the outputs, compared with the reference interpreter (SwiftShader
+    compiles shaders slowly on 2 cores: small golden models keep this test near a minute each)."""
+    case = golden.load_case(name)
     model = golden.load_case_model(case)
     feeds = golden.case_inputs(case)
     ref = bornc.run(model, feeds)
