@@ -165,11 +165,12 @@ def _constant_node_value(n: onnx.NodeProto) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ importer
-def function_body(n: onnx.NodeProto, opset: int, in_types: list, values: list | None = None) -> onnx.FunctionProto | None:
-    """What node ``n`` is made of: the spec's function body (:func:`schema_function`), else the decomposition
-    registered on the op's registry entry (given ``values``, the inputs' constant values, where it asks for
-    them), else None."""
-    body = schema_function(n, opset, in_types)
+def function_body(n: onnx.NodeProto, opset: int, in_types: list, values: list | None = None,
+                  spec: bool = True) -> onnx.FunctionProto | None:
+    """What node ``n`` is made of: the spec's function body (:func:`schema_function`; skipped when ``spec`` is
+    False), else the decomposition registered on the op's registry entry (given ``values``, the inputs' constant
+    values, where it asks for them), else None."""
+    body = schema_function(n, opset, in_types) if spec else None
     if body is None or not len(body.node):
         opdef = registry.get(n.op_type, n.domain)
         fn = opdef.decompose if opdef is not None else None

@@ -10,7 +10,7 @@ import numpy as np
 from ..ir.types import np_dtype, onnx_elem_to_name
 from ..pyrt import rt
 from .elementwise import sigmoid
-from .registry import TensorType, register, same_as_input
+from .registry import TensorType, decomposition, register, same_as_input
 
 
 @register("SwiGLU", attrs={"alpha": 1.0}, infer=same_as_input, versions="28")
@@ -68,3 +68,24 @@ def ref_gridsample(ctx, *args):
 @register("AffineGrid", attrs={"align_corners": 0}, value_inputs=(1,), versions="20-24")
 def ref_affinegrid(ctx, *args):
     return rt.affinegrid(ctx.attrs, *args)
+
+
+@decomposition("AffineGrid", values=True)
+def decompose_affinegrid(node, opset, in_types, values):
+    """AffineGrid with a constant size as one MatMul: the constant base grid [points, nd + 1] of (x, y[, z], 1)
+    (ONNX spec, AffineGrid-20; the reference's construction, bornrt.affinegrid) times theta transposed."""
+    from onnx import helper
+    from .body import FunctionBody
+    theta = in_types[0]
+    if values[1] is None or theta is None or theta.dtype not in ("float32", "float16"):
+        return None
+    size = [int(v) for v in np.asarray(values[1]).ravel()]
+    nd = len(size) - 2
+    align = {a.name: helper.get_attribute_value(a) for a in node.attribute}.get("align_corners", 0)
+    eye = np.concatenate([np.eye(nd), np.zeros((nd, 1))], axis=1)[None]       # identity theta: the base points
+    base = rt.affinegrid({"align_corners": align}, eye, [1, 1] + size[2:]).reshape(-1, nd)
+    base = np.concatenate([base, np.ones((base.shape[0], 1))], axis=1).astype(np.dtype(theta.dtype))
+    b = FunctionBody()
+    pts = b.op("MatMul", [b.const(base), b.op("Transpose", ["theta"], perm=[0, 2, 1])])     # [N, points, nd]
+    b.op("Reshape", [pts, b.const(np.array([size[0]] + size[2:] + [nd], np.int64))], "grid")
+    return b.function("AffineGrid", ["theta", "size"], ["grid"], opset=20)

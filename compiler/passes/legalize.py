@@ -19,6 +19,7 @@ import onnx
 from ..backends import has_lowering, lowering_gaps
 from ..errors import BorncError, UnsupportedOpError
 from ..ir.graph import Graph, Model, Node
+from ..ops import registry
 from .fold_constants import fold_node
 from .util import FreshNames, clone
 
@@ -119,8 +120,9 @@ def unrolled_scan(node: Node, types: dict, opset: int) -> tuple[onnx.FunctionPro
     return fn, free
 
 
-def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, names: FreshNames):
-    """(nodes, new constants, new types) that compute ``node`` from nodes ``backend`` lowers, or None."""
+def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, names: FreshNames, spec: bool = True):
+    """(nodes, new constants, new types) that compute ``node`` from nodes ``backend`` lowers, or None; without
+    ``spec``, from the registry's decomposition only (not the spec's function body)."""
     from ..export import node_proto
     from ..frontend.onnx_import import _Importer, function_body
     opset = model.opsets.get(node.domain or "", 1)
@@ -141,7 +143,7 @@ def _expand(model: Model, node: Node, types: dict, consts: dict, backend: str, n
         except BorncError:
             return None
         in_types = [types.get(i) if i else None for i in node.inputs]
-        body = function_body(proto, opset, in_types, [consts.get(i) if i else None for i in node.inputs])
+        body = function_body(proto, opset, in_types, [consts.get(i) if i else None for i in node.inputs], spec)
     if body is None or not len(body.node) or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                  and fn.op_type != "Scan" for fn in body.node for a in fn.attribute):
         return None                    # a Scan in the body is unrolled in turn (LinearAttention's body)
@@ -175,7 +177,15 @@ def _legal_nodes(model, node, types, consts, backend, names, depth) -> list | No
         return [node]
     if depth >= MAX_DEPTH:
         return None
-    got = _expand(model, node, types, consts, backend, names)
+    out = _expansion(model, node, types, consts, backend, names, depth, True)
+    if out is None and getattr(registry.get(node.op, node.domain), "decompose", None) is not None:
+        out = _expansion(model, node, types, consts, backend, names, depth, False)   # the spec's body did not lower
+    return out
+
+
+def _expansion(model, node, types, consts, backend, names, depth, spec: bool) -> list | None:
+    """The lowerable nodes of one expansion of ``node`` (the spec's body first, see :func:`_expand`), or None."""
+    got = _expand(model, node, types, consts, backend, names, spec)
     if got is None:
         return None
     nodes, new_consts, new_types = got

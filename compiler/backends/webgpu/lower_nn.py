@@ -15,7 +15,7 @@ from ...ops.registry import lowering
 from ...pyrt import rt
 from . import kernel as kernel_mod
 from ..common import geometry
-from ..common.lowering import broadcast_strides, collapse, unsupported
+from ..common.lowering import broadcast_strides, collapse, contiguous_strides, unsupported
 from .kernel import Ctx, Kernel, Lowered, decompose, offset
 from .lower_elementwise import program_lines
 from .wgsl import lit
@@ -431,6 +431,27 @@ def _instancenorm(ctx: Ctx) -> Lowered:
     xs = list(ctx.shape(0))
     c = xs[1]
     return _normalize(ctx, list(range(2, len(xs))), f"o % {c}u", f"o % {c}u", ctx.attrs["epsilon"])
+
+
+@lowering("webgpu", "GridSample")
+def _gridsample(ctx: Ctx) -> Lowered:
+    """GridSample (opset 16-22: linear/bilinear, nearest, cubic/bicubic; zeros, border, reflection) over any
+    number of spatial axes, one invocation per output element, templates/wgsl/gridsample.wgsl.j2."""
+    xs, out = list(ctx.shape(0)), list(ctx.oshape())
+    if ctx.ot() != "f32":
+        raise unsupported(ctx.node, f"GridSample on {ctx.ins[0].dtype}")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(ctx.attrs["mode"], ctx.attrs["mode"])
+    if mode not in ("linear", "nearest", "cubic") or ctx.attrs["padding_mode"] not in ("zeros", "border", "reflection"):
+        raise unsupported(ctx.node, f"mode {ctx.attrs['mode']!r} with padding {ctx.attrs['padding_mode']!r}")
+    spatial, osp = xs[2:], out[2:]
+    total = ctx.outs[0].size
+    if not total:
+        return Lowered([])
+    return Lowered([Kernel("gridsample", {
+        "N": xs[0], "C": xs[1], "nd": len(spatial), "I": spatial, "O": osp, "istr": contiguous_strides(spatial),
+        "isz": int(np.prod(spatial, dtype=np.int64)), "osz": int(np.prod(osp, dtype=np.int64)), "total": total,
+        "mode": mode, "taps": {"linear": 2, "nearest": 1, "cubic": 4}[mode], "padding": ctx.attrs["padding_mode"],
+        "align": int(ctx.attrs["align_corners"])}, [ctx.x(0), ctx.x(1), ctx.y()], threads=total, label="GridSample")])
 
 
 # ---------------------------------------------------------------------------------------------------- LSTM
