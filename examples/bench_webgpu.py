@@ -131,10 +131,10 @@ def bench_models(folder: Path, runs: int) -> list[dict]:
     return rows
 
 
-def _one_op_bundle(nodes, inputs, outputs, tmp):
+def _one_op_bundle(nodes, inputs, outputs, tmp, target: str = "webgpu"):
     g = helper.make_graph(nodes, "k", inputs, outputs)
     model = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
-    compile_model(model, "webgpu", tmp)
+    compile_model(model, target, tmp)
     return model, load_webgpu_artifact(tmp)
 
 
@@ -233,7 +233,38 @@ def bench_elementwise(sizes: list[int], reps: int) -> list[dict]:
     return rows
 
 
-def bench_kernels(matmul_sizes, conv, ew_elems: list[int], reps: int) -> list[dict]:
+def bench_matmul_f16(sizes: list[int], reps: int) -> list[dict]:
+    """float16 MatMul on the webgpu-f16 target (tiles staged as halves, f32 accumulation) beside PyTorch fp16
+    (its tensor cores) and fp32; the relative error is against the float64 product of the same halves."""
+    rows, f = [], TensorProto.FLOAT16
+    rng = np.random.default_rng(1)
+    for n in sizes:
+        a = rng.standard_normal((n, n)).astype(np.float16)
+        b = rng.standard_normal((n, n)).astype(np.float16)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                _, run = _one_op_bundle([helper.make_node("MatMul", ["a", "b"], ["y"])],
+                                        [helper.make_tensor_value_info("a", f, [n, n]), helper.make_tensor_value_info("b", f, [n, n])],
+                                        [helper.make_tensor_value_info("y", f, [n, n])], tmp, target="webgpu-f16")
+            except Exception as ex:  # noqa: BLE001 - an adapter without shader-f16: reported, not fatal
+                rows.append({"kernel": f"matmul {n}^3 fp16 (webgpu-f16)", "error": f"{type(ex).__name__}: {str(ex)[:120]}"})
+                continue
+            want = a.astype(np.float64) @ b.astype(np.float64)
+            y = run({"a": a, "b": b})["y"].astype(np.float64)
+            ms = time_dispatches(run, {"a": a, "b": b}, reps, run.model.manifest["dispatches"][0]["label"])
+        row = {"kernel": f"matmul {n}^3 fp16 (webgpu-f16)", "ms": ms, "tflops": 2 * n ** 3 / ms / 1e9,
+               "max_rel_err": float(np.max(np.abs(y - want)) / np.max(np.abs(want)))}
+        if _cuda():
+            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            row["torch_ms"] = torch_time(lambda: torch.matmul(ta, tb), reps)
+            row["torch_tflops"] = 2 * n ** 3 / row["torch_ms"] / 1e9
+            fa, fb = ta.float(), tb.float()
+            row["torch_fp32_tflops"] = 2 * n ** 3 / torch_time(lambda: torch.matmul(fa, fb), reps) / 1e9
+        rows.append(row)
+    return rows
+
+
+def bench_kernels(matmul_sizes, conv, ew_elems: list[int], reps: int, f16: bool = False) -> list[dict]:
     rows = []
     f = TensorProto.FLOAT
     rng = np.random.default_rng(0)
@@ -277,6 +308,8 @@ def bench_kernels(matmul_sizes, conv, ew_elems: list[int], reps: int) -> list[di
             row["torch_ms"] = torch_time(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), reps)
             row["torch_tflops"] = flops / row["torch_ms"] / 1e9
         rows.append(row)
+    if f16:
+        rows += bench_matmul_f16(matmul_sizes, reps)
     rows += bench_elementwise(ew_elems, reps)
     for r in rows:
         if "error" in r:
@@ -286,6 +319,8 @@ def bench_kernels(matmul_sizes, conv, ew_elems: list[int], reps: int) -> list[di
         theirs = (f"{r['torch_tflops']:.2f} TFLOP/s" if "torch_tflops" in r else
                   f"{r['torch_tb_per_s']:.2f} TB/s" if "torch_tb_per_s" in r else "n/a")
         ratio = f"   torch/bornc {r['torch_ms'] / r['ms']:.2f}" if "torch_ms" in r else ""
+        if "torch_fp32_tflops" in r:
+            ratio += f"   (torch fp32 {r['torch_fp32_tflops']:.2f} TFLOP/s)"
         print(f"{r['kernel']:36s} bornc {r['ms']:9.3f} ms {ours:>16s}   torch {r.get('torch_ms', float('nan')):9.3f} ms {theirs:>16s}{ratio}",
               flush=True)
     return rows
@@ -300,6 +335,7 @@ def main(argv=None) -> int:
     p.add_argument("--elementwise", type=int, nargs="*", default=[1 << 20, 1 << 24, 1 << 25, 1 << 26, 1 << 28],
                    help="element counts of the elementwise cases (add, mul, a fused chain)")
     p.add_argument("--reps", type=int, default=20, help="dispatches per timed pass in the kernel benchmarks")
+    p.add_argument("--f16", action="store_true", help="also float16 MatMul on webgpu-f16 beside PyTorch fp16 and fp32")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     from bornc.backends.webgpu.runner import host
@@ -313,7 +349,7 @@ def main(argv=None) -> int:
     print(f"adapter: {adapter.info.get('device')} ({adapter.info.get('backend_type')}, {adapter.info.get('adapter_type')}); "
           f"torch: {torch.__version__ + (' ' + torch.cuda.get_device_name() if _cuda() else ' (no CUDA)') if torch else 'absent'}")
     res = {"adapter": dict(adapter.info), "models": bench_models(a.models, a.runs) if a.models else [],
-           "kernels": bench_kernels(a.matmul, a.conv, a.elementwise, a.reps)}
+           "kernels": bench_kernels(a.matmul, a.conv, a.elementwise, a.reps, a.f16)}
     if a.json:
         a.json.write_text(json.dumps(res, indent=1, default=str) + "\n")
     return 0
