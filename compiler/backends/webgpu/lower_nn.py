@@ -24,7 +24,8 @@ from .wgsl import lit
 #: the fewest workgroups a GEMM grid should have: below it the per-invocation tile shrinks (8x8 -> 4x8 -> 4x4 ->
 #: ...) for more, smaller workgroups. On an H200 (132 multiprocessors, Vulkan) 128 took matmul 1024^3 from 10.0 to
 #: 15.2 TFLOP/s and left 2048^3, 4096^3 and conv3x3 as they were; 256 cost the conv a quarter, 512 the matmuls
-#: (examples/bench_webgpu.py kernels, 2026-12-02).
+#: (examples/bench_webgpu.py kernels, 2026-12-02). Tiles capped at 4x4 and staging depths 8 or 32 were slower
+#: there at 4096^3 (18-24 against 27 TFLOP/s) and for the conv.
 MIN_WORKGROUPS = 128
 
 
