@@ -1,11 +1,11 @@
-"""TfIdfVectorizer on the reference, x86_64 and python targets against onnx.reference (an independent oracle),
+"""TfIdfVectorizer on the reference, x86_64, python and webgpu targets against onnx.reference (an independent oracle),
 in the three modes; the ONNX node tests cover TF only."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from bornc.executors import CExecutor, PythonExecutor
+from bornc.executors import CExecutor, PythonExecutor, WebGPUExecutor
 from bornc.frontend.onnx_import import from_proto
 import bornc
 
@@ -22,5 +22,5 @@ def test_tfidf_modes(mode):
     want = ReferenceEvaluator(m).run(None, {"x": x})[0]
     model = from_proto(m)
     np.testing.assert_allclose(bornc.run(model, {"x": x})["y"], want, rtol=1e-6)
-    for ex in (CExecutor("x86_64"), PythonExecutor()):
+    for ex in (CExecutor("x86_64"), PythonExecutor(), WebGPUExecutor()):
         np.testing.assert_allclose(ex.prepare(model)({"x": x})["y"], want, rtol=1e-6, err_msg=type(ex).__name__)

@@ -455,6 +455,35 @@ def _gridsample(ctx: Ctx) -> Lowered:
         "align": int(ctx.attrs["align_corners"])}, [ctx.x(0), ctx.x(1), ctx.y()], threads=total, label="GridSample")])
 
 
+@lowering("webgpu", "TfIdfVectorizer")
+def _tfidf(ctx: Ctx) -> Lowered:
+    """TfIdfVectorizer on integer tokens whose pool fits 32 bits (the GPU holds int64 as i32), one invocation per
+    output entry, templates/wgsl/tfidf.wgsl.j2 (the C kernel's rules)."""
+    a = ctx.attrs
+    if a["pool_int64s"] is None or ctx.ins[0].dtype not in ("int32", "int64"):
+        raise unsupported(ctx.node, "string tokens")
+    pool = [int(v) for v in a["pool_int64s"]]
+    if any(not -2 ** 31 <= v < 2 ** 31 for v in pool):
+        raise unsupported(ctx.node, "pool tokens outside 32 bits")
+    starts = list(a["ngram_counts"]) + [len(pool)]
+    off, lens = [], []
+    for n in range(1, len(starts)):
+        for j in range(starts[n - 1], starts[n], n):
+            off.append(j)
+            lens.append(n)
+    outs = [int(v) for v in a["ngram_indexes"]]
+    if not off or len(outs) != len(off):
+        raise unsupported(ctx.node, "an empty pool or ngram_indexes of another length")
+    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(off)
+    xs = ctx.shape(0)
+    rows, width = 1 if len(xs) == 1 else xs[0], max(outs) + 1
+    return Lowered([Kernel("tfidf", {
+        "pool": [f"{v}i" for v in pool], "off": off, "lens": lens, "outs": outs, "K": len(off),
+        "weights": [lit(float(w), "f32") for w in weights], "rows": rows, "L": xs[-1], "W": width,
+        "min_len": a["min_gram_length"], "max_len": a["max_gram_length"], "max_skip": a["max_skip_count"],
+        "mode": a["mode"]}, [ctx.x(0), ctx.y()], threads=rows * width, label="TfIdfVectorizer")])
+
+
 # ---------------------------------------------------------------------------------------------------- LSTM
 def _recurrent_shape(ctx: Ctx, default_acts: list[str], gates: int) -> tuple:
     """(seq, batch, input, directions, hidden, layout, sequence lengths) of an LSTM/GRU/RNN the WebGPU kernels
