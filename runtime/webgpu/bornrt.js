@@ -139,7 +139,7 @@ export async function loadBundle(base = ".") {
     const raw = readback.getMappedRange().slice(0);
     readback.unmap();
     if (status !== undefined && new Uint32Array(raw, round256(rb), 1)[0] !== 0) {
-      throw new BundleError("a run-time index (Gather, GatherElements, ScatterElements or ScatterND) is out of range");
+      throw new BundleError("a run-time index (Gather, GatherElements, ScatterElements, ScatterND, RoiAlign batch index or sampling grid) is out of range");
     }
     const out = {};
     m.outputs.forEach((o, i) => {

@@ -243,7 +243,7 @@ class Model:
             timing["inputs_ms"], timing["record_ms"], timing["gpu_wait_ms"] = (t1 - t0) * 1e3, (t_rec - t1) * 1e3, (t2 - t1) * 1e3
         pos, where = self._layout
         if self.status_offset is not None and raw[pos:pos + 4] != bytes(4):
-            raise BundleError("a run-time index (Gather, GatherElements, ScatterElements or ScatterND) is out of range")
+            raise BundleError("a run-time index (Gather, GatherElements, ScatterElements, ScatterND, RoiAlign batch index or sampling grid) is out of range")
         out = {}
         for o, p in zip(self.outputs, where):
             n = int(np.prod(o["shape"], dtype=np.int64))

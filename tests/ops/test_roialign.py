@@ -1,14 +1,14 @@
-"""RoiAlign on the reference, x86_64 and python targets against onnxruntime's CPU kernel: avg and max modes, a
+"""RoiAlign on the reference, x86_64, python and webgpu targets against onnxruntime's CPU kernel: avg and max modes, a
 fixed and an adaptive (sampling_ratio 0) grid, half-pixel and output-half-pixel (opset 10) coordinates, boxes
 partly outside the image; the C kernel under ASan and UBSan; a batch index out of range is an error.
-Tolerance: 1e-5 (both compute in higher precision than the float32 output)."""
+Tolerance: 1e-5 (both compute in higher precision than the float32 output); webgpu, in f32 throughout, 1e-4."""
 import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 import bornc
-from bornc.executors import CExecutor, PythonExecutor
+from bornc.executors import CExecutor, PythonExecutor, WebGPUExecutor
 from bornc.frontend.onnx_import import from_proto
 
 F = TensorProto.FLOAT
@@ -41,6 +41,8 @@ def test_roialign_matches_onnxruntime(opset, attrs):
     np.testing.assert_allclose(bornc.run(model, FEEDS)["y"], want, atol=1e-5, rtol=1e-5)
     for ex in (CExecutor("x86_64"), PythonExecutor()):
         np.testing.assert_allclose(ex.prepare(model)(FEEDS)["y"], want, atol=1e-5, rtol=1e-5, err_msg=type(ex).__name__)
+    got = WebGPUExecutor().prepare(model)(FEEDS)["y"]            # f32 coordinates and sums
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4, err_msg="webgpu")
 
 
 def test_roialign_c_under_sanitizers_and_bad_batch_index():

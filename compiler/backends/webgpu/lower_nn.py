@@ -484,6 +484,25 @@ def _tfidf(ctx: Ctx) -> Lowered:
         "mode": a["mode"]}, [ctx.x(0), ctx.y()], threads=rows * width, label="TfIdfVectorizer")])
 
 
+@lowering("webgpu", "RoiAlign")
+def _roialign(ctx: Ctx) -> Lowered:
+    """RoiAlign (opsets 10-22, avg and max, both coordinate modes) with run-time boxes and batch indices,
+    templates/wgsl/roialign.wgsl.j2 (the C kernel's rules, in f32)."""
+    xs, rs = ctx.shape(0), ctx.shape(1)
+    if ctx.ot() != "f32" or ctx.t(1) != "f32":
+        raise unsupported(ctx.node, f"RoiAlign on {ctx.ins[0].dtype} with {ctx.ins[1].dtype} boxes")
+    a = ctx.attrs
+    half = a["coordinate_transformation_mode"] == "half_pixel"
+    total = ctx.outs[0].size
+    if not total:
+        return Lowered([])
+    return Lowered([Kernel("roialign", {
+        "N": xs[0], "C": xs[1], "H": xs[2], "W": xs[3], "R": rs[0], "OH": int(a["output_height"]),
+        "OW": int(a["output_width"]), "ratio": max(int(a["sampling_ratio"]), 0), "mode": a["mode"], "half": half,
+        "scale": lit(float(a["spatial_scale"]), "f32"), "off": "0.5" if half else "0.0"},
+        [ctx.x(0), ctx.x(1), ctx.x(2), ctx.y(), ctx.status()], threads=total, label="RoiAlign")])
+
+
 # ---------------------------------------------------------------------------------------------------- LSTM
 def _recurrent_shape(ctx: Ctx, default_acts: list[str], gates: int) -> tuple:
     """(seq, batch, input, directions, hidden, layout, sequence lengths) of an LSTM/GRU/RNN the WebGPU kernels
