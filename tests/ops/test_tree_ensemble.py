@@ -1,4 +1,4 @@
-"""ai.onnx.ml TreeEnsemble-5 on the reference, x86_64 and python targets against onnx.reference (onnxruntime
+"""ai.onnx.ml TreeEnsemble-5 on the reference, x86_64, python and webgpu targets against onnx.reference (onnxruntime
 where it runs the op): random trees of every branch mode, set membership, NaN features with
 missing-tracks-true, each aggregate function; tables with a cycle or an id out of range are one clear error."""
 import numpy as np
@@ -9,7 +9,7 @@ from onnx.reference import ReferenceEvaluator
 
 import bornc
 from bornc.errors import SpecViolation
-from bornc.executors import CExecutor, PythonExecutor
+from bornc.executors import CExecutor, PythonExecutor, WebGPUExecutor
 from bornc.frontend.onnx_import import from_proto
 
 F = TensorProto.FLOAT
@@ -81,6 +81,8 @@ def test_tree_ensemble_matches_onnx_reference(agg):
     np.testing.assert_allclose(bornc.run(model, {"X": x})["Y"], want, rtol=1e-6)
     for ex in (CExecutor("x86_64"), PythonExecutor()):
         np.testing.assert_allclose(ex.prepare(model)({"X": x})["Y"], want, rtol=1e-6, err_msg=type(ex).__name__)
+    got = WebGPUExecutor().prepare(model)({"X": x})["Y"]              # sums in f32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg="webgpu")
 
 
 def test_tree_ensemble_bad_tables_are_refused(tmp_path, cli):

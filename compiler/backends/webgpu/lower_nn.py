@@ -503,6 +503,40 @@ def _roialign(ctx: Ctx) -> Lowered:
         [ctx.x(0), ctx.x(1), ctx.x(2), ctx.y(), ctx.status()], threads=total, label="RoiAlign")])
 
 
+def _f32_bits(values) -> list[int]:
+    """float32 bit patterns of ``values`` (u32 words), for constant tables that may hold NaN."""
+    return [int(v) for v in np.asarray(values, np.float32).ravel().view(np.uint32)]
+
+
+@lowering("webgpu", "TreeEnsemble", domain="ai.onnx.ml")
+def _tree_ensemble(ctx: Ctx) -> Lowered:
+    """ai.onnx.ml TreeEnsemble-5 (post_transform NONE) on float features: the checked tables of
+    bornrt.tree_tables as private arrays, templates/wgsl/tree_ensemble.wgsl.j2, one invocation per row."""
+    xs = ctx.shape(0)
+    if ctx.ot() != "f32" or len(xs) != 2:
+        raise unsupported(ctx.node, f"TreeEnsemble on {ctx.ins[0].dtype}[{len(xs)}-D]")
+    t = rt.tree_tables(ctx.attrs, xs[1])
+    nn = len(t["mode"])
+    mbeg, mlen, members = [0] * nn, [0] * nn, []
+    for k, vals in t["sets"].items():
+        mbeg[k], mlen[k] = len(members), len(vals)
+        members += _f32_bits(vals)
+    single = [int(t["true_id"][r]) if t["true_leaf"][r] and t["false_leaf"][r] and t["true_id"][r] == t["false_id"][r]
+              else -1 for r in t["roots"].tolist()]
+    agg = int(ctx.attrs["aggregate_function"])
+    ints = lambda a: [int(v) for v in a]  # noqa: E731
+    big = float(np.finfo(np.float32).max)
+    return Lowered([Kernel("tree_ensemble", {
+        "N": xs[0], "F": xs[1], "NT": int(ctx.attrs["n_targets"]), "NN": nn, "NL": len(t["weight"]), "agg": agg,
+        "init": {2: lit(big, "f32"), 3: lit(-big, "f32")}.get(agg, "0.0f"),
+        "feature": ints(t["feature"]), "mode": ints(t["mode"]), "miss": ints(t["missing_true"] != 0),
+        "split": _f32_bits(t["split"]), "true_id": ints(t["true_id"]),
+        "false_id": ints(t["false_id"]), "true_leaf": ints(t["true_leaf"] != 0), "false_leaf": ints(t["false_leaf"] != 0),
+        "target": ints(t["target"]), "weight": _f32_bits(t["weight"]),
+        "roots": ints(t["roots"]), "single": single, "mbeg": mbeg, "mlen": mlen, "members": members or [0]},
+        [ctx.x(0), ctx.y()], threads=xs[0], label="TreeEnsemble")])
+
+
 # ---------------------------------------------------------------------------------------------------- LSTM
 def _recurrent_shape(ctx: Ctx, default_acts: list[str], gates: int) -> tuple:
     """(seq, batch, input, directions, hidden, layout, sequence lengths) of an LSTM/GRU/RNN the WebGPU kernels
