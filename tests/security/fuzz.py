@@ -343,10 +343,21 @@ def _peak_kb() -> int:
     return 0
 
 
-def _reset_peak() -> None:
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> int:
+    """Reset the peak RSS to the current RSS; returns that (KiB), the baseline a check measures growth from (a
+    pytest worker may hold memory from the tests it ran before)."""
     with contextlib.suppress(OSError):
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
+    return _rss_kb()
 
 
 def _setup_folder(work: Path, raw: bytes, files: dict) -> Path:
@@ -384,7 +395,7 @@ def check_mutant(work: Path, raw: bytes, files: dict, build_c: bool) -> tuple[st
     runs: dict = {}
     prev = os.getcwd()
     os.chdir(work)
-    _reset_peak()
+    base = _reset_peak()
     try:
         targets = ["python"] + (["x86_64"] if build_c else [])
         feeds = None
@@ -429,9 +440,9 @@ def check_mutant(work: Path, raw: bytes, files: dict, build_c: bool) -> tuple[st
             outcome = "compiled"
     finally:
         os.chdir(prev)
-        peak = _peak_kb()
+        peak = _peak_kb() - base
     if peak > MEMORY_LIMIT_KB:
-        return "memory", f"peak RSS {peak // 1024} MiB"
+        return "memory", f"peak RSS growth {peak // 1024} MiB"
     if sorted(p.name for p in work.parent.iterdir()) != before:
         return "escape", f"files appeared beside the work folder: {sorted(p.name for p in work.parent.iterdir())}"
     return outcome, detail
