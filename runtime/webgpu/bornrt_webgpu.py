@@ -198,6 +198,21 @@ class Model:
             enc.copy_buffer_to_buffer(self.arena, self.status_offset, self.readback, self._layout[0], 4)
         return enc.finish()
 
+    def close(self) -> None:
+        """Free the model's GPU buffers now (wgpu keeps a dropped buffer's memory until it is destroyed: a process
+        that loads many bundles would grow without this). The model cannot run afterwards."""
+        for name in ("arena", "weights", "readback"):
+            buf = self.__dict__.pop(name, None)
+            if buf is not None:
+                try:
+                    buf.destroy()
+                except Exception:  # noqa: BLE001 - a device already lost: nothing left to free
+                    pass
+        self._next = None
+
+    def __del__(self):
+        self.close()
+
     def gpu_ms(self) -> float:
         """ms from submitting one inference's recorded commands (on the inputs already in the arena) to its
         outputs mapped, with no host work in between: the GPU part of an inference."""
