@@ -211,37 +211,37 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
     """A node after an expansion that made its inputs' types static (an unrolled Scan's outputs): its output
     types inferred again, and the node folded into constants when every input now is one (Shape and Size of a
     static tensor included). True when it was folded (the node is dropped)."""
-    from ..ir.types import type_of_value
-    from ..ops import registry
     opdef = registry.get(node.op, node.domain)
     if opdef is None or node.subgraphs() or opdef.stateful or opdef.dynamic:
         return False
-    outs = [o for o in node.outputs if o]
-    if all(getattr(types.get(o), "is_static", False) for o in outs):
+    if all(getattr(types.get(o), "is_static", False) for o in node.outputs if o):
         return False
-    t0 = types.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
-    if node.op in ("Shape", "Size") and not node.domain and getattr(t0, "is_static", False):
-        if node.op == "Size":
-            val = np.array(int(np.prod(t0.shape, dtype=np.int64)), np.int64)
-        else:
-            val = np.array(t0.shape, np.int64)[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
-        consts[outs[0]], types[outs[0]] = val, type_of_value(val)
-        return True
-    opset = model.opsets.get(node.domain or "", 1)
-    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), opset,
-                            [types.get(i) if i else None for i in node.inputs],
-                            [consts.get(i) if i else None for i in node.inputs])
     try:
-        new = registry.infer_types(opdef, ctx)
-    except BorncError:
-        return False
-    for o, t in zip(node.outputs, new):
-        if o and getattr(t, "is_static", False):
-            types[o] = t
-    try:
-        vals = fold_node(node, consts, types, model.opsets)
+        return infer_and_fold(model, node, types, consts, static_only=True)
     except BorncError:                  # left to the backend, which reports what it cannot do
         return False
+
+
+def infer_and_fold(model: Model, node: Node, types: dict, consts: dict, static_only: bool = False) -> bool:
+    """Infer ``node``'s output types again from ``types``/``consts`` (only static results kept with
+    ``static_only``) and fold it into ``consts`` when all its inputs are constants (Shape and Size of a static
+    tensor too). True when folded. Raises what inference or the kernel raise (BorncError)."""
+    from ..ir.types import type_of_value
+    opdef = registry.get(node.op, node.domain)
+    t0 = types.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
+    if node.op in ("Shape", "Size") and not node.domain and getattr(t0, "is_static", False):
+        shape = np.array(t0.shape, np.int64)
+        val = np.array(int(np.prod(shape)), np.int64) if node.op == "Size" else \
+            shape[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
+        consts[node.outputs[0]], types[node.outputs[0]] = val, type_of_value(val)
+        return True
+    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), model.opsets.get(node.domain or "", 1),
+                            [types.get(i) if i else None for i in node.inputs],
+                            [consts.get(i) if i else None for i in node.inputs])
+    for o, t in zip(node.outputs, registry.infer_types(opdef, ctx)):
+        if o and t is not None and (getattr(t, "is_static", False) or not static_only):
+            types[o] = t
+    vals = fold_node(node, consts, types, model.opsets)
     if vals is None:
         return False
     for o, v in zip(node.outputs, vals):

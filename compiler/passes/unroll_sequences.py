@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir.graph import Graph, Model, Node
 from ..ir.types import OptionalType, SequenceType, TensorType, type_of_value
-from .fold_constants import fold_node
+from .legalize import infer_and_fold
 from .util import FreshNames, clone
 
 #: the ops this pass rewrites (ONNX domain)
@@ -80,29 +80,8 @@ class _Unroller:
             return
         self.touched.update(o for o in node.outputs if o)
         opdef = registry.get(node.op, node.domain)
-        if opdef is None or node.subgraphs():
+        if opdef is None or node.subgraphs() or not infer_and_fold(self.model, node, g.types, g.constants):
             self.nodes.append(node)
-            return
-        t0 = g.types.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
-        if node.op in ("Shape", "Size") and not node.domain and getattr(t0, "is_static", False):
-            shape = np.array(t0.shape, np.int64)
-            val = np.array(int(np.prod(shape)), np.int64) if node.op == "Size" else \
-                shape[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
-            g.constants[node.outputs[0]], g.types[node.outputs[0]] = val, type_of_value(val)
-            return
-        ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), self.model.opsets.get(node.domain or "", 1),
-                                [g.types.get(i) if i else None for i in node.inputs],
-                                [g.constants.get(i) if i else None for i in node.inputs])
-        for o, t in zip(node.outputs, registry.infer_types(opdef, ctx)):
-            if o and t is not None:
-                g.types[o] = t
-        vals = fold_node(node, g.constants, g.types, self.model.opsets)
-        if vals is None:
-            self.nodes.append(node)
-            return
-        for o, v in zip(node.outputs, vals):
-            if o:
-                g.constants[o], g.types[o] = v, type_of_value(v)
 
     def alias(self, out: str, src: str, name: str) -> None:
         """``out`` takes the value of tensor ``src`` (an Identity)."""

@@ -335,20 +335,17 @@ def _agree(ref: dict, got: dict) -> bool:
     return True
 
 
+def _status_kb(key: str) -> int:
+    """A /proc/self/status memory figure (KiB): VmHWM (the peak RSS) or VmRSS."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def _peak_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return _status_kb("VmHWM")
 
 
 def _reset_peak() -> int:
@@ -357,7 +354,7 @@ def _reset_peak() -> int:
     with contextlib.suppress(OSError):
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-    return _rss_kb()
+    return _status_kb("VmRSS")
 
 
 def _setup_folder(work: Path, raw: bytes, files: dict) -> Path:

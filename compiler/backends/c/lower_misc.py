@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.registry import lowering
-from ...pyrt import rt
+from ..common.tables import tfidf_grams, tree_arrays
 from .ctypes_ import literal
 from .lowering import CCtx, Lowered, Stage
 
@@ -92,51 +92,29 @@ def _tensor_scatter(ctx: CCtx) -> Lowered:
 def _tfidf(ctx: CCtx) -> Lowered:
     """Integer tokens only (a string pool stays on the reference); the pool's n-grams become tables."""
     a = ctx.attrs
-    if a["pool_int64s"] is None or ctx.ins[0].dtype not in ("int32", "int64"):
-        raise ctx.unsupported("string tokens")
-    pool = [int(v) for v in a["pool_int64s"]]
-    starts = list(a["ngram_counts"]) + [len(pool)]
-    off, lens = [], []
-    for n in range(1, len(starts)):
-        for j in range(starts[n - 1], starts[n], n):
-            off.append(j)
-            lens.append(n)
-    outs = [int(v) for v in a["ngram_indexes"]]
-    if not off or len(outs) != len(off):
-        raise ctx.unsupported("an empty pool or ngram_indexes of another length")
-    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(off)
+    g = tfidf_grams(a)
+    if isinstance(g, str) or ctx.ins[0].dtype not in ("int32", "int64"):
+        raise ctx.unsupported(g if isinstance(g, str) else "string tokens")
     xs = ctx.shape(0)
     return Lowered([Stage("tfidf", {
-        "pool": [f"INT64_C({v})" for v in pool], "off": off, "lens": lens, "outs": outs, "K": len(off),
-        "weights": [literal(w, "float32") for w in weights], "rows": 1 if len(xs) == 1 else xs[0], "L": xs[-1],
-        "W": max(outs) + 1, "min_len": a["min_gram_length"], "max_len": a["max_gram_length"],
+        **g, "pool": [f"INT64_C({v})" for v in g["pool"]], "K": len(g["off"]),
+        "weights": [literal(w, "float32") for w in g["weights"]], "rows": 1 if len(xs) == 1 else xs[0], "L": xs[-1],
+        "W": max(g["outs"]) + 1, "min_len": a["min_gram_length"], "max_len": a["max_gram_length"],
         "max_skip": a["max_skip_count"], "mode": a["mode"], "T": ctx.ct(0)})], [0])
 
 
 @lowering("c", "TreeEnsemble", domain="ai.onnx.ml")
 def _tree_ensemble(ctx: CCtx) -> Lowered:
-    """ai.onnx.ml TreeEnsemble-5 (post_transform NONE) on float32/float64 features: the checked tables of
-    bornrt.tree_tables as static arrays, templates/c/tree_ensemble.c.j2."""
+    """ai.onnx.ml TreeEnsemble-5 (post_transform NONE) on float32/float64 features: the checked tables
+    (common/tables.py) as static arrays, templates/c/tree_ensemble.c.j2."""
     xs = ctx.shape(0)
     if ctx.oct() not in ("float", "double") or len(xs) != 2:
         raise ctx.unsupported(f"TreeEnsemble on {ctx.ins[0].dtype}[{len(xs)}-D]")
-    t = rt.tree_tables(ctx.attrs, xs[1])
-    nn = len(t["mode"])
-    mbeg, mlen, members = [0] * nn, [0] * nn, []
-    for k, vals in t["sets"].items():
-        mbeg[k], mlen[k] = len(members), len(vals)
-        members += [literal(float(v), "float64") for v in vals]
-    single = [int(t["true_id"][r]) if t["true_leaf"][r] and t["false_leaf"][r] and t["true_id"][r] == t["false_id"][r]
-              else -1 for r in t["roots"].tolist()]
-    agg = int(ctx.attrs["aggregate_function"])
+    t = tree_arrays(ctx.attrs, xs[1])
     big = np.finfo(np.float32 if ctx.oct() == "float" else np.float64)
-    ints = lambda a: [int(v) for v in a]  # noqa: E731
+    f64 = lambda v: [literal(x, "float64") for x in v]  # noqa: E731
     return Lowered([Stage("tree_ensemble", {
-        "N": xs[0], "F": xs[1], "NT": int(ctx.attrs["n_targets"]), "NN": nn, "NL": len(t["weight"]), "agg": agg,
-        "init": {2: literal(float(big.max), "float64"), 3: literal(float(big.min), "float64")}.get(agg, "0.0"),
-        "feature": ints(t["feature"]), "mode": ints(t["mode"]), "miss": ints(t["missing_true"] != 0),
-        "split": [literal(float(v), "float64") for v in t["split"]], "true_id": ints(t["true_id"]),
-        "false_id": ints(t["false_id"]), "true_leaf": ints(t["true_leaf"] != 0), "false_leaf": ints(t["false_leaf"] != 0),
-        "target": ints(t["target"]), "weight": [literal(float(v), "float64") for v in t["weight"]],
-        "roots": ints(t["roots"]), "single": single, "mbeg": mbeg, "mlen": mlen, "members": members or ["0.0"],
+        **t, "N": xs[0], "F": xs[1], "split": f64(t["split"]), "weight": f64(t["weight"]),
+        "members": f64(t["members"]) or ["0.0"],
+        "init": {2: literal(float(big.max), "float64"), 3: literal(float(big.min), "float64")}.get(t["agg"], "0.0"),
         "T": ctx.oct()})], [0])

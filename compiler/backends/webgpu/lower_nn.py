@@ -15,6 +15,7 @@ from ...ops.registry import lowering
 from ...pyrt import rt
 from . import kernel as kernel_mod
 from ..common import geometry
+from ..common.tables import tfidf_grams, tree_arrays
 from ..common.lowering import broadcast_strides, collapse, contiguous_strides, unsupported
 from .kernel import Ctx, Kernel, Lowered, decompose, offset
 from .lower_elementwise import program_lines
@@ -460,26 +461,16 @@ def _tfidf(ctx: Ctx) -> Lowered:
     """TfIdfVectorizer on integer tokens whose pool fits 32 bits (the GPU holds int64 as i32), one invocation per
     output entry, templates/wgsl/tfidf.wgsl.j2 (the C kernel's rules)."""
     a = ctx.attrs
-    if a["pool_int64s"] is None or ctx.ins[0].dtype not in ("int32", "int64"):
-        raise unsupported(ctx.node, "string tokens")
-    pool = [int(v) for v in a["pool_int64s"]]
-    if any(not -2 ** 31 <= v < 2 ** 31 for v in pool):
+    g = tfidf_grams(a)
+    if isinstance(g, str) or ctx.ins[0].dtype not in ("int32", "int64"):
+        raise unsupported(ctx.node, g if isinstance(g, str) else "string tokens")
+    if any(not -2 ** 31 <= v < 2 ** 31 for v in g["pool"]):
         raise unsupported(ctx.node, "pool tokens outside 32 bits")
-    starts = list(a["ngram_counts"]) + [len(pool)]
-    off, lens = [], []
-    for n in range(1, len(starts)):
-        for j in range(starts[n - 1], starts[n], n):
-            off.append(j)
-            lens.append(n)
-    outs = [int(v) for v in a["ngram_indexes"]]
-    if not off or len(outs) != len(off):
-        raise unsupported(ctx.node, "an empty pool or ngram_indexes of another length")
-    weights = list(a["weights"]) if a["weights"] is not None else [1.0] * len(off)
     xs = ctx.shape(0)
-    rows, width = 1 if len(xs) == 1 else xs[0], max(outs) + 1
+    rows, width = 1 if len(xs) == 1 else xs[0], max(g["outs"]) + 1
     return Lowered([Kernel("tfidf", {
-        "pool": [f"{v}i" for v in pool], "off": off, "lens": lens, "outs": outs, "K": len(off),
-        "weights": [lit(float(w), "f32") for w in weights], "rows": rows, "L": xs[-1], "W": width,
+        **g, "pool": [f"{v}i" for v in g["pool"]], "K": len(g["off"]),
+        "weights": [lit(w, "f32") for w in g["weights"]], "rows": rows, "L": xs[-1], "W": width,
         "min_len": a["min_gram_length"], "max_len": a["max_gram_length"], "max_skip": a["max_skip_count"],
         "mode": a["mode"]}, [ctx.x(0), ctx.y()], threads=rows * width, label="TfIdfVectorizer")])
 
@@ -510,30 +501,16 @@ def _f32_bits(values) -> list[int]:
 
 @lowering("webgpu", "TreeEnsemble", domain="ai.onnx.ml")
 def _tree_ensemble(ctx: Ctx) -> Lowered:
-    """ai.onnx.ml TreeEnsemble-5 (post_transform NONE) on float features: the checked tables of
-    bornrt.tree_tables as private arrays, templates/wgsl/tree_ensemble.wgsl.j2, one invocation per row."""
+    """ai.onnx.ml TreeEnsemble-5 (post_transform NONE) on float features: the checked tables (common/tables.py)
+    as private arrays, templates/wgsl/tree_ensemble.wgsl.j2, one invocation per row."""
     xs = ctx.shape(0)
     if ctx.ot() != "f32" or len(xs) != 2:
         raise unsupported(ctx.node, f"TreeEnsemble on {ctx.ins[0].dtype}[{len(xs)}-D]")
-    t = rt.tree_tables(ctx.attrs, xs[1])
-    nn = len(t["mode"])
-    mbeg, mlen, members = [0] * nn, [0] * nn, []
-    for k, vals in t["sets"].items():
-        mbeg[k], mlen[k] = len(members), len(vals)
-        members += _f32_bits(vals)
-    single = [int(t["true_id"][r]) if t["true_leaf"][r] and t["false_leaf"][r] and t["true_id"][r] == t["false_id"][r]
-              else -1 for r in t["roots"].tolist()]
-    agg = int(ctx.attrs["aggregate_function"])
-    ints = lambda a: [int(v) for v in a]  # noqa: E731
+    t = tree_arrays(ctx.attrs, xs[1])
     big = float(np.finfo(np.float32).max)
     return Lowered([Kernel("tree_ensemble", {
-        "N": xs[0], "F": xs[1], "NT": int(ctx.attrs["n_targets"]), "NN": nn, "NL": len(t["weight"]), "agg": agg,
-        "init": {2: lit(big, "f32"), 3: lit(-big, "f32")}.get(agg, "0.0f"),
-        "feature": ints(t["feature"]), "mode": ints(t["mode"]), "miss": ints(t["missing_true"] != 0),
-        "split": _f32_bits(t["split"]), "true_id": ints(t["true_id"]),
-        "false_id": ints(t["false_id"]), "true_leaf": ints(t["true_leaf"] != 0), "false_leaf": ints(t["false_leaf"] != 0),
-        "target": ints(t["target"]), "weight": _f32_bits(t["weight"]),
-        "roots": ints(t["roots"]), "single": single, "mbeg": mbeg, "mlen": mlen, "members": members or [0]},
+        **t, "N": xs[0], "F": xs[1], "split": _f32_bits(t["split"]), "weight": _f32_bits(t["weight"]),
+        "members": _f32_bits(t["members"]) or [0], "init": {2: lit(big, "f32"), 3: lit(-big, "f32")}.get(t["agg"], "0.0f")},
         [ctx.x(0), ctx.y()], threads=xs[0], label="TreeEnsemble")])
 
 
