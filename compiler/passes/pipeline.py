@@ -1,6 +1,7 @@
 """Pass pipelines per ``--opt-level``. The lists below are the documentation of our order of operations.
 
-0: nothing. 1: clean-ups that keep every op (folding, dead code, CSE, no-ops). 2: pre-quantized layers (QDQ
+0: nothing. 1: float16 models computed in float32 inside on targets without float16 arithmetic (``widen_float16``),
+then clean-ups that keep every op (folding, dead code, CSE, no-ops). 2: pre-quantized layers (QDQ
 pairs, QLinearConv, QLinearMatMul) onto bornc's integer layers first, then level 1, then folding
 BatchNormalization and per-channel Mul/Add into Conv/Gemm, recognizing Softmax and LayerNormalization from
 their decomposed forms, MatMul+Add -> Gemm, elementwise chains -> FusedElementwise, and epilogue fusion into
@@ -34,6 +35,7 @@ from .materialize_constant_outputs import materialize_constant_outputs
 from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_noops import remove_noops
+from .widen_float16 import widen_float16
 from ..quantize.qdq import fold_qdq
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,8 @@ CLEANUP: list[Pass] = [fold_constants, remove_noops, eliminate_common_subexpress
 
 PIPELINES: dict[int, list[Pass]] = {
     0: [],
-    1: CLEANUP,
-    2: [fold_qdq, legalize] + CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
+    1: [widen_float16] + CLEANUP,
+    2: [fold_qdq, widen_float16, legalize] + CLEANUP + [fold_batchnorm, recognize_softmax, recognize_layernorm, fuse_matmul_add, fold_constants,
                   eliminate_dead_code, fuse_elementwise, fuse_epilogue, eliminate_dead_code],
 }
 
