@@ -165,7 +165,28 @@ def runs_here(manifest: dict) -> str | None:
     arch = (t.triple or "").split("-")[0]
     if t.run != "native" or arch != platform.machine():
         return f"built for {arch or t.name}, this machine is {platform.machine()}"
+    missing = missing_cpu_features(t.features)
+    if missing:
+        return f"built for a CPU with {', '.join(missing)}, which this one lacks"
     return None
+
+
+#: target features (targets/*.toml) and the flag /proc/cpuinfo names them by, where the names differ
+_CPUINFO_FLAG = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "neon": "asimd", "dotprod": "asimddp", "fp16": "fphp"}
+
+
+def missing_cpu_features(features) -> list[str]:
+    """The target ``features`` this machine's CPU lacks, from /proc/cpuinfo's flags (Linux); [] where that file
+    cannot be read."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags.update(line.split(":", 1)[1].split())
+    return [f for f in features if _CPUINFO_FLAG.get(f, f) not in flags]
 
 
 def load_first_runnable(path) -> Chosen:

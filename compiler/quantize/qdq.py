@@ -6,7 +6,10 @@ Two forms are recognized (both as onnxruntime's quantization tools write them):
   QuantizeLinear -> y_q``;
 - QOperator: ``QLinearConv`` and ``QLinearMatMul`` with constant weights.
 
-Each becomes one QConv / QMatMul (uint8 activations, int8 weights, int32 bias, fixed-point requantization;
+Between them, ``DequantizeLinear -> MaxPool/Concat -> QuantizeLinear`` runs on the uint8 codes (a LookupTable
+requantizes an input whose scale differs).
+
+Each Conv/Gemm/MatMul becomes one QConv / QMatMul (uint8 activations, int8 weights, int32 bias, fixed-point requantization;
 see ``ops/qint.py``). Conditions: activations uint8 with per-tensor scale and zero point; weights int8 with zero
 zero point, or uint8 with zero point 128 (shifted to int8), per tensor or per output channel; a float bias is
 quantized with scale x_scale * w_scale. ONNX defines the requantization of QLinearConv/QLinearMatMul in
@@ -152,6 +155,7 @@ def fold_qdq(model: Model) -> Model:
             replace[id(n)] = [emit(n, kind, dq_x.inputs[0], zx, sx, wt[0], wt[1], b, q_out.outputs[0], zy, sy,
                                    core_attrs, (lo, hi))]
             drop.update({id(q_out)} | ({id(act)} if act is not None else set()))
+    _fold_data_movement(g, prod, cons, uses, replace, drop)
     if not replace:
         return model
     nodes = []
@@ -161,6 +165,67 @@ def fold_qdq(model: Model) -> Model:
         nodes.extend(replace.get(id(n), [n]))
     g.nodes = nodes
     return eliminate_dead_code(m)
+
+
+#: ops that only select or move elements: between a DequantizeLinear and a QuantizeLinear they run on the codes
+_MOVERS = ("MaxPool", "Concat")
+
+
+def _qparams(g, node: Node):
+    """(scale, zero point) of a per-tensor uint8 QuantizeLinear/DequantizeLinear, or None."""
+    s = _scalar(g, node.inputs[1]) if len(node.inputs) > 1 else None
+    z = _scalar(g, node.inputs[2], np.uint8) if len(node.inputs) > 2 and node.inputs[2] else None
+    if s is None or z is None:
+        return None
+    return float(np.float32(s)), int(z)
+
+
+def requant_table(src: tuple, dst: tuple) -> list[int] | None:
+    """QuantizeLinear(DequantizeLinear(c, *src), *dst) for the 256 uint8 codes c, in float32 as the ONNX
+    reference computes it (ONNX spec, DequantizeLinear then QuantizeLinear: round half to even, saturate);
+    None when it is the identity."""
+    (sx, zx), (sy, zy) = src, dst
+    if (sx, zx) == (sy, zy):
+        return None
+    v = (np.arange(256, dtype=np.int32) - zx).astype(np.float32) * np.float32(sx)
+    return [int(t) for t in np.clip(np.rint(v / np.float32(sy)) + zy, 0, 255)]
+
+
+def _fold_data_movement(g, prod, cons, uses, replace, drop) -> None:
+    """``DequantizeLinear -> MaxPool/Concat -> QuantizeLinear`` onto the uint8 codes: the op reads the
+    DequantizeLinear inputs, through a LookupTable (``requant_table``) where an input's scale or zero point
+    differs from the output's. Exact: Q(DQ(.)) is monotone, so it commutes with taking a maximum, and Concat only
+    places elements."""
+    for n in g.nodes:
+        if n.domain or n.op not in _MOVERS or id(n) in replace or len([o for o in n.outputs if o]) != 1:
+            continue
+        y = n.outputs[0]
+        rd = cons.get(y, [])
+        if len(rd) != 1 or uses[y] != 1 or y in g.outputs or rd[0].op != "QuantizeLinear" or rd[0].domain:
+            continue
+        q_out, data = rd[0], n.inputs if n.op == "Concat" else n.inputs[:1]
+        dqs = [prod.get(i) for i in data]
+        if any(d is None or d.op != "DequantizeLinear" or d.domain or len(d.inputs) < 3 or
+               getattr(g.types.get(d.inputs[0]), "dtype", None) != "uint8" for d in dqs):
+            continue
+        dst = _qparams(g, q_out)
+        srcs = [_qparams(g, d) for d in dqs]
+        if dst is None or None in srcs:
+            continue
+        new, inputs = [], []
+        for d, src in zip(dqs, srcs):
+            table = requant_table(src, dst)
+            if table is None:
+                inputs.append(d.inputs[0])
+                continue
+            t = fresh_name(g, d.inputs[0] + "_requant")
+            g.types[t] = TensorType("uint8", g.types[d.inputs[0]].shape)
+            new.append(Node("LookupTable", [d.inputs[0]], [t], {"table": table}, t, "bornc"))
+            inputs.append(t)
+        g.types[q_out.outputs[0]] = TensorType("uint8", g.types[y].shape)
+        moved = Node(n.op, inputs + n.inputs[len(data):], [q_out.outputs[0]], dict(n.attrs), n.name, n.domain)
+        replace[id(n)] = new + [moved]
+        drop.add(id(q_out))
 
 
 def _fold_pattern(g, n: Node, prod, cons, uses):

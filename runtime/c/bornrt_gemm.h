@@ -586,10 +586,13 @@ static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B,
 #if defined(__AVX2__)
 #if defined(__AVXVNNI__)
 #define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_avx_epi32(c, b, a)
+#define BORNC_QGEMM8_EXACT 1
 #elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define BORNC_DPBUSD(c, b, a) _mm256_dpbusd_epi32(c, b, a)
+#define BORNC_QGEMM8_EXACT 1
 #else
 #define BORNC_DPBUSD(c, b, a) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, a), _mm256_set1_epi16(1)))
+#define BORNC_QGEMM8_EXACT 0     /* vpmaddubsw saturates: weights must lie in [-63, 63] */
 #endif
 static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
     __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
@@ -658,6 +661,10 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
     for (r = 0; r < 6; ++r)
         for (t = 0; t < 16; ++t) C[r * 16 + t] = acc[r][t];
 }
+#endif
+
+#ifndef BORNC_QGEMM8_EXACT
+#define BORNC_QGEMM8_EXACT 1     /* SDOT and the portable kernel take any int8 weights */
 #endif
 
 /* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero.

@@ -89,7 +89,7 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     out.mkdir(parents=True, exist_ok=True)
     g = model.graph
     types, consts = values_with_subgraphs(g)
-    lowered = _lower(model, types, consts, threads)
+    lowered = _lower(model, types, consts, threads, tuple(target.features))
     types, consts = _packed_constants(g, lowered, types, consts)
     plan = plan_model(model, target.alignment, schedule, workspace=_workspaces(g, lowered, threads))
     order = plan.extra["order"]
@@ -124,14 +124,14 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     return write_manifest(out, manifest)
 
 
-def _lower(model: Model, types: dict, consts: dict, threads: int) -> dict:
+def _lower(model: Model, types: dict, consts: dict, threads: int, features: tuple = ()) -> dict:
     """{id(node): Lowered} for every node, If branches included (the C code runs If itself)."""
     def lower_one(node):
         if is_if(node):
             if not isinstance(types.get(node.inputs[0]), TensorType):
                 raise UnsupportedOpError({"If with a non-tensor condition": [node.name]})
             return None
-        return lower_node(node, types, consts, model.opsets.get(node.domain or "", 21), threads)
+        return lower_node(node, types, consts, model.opsets.get(node.domain or "", 21), threads, features)
     return lower_schedule(model.graph.nodes, lower_one, runs_if=True)
 
 

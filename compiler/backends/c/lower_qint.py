@@ -1,8 +1,10 @@
 """C lowerings of bornc's integer layers QConv and QMatMul (see ``ops/qint.py``).
 
-Both run on the int16-pair GEMM micro-kernel of ``runtime/c/bornrt_gemm.h`` (bornc_qgemm_6x16: AVX2 vpmaddwd,
-AVX-VNNI / AVX512-VNNI vpdpwssd when the target's flags enable them, portable C elsewhere): uint8 activations
-minus their zero point and int8 weights are exact in int16, and each pair product sums in int32. Depthwise and
+With constant weights both run on the uint8 x int8 quad micro-kernel of ``runtime/c/bornrt_gemm.h``
+(bornc_qgemm8_6x16: VNNI vpdpbusd, AArch64 SDOT, portable C; on AVX2 without VNNI only for weights in [-63, 63],
+see ``exact_quads``), QConv's weights packed at compile time and its tasks split over the workers. Otherwise they
+run on the int16-pair kernel (bornc_qgemm_6x16: AVX2 vpmaddwd, VNNI vpdpwssd): uint8 activations minus their zero
+point and int8 weights are exact in int16, and each pair product sums in int32. Depthwise and
 other convolutions with fewer than 4 input channels per group run as direct loops. Requantization is the
 fixed-point ``bornc_requant``, bit-exact with the reference interpreter.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.registry import lowering
-from .lower_nn import conv_window
+from .lower_nn import conv_window, split
 from .lowering import Lowered, CCtx, Stage
 
 #: Bytes of packed activations per block (int16 pairs): about half of a 512 KiB L2.
@@ -49,15 +51,9 @@ def _qconv(ctx: CCtx) -> Lowered:
                        workspace=hp * sw * pw * 2)
     if k < 8 or mg < 4:
         return Lowered([Stage("qconv_direct", geo)], args)
-    adj = _bias_adjusted(ctx, k)
+    adj = _bias_adjusted(ctx, k, exact_quads(ctx.features))
     if adj is not None:
-        kq = (k + 3) // 4
-        rows = max(1, min(oh, (PACK_BYTES // 2 // (kq * 4)) // max(ow, 1)))
-        cols = 4 * kq * (-(-rows * ow // 16) * 16)       # bytes of the im2col block (and of its packed copy)
-        pointwise = kh * kw == 1 and sh == sw == 1 and pt == pl == 0 and oh == h and ow == w
-        return Lowered([Stage("qconv_gemm8", {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "bias_adj": adj[0],
-                                              "bias_adj_s": adj[1], "pointwise": pointwise})],
-                       [0, 1], workspace=2 * cols + 6 * kq * 4)
+        return _qconv_gemm8(ctx, geo, k, adj)
     kp2 = (k + 1) // 2
     rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
     cols = 2 * kp2 * (-(-rows * ow // 16) * 16)          # int16 elements of the im2col block
@@ -65,14 +61,47 @@ def _qconv(ctx: CCtx) -> Lowered:
                    args, workspace=cols * 2 + 6 * kp2 * 4)
 
 
-def _bias_adjusted(ctx: CCtx, k: int) -> tuple[list[int], list[int]] | None:
+def exact_quads(features) -> bool:
+    """True when the target's uint8 x int8 quad kernel takes any int8 weights: VNNI (vpdpbusd), AArch64 SDOT and
+    portable C do; AVX2's vpmaddubsw saturates its pair sums, so there weights must lie in [-63, 63]."""
+    f = set(features)
+    return "avx2" not in f or bool(f & {"avx512vnni", "avxvnni"})
+
+
+def _qconv_gemm8(ctx: CCtx, geo: dict, k: int, adj) -> Lowered:
+    """QConv on the quad kernel (templates/c/qconv_gemm8.c.j2): weights packed at compile time in 6-row panels
+    of quads (int32 each, four int8 weights, low byte first: little-endian targets), tasks split as the float
+    packed convolution's (lower_nn.split)."""
+    oh, ow, mg = geo["OH"], geo["OW"], geo["MG"]
+    kq, panels = (k + 3) // 4, -(-mg // 6)
+    rows = max(1, min(oh, (PACK_BYTES // 2 // (kq * 4)) // max(ow, 1)))
+    blocks = -(-oh // rows)
+    cols = 4 * kq * (-(-rows * ow // 16) * 16)       # bytes of the im2col block (and of its packed copy)
+    pointwise = geo["KH"] * geo["KW"] == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and \
+        oh == geo["H"] and ow == geo["W"]
+    base = geo["N"] * geo["G"] * blocks
+    chunks, parallel = split(base, panels, ctx.threads, geo["N"] * geo["M"] * k * oh * ow)
+    tasks = base * chunks
+    w = np.asarray(ctx.consts[1], np.int8).reshape(geo["G"], mg, k)
+    quads = np.zeros((geo["G"], panels * 6, 4 * kq), np.int8)
+    quads[:, :mg, :k] = w
+    packed = {1: np.ascontiguousarray(quads).view("<i4").ravel()}
+    params = {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "NB": blocks, "MPAN": panels, "MCH": chunks,
+              "bias_adj": adj[0], "bias_adj_s": adj[1], "pointwise": pointwise, "serial_tasks": 0 if parallel else tasks,
+              "wide": bool(w.size and np.abs(w.astype(np.int64)).max() > 63)}
+    par = tasks if parallel else 0
+    return Lowered([Stage("qconv_gemm8", params, par)], [0, 1], workspace=2 * cols, tasks=par, packed=packed)
+
+
+def _bias_adjusted(ctx: CCtx, k: int, any_weights: bool = False) -> tuple[list[int], list[int]] | None:
     """bias - x_zero_point * (row sums of W) per output channel, for the uint8 x int8 quad kernel: None when the
-    weights (or bias) are not constant or a weight lies outside [-63, 63] (vpmaddubsw's pair sums could saturate)."""
+    weights (or bias) are not constant or, unless ``any_weights`` (see exact_quads), a weight lies outside
+    [-63, 63] (vpmaddubsw's pair sums could saturate)."""
     w = ctx.consts[1]
     if w is None or (ctx.has(2) and ctx.consts[2] is None):
         return None
     w = np.asarray(w, np.int64).reshape(w.shape[0], -1)
-    if w.size and np.abs(w).max() > 63:
+    if w.size and np.abs(w).max() > 63 and not any_weights:
         return None
     b = np.asarray(ctx.consts[2], np.int64) if ctx.has(2) else np.zeros(w.shape[0], np.int64)
     adj = b - int(ctx.attrs["x_zero_point"]) * w.sum(axis=1)
@@ -89,13 +118,14 @@ def _qmatmul(ctx: CCtx) -> Lowered:
     r = 1
     for d in xs[:-1]:
         r *= d
-    adj = _bias_adjusted(ctx, k)
+    adj = _bias_adjusted(ctx, k, exact_quads(ctx.features))
     if adj is not None:
         kq = (k + 3) // 4
+        wide = bool(np.abs(np.asarray(ctx.consts[1], np.int64)).max(initial=0) > 63)
         pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kq * 4)) // 16 * 16))
         cols = pb * kq * 4
         return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj[0],
-                                           "bias_adj_s": adj[1],
+                                           "bias_adj_s": adj[1], "wide": wide,
                                            **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))

@@ -52,6 +52,7 @@ class CCtx(LowerCtx):
     ``int64_t``, ``uint16_t`` for halves...) and the workers the artifact is compiled for (``threads``)."""
 
     threads: int = 1
+    features: tuple = ()        # the target's ISA features (targets/*.toml): kernels pick micro-kernels by them
 
     def ct(self, i: int) -> str:
         return ctype(self.ins[i].dtype, self.node)
@@ -60,9 +61,10 @@ class CCtx(LowerCtx):
         return ctype(self.outs[k].dtype, self.node)
 
 
-def lower_node(node: Node, types: dict, consts: dict, opset: int = 21, threads: int = 1) -> Lowered:
-    """The C lowering of a node for an artifact of ``threads`` workers; UnsupportedOpError when the C backend
-    has none for it."""
+def lower_node(node: Node, types: dict, consts: dict, opset: int = 21, threads: int = 1,
+               features: tuple = ()) -> Lowered:
+    """The C lowering of a node for an artifact of ``threads`` workers on a target with ISA ``features``;
+    UnsupportedOpError when the C backend has none for it."""
     opdef = registry.get(node.op, node.domain)
     fn = opdef.lowerings.get("c") if opdef is not None else None
     if fn is None:
@@ -77,12 +79,12 @@ def lower_node(node: Node, types: dict, consts: dict, opset: int = 21, threads: 
               if isinstance(t, TensorType) and t.dtype in ("float16", "bfloat16")}
     if halves and not half_aware(node):
         return _promoted(fn, node, types, consts, opset, threads)
-    return fn(_ctx(node, types, consts, opset, threads))
+    return fn(_ctx(node, types, consts, opset, threads, features))
 
 
-def _ctx(node: Node, types: dict, consts: dict, opset: int, threads: int) -> CCtx:
+def _ctx(node: Node, types: dict, consts: dict, opset: int, threads: int, features: tuple = ()) -> CCtx:
     ctx = CCtx(node, types, consts, opset)
-    ctx.threads = threads
+    ctx.threads, ctx.features = threads, tuple(features)
     return ctx
 
 
