@@ -144,6 +144,40 @@ def test_integer_layers_bit_exact(int_model, target):
     _assert_equal(ref, ex.prepare(m)(feeds))
 
 
+@pytest.mark.parametrize("target, wmax", [("x86_64", 63), ("x86_64-v4", 127)])
+def test_integer_conv_tasks_bitwise_equal_for_every_thread_count(tmp_path, target, wmax):
+    """A QConv large enough to be split over the workers (3x3, 64 -> 96 channels on 40x40; weights within what the
+    target's quad kernel takes: [-63, 63] on AVX2, any on VNNI): capped at 1, 2 and 3 threads through the C API it
+    gives the same bytes, equal to the reference."""
+    from bornc.compile import compile_model
+    from bornc.executors import load_artifact, missing_cpu_features
+    from bornc.targets import get_target
+    if missing_cpu_features(get_target(target).features):
+        pytest.skip(f"this CPU lacks {target}'s features")
+    rng = np.random.default_rng(11)
+    g = Graph("qc", ["x"], ["y"], [], {"w": rng.integers(-wmax, wmax + 1, (96, 64, 3, 3)).astype(np.int8),
+                                       "b": rng.integers(-20000, 20000, 96).astype(np.int32)}, {})
+    g.types.update({"x": TensorType("uint8", (1, 64, 40, 40)), "w": TensorType.of(g.constants["w"]),
+                    "b": TensorType.of(g.constants["b"]), "y": TensorType("uint8", (1, 96, 40, 40))})
+    mult = [quantize_multiplier(float(v)) for v in rng.uniform(1e-5, 1e-4, 96)]
+    g.nodes.append(Node("QConv", ["x", "w", "b"], ["y"], {"pads": [1, 1, 1, 1], "x_zero_point": 9, "y_zero_point": 120,
+                                                         "multiplier": [q for q, _ in mult], "shift": [s for _, s in mult],
+                                                         "qmin": 0, "qmax": 255}, "qc", "bornc"))
+    m = Model(g)
+    feeds = {"x": rng.integers(0, 256, (1, 64, 40, 40)).astype(np.uint8)}
+    ref = run(m, feeds)["y"]
+    compile_model(m, target, tmp_path / "a", threads=3)
+    assert "bornc_parallel(" in (tmp_path / "a" / "model.c").read_text()
+    art = load_artifact(tmp_path / "a")
+    outs = []
+    for t in (1, 2, 3):
+        art.set_threads(t)
+        outs.append(art(feeds)["y"])
+    assert np.unique(ref).size > 10
+    for o in outs:
+        np.testing.assert_array_equal(o, ref)
+
+
 def test_integer_layers_under_sanitizers(int_model):
     m, feeds, ref = int_model
     _assert_equal(ref, CExecutor("x86_64", sanitize=True).prepare(m)(feeds))
