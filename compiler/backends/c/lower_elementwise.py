@@ -21,9 +21,16 @@ from ..common.small_float import small_float_table
 from .lowering import Lowered, CCtx, Stage, index_expr
 
 
+#: float functions the runtime has in a form loops vectorize (bornrt.h: branch-free, within 4 ulp of libm)
+VECTOR_FLOAT = {"exp": "bornc_expf", "expm1": "bornc_expm1f", "tanh": "bornc_tanhf"}
+
+
 def _f(t: str, name: str) -> str:
-    """libm function for a computation type: expf for float, exp for double."""
-    return name + "f" if t == "float" else name
+    """The C function for a computation type: bornrt.h's vectorizable exp/expm1/tanh or libm's expf... for
+    float, libm's exp... for double."""
+    if t == "float":
+        return VECTOR_FLOAT.get(name, name + "f")
+    return name
 
 
 def _lit(v: float, t: str) -> str:

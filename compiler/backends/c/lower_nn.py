@@ -406,7 +406,8 @@ def _rnn_acts(ctx: CCtx, dirs: int, dtype: str) -> list[list[str]]:
     f = "" if dtype == "float64" else "f"
     out = []
     for n, (a, b) in zip(names, rt.rnn_alpha_beta(names, ctx.attrs["activation_alpha"], ctx.attrs["activation_beta"])):
-        e = re.sub(r"\b(EXP|TANH|FABS|LOG1P)\b", lambda m: m.group(1).lower() + f, _RNN_ACT[n])
+        e = re.sub(r"\b(EXP|TANH|FABS|LOG1P)\b", lambda m: {"EXP": "bornc_expf", "TANH": "bornc_tanhf"}.get(m.group(1), m.group(1).lower() + f)
+                   if f else m.group(1).lower(), _RNN_ACT[n])
         out.append(re.sub(r"\b[ab]\b", lambda m: literal(float(a if m.group(0) == "a" else b), dtype), e))
     return [out[d * len(per):(d + 1) * len(per)] for d in range(dirs)]
 
