@@ -166,6 +166,10 @@ static inline float bornc_self(int c, float a, float b) {     /* c ? a : b, on t
     return r;
 }
 
+/* max and min that return a NaN operand a (ONNX Max/Min, Clip and Relu propagate NaN), branch-free */
+static inline float bornc_maxf(float a, float b) { return bornc_self((a > b) | (a != a), a, b); }
+static inline float bornc_minf(float a, float b) { return bornc_self((a < b) | (a != a), a, b); }
+
 static inline float bornc_expm1_series(float r) {
     return r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
            r * (1.0f / 5040 + r * (1.0f / 40320))))))));

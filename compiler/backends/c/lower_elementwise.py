@@ -38,11 +38,23 @@ def _lit(v: float, t: str) -> str:
 
 
 def _max(a, b, t):
+    """max(a, b), a when a is NaN; float through bornrt.h's branch-free bornc_maxf (a loop of it vectorizes)."""
+    if t == "float":
+        return f"bornc_maxf({a}, {b})"
     return f"(({a}) > ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
 
 
 def _min(a, b, t):
+    if t == "float":
+        return f"bornc_minf({a}, {b})"
     return f"(({a}) < ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
+
+
+def _neg_select(x, neg, t):
+    """``neg`` where x < 0, else x (NaN stays x); float through bornrt.h's branch-free bornc_self."""
+    if t == "float":
+        return f"bornc_self(({x}) < 0, {neg}, {x})"
+    return f"(({x}) < 0 ? {neg} : ({x}))"
 
 
 def _clip(args, at, t):
@@ -100,9 +112,9 @@ C_EXPR = {
     "Erf": lambda a, at, t: f"{_f(t, 'erf')}({a[0]})",
     "Reciprocal": lambda a, at, t: f"{_lit(1.0, t)} / ({a[0]})",
     "Sign": lambda a, at, t: f"(({a[0]}) > 0 ? {_lit(1.0, t)} : (({a[0]}) < 0 ? {_lit(-1.0, t)} : {_lit(0.0, t)}))",
-    "Relu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(0.0, t)} : ({a[0]}))",
+    "Relu": lambda a, at, t: _neg_select(a[0], _lit(0.0, t), t),
     "Sigmoid": lambda a, at, t: f"{_lit(1.0, t)} / ({_lit(1.0, t)} + {_f(t, 'exp')}(-({a[0]})))",
-    "LeakyRelu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * ({a[0]}) : ({a[0]}))",
+    "LeakyRelu": lambda a, at, t: _neg_select(a[0], f"{_lit(at['alpha'], t)} * ({a[0]})", t),
     "Elu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}) : ({a[0]}))",
     "Selu": lambda a, at, t: f"{_lit(at['gamma'], t)} * (({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}))",
     "Celu": lambda a, at, t: f"(({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}(({a[0]}) / {_lit(at['alpha'], t)}))",
@@ -114,7 +126,7 @@ C_EXPR = {
     "Gelu": lambda a, at, t: (f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'tanh')}({_lit(math.sqrt(2 / math.pi), t)} * "
                               f"(({a[0]}) + {_lit(0.044715, t)} * ({a[0]}) * ({a[0]}) * ({a[0]}))))") if at.get("approximate") == "tanh"
     else f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'erf')}(({a[0]}) * {_lit(1 / math.sqrt(2), t)}))",
-    "PRelu": lambda a, at, t: f"(({a[0]}) < 0 ? ({a[0]}) * ({a[1]}) : ({a[0]}))",
+    "PRelu": lambda a, at, t: _neg_select(a[0], f"({a[0]}) * ({a[1]})", t),
     "Equal": lambda a, at, t: f"(({a[0]}) == ({a[1]}))",
     "Less": lambda a, at, t: f"(({a[0]}) < ({a[1]}))",
     "LessOrEqual": lambda a, at, t: f"(({a[0]}) <= ({a[1]}))",
