@@ -175,27 +175,38 @@ static inline float bornc_expm1_series(float r) {
            r * (1.0f / 5040 + r * (1.0f / 40320))))))));
 }
 
-/* exp(x) - 1 = scale * (1 + p) - 1 with the returned p, for x clamped to [-87.34, 88.72] */
-static inline float bornc_exp_parts(float x, float *scale) {
+/* 2^k as a float for an integer k in [-126, 127] (exponent bits; no libm) */
+static inline float bornc_pow2i(int32_t k) {
+    const int32_t bits = (k + 127) * (1 << 23);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Cody-Waite range reduction: x clamped to [-87.34, 88.72] = n ln2 + r, |r| <= ln2 / 2, n in [-126, 128]. 2^n is
+   applied as 2^h * 2^(n-h) with h = n / 2, since 2^128 is not a float (x in (88.38, 88.72] has n = 128). */
+static inline float bornc_exp_reduce(float x, int32_t *n) {
     const float lo = -87.33654f, hi = 88.72283f;
     const float xc = bornc_self(x < lo, lo, bornc_self(x > hi, hi, x));
     const float t = xc * 1.44269504f;
-    const float n = (float)(int32_t)(t + copysignf(0.5f, t));    /* nearest integer; truncation vectorizes */
-    const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
-    const int32_t bits = ((int32_t)n + 127) * (1 << 23);          /* 2^n, n in [-126, 128] */
-    memcpy(scale, &bits, sizeof *scale);
-    return bornc_expm1_series(r);
+    const float nf = (float)(int32_t)(t + copysignf(0.5f, t));   /* nearest integer; truncation vectorizes */
+    *n = (int32_t)nf;
+    return (xc - nf * 0.693145751953125f) - nf * 1.428606765330187e-06f;
 }
 
 static inline float bornc_expf(float x) {
-    float s;
-    const float p = bornc_exp_parts(x, &s), y = s + s * p;
+    int32_t n;
+    const float p = bornc_expm1_series(bornc_exp_reduce(x, &n)), s1 = bornc_pow2i(n / 2), s2 = bornc_pow2i(n - n / 2);
+    const float y = (s1 + s1 * p) * s2;
     return bornc_self(x != x, x, bornc_self(x > 88.72283f, (float)HUGE_VAL, bornc_self(x < -87.33654f, 0.0f, y)));
 }
 
+/* expm1 = 2^n (1 + p) - 1 = 2^(n-h) ((2^h - 2^-(n-h)) + 2^h p): the inner difference is exact for small n */
 static inline float bornc_expm1f(float x) {
-    float s;
-    const float p = bornc_exp_parts(x, &s), big = (s - 1.0f) + s * p, small = bornc_expm1_series(x);
+    int32_t n;
+    const float p = bornc_expm1_series(bornc_exp_reduce(x, &n));
+    const float s1 = bornc_pow2i(n / 2), s2 = bornc_pow2i(n - n / 2), s2inv = bornc_pow2i(n / 2 - n);
+    const float big = s2 * ((s1 - s2inv) + s1 * p), small = bornc_expm1_series(x);
     const float y = bornc_self(fabsf(x) < 0.34657359f, small, big);
     return bornc_self(x != x, x, bornc_self(x > 88.72283f, (float)HUGE_VAL, bornc_self(x < -87.33654f, -1.0f, y)));
 }
