@@ -222,12 +222,21 @@ def _refine(model: Model, node: Node, types: dict, consts: dict) -> bool:
         return False
 
 
+def infer_node(model: Model, node: Node, types: dict, consts: dict) -> list:
+    """``node``'s output types inferred from ``types``/``consts`` at the model's opset (one per output, None where
+    unknown); nothing is updated. Raises what inference raises (BorncError)."""
+    opdef = registry.get(node.op, node.domain)
+    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), model.opsets.get(node.domain or "", 1),
+                            [types.get(i) if i else None for i in node.inputs],
+                            [consts.get(i) if i else None for i in node.inputs])
+    return registry.infer_types(opdef, ctx)
+
+
 def infer_and_fold(model: Model, node: Node, types: dict, consts: dict, static_only: bool = False) -> bool:
     """Infer ``node``'s output types again from ``types``/``consts`` (only static results kept with
     ``static_only``) and fold it into ``consts`` when all its inputs are constants (Shape and Size of a static
     tensor too). True when folded. Raises what inference or the kernel raise (BorncError)."""
     from ..ir.types import type_of_value
-    opdef = registry.get(node.op, node.domain)
     t0 = types.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
     if node.op in ("Shape", "Size") and not node.domain and getattr(t0, "is_static", False):
         shape = np.array(t0.shape, np.int64)
@@ -235,10 +244,7 @@ def infer_and_fold(model: Model, node: Node, types: dict, consts: dict, static_o
             shape[slice(node.attrs.get("start", 0), node.attrs.get("end"))]
         consts[node.outputs[0]], types[node.outputs[0]] = val, type_of_value(val)
         return True
-    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), model.opsets.get(node.domain or "", 1),
-                            [types.get(i) if i else None for i in node.inputs],
-                            [consts.get(i) if i else None for i in node.inputs])
-    for o, t in zip(node.outputs, registry.infer_types(opdef, ctx)):
+    for o, t in zip(node.outputs, infer_node(model, node, types, consts)):
         if o and t is not None and (getattr(t, "is_static", False) or not static_only):
             types[o] = t
     vals = fold_node(node, consts, types, model.opsets)

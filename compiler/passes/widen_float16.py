@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import BorncError
 from ..ir.graph import Model, Node
 from ..ir.types import TensorType
-from ..ops import registry
+from .legalize import infer_node
 from .util import FreshNames, clone
 
 WIDEN_BACKENDS = ("c", "python")
@@ -40,12 +40,12 @@ def _widened(t: TensorType) -> TensorType:
     return TensorType(_F32, t.shape)
 
 
-def _infer(model: Model, node: Node, types: dict, consts: dict) -> list:
-    opdef = registry.get(node.op, node.domain)
-    ctx = registry.InferCtx(node, registry.attrs_with_defaults(opdef, node), model.opsets.get(node.domain or "", 1),
-                            [types.get(i) if i else None for i in node.inputs],
-                            [consts.get(i) if i else None for i in node.inputs])
-    return registry.infer_types(opdef, ctx)
+def _cast_after(node: Node, o: str, t: TensorType, to: int, types: dict, fresh: FreshNames) -> Node:
+    """Make ``node`` write ``o`` (of type ``t``) under a fresh name and return the Cast(to) that writes ``o``."""
+    raw = fresh(o)
+    node.outputs = [raw if x == o else x for x in node.outputs]
+    types[raw] = t
+    return Node("Cast", [raw], [o], {"to": to}, fresh(f"{node.name}_cast"))
 
 
 def _widen_node(model: Model, node: Node, types: dict, consts: dict, fresh: FreshNames, keep: set) -> list[Node]:
@@ -58,7 +58,7 @@ def _widen_node(model: Model, node: Node, types: dict, consts: dict, fresh: Fres
         return [node]
     if not outs and not any(i and types.get(i) != model.graph.types.get(i) for i in node.inputs):
         return [node]
-    inferred = dict(zip(node.outputs, _infer(model, node, types, consts)))
+    inferred = dict(zip(node.outputs, infer_node(model, node, types, consts)))
     after = []
     for o in node.outputs:
         t, t0 = inferred.get(o), types.get(o)
@@ -67,16 +67,10 @@ def _widen_node(model: Model, node: Node, types: dict, consts: dict, fresh: Fres
         if isinstance(t, TensorType) and isinstance(t0, TensorType) and t0.is_static:
             t = TensorType(t.dtype, t0.shape)      # the dtype is what changes; keep the shape already known
         if o in outs and _is_f16(t):                # the op makes float16 whatever its inputs: widen after it
-            raw = fresh(o)
-            node.outputs = [raw if x == o else x for x in node.outputs]
-            types[raw] = t
-            after.append(Node("Cast", [raw], [o], {"to": _ONNX_FLOAT}, fresh(f"{node.name}_widen")))
+            after.append(_cast_after(node, o, t, _ONNX_FLOAT, types, fresh))
             types[o] = _widened(t)
         elif o in keep and _is_f16(t0) and not _is_f16(t):   # a float16 graph output: narrow once at exit
-            raw = fresh(o)
-            node.outputs = [raw if x == o else x for x in node.outputs]
-            types[raw] = t
-            after.append(Node("Cast", [raw], [o], {"to": _ONNX_FLOAT16}, fresh(f"{node.name}_narrow")))
+            after.append(_cast_after(node, o, t, _ONNX_FLOAT16, types, fresh))
         else:
             types[o] = t
     return [node] + after

@@ -25,7 +25,7 @@ from .lowering import Lowered, CCtx, Stage, index_expr
 VECTOR_FLOAT = {"exp": "bornc_expf", "expm1": "bornc_expm1f", "tanh": "bornc_tanhf"}
 
 
-def _f(t: str, name: str) -> str:
+def c_math(t: str, name: str) -> str:
     """The C function for a computation type: bornrt.h's vectorizable exp/expm1/tanh or libm's expf... for
     float, libm's exp... for double."""
     if t == "float":
@@ -70,8 +70,8 @@ def _pow(args, at, t):
     if args[1] in (_lit(2.0, t),):
         return f"(({args[0]}) * ({args[0]}))"
     if args[1] in (_lit(0.5, t),):
-        return f"{_f(t, 'sqrt')}({args[0]})"
-    return f"{_f(t, 'pow')}({args[0]}, {args[1]})"
+        return f"{c_math(t, 'sqrt')}({args[0]})"
+    return f"{c_math(t, 'pow')}({args[0]}, {args[1]})"
 
 
 def _div(args, at, t):
@@ -89,43 +89,43 @@ C_EXPR = {
     "Max": lambda a, at, t: _max(a[0], a[1], t),
     "Min": lambda a, at, t: _min(a[0], a[1], t),
     "Clip": _clip,
-    "Abs": lambda a, at, t: f"{_f(t, 'fabs')}({a[0]})" if t in ("float", "double") else f"(({a[0]}) < 0 ? -({a[0]}) : ({a[0]}))",
+    "Abs": lambda a, at, t: f"{c_math(t, 'fabs')}({a[0]})" if t in ("float", "double") else f"(({a[0]}) < 0 ? -({a[0]}) : ({a[0]}))",
     "Neg": lambda a, at, t: f"-({a[0]})",
-    "Floor": lambda a, at, t: f"{_f(t, 'floor')}({a[0]})",
-    "Ceil": lambda a, at, t: f"{_f(t, 'ceil')}({a[0]})",
-    "Round": lambda a, at, t: f"{_f(t, 'nearbyint')}({a[0]})",
-    "Sqrt": lambda a, at, t: f"{_f(t, 'sqrt')}({a[0]})",
-    "Exp": lambda a, at, t: f"{_f(t, 'exp')}({a[0]})",
-    "Log": lambda a, at, t: f"{_f(t, 'log')}({a[0]})",
-    "Sin": lambda a, at, t: f"{_f(t, 'sin')}({a[0]})",
-    "Cos": lambda a, at, t: f"{_f(t, 'cos')}({a[0]})",
-    "Tan": lambda a, at, t: f"{_f(t, 'tan')}({a[0]})",
-    "Asin": lambda a, at, t: f"{_f(t, 'asin')}({a[0]})",
-    "Acos": lambda a, at, t: f"{_f(t, 'acos')}({a[0]})",
-    "Atan": lambda a, at, t: f"{_f(t, 'atan')}({a[0]})",
-    "Sinh": lambda a, at, t: f"{_f(t, 'sinh')}({a[0]})",
-    "Cosh": lambda a, at, t: f"{_f(t, 'cosh')}({a[0]})",
-    "Asinh": lambda a, at, t: f"{_f(t, 'asinh')}({a[0]})",
-    "Acosh": lambda a, at, t: f"{_f(t, 'acosh')}({a[0]})",
-    "Atanh": lambda a, at, t: f"{_f(t, 'atanh')}({a[0]})",
-    "Tanh": lambda a, at, t: f"{_f(t, 'tanh')}({a[0]})",
-    "Erf": lambda a, at, t: f"{_f(t, 'erf')}({a[0]})",
+    "Floor": lambda a, at, t: f"{c_math(t, 'floor')}({a[0]})",
+    "Ceil": lambda a, at, t: f"{c_math(t, 'ceil')}({a[0]})",
+    "Round": lambda a, at, t: f"{c_math(t, 'nearbyint')}({a[0]})",
+    "Sqrt": lambda a, at, t: f"{c_math(t, 'sqrt')}({a[0]})",
+    "Exp": lambda a, at, t: f"{c_math(t, 'exp')}({a[0]})",
+    "Log": lambda a, at, t: f"{c_math(t, 'log')}({a[0]})",
+    "Sin": lambda a, at, t: f"{c_math(t, 'sin')}({a[0]})",
+    "Cos": lambda a, at, t: f"{c_math(t, 'cos')}({a[0]})",
+    "Tan": lambda a, at, t: f"{c_math(t, 'tan')}({a[0]})",
+    "Asin": lambda a, at, t: f"{c_math(t, 'asin')}({a[0]})",
+    "Acos": lambda a, at, t: f"{c_math(t, 'acos')}({a[0]})",
+    "Atan": lambda a, at, t: f"{c_math(t, 'atan')}({a[0]})",
+    "Sinh": lambda a, at, t: f"{c_math(t, 'sinh')}({a[0]})",
+    "Cosh": lambda a, at, t: f"{c_math(t, 'cosh')}({a[0]})",
+    "Asinh": lambda a, at, t: f"{c_math(t, 'asinh')}({a[0]})",
+    "Acosh": lambda a, at, t: f"{c_math(t, 'acosh')}({a[0]})",
+    "Atanh": lambda a, at, t: f"{c_math(t, 'atanh')}({a[0]})",
+    "Tanh": lambda a, at, t: f"{c_math(t, 'tanh')}({a[0]})",
+    "Erf": lambda a, at, t: f"{c_math(t, 'erf')}({a[0]})",
     "Reciprocal": lambda a, at, t: f"{_lit(1.0, t)} / ({a[0]})",
     "Sign": lambda a, at, t: f"(({a[0]}) > 0 ? {_lit(1.0, t)} : (({a[0]}) < 0 ? {_lit(-1.0, t)} : {_lit(0.0, t)}))",
     "Relu": lambda a, at, t: _neg_select(a[0], _lit(0.0, t), t),
-    "Sigmoid": lambda a, at, t: f"{_lit(1.0, t)} / ({_lit(1.0, t)} + {_f(t, 'exp')}(-({a[0]})))",
+    "Sigmoid": lambda a, at, t: f"{_lit(1.0, t)} / ({_lit(1.0, t)} + {c_math(t, 'exp')}(-({a[0]})))",
     "LeakyRelu": lambda a, at, t: _neg_select(a[0], f"{_lit(at['alpha'], t)} * ({a[0]})", t),
-    "Elu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}) : ({a[0]}))",
-    "Selu": lambda a, at, t: f"{_lit(at['gamma'], t)} * (({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}({a[0]}))",
-    "Celu": lambda a, at, t: f"(({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {_f(t, 'expm1')}(({a[0]}) / {_lit(at['alpha'], t)}))",
+    "Elu": lambda a, at, t: f"(({a[0]}) < 0 ? {_lit(at['alpha'], t)} * {c_math(t, 'expm1')}({a[0]}) : ({a[0]}))",
+    "Selu": lambda a, at, t: f"{_lit(at['gamma'], t)} * (({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {c_math(t, 'expm1')}({a[0]}))",
+    "Celu": lambda a, at, t: f"(({a[0]}) > 0 ? ({a[0]}) : {_lit(at['alpha'], t)} * {c_math(t, 'expm1')}(({a[0]}) / {_lit(at['alpha'], t)}))",
     "HardSigmoid": lambda a, at, t: _clip([f"{_lit(at['alpha'], t)} * ({a[0]}) + {_lit(at['beta'], t)}", _lit(0.0, t), _lit(1.0, t)], at, t),
     "HardSwish": lambda a, at, t: f"({a[0]}) * " + _clip([f"({a[0]}) / {_lit(6.0, t)} + {_lit(0.5, t)}", _lit(0.0, t), _lit(1.0, t)], at, t),
-    "Softplus": lambda a, at, t: f"(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {_f(t, 'log1p')}({_f(t, 'exp')}({a[0]})))",
-    "Softsign": lambda a, at, t: f"({a[0]}) / ({_lit(1.0, t)} + {_f(t, 'fabs')}({a[0]}))",
-    "Mish": lambda a, at, t: f"({a[0]}) * {_f(t, 'tanh')}(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {_f(t, 'log1p')}({_f(t, 'exp')}({a[0]})))",
-    "Gelu": lambda a, at, t: (f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'tanh')}({_lit(math.sqrt(2 / math.pi), t)} * "
+    "Softplus": lambda a, at, t: f"(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {c_math(t, 'log1p')}({c_math(t, 'exp')}({a[0]})))",
+    "Softsign": lambda a, at, t: f"({a[0]}) / ({_lit(1.0, t)} + {c_math(t, 'fabs')}({a[0]}))",
+    "Mish": lambda a, at, t: f"({a[0]}) * {c_math(t, 'tanh')}(({a[0]}) > {_lit(20.0, t)} ? ({a[0]}) : {c_math(t, 'log1p')}({c_math(t, 'exp')}({a[0]})))",
+    "Gelu": lambda a, at, t: (f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {c_math(t, 'tanh')}({_lit(math.sqrt(2 / math.pi), t)} * "
                               f"(({a[0]}) + {_lit(0.044715, t)} * ({a[0]}) * ({a[0]}) * ({a[0]}))))") if at.get("approximate") == "tanh"
-    else f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {_f(t, 'erf')}(({a[0]}) * {_lit(1 / math.sqrt(2), t)}))",
+    else f"{_lit(0.5, t)} * ({a[0]}) * ({_lit(1.0, t)} + {c_math(t, 'erf')}(({a[0]}) * {_lit(1 / math.sqrt(2), t)}))",
     "PRelu": lambda a, at, t: _neg_select(a[0], f"({a[0]}) * ({a[1]})", t),
     "Equal": lambda a, at, t: f"(({a[0]}) == ({a[1]}))",
     "Less": lambda a, at, t: f"(({a[0]}) < ({a[1]}))",
@@ -154,7 +154,7 @@ C_EXPR = {
 def _mod(a, at, t):
     """Mod: fmod=1 keeps the dividend's sign (C fmod or %); fmod=0 takes the divisor's sign (ONNX spec)."""
     if t in ("float", "double"):
-        r = f"{_f(t, 'fmod')}({a[0]}, {a[1]})"
+        r = f"{c_math(t, 'fmod')}({a[0]}, {a[1]})"
         if at.get("fmod"):
             return r
         return f"(({r}) != 0 && ((({r}) < 0) != (({a[1]}) < 0)) ? ({r}) + ({a[1]}) : ({r}))"

@@ -9,7 +9,7 @@ from ...ops.registry import lowering
 from ...pyrt import rt
 from ..common import geometry
 from .ctypes_ import literal
-from .lower_elementwise import elementwise_stage
+from .lower_elementwise import c_math, elementwise_stage
 from ..common.lowering import broadcast_strides, contiguous_strides
 from .lowering import Lowered, CCtx, Stage
 
@@ -403,11 +403,10 @@ def _rnn_acts(ctx: CCtx, dirs: int, dtype: str) -> list[list[str]]:
     names = ctx.attrs["activations"] or per * dirs
     if len(names) != len(per) * dirs or any(n not in _RNN_ACT for n in names):
         raise ctx.unsupported(f"activations {names} (C knows {sorted(_RNN_ACT)}, {len(per)} per direction)")
-    f = "" if dtype == "float64" else "f"
+    ctype_ = "double" if dtype == "float64" else "float"
     out = []
     for n, (a, b) in zip(names, rt.rnn_alpha_beta(names, ctx.attrs["activation_alpha"], ctx.attrs["activation_beta"])):
-        e = re.sub(r"\b(EXP|TANH|FABS|LOG1P)\b", lambda m: {"EXP": "bornc_expf", "TANH": "bornc_tanhf"}.get(m.group(1), m.group(1).lower() + f)
-                   if f else m.group(1).lower(), _RNN_ACT[n])
+        e = re.sub(r"\b(EXP|TANH|FABS|LOG1P)\b", lambda m: c_math(ctype_, m.group(1).lower()), _RNN_ACT[n])
         out.append(re.sub(r"\b[ab]\b", lambda m: literal(float(a if m.group(0) == "a" else b), dtype), e))
     return [out[d * len(per):(d + 1) * len(per)] for d in range(dirs)]
 

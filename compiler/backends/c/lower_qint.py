@@ -68,6 +68,11 @@ def exact_quads(features) -> bool:
     return "avx2" not in f or bool(f & {"avx512vnni", "avxvnni"})
 
 
+def _wide(w) -> bool:
+    """True when some int8 weight lies outside [-63, 63] (the kernel then needs exact_quads; its template checks)."""
+    return bool(np.abs(np.asarray(w, np.int64)).max(initial=0) > 63)
+
+
 def _qconv_gemm8(ctx: CCtx, geo: dict, k: int, adj) -> Lowered:
     """QConv on the quad kernel (templates/c/qconv_gemm8.c.j2): weights packed at compile time in 6-row panels
     of quads (int32 each, four int8 weights, low byte first: little-endian targets), tasks split as the float
@@ -88,7 +93,7 @@ def _qconv_gemm8(ctx: CCtx, geo: dict, k: int, adj) -> Lowered:
     packed = {1: np.ascontiguousarray(quads).view("<i4").ravel()}
     params = {**geo, "K": k, "KQ": kq, "ROWS": rows, "COLS": cols, "NB": blocks, "MPAN": panels, "MCH": chunks,
               "bias_adj": adj[0], "bias_adj_s": adj[1], "pointwise": pointwise, "serial_tasks": 0 if parallel else tasks,
-              "wide": bool(w.size and np.abs(w.astype(np.int64)).max() > 63)}
+              "wide": _wide(w)}
     par = tasks if parallel else 0
     return Lowered([Stage("qconv_gemm8", params, par)], [0, 1], workspace=2 * cols, tasks=par, packed=packed)
 
@@ -100,9 +105,9 @@ def _bias_adjusted(ctx: CCtx, k: int, any_weights: bool = False) -> tuple[list[i
     w = ctx.consts[1]
     if w is None or (ctx.has(2) and ctx.consts[2] is None):
         return None
-    w = np.asarray(w, np.int64).reshape(w.shape[0], -1)
-    if w.size and np.abs(w).max() > 63 and not any_weights:
+    if _wide(w) and not any_weights:
         return None
+    w = np.asarray(w, np.int64).reshape(w.shape[0], -1)
     b = np.asarray(ctx.consts[2], np.int64) if ctx.has(2) else np.zeros(w.shape[0], np.int64)
     adj = b - int(ctx.attrs["x_zero_point"]) * w.sum(axis=1)
     adj_s = adj + 128 * w.sum(axis=1)              # for kernels that read x - 128 (AArch64 SDOT)
@@ -121,11 +126,10 @@ def _qmatmul(ctx: CCtx) -> Lowered:
     adj = _bias_adjusted(ctx, k, exact_quads(ctx.features))
     if adj is not None:
         kq = (k + 3) // 4
-        wide = bool(np.abs(np.asarray(ctx.consts[1], np.int64)).max(initial=0) > 63)
         pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kq * 4)) // 16 * 16))
         cols = pb * kq * 4
         return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj[0],
-                                           "bias_adj_s": adj[1], "wide": wide,
+                                           "bias_adj_s": adj[1], "wide": _wide(ctx.consts[1]),
                                            **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))
