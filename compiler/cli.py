@@ -426,6 +426,9 @@ def _cores(n: int) -> str:
 def _compile_multi(args) -> int:
     """``--target a,b,c``: one artifact per target in OUT/<target>/ and OUT/manifest.json listing them in this
     order; `bornc run OUT/` (and executors.load_artifact) runs the first one that can run on the machine."""
+    import shutil
+
+    from .resources import resource_dir
     from .targets import get_target
     names = [get_target(t.strip()).name for t in args.target.split(",") if t.strip()]
     if len(set(names)) != len(names):
@@ -436,7 +439,9 @@ def _compile_multi(args) -> int:
         cmd_compile(sub)
     (out / "manifest.json").write_text(json.dumps({"format_version": 1, "backend": "multi", "targets": names,
                                                    "name": args.name or Path(args.model).stem}, indent=1) + "\n")
-    print(f"wrote {out}/manifest.json: `bornc run {out}/` runs the first of {', '.join(names)} that can run there")
+    shutil.copyfile(resource_dir("runtime") / "python" / "bornrt.py", out / "bornrt.py")    # the standalone loader
+    print(f"wrote {out}/manifest.json: `bornc run {out}/` (or `python3 {out}/bornrt.py {out}/ --input ...`, "
+          f"numpy only) runs the first of {', '.join(names)} that can run there")
     return 0
 
 

@@ -157,63 +157,44 @@ class Chosen:
 
 
 def runs_here(manifest: dict) -> str | None:
-    """None when the C artifact of ``manifest`` runs natively on this machine, else why not (a target run under
-    emulation, or built for another architecture, does not count)."""
-    import platform
-    from .targets import get_target
-    t = get_target(manifest.get("target", ""))
-    arch = (t.triple or "").split("-")[0]
-    if t.run != "native" or arch != platform.machine():
-        return f"built for {arch or t.name}, this machine is {platform.machine()}"
-    missing = missing_cpu_features(t.features)
-    if missing:
-        return f"built for a CPU with {', '.join(missing)}, which this one lacks"
-    return None
-
-
-#: target features (targets/*.toml) and the flag /proc/cpuinfo names them by, where the names differ
-_CPUINFO_FLAG = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "neon": "asimd", "dotprod": "asimddp", "fp16": "fphp"}
+    """None when the C artifact of ``manifest`` runs natively on this machine, else why not (built for another
+    architecture or for CPU features this one lacks; the rule of bornrt.py's ``c_runs_here``, which the folder's
+    standalone loader applies too)."""
+    from .pyrt import rt
+    return rt.c_runs_here(manifest)
 
 
 def missing_cpu_features(features) -> list[str]:
     """The target ``features`` this machine's CPU lacks, from /proc/cpuinfo's flags (Linux); [] where that file
     cannot be read."""
-    try:
-        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            flags.update(line.split(":", 1)[1].split())
-    return [f for f in features if _CPUINFO_FLAG.get(f, f) not in flags]
+    from .pyrt import rt
+    return rt.missing_cpu_features(features)
 
 
 def load_first_runnable(path) -> Chosen:
     """The first artifact of a multi-target folder (``bornc compile --target webgpu,x86_64,python``; its
     manifest.json lists the targets in order of preference) that can run here: a WebGPU bundle when an adapter
-    offers the limits and features it needs, a C library built for this machine's architecture that loads, a
-    python artifact (numpy only). ArtifactError when none can, with every reason."""
+    offers the limits and features it needs, a C library built for this machine's CPU that loads, a python
+    artifact (numpy only). The choice is bornrt.py's ``load_first_runnable`` (what ``bornrt.load(folder)`` runs
+    without bornc); here each artifact opens through bornc's own runners. ArtifactError when none can, with every
+    reason."""
     import json
     from pathlib import Path
 
     from .errors import ArtifactError
-    folder = Path(path)
-    targets = json.loads((folder / "manifest.json").read_text()).get("targets") or []
-    passed = []
-    for name in targets:
-        sub = folder / str(name)
-        try:
-            m = json.loads((sub / "manifest.json").read_text())
-            if m.get("backend") == "c":
-                why = runs_here(m)
-                if why:
-                    passed.append((name, why))
-                    continue
-            return Chosen(load_artifact(sub), str(name), passed)
-        except (BorncError, OSError, ValueError) as ex:
-            passed.append((name, str(ex).splitlines()[0][:200]))
-    raise ArtifactError(f"{folder}: no artifact can run here (" + "; ".join(f"{t}: {r}" for t, r in passed) + ")")
+    from .pyrt import rt
+
+    def opener(sub):
+        m = json.loads((Path(sub) / "manifest.json").read_text())
+        why = runs_here(m) if m.get("backend") == "c" else None
+        if why:
+            raise ArtifactError(why)
+        return load_artifact(sub)
+    try:
+        sel = rt.load_first_runnable(path, opener, (BorncError,))
+    except rt.BornrtError as ex:
+        raise ArtifactError(str(ex)) from None
+    return Chosen(sel.model, sel.target, sel.passed_over)
 
 
 def get_executor(name: str):

@@ -71,3 +71,56 @@ def test_no_runnable_target_is_one_error(multi, cli, monkeypatch):
         load_artifact(out)
     r = cli("run", str(out), "--input", f"x={d / 'x.npy'}")
     assert r.returncode == 2 and "webgpu:" in r.stderr and "rpi4:" in r.stderr and "Traceback" not in r.stderr
+
+
+_STANDALONE = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bornrt
+m = bornrt.load(sys.argv[1])
+y = m.run({"x": np.load(sys.argv[2])})["y"]
+assert not any(k == "bornc" or k.startswith("bornc.") for k in sys.modules), "the loader imported bornc"
+print(json.dumps({"target": m.target, "passed_over": m.passed_over, "y": y.tolist()}))
+"""
+
+
+def _standalone(out, d, **env):
+    """bornrt.load(out) in a fresh interpreter that never imports bornc: (picked target, reasons, y)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _STANDALONE, str(out), str(d / "x.npy")], capture_output=True, text=True,
+                       env={**os.environ, **env}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    return res["target"], dict(res["passed_over"]), np.array(res["y"], np.float32)
+
+
+def test_standalone_loader_in_the_folder_falls_back_without_bornc(multi, cli, tmp_path):
+    """The folder's own bornrt.py (numpy, ctypes, wgpu when installed; no bornc) picks the same first runnable
+    target as bornc does, says why it passed the others over, and gives the reference's outputs: with an adapter
+    (webgpu), with none (the C library through ctypes), and with neither a usable adapter nor a C library for
+    this CPU (numpy)."""
+    import shutil
+    d, x, want = multi
+    out = _compile(cli, d, "webgpu,x86_64,python", "standalone")
+    assert (out / "bornrt.py").is_file()
+    target, _, y = _standalone(out, d)
+    assert target == "webgpu"
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    target, why, y = _standalone(out, d, BORNC_WGPU_ADAPTER="no-such-adapter")
+    assert target == "x86_64" and "no adapter" in why["webgpu"], why
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    foreign = tmp_path / "foreign"
+    shutil.copytree(out, foreign)
+    mf = foreign / "x86_64" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["target_profile"]["features"] = m["target_profile"].get("features", []) + ["no_such_cpu_flag"]
+    mf.write_text(json.dumps(m))
+    target, why, y = _standalone(foreign, d, BORNC_WGPU_ADAPTER="no-such-adapter")
+    assert target == "python" and "no_such_cpu_flag" in why["x86_64"], why
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    mf.write_text(json.dumps({**m, "target_profile": {**m["target_profile"], "features": []},
+                              "outputs": [{**m["outputs"][0], "shape": [4, 3]}]}))     # an edited manifest
+    target, why, _ = _standalone(foreign, d, BORNC_WGPU_ADAPTER="no-such-adapter")
+    assert target == "python" and "does not match build/libmodel.so" in why["x86_64"], why

@@ -2582,6 +2582,31 @@ def read_weights(path, expected_sha256=None):
     return payload
 
 
+def check_feeds(inputs, feeds):
+    """Validate ``feeds`` against ``inputs`` ([{name, shape, dtype}] of a manifest); returns them as arrays in
+    input order. Raises BornrtError for an unknown or missing name, a wrong dtype or shape."""
+    names = [t["name"] for t in inputs]
+    unknown = [k for k in feeds if k not in names]
+    if unknown:
+        raise BornrtError("unknown input(s) %s; the model's inputs are %s" % (", ".join(map(repr, unknown)), ", ".join(map(repr, names))))
+    res = []
+    for t in inputs:
+        if t["name"] not in feeds:
+            raise BornrtError("missing input %r (%s%s)" % (t["name"], t["dtype"], t["shape"]))
+        if t["shape"] is None:                      # a sequence or optional input: passed as is
+            res.append(feeds[t["name"]])
+            continue
+        a = np.asarray(feeds[t["name"]])
+        if a.dtype.kind == "V" and a.dtype.itemsize == storage_dtype(t["dtype"]).itemsize:
+            a = a.view(storage_dtype(t["dtype"]))    # .npy files hold bfloat16, int4... as raw bytes
+        if a.dtype != storage_dtype(t["dtype"]):
+            raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))
+        if list(a.shape) != list(t["shape"]):
+            raise BornrtError("input %r: expected shape %s, got %s" % (t["name"], list(t["shape"]), list(a.shape)))
+        res.append(a if a.flags.c_contiguous else np.array(a, order="C"))
+    return res
+
+
 class Model:
     """A loaded artifact: arena, weights, and the generated schedule (``model.py``).
 
@@ -2648,26 +2673,7 @@ class Model:
 
     def check(self, feeds):
         """Validate ``feeds`` against the manifest's inputs; returns them as arrays in input order."""
-        names = [t["name"] for t in self.inputs]
-        unknown = [k for k in feeds if k not in names]
-        if unknown:
-            raise BornrtError("unknown input(s) %s; the model's inputs are %s" % (", ".join(map(repr, unknown)), ", ".join(map(repr, names))))
-        res = []
-        for t in self.inputs:
-            if t["name"] not in feeds:
-                raise BornrtError("missing input %r (%s%s)" % (t["name"], t["dtype"], t["shape"]))
-            if t["shape"] is None:                      # a sequence or optional input: passed as is
-                res.append(feeds[t["name"]])
-                continue
-            a = np.asarray(feeds[t["name"]])
-            if a.dtype.kind == "V" and a.dtype.itemsize == storage_dtype(t["dtype"]).itemsize:
-                a = a.view(storage_dtype(t["dtype"]))    # .npy files hold bfloat16, int4... as raw bytes
-            if a.dtype != storage_dtype(t["dtype"]):
-                raise BornrtError("input %r: expected dtype %s, got %s" % (t["name"], t["dtype"], a.dtype))
-            if list(a.shape) != list(t["shape"]):
-                raise BornrtError("input %r: expected shape %s, got %s" % (t["name"], list(t["shape"]), list(a.shape)))
-            res.append(a if a.flags.c_contiguous else np.array(a, order="C"))
-        return res
+        return check_feeds(self.inputs, feeds)
 
     def run(self, feeds, copy=True):
         """Run one inference. With ``copy=False`` the returned arrays are the runtime's own output buffers,
@@ -2731,9 +2737,219 @@ def _load_code(path):
     return code
 
 
+# ============================================================================ multi-target folders, standalone
+#: target features (the manifest's target_profile.features) and the flag /proc/cpuinfo names them by, where they differ
+CPUINFO_FLAG = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "neon": "asimd", "dotprod": "asimddp", "fp16": "fphp"}
+
+
+def missing_cpu_features(features):
+    """The target ``features`` this machine's CPU lacks, from /proc/cpuinfo's flags (Linux); [] where that file
+    cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags.update(line.split(":", 1)[1].split())
+    return [f for f in features if CPUINFO_FLAG.get(f, f) not in flags]
+
+
+def c_runs_here(manifest):
+    """None when the C artifact of ``manifest`` can run natively here, else why not: built for another
+    architecture (its target_profile.triple) or for CPU features this one lacks."""
+    import platform
+    prof = manifest.get("target_profile") or {}
+    arch, here = str(prof.get("triple") or "?").split("-")[0], platform.machine()
+    same = arch == here or (arch.startswith("arm") and here.startswith("arm")) or (arch, here) == ("aarch64", "arm64")
+    if not same:
+        return "built for %s, this machine is %s" % (arch, here)
+    missing = missing_cpu_features(prof.get("features") or [])
+    if missing:
+        return "built for a CPU with %s, which this one lacks" % ", ".join(missing)
+    return None
+
+
+class CLibrary(object):
+    """A C artifact's ``build/libmodel.so`` run in-process through ctypes (no bornc, no cffi): the arena is
+    allocated here from the library's own ``bornc_<name>_arena_bytes()``, the inputs and outputs the manifest
+    lists are checked against the library's ``_input_info`` / ``_output_info`` (name, shape, bytes) before any
+    call. Raises BornrtError for a missing or mismatched library, a wrong input or a failing run."""
+
+    def __init__(self, folder, manifest):
+        import ctypes
+        self.manifest, n = manifest, manifest.get("name")
+        if not isinstance(n, str) or not n.isidentifier():
+            raise BornrtError("%s: manifest.json has no valid model name" % folder)
+        path = os.path.join(str(folder), "build", "libmodel.so")
+        try:
+            lib = ctypes.CDLL(os.path.abspath(path))
+        except OSError as ex:
+            raise BornrtError("%s: cannot load build/libmodel.so (%s)" % (folder, str(ex).splitlines()[0][:160]))
+
+        class Info(ctypes.Structure):
+            _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("rank", ctypes.c_int),
+                        ("shape", ctypes.POINTER(ctypes.c_int64)), ("nbytes", ctypes.c_size_t)]
+
+        class Ctx(ctypes.Structure):
+            _fields_ = [("arena", ctypes.c_void_p), ("weights", ctypes.c_void_p), ("threads", ctypes.c_int)]
+        fn = lambda suffix, res, *args: self._fn(lib, "bornc_%s_%s" % (n, suffix), res, args)   # noqa: E731
+        info = {k: fn(k + "_info", ctypes.POINTER(Info), ctypes.c_int) for k in ("input", "output")}
+        arena_bytes = fn("arena_bytes", ctypes.c_size_t)()
+        init = fn("init", ctypes.c_int, ctypes.POINTER(Ctx), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t)
+        self._run = fn("run", ctypes.c_int, ctypes.POINTER(Ctx), ctypes.c_void_p, ctypes.c_void_p)
+        self._check(info, folder)
+        self._ctypes, self.ctx = ctypes, Ctx()
+        self._arena = _aligned(max(int(arena_bytes), 1), 4096)
+        self._weights = b""
+        if (manifest.get("compile") or {}).get("weights") == "file":
+            with open(os.path.join(str(folder), "weights.bin"), "rb") as f:
+                self._weights = f.read()
+        wbuf = ctypes.create_string_buffer(self._weights, len(self._weights)) if self._weights else None
+        self._wbuf = wbuf
+        st = init(ctypes.byref(self.ctx), self._arena.ctypes.data if arena_bytes else None, arena_bytes,
+                  ctypes.cast(wbuf, ctypes.c_void_p) if wbuf is not None else None, len(self._weights))
+        if st:
+            raise BornrtError("%s: model init failed (status %d)" % (folder, st))
+
+    @staticmethod
+    def _fn(lib, name, res, args):
+        try:
+            f = getattr(lib, name)
+        except AttributeError:
+            raise BornrtError("build/libmodel.so has no %s: it is not this manifest's library" % name)
+        f.restype, f.argtypes = res, list(args)
+        return f
+
+    def _check(self, info, folder):
+        for kind in ("input", "output"):
+            specs = self.manifest[kind + "s"]
+            for i in range(len(specs) + 1):
+                p = info[kind](i)
+                if i == len(specs):
+                    if p:
+                        raise BornrtError("%s: manifest.json lists %d %ss, the library has more" % (folder, len(specs), kind))
+                    break
+                t = specs[i]
+                want = (t["name"], [int(d) for d in t["shape"]], _nbytes(t["shape"], storage_dtype(t["dtype"])))
+                got = None if not p else (p.contents.name.decode("utf-8", "replace"),
+                                          [int(p.contents.shape[d]) for d in range(p.contents.rank)], int(p.contents.nbytes))
+                if got != want:
+                    raise BornrtError("%s: manifest.json does not match build/libmodel.so: %s %d is %s in the library "
+                                      "and %s in the manifest" % (folder, kind, i, got, want))
+
+    def run(self, feeds):
+        """One inference: {input name: array} (the manifest's exact dtype and shape) -> {output name: array}."""
+        ins = check_feeds(self.inputs, feeds)
+        outs = [np.empty(t["shape"], dtype=storage_dtype(t["dtype"])) for t in self.manifest["outputs"]]
+        c = self._ctypes
+        pin = (c.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
+        pout = (c.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        st = self._run(c.byref(self.ctx), pin, pout)
+        if st:
+            raise BornrtError("model run failed (status %d: an index out of range or a bad input)" % st)
+        return {t["name"]: a for t, a in zip(self.manifest["outputs"], outs)}
+
+    @property
+    def inputs(self):
+        """[{name, shape, dtype}] of the model inputs."""
+        return self.manifest["inputs"]
+
+
+def _webgpu_bundle(folder):
+    """The folder's WebGPU bundle through its own bornrt_webgpu.py (needs the wgpu package)."""
+    import importlib.util
+    path = os.path.join(str(folder), "bornrt_webgpu.py")
+    spec = importlib.util.spec_from_file_location("bornrt_webgpu_%d" % abs(hash(os.path.abspath(path))), path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except ImportError as ex:
+        raise BornrtError("the wgpu package is not installed (%s)" % ex)
+    except OSError as ex:
+        raise BornrtError("no bornrt_webgpu.py (%s)" % ex)
+    try:
+        return mod.load(folder)
+    except mod.BundleError as ex:
+        raise BornrtError(str(ex))
+
+
+class Selected(object):
+    """The artifact a multi-target folder picked: ``run(feeds)``, ``target`` (its name), ``passed_over``
+    ([(target, reason)] for those tried before it) and ``summary()`` (one line)."""
+
+    def __init__(self, model, target, passed_over):
+        self.model, self.target, self.passed_over = model, target, passed_over
+
+    def run(self, feeds):
+        """One inference on the picked artifact."""
+        return self.model.run(feeds)
+
+    def self_test(self):
+        """The picked artifact's self-test where it has one (python artifacts); else BornrtError."""
+        if not hasattr(self.model, "self_test"):
+            raise BornrtError("--self-test: the %s artifact has its own (see its folder)" % self.target)
+        return self.model.self_test()
+
+    def summary(self):
+        """One line: which target runs and why the ones before it were passed over."""
+        why = "; ".join("%s: %s" % tr for tr in self.passed_over)
+        return "running on %s" % self.target + (" (passed over %s)" % why if why else "")
+
+
+def open_one(folder):
+    """The artifact in ``folder`` by its manifest's backend: a python :class:`Model`, a WebGPU bundle (wgpu), or
+    a host C library (:class:`CLibrary`, after :func:`c_runs_here`). Raises BornrtError saying why it cannot run."""
+    try:
+        with open(os.path.join(str(folder), "manifest.json")) as f:
+            m = json.load(f)
+    except (OSError, ValueError) as ex:
+        raise BornrtError("no readable manifest.json (%s)" % ex)
+    backend = m.get("backend") if isinstance(m, dict) else None
+    if backend == "python":
+        return Model(folder)
+    if backend == "webgpu":
+        return _webgpu_bundle(folder)
+    if backend == "c":
+        why = c_runs_here(m)
+        if why:
+            raise BornrtError(why)
+        try:
+            return CLibrary(folder, m)
+        except (KeyError, TypeError, ValueError) as ex:
+            raise BornrtError("manifest.json does not describe this artifact (%s: %s)" % (type(ex).__name__, ex))
+    raise BornrtError("unknown backend %r" % backend)
+
+
+def load_first_runnable(folder, opener=open_one, errors=(BornrtError,)):
+    """The first artifact of a multi-target folder (``bornc compile MODEL --target webgpu,x86_64,python``; its
+    manifest.json lists the targets in order of preference) that ``opener`` opens, as a :class:`Selected`.
+    ``opener(subfolder)`` raises one of ``errors`` (or OSError, ValueError) saying why a target cannot run here.
+    Raises BornrtError listing every reason when none can."""
+    with open(os.path.join(str(folder), "manifest.json")) as f:
+        targets = json.load(f).get("targets") or []
+    passed = []
+    for name in targets:
+        try:
+            return Selected(opener(os.path.join(str(folder), str(name))), str(name), passed)
+        except tuple(errors) + (OSError, ValueError) as ex:
+            passed.append((str(name), str(ex).splitlines()[0][:200] if str(ex) else type(ex).__name__))
+    raise BornrtError("%s: no artifact can run here (%s)" % (folder, "; ".join("%s: %s" % tr for tr in passed)))
+
+
 def load(folder):
-    """Load the artifact in ``folder`` (manifest.json, model.py, weights.bin) and return a :class:`Model`."""
-    return Model(folder)
+    """Load the artifact in ``folder`` and return an object with ``run(feeds)``: a python artifact
+    (manifest.json, model.py, weights.bin) as a :class:`Model`; a multi-target folder (``bornc compile
+    --target webgpu,x86_64,python``) as the :class:`Selected` first target that runs here: a WebGPU adapter with
+    the bundle's limits and features, else the C library when built for this CPU, else numpy."""
+    try:
+        with open(os.path.join(str(folder), "manifest.json")) as f:
+            multi = json.load(f).get("backend") == "multi"
+    except (OSError, ValueError, AttributeError):
+        multi = False
+    return load_first_runnable(folder) if multi else Model(folder)
 
 
 def main(argv=None):
@@ -2748,6 +2964,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         m = load(args.artifact)
+        if isinstance(m, Selected):
+            sys.stderr.write("bornrt: %s\n" % m.summary())
         if args.self_test:
             ok, err = m.self_test()
             print("self-test %s (max abs error %.3g)" % ("passed" if ok else "FAILED", err))
