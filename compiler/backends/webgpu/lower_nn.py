@@ -26,7 +26,9 @@ from .wgsl import lit
 #: ...) for more, smaller workgroups. On an H200 (132 multiprocessors, Vulkan) 128 took matmul 1024^3 from 10.0 to
 #: 15.2 TFLOP/s and left 2048^3, 4096^3 and conv3x3 as they were; 256 cost the conv a quarter, 512 the matmuls
 #: (examples/bench_webgpu.py kernels, 2026-12-02). Tiles capped at 4x4 and staging depths 8 or 32 were slower
-#: there at 4096^3 (18-24 against 27 TFLOP/s) and for the conv.
+#: there at 4096^3 (18-24 against 27 TFLOP/s) and for the conv. Unrolling the depth loop of the slice then took
+#: 1024^3 from 14.5 to 20-21 TFLOP/s, 4096^3 from 27.2 to 29.3 and the conv from 17.3 to 18.4-18.8; with it,
+#: staging depth 8 or 32 and two workgroup buffers (one barrier a step, 32 KiB) were slower again (2026-12-03).
 MIN_WORKGROUPS = 128
 
 
