@@ -147,6 +147,14 @@ static inline uint16_t bornc_f2b(float f) {
     return (uint16_t)(x >> 16);
 }
 
+/* Scalar math the kernels call in their inner loops: always inlined (gcc stops inlining plain `static inline`
+   functions into large kernels, and a call in a loop keeps it from vectorizing). */
+#if defined(__GNUC__) || defined(__clang__)
+#define BORNC_MATH static inline __attribute__((always_inline))
+#else
+#define BORNC_MATH static inline
+#endif
+
 /* ---- exp, expm1 and tanh for float kernels, branch-free so that gcc vectorizes the loops that call them (libm's
  * are scalar calls; a float compare feeding ?: stays a branch under the default -ftrapping-math, so selects
  * are done on the bits, bornc_self). exp(x) = 2^n * exp(r), n = the integer nearest x / ln 2, r = x - n ln 2
@@ -155,7 +163,7 @@ static inline uint16_t bornc_f2b(float f) {
  * 2^-31 relative). expm1(x) for |x| < ln 2 / 2 is that series itself (no cancellation); tanh(x) = sign(x) e /
  * (e + 2), e = expm1(2|x|). Within 4 ulp of glibc's (tests/backends/test_c_kernels.py); exp below 2^-126
  * (x < -87.34) flushes to 0, above 88.72 is +inf; NaN propagates. */
-static inline float bornc_self(int c, float a, float b) {     /* c ? a : b, on the bits */
+BORNC_MATH float bornc_self(int c, float a, float b) {     /* c ? a : b, on the bits */
     uint32_t ua, ub;
     const uint32_t m = 0u - (uint32_t)(c != 0);
     float r;
@@ -167,16 +175,16 @@ static inline float bornc_self(int c, float a, float b) {     /* c ? a : b, on t
 }
 
 /* max and min that return a NaN operand a (ONNX Max/Min, Clip and Relu propagate NaN), branch-free */
-static inline float bornc_maxf(float a, float b) { return bornc_self((a > b) | (a != a), a, b); }
-static inline float bornc_minf(float a, float b) { return bornc_self((a < b) | (a != a), a, b); }
+BORNC_MATH float bornc_maxf(float a, float b) { return bornc_self((a > b) | (a != a), a, b); }
+BORNC_MATH float bornc_minf(float a, float b) { return bornc_self((a < b) | (a != a), a, b); }
 
-static inline float bornc_expm1_series(float r) {
+BORNC_MATH float bornc_expm1_series(float r) {
     return r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
            r * (1.0f / 5040 + r * (1.0f / 40320))))))));
 }
 
 /* 2^k as a float for an integer k in [-126, 127] (exponent bits; no libm) */
-static inline float bornc_pow2i(int32_t k) {
+BORNC_MATH float bornc_pow2i(int32_t k) {
     const int32_t bits = (k + 127) * (1 << 23);
     float f;
     memcpy(&f, &bits, sizeof f);
@@ -185,7 +193,7 @@ static inline float bornc_pow2i(int32_t k) {
 
 /* Cody-Waite range reduction: x clamped to [-87.34, 88.72] = n ln2 + r, |r| <= ln2 / 2, n in [-126, 128]. 2^n is
    applied as 2^h * 2^(n-h) with h = n / 2, since 2^128 is not a float (x in (88.38, 88.72] has n = 128). */
-static inline float bornc_exp_reduce(float x, int32_t *n) {
+BORNC_MATH float bornc_exp_reduce(float x, int32_t *n) {
     const float lo = -87.33654f, hi = 88.72283f;
     const float xc = bornc_self(x < lo, lo, bornc_self(x > hi, hi, x));
     const float t = xc * 1.44269504f;
@@ -194,7 +202,7 @@ static inline float bornc_exp_reduce(float x, int32_t *n) {
     return (xc - nf * 0.693145751953125f) - nf * 1.428606765330187e-06f;
 }
 
-static inline float bornc_expf(float x) {
+BORNC_MATH float bornc_expf(float x) {
     int32_t n;
     const float p = bornc_expm1_series(bornc_exp_reduce(x, &n)), s1 = bornc_pow2i(n / 2), s2 = bornc_pow2i(n - n / 2);
     const float y = (s1 + s1 * p) * s2;
@@ -202,7 +210,7 @@ static inline float bornc_expf(float x) {
 }
 
 /* expm1 = 2^n (1 + p) - 1 = 2^(n-h) ((2^h - 2^-(n-h)) + 2^h p): the inner difference is exact for small n */
-static inline float bornc_expm1f(float x) {
+BORNC_MATH float bornc_expm1f(float x) {
     int32_t n;
     const float p = bornc_expm1_series(bornc_exp_reduce(x, &n));
     const float s1 = bornc_pow2i(n / 2), s2 = bornc_pow2i(n - n / 2), s2inv = bornc_pow2i(n / 2 - n);
@@ -211,7 +219,7 @@ static inline float bornc_expm1f(float x) {
     return bornc_self(x != x, x, bornc_self(x > 88.72283f, (float)HUGE_VAL, bornc_self(x < -87.33654f, -1.0f, y)));
 }
 
-static inline float bornc_tanhf(float x) {
+BORNC_MATH float bornc_tanhf(float x) {
     const float a = fabsf(x), e = bornc_expm1f(2.0f * bornc_self(a > 9.0f, 9.0f, a));
     const float t = bornc_self(a > 9.0f, 1.0f, e / (e + 2.0f));
     return bornc_self(x != x, x, copysignf(t, x));
