@@ -360,3 +360,23 @@ def test_vectorizable_exp_expm1_tanh_within_4_ulp_of_libm(tmp_path):
     r = subprocess.run(["gcc", "-O3", "-march=x86-64-v3", "-std=c99", "-fopt-info-vec-optimized", "-I", str(runtime), "-c", "v.c",
                         "-o", "v.o"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0 and "loop vectorized" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("attrs, shape", [
+    ({"kernel_shape": [13, 13], "pads": [6, 6, 6, 6]}, (1, 2, 20, 17)),                 # SPP: stride 1, same size
+    ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1}, (2, 3, 9, 8)),
+    ({"kernel_shape": [2, 5], "strides": [1, 3], "auto_pad": "SAME_UPPER"}, (1, 1, 7, 11)),
+], ids=["spp13", "strided_ceil_asym", "same_upper"])
+def test_separable_maxpool_matches_the_reference_with_nan(attrs, shape):
+    """2-D float MaxPool without indices runs as a column pass then a row pass (maxpool2d_sep.c.j2): same values
+    as the reference, windows clipped at every edge, NaN in a window propagating."""
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    x.flat[::37] = np.nan
+    g = helper.make_graph([N("MaxPool", ["x"], ["y"], **attrs)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = from_proto(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]))
+    ref = bornc.run(m, {"x": x})["y"]
+    got = CExecutor("x86_64").prepare(m)({"x": x})["y"]
+    assert np.isnan(ref).any()
+    np.testing.assert_array_equal(got, ref)
