@@ -2803,14 +2803,13 @@ class CLibrary(object):
         self._check(info, folder)
         self._ctypes, self.ctx = ctypes, Ctx()
         self._arena = _aligned(max(int(arena_bytes), 1), 4096)
-        self._weights = b""
+        weights = b""
         if (manifest.get("compile") or {}).get("weights") == "file":
             with open(os.path.join(str(folder), "weights.bin"), "rb") as f:
-                self._weights = f.read()
-        wbuf = ctypes.create_string_buffer(self._weights, len(self._weights)) if self._weights else None
-        self._wbuf = wbuf
+                weights = f.read()
+        self._wbuf = ctypes.create_string_buffer(weights, len(weights)) if weights else None   # read by every run
         st = init(ctypes.byref(self.ctx), self._arena.ctypes.data if arena_bytes else None, arena_bytes,
-                  ctypes.cast(wbuf, ctypes.c_void_p) if wbuf is not None else None, len(self._weights))
+                  ctypes.cast(self._wbuf, ctypes.c_void_p) if weights else None, len(weights))
         if st:
             raise BornrtError("%s: model init failed (status %d)" % (folder, st))
 

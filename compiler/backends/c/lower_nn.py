@@ -333,9 +333,10 @@ def _pool(ctx: CCtx, kind: str) -> Lowered:
     t = ctx.oct()
     lowest = "-HUGE_VALF" if t == "float" else "-HUGE_VAL" if t == "double" else \
         "0" if t.startswith("u") else f"{t[:-2].upper()}_MIN"
-    if kind == "max" and nd == 2 and not has_idx and list(dil) == [1, 1] and t == "float" and spatial[1] <= 16384:
+    if kind == "max" and nd == 2 and not has_idx and list(dil) == [1, 1] and t == "float":
         return Lowered([Stage("maxpool2d_sep", {"NC": xs[0] * xs[1], "I": spatial, "O": out, "K": list(kernel),
-                                                "S": list(strides), "P": [p[0] for p in pads]})], [0])
+                                                "S": list(strides), "P": [p[0] for p in pads]})], [0],
+                       workspace=spatial[1] * 4)      # the row buffer, in the arena
     return Lowered([Stage("pool", {
         "kind": kind, "nd": nd, "NC": xs[0] * xs[1], "isz": int(np.prod(spatial, dtype=np.int64)),
         "osz": int(np.prod(out, dtype=np.int64)), "I": spatial, "O": out, "K": list(kernel), "S": list(strides),
