@@ -37,6 +37,8 @@ class Target:
     flash_bytes: int = 0
     io_in_arena: bool = False    # model inputs/outputs planned inside the arena (else caller-owned)
     cores: int = 1               # threads a C artifact runs on by default; 0: this machine's cores
+    bare_metal: bool = False     # no OS (Cortex-M): no threads, files or heap; weights embedded; run under qemu-system
+    stack_bytes: int = 0         # stack the linker script reserves (bare metal), bytes
     extra: dict = field(default_factory=dict)
 
     def default_threads(self) -> int:
@@ -56,9 +58,19 @@ class Target:
             if importlib.util.find_spec("wgpu") is None:
                 return "missing the wgpu Python package (pip install wgpu)"
         missing = [t for t in (self.cc, self.qemu) if t and shutil.which(t) is None]
+        if not missing and self.bare_metal and not _has_newlib(self.cc):
+            missing = ["newlib for " + self.triple]
         if missing:
             return f"missing {', '.join(missing)} (apt-get install {' '.join(self.debian_packages)})"
         return "ready"
+
+
+def _has_newlib(cc: str) -> bool:
+    """Whether the bare-metal compiler ``cc`` finds newlib's semihosting library (librdimon.a), which the runner
+    links (Debian package libnewlib-arm-none-eabi)."""
+    import subprocess
+    r = subprocess.run([cc, "-print-file-name=librdimon.a"], capture_output=True, text=True)
+    return r.returncode == 0 and "/" in r.stdout
 
 
 _FIELDS = set(Target.__dataclass_fields__) - {"extra"}

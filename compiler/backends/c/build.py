@@ -51,6 +51,10 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
     compiler = cc or target.cc or "cc"
     find_tool(target, compiler)
     flags = compile_flags(target, cflags, sanitize)
+    if target.bare_metal:
+        if sanitize:
+            raise ToolchainError(f"target {target.name}: the sanitizers need an operating system (use a hosted target)")
+        return _build_bare_metal(out, target, name, flags, compiler, build_dir)
     host = target.run == "native"
     bdir = out / build_dir
     bdir.mkdir(exist_ok=True)
@@ -73,6 +77,30 @@ def build(out_dir: str | Path, target: Target, name: str, cflags: list | None = 
         built["libmodel.so"] = bdir / "libmodel.so"
     elif (bdir / "libmodel.so").exists():
         (bdir / "libmodel.so").unlink()       # a sanitized build runs as model_run: no stale library beside it
+    return built
+
+
+def _build_bare_metal(out: Path, target: Target, name: str, flags: list, compiler: str, build_dir: str) -> dict[str, Path]:
+    """Objects of a bare-metal artifact, then ``model_run.elf`` (the semihosting runner, newlib's rdimon),
+    ``firmware.elf`` (the smallest application, for sizes; nosys) and ``libmodel.a``, each ELF with its link map."""
+    from .emit import bare_metal_defines
+    flags = flags + bare_metal_defines(name)
+    bdir = out / build_dir
+    bdir.mkdir(exist_ok=True)
+    sources = [f"{name}.c", "bornrt.c", "bornrt_cortexm.c", "main.c", "firmware.c"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(progress(pool.map(lambda s: _run([compiler, *flags, "-c", s, "-o", f"{build_dir}/{Path(s).stem}.o"], out), sources),
+                      f"compiling {name} for {target.name}", total=len(sources), unit="file"))
+    objs = [f"{build_dir}/{name}.o", f"{build_dir}/bornrt.o", f"{build_dir}/bornrt_cortexm.o"]
+    link = [*flags, "-nostartfiles", "-T", "link.ld", "-Wl,--gc-sections"]
+    for elf, main, specs in (("model_run", "main", "rdimon"), ("firmware", "firmware", "nosys")):
+        _run([compiler, *link, f"--specs={specs}.specs", f"-Wl,-Map={build_dir}/{elf}.map", f"{build_dir}/{main}.o", *objs,
+              "-o", f"{build_dir}/{elf}.elf", "-lm"], out)
+    built = {"model_run": bdir / "model_run.elf", "firmware": bdir / "firmware.elf"}
+    ar = shutil.which(f"{target.triple}-ar")
+    if ar:
+        _run([ar, "rcs", f"{build_dir}/libmodel.a", *objs[:2]], out)
+        built["libmodel.a"] = bdir / "libmodel.a"
     return built
 
 

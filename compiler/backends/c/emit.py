@@ -35,6 +35,8 @@ EMBED_LIMIT_BYTES = 2 << 20
 
 #: the C runtime files every artifact carries (runtime/c)
 RUNTIME_FILES = ("bornrt.h", "bornrt_gemm.h", "bornrt.c")
+#: and the startup code bare-metal artifacts add
+BARE_METAL_FILES = ("bornrt_cortexm.c",)
 
 
 def _gemm_functions() -> re.Pattern:
@@ -95,7 +97,10 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     order = plan.extra["order"]
     used = _constants_used(g, order, lowered, consts)
     w_offsets, payload = weights_layout_of(consts, used)
-    embed = weights == "embed" or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
+    if target.bare_metal and weights == "file":
+        raise ArtifactError(f"target {target.name}: bare metal has no file system, its weights are const arrays in flash "
+                            "(drop --weights file)")
+    embed = weights == "embed" or target.bare_metal or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
     em = _Emitter(g, types, consts, lowered, plan, {v: f"W{k}" for k, v in enumerate(used)} if embed else None, w_offsets)
     calls = em.block(order)
     in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
@@ -343,14 +348,35 @@ def _write_sources(out: Path, env, ctxv: dict, target: Target, cflags: list | No
     cname = ctxv["name"]
     (out / f"{cname}.h").write_text(env.get_template("model.h.j2").render(**ctxv))
     (out / f"{cname}.c").write_text(env.get_template("model.c.j2").render(**ctxv))
-    (out / "main.c").write_text(env.get_template("main.c.j2").render(**ctxv))
-    for f in RUNTIME_FILES:
+    (out / "main.c").write_text(env.get_template("main_baremetal.c.j2" if target.bare_metal else "main.c.j2").render(**ctxv))
+    for f in RUNTIME_FILES + (BARE_METAL_FILES if target.bare_metal else ()):
         (out / f).write_text((resource_dir("runtime") / "c" / f).read_text())
     flags = list(cflags) if cflags else list(target.cflags)
+    if target.bare_metal:
+        _write_bare_metal(out, env, ctxv, target, flags)
+        return flags
     ldflags = "-static" if target.run == "qemu-user" else ""
     (out / "Makefile").write_text(env.get_template("Makefile.j2").render(name=cname, target=target.name, triple=target.triple,
                                                                          cc=target.cc or "cc", cflags=" ".join(flags), ldflags=ldflags))
     return flags
+
+
+def bare_metal_defines(name: str) -> list[str]:
+    """The -D flags every object of a bare-metal artifact is compiled with: no thread pool, the static arena."""
+    return ["-DBORNC_NO_THREADS", f"-DBORNC_{name.upper()}_STATIC_ARENA"]
+
+
+def _write_bare_metal(out: Path, env, ctxv: dict, target: Target, flags: list) -> None:
+    """firmware.c (the smallest application, sized at build), link.ld (the qemu board's memory) and the
+    Makefile of a bare-metal artifact."""
+    board = target.extra.get("qemu_system", {})
+    (out / "firmware.c").write_text(env.get_template("firmware.c.j2").render(**ctxv))
+    (out / "link.ld").write_text(env.get_template("link.ld.j2").render(
+        name=ctxv["name"], target=target.name, board=board.get("board", "?"), vectors=board.get("vectors"),
+        flash=board["flash"], ram=board["ram"], stack_bytes=target.stack_bytes))
+    (out / "Makefile").write_text(env.get_template("Makefile_baremetal.j2").render(
+        name=ctxv["name"], target=target.name, cc=target.cc, cflags=" ".join(flags + bare_metal_defines(ctxv["name"])),
+        board=board.get("board", "?"), qemu=target.qemu))
 
 
 def _self_test_ctx(data: dict | None, ins: list, outs: list) -> dict | None:

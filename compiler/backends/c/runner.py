@@ -145,20 +145,29 @@ class InProcess:
 
 
 class Subprocess:
-    """``build/model_run`` as a child process (under qemu-user for cross targets), inputs and outputs as .npy."""
+    """``build/model_run`` as a child process (under qemu-user for cross targets), inputs and outputs as .npy.
+    A bare-metal target's ``build/model_run.elf`` runs under qemu-system-arm on the target's board with
+    semihosting (files relative to a temporary folder) and ``-icount shift=0`` (one instruction per virtual ns);
+    after each call ``stats`` holds what it measured: "stack_bytes" (the run's stack high-water mark) and, for
+    ``bench``, "instructions" per inference (SysTick ticks x 1e9 / the board's clock in Hz)."""
 
     def __init__(self, art: Path, manifest: dict):
+        from .build import find_tool
         self.art, self.manifest = art, manifest
-        target = get_target(manifest["target"])
-        exe = str(art / "build" / "model_run")
+        self.target = target = get_target(manifest["target"])
+        exe = str(art / "build" / ("model_run.elf" if target.bare_metal else "model_run"))
         if not Path(exe).exists():
-            raise ArtifactError(f"{art}: build/model_run is missing (was the toolchain present at compile time?)")
+            raise ArtifactError(f"{art}: build/{Path(exe).name} is missing (was the toolchain present at compile time?)")
         self.prefix = [exe]
         if target.run == "qemu-user":
-            from .build import find_tool
             cpu = target.extra.get("qemu_cpu")
             self.prefix = [find_tool(target, target.qemu)] + (["-cpu", cpu] if cpu else []) + [exe]
+        elif target.run == "qemu-system":
+            board = target.extra["qemu_system"]["board"]
+            self.prefix = [find_tool(target, target.qemu), "-M", board, "-nographic", "-monitor", "none",
+                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", exe]
         self.threads = None
+        self.stats: dict = {}
 
     @property
     def max_threads(self) -> int:
@@ -174,28 +183,41 @@ class Subprocess:
 
     def __call__(self, feeds: dict, bench: int = 0) -> dict:
         ins = check_feeds(self.manifest, feeds)
+        semihosting = self.target.run == "qemu-system"      # paths relative to qemu's folder, no spaces
         with tempfile.TemporaryDirectory() as tmp:
             args = []
             for t, a in zip(self.manifest["inputs"], ins):
-                p = Path(tmp) / f"in{len(args)}.npy"
+                p = Path(tmp) / f"in{len(args) // 2}.npy"
                 np.save(p, a)
-                args += ["--input", f"{t['name']}={p}"]
-            cmd = self.prefix + args + ["-o", tmp]
+                args += ["--input", f"{t['name']}={p.name if semihosting else p}"]
+            args += ["-o", "." if semihosting else tmp]
             if self.manifest["compile"]["weights"] == "file":
-                cmd += ["--weights", str(self.art / "weights.bin")]
+                args += ["--weights", str(self.art / "weights.bin")]
             if bench:
-                cmd += ["--bench", str(bench)]
+                args += ["--bench", str(bench)]
             if self.threads:
-                cmd += ["--threads", str(self.threads)]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+                args += ["--threads", str(self.threads)]
+            if semihosting and any(" " in a for a in args):
+                raise InputError("an input name with a space cannot pass the semihosting command line")
+            cmd = self.prefix + (["-append", " ".join(args)] if semihosting else args)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=tmp, stdin=subprocess.DEVNULL)
             if r.returncode < 0:
                 raise BorncError(f"model_run killed by signal {-r.returncode}: {(r.stderr or r.stdout).strip()[:300]}")
             if r.returncode:
                 raise BorncError(f"model_run failed: {(r.stderr or r.stdout).strip()[:500]}")
             outs = {t["name"]: np.load(Path(tmp) / t["file"]) for t in self.manifest["outputs"]}
-            if bench:
+            self.stats = self._stats(r.stdout)
+            if bench and not semihosting:
                 outs["__median_ms__"] = float(r.stdout.split("median_ms")[1].split()[0])
             return outs
+
+    def _stats(self, stdout: str) -> dict:
+        """The figures a bare-metal runner printed ("stack_bytes", and "instructions" from "ticks")."""
+        found = dict(line.split()[:2] for line in stdout.splitlines() if line.startswith(("stack_bytes ", "ticks ")))
+        stats = {"stack_bytes": int(found["stack_bytes"])} if "stack_bytes" in found else {}
+        if "ticks" in found:
+            stats["instructions"] = round(int(found["ticks"]) * 1e9 / self.target.extra["qemu_system"]["sysclk_hz"])
+        return stats
 
 
 def load_artifact(path: str | Path, in_process: bool = True):
