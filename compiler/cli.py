@@ -374,8 +374,11 @@ def cmd_compile(args) -> int:
     print(f"compiled {args.model} for {target.name} into {args.output}/ ({m['nodes']} kernels, weights {m['compile']['weights']})")
     in_ram = " + weights" if m["compile"]["weights"] == "file" or target.backend != "c" else ""
     stack = f" + stack estimate {b['stack_estimate']:,}" if b["stack_estimate"] else ""
-    print(f"  RAM     needed {b['ram_needed']:>14,} bytes (arena {m['arena_bytes']:,} + I/O{stack}{in_ram})"
-          + (f"   budget {b['ram_budget']:,}" if b["ram_budget"] else ""))
+    ram_parts = f"arena {m['arena_bytes']:,} + I/O{stack}{in_ram}"
+    if "firmware" in m:              # bare metal: measured from the linked firmware.elf
+        fw = m["firmware"]
+        ram_parts = f"arena {fw['arena']:,} + I/O {fw['io']:,} + other {fw['state']:,} + stack reserved {fw['stack_reserved']:,}"
+    print(f"  RAM     needed {b['ram_needed']:>14,} bytes ({ram_parts})" + (f"   budget {b['ram_budget']:,}" if b["ram_budget"] else ""))
     print(f"  storage needed {b['flash_needed']:>14,} bytes (code {b['code_bytes']:,} + runtime {b['runtime_bytes']:,}"
           f" + weights {b['weights_bytes']:,}; {b['sized_by']})" + (f"   budget {b['flash_budget']:,}" if b["flash_budget"] else ""))
     for f in sorted(res.built):

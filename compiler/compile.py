@@ -37,12 +37,13 @@ class CompileResult:
     notes: list = field(default_factory=list)
 
 
-def c_ram_needed(manifest: dict) -> int:
-    """RAM bytes a C artifact needs: arena + caller-owned inputs and outputs + stack estimate (+ the weights
-    when they are loaded from weights.bin). Storage (code + runtime + weights, each once) is :func:`_finish`'s."""
+def c_ram_needed(manifest: dict, stack: int = STACK_ESTIMATE_BYTES) -> int:
+    """RAM bytes a C artifact needs: arena + caller-owned inputs and outputs + ``stack`` (an estimate) (+ the
+    weights when they are loaded from weights.bin). Storage (code + runtime + weights, each once) is
+    :func:`_finish`'s."""
     io = sum(_nbytes(t) for t in manifest["inputs"] + manifest["outputs"])
     file_weights = manifest["weights_bytes"] if manifest["compile"]["weights"] == "file" else 0
-    return manifest["arena_bytes"] + io + STACK_ESTIMATE_BYTES + file_weights
+    return manifest["arena_bytes"] + io + stack + file_weights
 
 
 def _c_storage(t: Target, out: Path, manifest: dict, built: dict) -> tuple[int, int, str]:
@@ -109,9 +110,24 @@ def compile_model(model: Model, target: str | Target, out_dir: str | Path, *, na
             if "not found" not in str(ex):
                 raise
             res.notes.append(f"{ex}. Sources and Makefile are in {out_dir}; on the device run: make")
+    if t.bare_metal and "firmware" in res.built:
+        return _finish_bare_metal(res, t, Path(out_dir), ram, flash, quantize)
     code, runtime, how = _c_storage(t, Path(out_dir), manifest, res.built)
-    return _finish(res, t, Path(out_dir), c_ram_needed(manifest), code, ram, flash, quantize, stack=STACK_ESTIMATE_BYTES,
+    stack = t.stack_bytes or STACK_ESTIMATE_BYTES
+    return _finish(res, t, Path(out_dir), c_ram_needed(manifest, stack), code, ram, flash, quantize, stack=stack,
                    runtime=runtime, measured=how)
+
+
+def _finish_bare_metal(res: CompileResult, t: Target, out: Path, ram, flash, quantize) -> CompileResult:
+    """Budgets of a built bare-metal artifact from build/firmware.elf's link map (the smallest application:
+    what a product links): flash = kernels + runtime + weights; RAM = arena + I/O buffers + other .data/.bss
+    + the stack link.ld reserves (the runner reports the stack a run really used)."""
+    from .backends.c.build import bare_metal_sizes
+    sizes = bare_metal_sizes(Path(res.built["firmware"]).with_suffix(".map"), res.manifest["name"])
+    res.manifest["firmware"] = {**sizes, "stack_reserved": t.stack_bytes}
+    ram_needed = sizes["arena"] + sizes["io"] + sizes["state"] + t.stack_bytes
+    return _finish(res, t, out, ram_needed, sizes["kernels"], ram, flash, quantize, stack=t.stack_bytes,
+                   runtime=sizes["runtime"], measured="build/firmware.elf link map", weights=sizes["weights"])
 
 
 def int8_weight_max(t: Target) -> int:
@@ -156,19 +172,21 @@ def _compile_webgpu(model, t, out_dir, name, opt_level, schedule, self_test, ram
 
 
 def _finish(res: CompileResult, t: Target, out: Path, ram_needed: int, code: int, ram, flash,
-            quantize=None, stack: int = 0, runtime: int = 0, measured: str = "") -> CompileResult:
+            quantize=None, stack: int = 0, runtime: int = 0, measured: str = "", weights: int | None = None) -> CompileResult:
     """Record RAM/storage needs and budgets in the manifest (bytes; storage = code + runtime + weights, each
     counted once; ``stack``: the stack estimate included in ``ram_needed``; ``measured``: how code and runtime
-    were sized), write it, check the budgets (BudgetError). A target without a RAM or storage figure (python,
+    were sized; ``weights``: the weights' storage bytes when measured, else the payload's), write it, check the
+    budgets (BudgetError). A target without a RAM or storage figure (python,
     webgpu, unless --ram/--flash are given) has budget None: nothing is checked or printed."""
     manifest = res.manifest
     _record_quantization(manifest, quantize)
-    res.ram_bytes, res.flash_bytes = ram_needed, code + runtime + manifest["weights_bytes"]
+    weights = manifest["weights_bytes"] if weights is None else weights
+    res.ram_bytes, res.flash_bytes = ram_needed, code + runtime + weights
     ram_budget = (ram if ram is not None else t.ram_bytes) or None
     flash_budget = (flash if flash is not None else t.flash_bytes) or None
     manifest["budget"] = {"ram_needed": res.ram_bytes, "ram_budget": ram_budget, "flash_needed": res.flash_bytes,
                           "flash_budget": flash_budget, "code_bytes": code, "runtime_bytes": runtime,
-                          "weights_bytes": manifest["weights_bytes"], "sized_by": measured, "stack_estimate": stack}
+                          "weights_bytes": weights, "sized_by": measured, "stack_estimate": stack}
     import json
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _check_budget(t, res, ram_budget, flash_budget)

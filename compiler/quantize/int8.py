@@ -249,9 +249,12 @@ def _weight_rounding_shift(wq, ws, w, mean_x, kind: str, group: int):
 def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets, limit: int = 8):
     """(uint8 source, table) when ``x`` is computed from one integer layer's output by elementwise ops alone
     (activations such as HardSwish, SiLU, Sigmoid, also decomposed as x * relu6(x + 3) / 6; scalar constants
-    only): dequantize -> those ops -> quantize(params) is tabulated over the 256 codes with the reference kernels."""
+    only): dequantize -> those ops -> quantize(params) is tabulated over the 256 codes with the reference kernels.
+    The source may also be a uint8 value cast to float (an image's pixels, x / 255 or (x - mean) / std): the
+    first layer then reads its input codes through the table, and the float image is never stored."""
     chain: dict[int, Node] = {}
     sources: set[str] = set()
+    raw: set[str] = set()                # uint8 values cast to float (camera pixels): tabulated over their 256 values
 
     def visit(v: str) -> bool:
         if v in qmap:
@@ -260,6 +263,12 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
         if v in g.constants:
             return np.asarray(g.constants[v]).size == 1
         p = producers.get(v)
+        if p is not None and p.op == "Cast" and not p.domain and v not in g.outputs and \
+                getattr(g.types.get(p.inputs[0]), "dtype", None) == "uint8" and p.inputs[0] not in g.constants:
+            chain[id(p)] = p
+            sources.add(p.inputs[0])
+            raw.add(p.inputs[0])
+            return True
         if p is None or p.domain or len(p.outputs) != 1 or not registry.has(p.op, "lut") or len(chain) >= limit:
             return False
         if id(p) in chain:
@@ -270,8 +279,11 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
     if not visit(x) or len(sources) != 1 or not chain:
         return None
     v = sources.pop()
-    src, (s0, z0) = qmap[v]
-    vals = {v: ((np.arange(256, dtype=np.float64) - z0) * s0).astype(np.float32)}
+    if v in raw:
+        src, vals = v, {v: np.arange(256, dtype=np.uint8)}
+    else:
+        src, (s0, z0) = qmap[v]
+        vals = {v: ((np.arange(256, dtype=np.float64) - z0) * s0).astype(np.float32)}
     order = {id(n): k for k, n in enumerate(g.nodes)}
     for p in sorted(chain.values(), key=lambda n: order[id(n)]):
         args = [vals[i] if i in vals else (g.constants[i] if i else None) for i in p.inputs]

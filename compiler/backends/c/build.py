@@ -8,12 +8,13 @@ Debian package to install.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...errors import ToolchainError
+from ...errors import ArtifactError, ToolchainError
 from ...progress import progress
 from ...targets import Target
 
@@ -120,3 +121,44 @@ def storage_bytes(target: Target, obj: Path) -> int | None:
         if len(parts) >= 2 and parts[0].startswith((".text", ".rodata", ".data")) and parts[1].isdigit():
             total += int(parts[1])
     return total
+
+
+_MAP_INPUT = re.compile(r"^ (\.\S+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
+
+
+def bare_metal_sizes(map_path: Path, name: str) -> dict[str, int]:
+    """Bytes of a linked bare-metal ELF by role, read from its GNU ld map (``-Wl,-Map``; only what the link
+    kept after --gc-sections): flash "kernels" (the model object's code and index tables), "weights" (its
+    ``W<k>`` const arrays), "runtime" (everything else in flash: startup, bornrt, libgcc, libc, libm, the
+    application's main); RAM "arena" (the static arena), "io" (the application's input and output buffers,
+    ``bornc_io_*``) and "state" (every other .data and .bss byte). ArtifactError when the map is unreadable."""
+    try:
+        lines = map_path.read_text().split("Linker script and memory map", 1)[1].splitlines()
+    except (OSError, IndexError):
+        raise ArtifactError(f"{map_path}: no GNU ld link map") from None
+    sizes = dict.fromkeys(("kernels", "weights", "runtime", "arena", "io", "state"), 0)
+    model_obj, out_sec, pending = f"{name}.o", "", ""
+    for line in lines:
+        if line.startswith("."):
+            out_sec = line.split()[0]
+            continue
+        if pending:                      # a long input-section name puts its address and size on the next line
+            line, pending = f" {pending} {line.strip()}", ""
+        if line.startswith(" .") and len(line.split()) == 1:
+            pending = line.strip()
+            continue
+        m = _MAP_INPUT.match(line)
+        if not m or out_sec not in (".vectors", ".text", ".ARM.exidx", ".data", ".bss"):
+            continue
+        sec, size, obj = m.group(1), int(m.group(2), 16), Path(m.group(3)).name
+        if out_sec in (".data", ".bss"):
+            role = ("arena" if obj == model_obj and sec.endswith("_static_arena") else
+                    "io" if sec.startswith((".bss.bornc_io_", ".data.bornc_io_")) else "state")
+            sizes[role] += size
+        if out_sec == ".bss":
+            continue
+        if obj == model_obj:             # .data is in flash too (its load image)
+            sizes["weights" if re.fullmatch(r"\.rodata\.W\d+", sec) else "kernels"] += size
+        else:
+            sizes["runtime"] += size
+    return sizes

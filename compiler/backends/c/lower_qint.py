@@ -55,7 +55,7 @@ def _qconv(ctx: CCtx) -> Lowered:
     if adj is not None:
         return _qconv_gemm8(ctx, geo, k, adj)
     kp2 = (k + 1) // 2
-    rows = max(1, min(oh, (PACK_BYTES // (kp2 * 4)) // max(ow, 1)))
+    rows = max(1, min(oh, (ctx.pack_bytes(PACK_BYTES) // (kp2 * 4)) // max(ow, 1)))
     cols = 2 * kp2 * (-(-rows * ow // 16) * 16)          # int16 elements of the im2col block
     return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "KE": 2 * kp2, "ROWS": rows, "COLS": cols})],
                    args, workspace=cols * 2 + 6 * kp2 * 4)
@@ -79,7 +79,7 @@ def _qconv_gemm8(ctx: CCtx, geo: dict, k: int, adj) -> Lowered:
     packed convolution's (lower_nn.split)."""
     oh, ow, mg = geo["OH"], geo["OW"], geo["MG"]
     kq, panels = (k + 3) // 4, -(-mg // 6)
-    rows = max(1, min(oh, (PACK_BYTES // 2 // (kq * 4)) // max(ow, 1)))
+    rows = max(1, min(oh, (ctx.pack_bytes(PACK_BYTES) // 2 // (kq * 4)) // max(ow, 1)))
     blocks = -(-oh // rows)
     cols = 4 * kq * (-(-rows * ow // 16) * 16)       # bytes of the im2col block (and of its packed copy)
     pointwise = geo["KH"] * geo["KW"] == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and \
@@ -126,13 +126,13 @@ def _qmatmul(ctx: CCtx) -> Lowered:
     adj = _bias_adjusted(ctx, k, exact_quads(ctx.features))
     if adj is not None:
         kq = (k + 3) // 4
-        pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kq * 4)) // 16 * 16))
+        pb = max(16, min(-(-r // 16) * 16, (ctx.pack_bytes(PACK_BYTES) // (kq * 4)) // 16 * 16))
         cols = pb * kq * 4
         return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj[0],
                                            "bias_adj_s": adj[1], "wide": _wide(ctx.consts[1]),
                                            **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
-    pb = max(16, min(-(-r // 16) * 16, (PACK_BYTES // (kp2 * 4)) // 16 * 16))
+    pb = max(16, min(-(-r // 16) * 16, (ctx.pack_bytes(PACK_BYTES) // (kp2 * 4)) // 16 * 16))
     cols = pb * kp2 * 2
     return Lowered([Stage("qmatmul", {"R": r, "K": k, "M": m, "KP2": kp2, "PB": pb, "COLS": cols,
                                       **_requant_params(ctx, m)})],

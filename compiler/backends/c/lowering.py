@@ -57,6 +57,18 @@ class CCtx(LowerCtx):
     def ct(self, i: int) -> str:
         return ctype(self.ins[i].dtype, self.node)
 
+    def acc(self) -> str:
+        """C type of a float sum's accumulator: double, or float on a target whose doubles are emulated in
+        software (feature "soft-fp64": the Cortex-M4F's FPU is single precision), where a double sum would
+        call libgcc for every add."""
+        return "float" if "soft-fp64" in self.features else "double"
+
+    def pack_bytes(self, cache_bytes: int) -> int:
+        """Bytes a kernel may pack its operands into per block: ``cache_bytes`` (sized for a cache), or 2 KiB
+        on a target of kilobytes of RAM (feature "small-ram": microcontrollers, whose arena would otherwise
+        hold the block)."""
+        return 2048 if "small-ram" in self.features else cache_bytes
+
     def oct(self, k: int = 0) -> str:
         return ctype(self.outs[k].dtype, self.node)
 
