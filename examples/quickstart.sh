@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="gcc make python3-venv gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user clang mesa-vulkan-drivers libvulkan1"
+PACKAGES="gcc make python3-venv gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user clang mesa-vulkan-drivers libvulkan1 gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v arm-linux-gnueabihf-gcc >/dev/null \
    || ! command -v qemu-aarch64 >/dev/null || ! command -v clang >/dev/null || ! command -v chromium >/dev/null \
+   || ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+   || [ ! -e /usr/lib/arm-none-eabi/newlib ] \
    || ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

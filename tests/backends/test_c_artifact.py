@@ -25,7 +25,7 @@ from bornc.targets import Target, get_target
 from ..passes.helpers import feeds_for, make, rand
 
 N = helper.make_node
-TARGETS = ["x86_64", "rpi4", "rpi-armv7", "rpi5", "rpi-zero"]
+TARGETS = ["x86_64", "rpi4", "rpi-armv7", "rpi5", "rpi-zero", "cortex-m4", "cortex-m55"]
 
 
 def _needs(target: str):

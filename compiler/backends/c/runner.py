@@ -200,7 +200,12 @@ class Subprocess:
             if semihosting and any(" " in a for a in args):
                 raise InputError("an input name with a space cannot pass the semihosting command line")
             cmd = self.prefix + (["-append", " ".join(args)] if semihosting else args)
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=tmp, stdin=subprocess.DEVNULL)
+            limit = 600 if semihosting else 3600
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, cwd=tmp, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise BorncError(f"model_run gave no answer in {limit} s (a firmware that hangs under "
+                                 f"{Path(self.prefix[0]).name}?)") from None
             if r.returncode < 0:
                 raise BorncError(f"model_run killed by signal {-r.returncode}: {(r.stderr or r.stdout).strip()[:300]}")
             if r.returncode:

@@ -1,0 +1,148 @@
+"""Bare-metal Cortex-M targets under qemu-system-arm: the CLI's compile and run, what the firmware links (no
+heap, threads or files in the model code), --self-test, the measured stack and its overflow, deterministic
+instruction counts, the budgets and their refusal, and the flash and RAM goals on the golden models."""
+import dataclasses
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import bornc
+from bornc import golden
+from bornc.backends.c.runner import Subprocess, load_artifact
+from bornc.compile import compile_model
+from bornc.errors import BorncError
+from bornc.targets import get_target
+
+from ..passes.helpers import feeds_for, make, rand
+
+N = helper.make_node
+BARE = ["cortex-m4", "cortex-m55", "cortex-m7"]
+STACK_TOO_SMALL = 1024      # bytes: enough for the runner's own calls, not for them and the model's run
+MCU_CASES = ["mcu_kws_dscnn_int8", "mcu_vww_mobilenet_int8", "mcu_anomaly_autoencoder_int8"]
+
+
+def _needs(target: str):
+    t = get_target(target)
+    if t.status() != "ready":
+        pytest.skip(f"{target}: {t.status()}")
+
+
+def _model():
+    """Conv + Relu + global average pool + Gemm + Softmax: float kernels, libm's expf, a reduction."""
+    return make([N("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), N("Relu", ["c"], ["r"]),
+                 N("GlobalAveragePool", ["r"], ["p"]), N("Flatten", ["p"], ["f"]),
+                 N("Gemm", ["f", "wf", "bf"], ["g"], transB=1), N("Softmax", ["g"], ["y"])],
+                [("x", [1, 2, 6, 6])], [("y", [1, 4])],
+                {"w": rand(3, 2, 3, 3), "b": rand(3), "wf": rand(4, 3), "bf": rand(4)})
+
+
+@pytest.mark.parametrize("target", BARE)
+def test_compile_and_run_through_the_cli(target, tmp_path, cli):
+    """bornc compile --target cortex-m* then bornc run out/: outputs within 1e-5 of the reference interpreter."""
+    _needs(target)
+    m = _model()
+    m.to_onnx(tmp_path / "m.onnx")
+    feeds = feeds_for(m)
+    np.save(tmp_path / "x.npy", feeds["x"])
+    r = cli("compile", str(tmp_path / "m.onnx"), "--target", target, "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "stack reserved" in r.stdout and "build/firmware.elf link map" in r.stdout
+    r = cli("run", str(tmp_path / "out"), "--input", f"x={tmp_path / 'x.npy'}", "-o", str(tmp_path / "y.npz"))
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "y.npz")["y"]
+    np.testing.assert_allclose(got, bornc.run(m, feeds)["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_firmware_links_no_heap_threads_or_files(tmp_path):
+    """The model code and runtime, linked into the smallest application, pull in no malloc, no pthreads, no
+    stdio and no software double arithmetic on the M4 (single-precision FPU)."""
+    _needs("cortex-m4")
+    res = compile_model(_model(), "cortex-m4", tmp_path, name="tiny")
+    nm = subprocess.run(["arm-none-eabi-nm", str(res.built["firmware"])], capture_output=True, text=True, check=True)
+    names = {line.split()[-1] for line in nm.stdout.splitlines()}
+    banned = {"malloc", "free", "_sbrk", "fopen", "printf", "pthread_create", "__aeabi_dadd", "__aeabi_dmul", "__aeabi_ddiv"}
+    assert not names & banned, names & banned
+    assert {"bornc_tiny_run", "bornc_tiny_init", "Reset_Handler"} <= names
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+def test_self_test_stack_and_instructions(target, tmp_path):
+    """--self-test passes under qemu; the runner reports the stack a run used (non-zero, below the reserve)
+    and, for --bench, an instruction count that is the same on every run (qemu -icount)."""
+    _needs(target)
+    m = _model()
+    feeds = feeds_for(m)
+    compile_model(m, target, tmp_path, name="tiny",
+                  self_test={"inputs": feeds, "outputs": bornc.run(m, feeds), "rtol": 1e-4, "atol": 1e-5})
+    run = load_artifact(tmp_path)
+    assert isinstance(run, Subprocess)
+    r = subprocess.run(run.prefix + ["-append", "--self-test"], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "self-test passed" in r.stdout, r.stdout + r.stderr
+    counts = []
+    for _ in range(2):
+        run(feeds, bench=3)
+        assert 0 < run.stats["stack_bytes"] < get_target(target).stack_bytes
+        counts.append(run.stats["instructions"])
+    assert counts[0] == counts[1] and counts[0] > 1000
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+def test_stack_overflow_is_reported(target, tmp_path):
+    """With a stack smaller than the run needs, the M4 runner finds its paint gone and the M55's stack limit
+    register (MSPLIM) faults: an error, never a silent wrong answer."""
+    _needs(target)
+    m = _model()
+    small = dataclasses.replace(get_target(target), stack_bytes=STACK_TOO_SMALL)
+    compile_model(m, small, tmp_path, name="tiny")
+    with pytest.raises(BorncError, match="stack overflow|stack limit"):
+        Subprocess(tmp_path, json.loads((tmp_path / "manifest.json").read_text()))(feeds_for(m))
+
+
+def test_a_model_too_large_is_refused_with_suggestions(tmp_path, cli):
+    """The float visual-wake-words net needs more RAM than an M4 has: exit 2, one line naming int8."""
+    _needs("cortex-m4")
+    src = golden.golden_dir() / "mcu_vww_mobilenet_int8" / "model.onnx"
+    r = cli("compile", str(src), "--target", "cortex-m4", "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and "does not fit cortex-m4: RAM" in r.stderr and "int8" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_weights_file_is_refused_on_bare_metal(tmp_path, cli):
+    _needs("cortex-m4")
+    _model().to_onnx(tmp_path / "m.onnx")
+    r = cli("compile", str(tmp_path / "m.onnx"), "--target", "cortex-m4", "--weights", "file", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no file system" in r.stderr
+
+
+@pytest.mark.parametrize("case", MCU_CASES)
+def test_golden_models_meet_the_flash_and_ram_goals(case, tmp_path):
+    """On cortex-m4, each int8 golden model's runtime (everything in flash but its kernels and weights) is at
+    most 16 KiB, and RAM beyond the arena and its I/O buffers (runtime state) at most 2 KiB; the measured
+    stack stays within link.ld's reserve."""
+    _needs("cortex-m4")
+    c = golden.load_case(case)
+    model = golden.load_case_model(c)
+    res = compile_model(model, "cortex-m4", tmp_path, name="m")
+    fw = res.manifest["firmware"]
+    assert fw["runtime"] <= 16 * 1024 and fw["state"] <= 2048, fw
+    run = load_artifact(tmp_path)
+    outs = run(golden.case_inputs(c))
+    assert 0 < run.stats["stack_bytes"] <= fw["stack_reserved"]
+    for name, file in c.outputs.items():
+        np.testing.assert_array_equal(outs[name], np.load(c.folder / "expected" / file))
+
+
+def test_makefile_builds_the_same_firmware(tmp_path):
+    """The artifact's own Makefile (what a user runs on another machine) builds the runner and firmware."""
+    _needs("cortex-m4")
+    if shutil.which("make") is None:
+        pytest.skip("make not installed (apt-get install make)")
+    compile_model(_model(), "cortex-m4", tmp_path, name="tiny", build=False)
+    r = subprocess.run(["make", "-s"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "build" / "model_run.elf").exists() and (tmp_path / "build" / "firmware.elf").exists()
