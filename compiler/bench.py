@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import BorncError
 from .ir.types import np_dtype
+from .targets import get_target
 
 
 #: how bench's random inputs are drawn (said with every figure measured on them)
@@ -98,6 +99,20 @@ def _ort_runner(model_path, manifest: dict, feeds: dict, bind: dict | None, res:
     return lambda: sess.run(None, ort_in)
 
 
+def _bench_bare_metal(art: Path, manifest: dict, feeds: dict, res: dict) -> dict:
+    """A bare-metal artifact under qemu-system-arm -icount shift=0: instructions per inference (deterministic:
+    one run tells all; not a cycle count on a chip, whose memory waits and pipeline qemu does not model), per
+    multiply-accumulate (manifest flops / 2), the stack a run used, and the flash and RAM the firmware takes."""
+    from .executors import load_artifact
+    runner = load_artifact(art)
+    runner(feeds, bench=1)
+    res.update(runs=1, warmup=0, threads=1, **runner.stats)
+    if manifest.get("flops"):
+        res["instructions_per_mac"] = res["instructions"] / (manifest["flops"] / 2)
+    res["firmware"] = manifest.get("firmware", {})
+    return res
+
+
 def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict | None = None, runs: int = 50,
                    warmup: int = 5, bind: dict | None = None, threads: int = 1) -> dict:
     """Figures for one artifact: ms medians of bornc and onnxruntime (timed in alternating blocks in this process,
@@ -105,12 +120,13 @@ def bench_artifact(art: str | Path, model_path: str | None = None, feeds: dict |
     and the reference interpreter's time, webgpu the GPU part. ``threads``: both sides run on that many threads
     (a C artifact is capped at it through its C API: InputError above the count it was compiled for)."""
     from .executors import load_artifact
-    from .targets import get_target
     art = Path(art)
     manifest = json.loads((art / "manifest.json").read_text())
     res = {"artifact": str(art), "target": manifest["target"], "runs": runs, "warmup": warmup,
            "inputs": "given" if feeds or not manifest["inputs"] else RANDOM_INPUTS}
     feeds = feeds or random_inputs(manifest)
+    if get_target(manifest["target"]).bare_metal:
+        return _bench_bare_metal(art, manifest, feeds, res)
     runner = load_artifact(art)
     if hasattr(runner, "set_threads"):
         runner.set_threads(threads)

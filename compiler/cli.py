@@ -395,6 +395,9 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
+    if "instructions" in r:
+        _print_bare_metal_bench(r)
+        return 0
     print(f"{r['artifact']} on {r['target']}: median of {r['runs']} runs after {r['warmup']} warm-up")
     if r["inputs"] != "given":
         print(f"  inputs       {r['inputs']}: no --input/--inputs given; latency can depend on the values")
@@ -420,6 +423,18 @@ def cmd_bench(args) -> int:
         print(f"  code size    {r['code_bytes']:>10,} bytes   (model code {r['code_bytes'] - r['runtime_bytes']:,} + runtime "
               f"{r['runtime_bytes']:,}; weights {r['weights_bytes']:,} bytes beside it)")
     return 0
+
+
+def _print_bare_metal_bench(r: dict) -> None:
+    fw = r["firmware"]
+    print(f"{r['artifact']} on {r['target']}: one inference under qemu-system-arm -icount shift=0 (instructions "
+          "executed, not cycles on a chip)")
+    print(f"  instructions {r['instructions']:>12,} per inference" +
+          (f"   {r['instructions_per_mac']:.2f} per multiply-accumulate" if "instructions_per_mac" in r else ""))
+    print(f"  RAM          {fw['arena'] + fw['io'] + fw['state'] + r['stack_bytes']:>12,} bytes   (arena {fw['arena']:,} + "
+          f"I/O buffers {fw['io']:,} + runtime state {fw['state']:,} + stack used {r['stack_bytes']:,})")
+    print(f"  flash        {fw['kernels'] + fw['weights'] + fw['runtime']:>12,} bytes   (kernels {fw['kernels']:,} + "
+          f"weights {fw['weights']:,} + runtime {fw['runtime']:,}; build/firmware.elf)")
 
 
 def _cores(n: int) -> str:

@@ -77,7 +77,7 @@ def anomaly_autoencoder():
         h = x
         for k, (a, b) in enumerate(zip(widths, widths[1:])):
             h = bc.Linear(a, b, seed=10 + k)(h)
-            h = bc.relu(_bn(b, rng)(h.reshape(1, b, 1, 1)).reshape(1, b))
+            h = bc.relu(_bn(b, rng)(h))                                   # BatchNormalization on (N, C)
         return {"reconstruction": bc.Linear(128, 640, seed=30)(h)}
     return bc.trace(net, bc.Input("features", (1, 640), "float32"), name="anomaly_autoencoder"), ("features", "normal")
 
@@ -88,7 +88,7 @@ CASE = """# {doc}
 # Random weights (examples/mcu_models.py, seed {seed}), quantized to int8 by bornc's own calibration on {n} inputs drawn
 # from the input's distribution. Expected outputs come from the reference interpreter's integer path on the quantized
 # IR; every target must match them bit for bit (integer layers, then one dequantization).
-targets = ["reference", "python", "x86_64", "rpi4", "cortex-m4", "cortex-m55"]
+targets = ["reference", "python", "x86_64", "rpi4", "rpi-armv7", "rpi-zero", "cortex-m4", "cortex-m55"]
 
 [model]
 path = "golden/{case}/model.onnx"

@@ -7,6 +7,20 @@
 
 #include "bornrt.h"
 
+#include <string.h>
+
+#if defined(__ARM_FEATURE_SIMD32) && !defined(__aarch64__)
+/* 32-bit Arm with the DSP (SIMD32) instructions: Cortex-M4/M7/M33/M55, ARMv6, ARMv7-A */
+#define BORNC_ARM_SIMD32 1
+#include <arm_acle.h>
+#define BORNC_ROR8(x) (((x) >> 8) | ((x) << 24))
+static inline uint32_t bornc_load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#endif
+
 /* ---- single-precision GEMM micro-kernel ----
  * C[6 x 16] = init + A[6 x K] * B[K x 16]: A(r, k) at A[r * lda + k * ak], B rows at stride ldb, C rows at
  * stride ldc.
@@ -502,6 +516,26 @@ static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_
         }
     }
     _mm256_storeu_si256((__m256i *)out, acc);
+#elif defined(BORNC_ARM_SIMD32)
+    /* two taps at a time where they are adjacent (stride 1): SMLAD of the weight pair and the two int16 values
+     * in one (unaligned) word */
+    int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int kh, kw, t;
+    for (kh = 0; kh < KH; ++kh) {
+        const int16_t *row = src + (size_t)kh * row_stride;
+        const int8_t *wr = w + kh * KW;
+        for (kw = 0; kw + 1 < KW && tap[kw + 1] == tap[kw] + 1; kw += 2) {
+            const int16x2_t wp = (int16x2_t)(((uint32_t)(uint16_t)(int16_t)wr[kw + 1] << 16) | (uint32_t)(uint16_t)(int16_t)wr[kw]);
+            const int16_t *s = row + tap[kw];
+            for (t = 0; t < 8; ++t) a[t] = __smlad(wp, (int16x2_t)bornc_load_u32(s + t), a[t]);
+        }
+        for (; kw < KW; ++kw) {
+            const int16_t *s = row + tap[kw];
+            const int32_t wv = wr[kw];
+            for (t = 0; t < 8; ++t) a[t] += wv * (int32_t)s[t];
+        }
+    }
+    for (t = 0; t < 8; ++t) out[t] = a[t];
 #else
     int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int kh, kw, t;
@@ -644,6 +678,35 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
     for (r = 0; r < 6; ++r)
         for (q = 0; q < 4; ++q) vst1q_s32(C + r * 16 + 4 * q, c[r][q]);
 }
+#elif defined(BORNC_ARM_SIMD32)
+/* 32-bit Arm with the DSP (SIMD32) instructions. A quad widens to two
+ * int16 pairs (SXTB16 / UXTB16 of the word and of the word rotated by 8: bytes 0, 2 and 1, 3) and each pair
+ * product accumulates with SMLAD (two 16 x 16 multiply-adds into 32 bits; ARMv7-M ARM A7.7.122), exact for
+ * int8 x uint8. Tiles of 2 rows x 2 columns keep four accumulators and eight operands in registers: the cores
+ * have 13 to 14 free, and no vector registers but on the M55 (whose MVE form is a later step). */
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    int r, t, kq;
+    for (r = 0; r < 6; r += 2)
+        for (t = 0; t < 16; t += 2) {
+            const int32_t *a0 = A + (size_t)r * (size_t)KQ, *a1 = a0 + KQ;
+            const uint8_t *b = B + 4 * t;
+            int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
+            for (kq = 0; kq < KQ; ++kq, b += 64) {
+                const uint32_t w0 = (uint32_t)a0[kq], w1 = (uint32_t)a1[kq];
+                const uint32_t x0 = bornc_load_u32(b), x1 = bornc_load_u32(b + 4);
+                const int16x2_t w0e = __sxtb16(w0), w0o = __sxtb16(BORNC_ROR8(w0));
+                const int16x2_t w1e = __sxtb16(w1), w1o = __sxtb16(BORNC_ROR8(w1));
+                const int16x2_t x0e = (int16x2_t)__uxtb16(x0), x0o = (int16x2_t)__uxtb16(BORNC_ROR8(x0));
+                const int16x2_t x1e = (int16x2_t)__uxtb16(x1), x1o = (int16x2_t)__uxtb16(BORNC_ROR8(x1));
+                c00 = __smlad(w0o, x0o, __smlad(w0e, x0e, c00));
+                c01 = __smlad(w0o, x1o, __smlad(w0e, x1e, c01));
+                c10 = __smlad(w1o, x0o, __smlad(w1e, x0e, c10));
+                c11 = __smlad(w1o, x1o, __smlad(w1e, x1e, c11));
+            }
+            C[r * 16 + t] = c00; C[r * 16 + t + 1] = c01;
+            C[(r + 1) * 16 + t] = c10; C[(r + 1) * 16 + t + 1] = c11;
+        }
+}
 #else
 static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
     int32_t acc[6][16];
@@ -664,8 +727,24 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
 #endif
 
 #ifndef BORNC_QGEMM8_EXACT
-#define BORNC_QGEMM8_EXACT 1     /* SDOT and the portable kernel take any int8 weights */
+#define BORNC_QGEMM8_EXACT 1     /* SDOT, SMLAD and the portable kernel take any int8 weights */
 #endif
+
+/* sum_k w[k] * x[k] over K int8 weights and uint8 activations (a matrix-vector row: one activation row, where a
+ * 16-column tile would waste 15 of its columns). SIMD32 Arm: SMLAD on the widened pairs of four bytes at a time. */
+static inline int32_t bornc_qdot8(int K, const int8_t *w, const uint8_t *x) {
+    int32_t acc = 0;
+    int k = 0;
+#if defined(BORNC_ARM_SIMD32)
+    for (; k + 4 <= K; k += 4) {
+        const uint32_t wq = bornc_load_u32(w + k), xq = bornc_load_u32(x + k);
+        acc = __smlad(__sxtb16(BORNC_ROR8(wq)), (int16x2_t)__uxtb16(BORNC_ROR8(xq)),
+                      __smlad(__sxtb16(wq), (int16x2_t)__uxtb16(xq), acc));
+    }
+#endif
+    for (; k < K; ++k) acc += (int32_t)w[k] * (int32_t)x[k];
+    return acc;
+}
 
 /* Rows of int8 weights W (rows of K) as the quads bornc_qgemm8_6x16 reads; rows past `rows` and k past K are zero.
  * A quad is four consecutive weights of a row, low byte first, so each row is a byte copy (little-endian hosts;

@@ -146,3 +146,64 @@ def test_makefile_builds_the_same_firmware(tmp_path):
     r = subprocess.run(["make", "-s"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "build" / "model_run.elf").exists() and (tmp_path / "build" / "firmware.elf").exists()
+
+
+KERNEL_PROBE = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include "bornrt_gemm.h"
+
+static uint32_t seed = 12345u;
+static uint32_t next(void) { seed = seed * 1664525u + 1013904223u; return seed >> 8; }
+/* mostly extremes (-128, 127; 0, 255), some random values */
+static int8_t w8(void) { uint32_t r = next() % 4u; return r == 0 ? -128 : r == 1 ? 127 : (int8_t)(next() & 0xFF); }
+static uint8_t x8(void) { uint32_t r = next() % 4u; return r == 0 ? 0 : r == 1 ? 255 : (uint8_t)(next() & 0xFF); }
+
+int main(void) {
+    int32_t A[6 * 13], C[6 * 16], acc[8];
+    uint8_t B[13 * 64], x[53];
+    int8_t w[53], wdw[15];
+    int16_t plane[3 * 40];
+    const int tap[5] = {0, 1, 2, 3, 4};
+    unsigned long sum = 0;
+    int i, rep;
+    for (rep = 0; rep < 20; ++rep) {
+        for (i = 0; i < 6 * 13; ++i) A[i] = (int32_t)((uint32_t)(uint8_t)w8() | (uint32_t)(uint8_t)w8() << 8 |
+                                                     (uint32_t)(uint8_t)w8() << 16 | (uint32_t)(uint8_t)w8() << 24);
+        for (i = 0; i < 13 * 64; ++i) B[i] = x8();
+        bornc_qgemm8_6x16(13, A, B, C);
+        for (i = 0; i < 96; ++i) { printf("%ld ", (long)C[i]); sum += (unsigned long)C[i]; }
+        for (i = 0; i < 53; ++i) { w[i] = w8(); x[i] = x8(); }
+        printf("%ld ", (long)bornc_qdot8(53, w, x));
+        for (i = 0; i < 15; ++i) wdw[i] = w8();
+        for (i = 0; i < 3 * 40; ++i) plane[i] = (int16_t)((int)x8() - (int)x8());
+        bornc_qdw8(plane + 1, 40, wdw, 3, 5, tap, acc);
+        for (i = 0; i < 8; ++i) printf("%ld ", (long)acc[i]);
+        printf("\n");
+    }
+    return sum == 0;
+}
+"""
+
+
+def test_simd32_kernels_equal_the_portable_ones(tmp_path):
+    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile, dot product, depthwise taps), built for 32-bit Arm with the DSP
+    instructions (armv7 under qemu-user: the same code as on the Cortex-M4), give the integers the portable C
+    kernels give on the host (built for x86-64 without AVX2), on weights and activations at their extremes."""
+    t = get_target("rpi-armv7")
+    if t.status() != "ready":
+        pytest.skip(f"rpi-armv7: {t.status()}")
+    from bornc.resources import resource_dir
+    rt = resource_dir("runtime") / "c"
+    (tmp_path / "probe.c").write_text(KERNEL_PROBE)
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(rt), str(tmp_path / "probe.c")]
+    subprocess.run(["gcc", *flags, "-march=x86-64", "-o", str(tmp_path / "host")], check=True)
+    subprocess.run([t.cc, *flags, "-march=armv7-a", "-mfpu=vfpv3-d16", "-mfloat-abi=hard", "-static",
+                    "-o", str(tmp_path / "arm")], check=True)
+    host = subprocess.run([str(tmp_path / "host")], capture_output=True, text=True, check=True).stdout
+    arm = subprocess.run([t.qemu, str(tmp_path / "arm")], capture_output=True, text=True, check=True).stdout
+    assert len(host.split()) == 20 * (96 + 1 + 8) and arm == host
+    probe = subprocess.run([t.cc, "-march=armv7-a", "-mfpu=vfpv3-d16", "-mfloat-abi=hard", "-dM", "-E", "-x", "c", "/dev/null"],
+                           capture_output=True, text=True)
+    assert "__ARM_FEATURE_SIMD32" in probe.stdout          # the SMLAD branch is the one compiled

@@ -42,7 +42,8 @@ def _qconv(ctx: CCtx) -> Lowered:
     if cg == 1 and mg == 1:
         wp_ = w + pl + geo["PR"]
         hp = max(h + pt + geo["PB"], (oh - 1) * sh + (kh - 1) * dh + 1)
-        owp = -(-ow // 16) * 16
+        step = 8 if "small-ram" in ctx.features else 16        # columns the kernel computes per row: a multiple
+        owp = -(-ow // step) * step                             # of bornc_qdw8's 8, of 16 where stores are vectors
         pw = max(-(-wp_ // sw), owp + (kw - 1) * dw // sw + 1)     # taps of the padded last columns read zeros
         jlo = [max(0, -(-(pl - ph) // sw)) for ph in range(sw)]
         jhi = [max(lo, min(pw, -(-(w + pl - ph) // sw))) for lo, ph in zip(jlo, range(sw))]
@@ -128,9 +129,10 @@ def _qmatmul(ctx: CCtx) -> Lowered:
         kq = (k + 3) // 4
         pb = max(16, min(-(-r // 16) * 16, (ctx.pack_bytes(PACK_BYTES) // (kq * 4)) // 16 * 16))
         cols = pb * kq * 4
+        gemv = r <= 2 and "small-ram" in ctx.features        # a dot product per output beats a 16-column tile
         return Lowered([Stage("qmatmul8", {"R": r, "K": k, "M": m, "KQ": kq, "PB": pb, "COLS": cols, "bias_adj": adj[0],
-                                           "bias_adj_s": adj[1], "wide": _wide(ctx.consts[1]),
-                                           **_requant_params(ctx, m)})], [0, 1], workspace=cols + 6 * kq * 4)
+                                           "bias_adj_s": adj[1], "wide": _wide(ctx.consts[1]), "gemv": gemv,
+                                           **_requant_params(ctx, m)})], [0, 1], workspace=0 if gemv else cols + 6 * kq * 4)
     kp2 = (k + 1) // 2
     pb = max(16, min(-(-r // 16) * 16, (ctx.pack_bytes(PACK_BYTES) // (kp2 * 4)) // 16 * 16))
     cols = pb * kp2 * 2
