@@ -425,6 +425,10 @@ def cmd_bench(args) -> int:
     return 0
 
 
+#: operators whose FLOPs are two per multiply-accumulate (per-MAC figures make sense for them)
+_MAC_OPS = {"Conv", "QConv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "QMatMul", "ConvTranspose"}
+
+
 def _print_bare_metal_bench(r: dict) -> None:
     fw = r["firmware"]
     print(f"{r['artifact']} on {r['target']}: one inference under qemu-system-arm -icount shift=0 (instructions "
@@ -435,6 +439,15 @@ def _print_bare_metal_bench(r: dict) -> None:
           f"I/O buffers {fw['io']:,} + runtime state {fw['state']:,} + stack used {r['stack_bytes']:,})")
     print(f"  flash        {fw['kernels'] + fw['weights'] + fw['runtime']:>12,} bytes   (kernels {fw['kernels']:,} + "
           f"weights {fw['weights']:,} + runtime {fw['runtime']:,}; build/firmware.elf)")
+    by_op: dict = {}
+    for k in r.get("kernels", []):
+        n, ins, flops = by_op.get(k["op"], (0, 0, 0))
+        by_op[k["op"]] = (n + 1, ins + k["instructions"], flops + k.get("flops", 0))
+    if by_op:
+        print("  by operator  (kernels, instructions, share, instructions per multiply-accumulate)")
+    for op, (n, ins, flops) in sorted(by_op.items(), key=lambda kv: -kv[1][1]):
+        per_mac = f"{ins / (flops / 2):8.2f}" if op in _MAC_OPS and flops else "       -"
+        print(f"    {op:<20} {n:4} {ins:>12,} {100 * ins / max(r['instructions'], 1):5.1f}% {per_mac}")
 
 
 def _cores(n: int) -> str:

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+void (*bornc_kernel_hook)(int kernel) = 0;
+
 const char *bornc_status_string(bornc_status_t status) {
     switch (status) {
     case BORNC_OK: return "ok";

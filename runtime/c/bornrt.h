@@ -290,6 +290,10 @@ int bornc_pool_start(int threads);
  * this one runs all its tasks on the caller. */
 void bornc_parallel(bornc_task_fn fn, void *arg, int ntasks, int threads);
 
+/* Profiling hook of bare-metal artifacts: when set, run() calls it after each kernel with the kernel's index (the
+ * N of the generated k<N>_* functions). NULL by default: one load and compare per kernel. */
+extern void (*bornc_kernel_hook)(int kernel);
+
 /* --- command-line runner helpers (not used by the model code) --- */
 
 /* Read a little-endian, C-order .npy file whose dtype and shape must equal info's; data must hold

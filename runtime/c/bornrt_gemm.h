@@ -435,15 +435,17 @@ static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const f
  * first, saturating to int32. Bit-exact with bornrt.py's requantize. */
 static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) {
     int64_t x = (int64_t)acc;
-    int64_t ab, v;
+    int64_t ab;
     int32_t high;
     if (shift > 0) {
         x *= (int64_t)1 << shift;
         x = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x);
     }
-    ab = x * (int64_t)multiplier;
-    v = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-    high = (int32_t)(v / ((int64_t)1 << 31));          /* C division truncates toward zero */
+    /* the reference nudges by +2^30 (or 1 - 2^30 below zero) and truncates the quotient by 2^31; with
+     * ab + 2^30 = q 2^31 + r (0 <= r < 2^31) both are q, so it is one floor (an arithmetic shift: SMULL, ADDS/ADC
+     * and two shifts on 32-bit Arm, where the 64-bit division was a library call's worth) */
+    ab = x * (int64_t)multiplier + ((int64_t)1 << 30);
+    high = (int32_t)(ab >> 31);
     if (shift < 0) {
         const int rs = -shift;
         const int32_t mask = (int32_t)((1u << rs) - 1u);
@@ -519,23 +521,31 @@ static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_
 #elif defined(BORNC_ARM_SIMD32)
     /* two taps at a time where they are adjacent (stride 1): SMLAD of the weight pair and the two int16 values
      * in one (unaligned) word */
-    int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int kh, kw, t;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;   /* in registers: spelled out */
+    int kh, kw;
     for (kh = 0; kh < KH; ++kh) {
         const int16_t *row = src + (size_t)kh * row_stride;
         const int8_t *wr = w + kh * KW;
         for (kw = 0; kw + 1 < KW && tap[kw + 1] == tap[kw] + 1; kw += 2) {
             const int16x2_t wp = (int16x2_t)(((uint32_t)(uint16_t)(int16_t)wr[kw + 1] << 16) | (uint32_t)(uint16_t)(int16_t)wr[kw]);
             const int16_t *s = row + tap[kw];
-            for (t = 0; t < 8; ++t) a[t] = __smlad(wp, (int16x2_t)bornc_load_u32(s + t), a[t]);
+            a0 = __smlad(wp, (int16x2_t)bornc_load_u32(s), a0);
+            a1 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 1), a1);
+            a2 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 2), a2);
+            a3 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 3), a3);
+            a4 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 4), a4);
+            a5 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 5), a5);
+            a6 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 6), a6);
+            a7 = __smlad(wp, (int16x2_t)bornc_load_u32(s + 7), a7);
         }
         for (; kw < KW; ++kw) {
             const int16_t *s = row + tap[kw];
             const int32_t wv = wr[kw];
-            for (t = 0; t < 8; ++t) a[t] += wv * (int32_t)s[t];
+            a0 += wv * s[0]; a1 += wv * s[1]; a2 += wv * s[2]; a3 += wv * s[3];
+            a4 += wv * s[4]; a5 += wv * s[5]; a6 += wv * s[6]; a7 += wv * s[7];
         }
     }
-    for (t = 0; t < 8; ++t) out[t] = a[t];
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
 #else
     int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int kh, kw, t;

@@ -151,6 +151,7 @@ def test_makefile_builds_the_same_firmware(tmp_path):
 KERNEL_PROBE = r"""
 #include <stdio.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 #include "bornrt_gemm.h"
 
@@ -182,6 +183,12 @@ int main(void) {
         for (i = 0; i < 8; ++i) printf("%ld ", (long)acc[i]);
         printf("\n");
     }
+    for (rep = 0; rep < 400; ++rep) {      /* requantization: extremes of acc, multipliers in [2^30, 2^31), shifts */
+        const int32_t acc_ = rep % 7 == 0 ? INT32_MIN + 1 : rep % 7 == 1 ? INT32_MAX : (int32_t)(next() << 8) >> (rep % 24);
+        const int32_t mult = (int32_t)((1u << 30) | (next() & 0x3FFFFFFFu));
+        const int shift = (int)(next() % 40u) - 31;
+        printf("R %ld %ld %d %ld\n", (long)acc_, (long)mult, shift, (long)bornc_requant(acc_, mult, shift));
+    }
     return sum == 0;
 }
 """
@@ -190,7 +197,8 @@ int main(void) {
 def test_simd32_kernels_equal_the_portable_ones(tmp_path):
     """bornrt_gemm.h's SMLAD kernels (qgemm8 tile, dot product, depthwise taps), built for 32-bit Arm with the DSP
     instructions (armv7 under qemu-user: the same code as on the Cortex-M4), give the integers the portable C
-    kernels give on the host (built for x86-64 without AVX2), on weights and activations at their extremes."""
+    kernels give on the host (built for x86-64 without AVX2), on weights and activations at their extremes; its
+    fixed-point requantization equals bornrt.py's (the reference's) on both."""
     t = get_target("rpi-armv7")
     if t.status() != "ready":
         pytest.skip(f"rpi-armv7: {t.status()}")
@@ -203,7 +211,14 @@ def test_simd32_kernels_equal_the_portable_ones(tmp_path):
                     "-o", str(tmp_path / "arm")], check=True)
     host = subprocess.run([str(tmp_path / "host")], capture_output=True, text=True, check=True).stdout
     arm = subprocess.run([t.qemu, str(tmp_path / "arm")], capture_output=True, text=True, check=True).stdout
-    assert len(host.split()) == 20 * (96 + 1 + 8) and arm == host
+    assert arm == host
+    kernels = [ln for ln in host.splitlines() if not ln.startswith("R ")]
+    assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 8 for ln in kernels)
+    from bornc.pyrt import rt
+    req = np.array([[int(v) for v in ln.split()[1:]] for ln in host.splitlines() if ln.startswith("R ")], np.int64)
+    assert len(req) == 400
+    for acc, mult, shift, got in req:                         # bornrt.py's requantize: the reference's integer path
+        assert int(rt.requantize(np.array([acc]), int(mult), int(shift), 0, -2 ** 40, 2 ** 40)[0]) == got, (acc, mult, shift)
     probe = subprocess.run([t.cc, "-march=armv7-a", "-mfpu=vfpv3-d16", "-mfloat-abi=hard", "-dM", "-E", "-x", "c", "/dev/null"],
                            capture_output=True, text=True)
     assert "__ARM_FEATURE_SIMD32" in probe.stdout          # the SMLAD branch is the one compiled

@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import __version__
 from ...errors import ArtifactError, UnsupportedOpError
+from ...analysis import node_flops
 from ...ir.graph import Model
 from ...ir.types import TensorType
 from ...memory import plan_model
@@ -102,6 +103,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
                             "(drop --weights file)")
     embed = weights == "embed" or target.bare_metal or (weights == "auto" and len(payload) <= EMBED_LIMIT_BYTES)
     em = _Emitter(g, types, consts, lowered, plan, {v: f"W{k}" for k, v in enumerate(used)} if embed else None, w_offsets)
+    em.profile = target.bare_metal         # the runner counts each kernel's instructions through bornc_kernel_hook
+    em.flops_of = lambda node: node_flops(model, node)
     calls = em.block(order)
     in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
     out_infos = [_io_info(g, v, "out", k) for k, v in enumerate(g.outputs)]
@@ -123,7 +126,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         "c", model, target, name=cname, source=source, opt_level=opt_level, plan=plan, payload=payload,
         inputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
         outputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
-        ops=[n.op for n in order], nodes=len(order), format_version=FORMAT_VERSION, weights="embed" if embed else "file",
+        ops=[n.op for n in order], nodes=len(order),
+        kernels=[{"fn": k["fn"], "node": k["node"], "op": k["op"], "flops": k["flops"]} for k in em.kernels], format_version=FORMAT_VERSION, weights="embed" if embed else "file",
         profile={"triple": target.triple, "cc": target.cc, "cflags": flags, "features": list(target.features),
                  "alignment": target.alignment, "threads": threads}, abi_version=ABI_VERSION)
     return write_manifest(out, manifest)
@@ -221,6 +225,8 @@ class _Emitter:
         self.inputs, self.outputs = list(g.inputs), list(g.outputs)
         self.env = _env()
         self.kernels: list[dict] = []
+        self.profile = False            # call bornc_kernel_hook after each kernel (bare-metal runners count instructions)
+        self.flops_of = None            # node -> FLOPs (bornc.analysis.node_flops), recorded per kernel
 
     def ptr(self, v: str, const: bool) -> str:
         """The pointer expression of value ``v`` (``const``: read only). A constant or a model input that is
@@ -248,6 +254,8 @@ class _Emitter:
         for node in nodes:
             if not is_if(node):
                 stmts.append(f"if ((st = {self.kernel(node, self.lowered[id(node)])}) != BORNC_OK) return st;")
+                if self.profile:
+                    stmts.append(f"if (bornc_kernel_hook) bornc_kernel_hook({len(self.kernels) - 1});")
                 continue
             stmts.append(f"if ({self.ptr(node.inputs[0], True)}[0]) {{")
             for k, branch in enumerate((node.attrs["then_branch"], node.attrs["else_branch"])):
@@ -289,7 +297,8 @@ class _Emitter:
             sets = "".join(f"    args.{n} = {n};\n" for n in names)
             body.insert(0, f"{fn}_args_t args;\n{sets}")
             params, names, call_args = params + ["int NT"], names + ["NT"], call_args + ["ctx->threads"]
-        self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op), "prelude": prelude,
+        self.kernels.append({"fn": fn, "node": comment_text(node.name), "op": comment_text(node.op),
+                             "flops": self.flops_of(node) if self.flops_of else 0, "prelude": prelude,
                              "params": params or ["void"], "param_names": names, "body": "\n".join(body)})
         return f"{fn}({', '.join(call_args)})"
 

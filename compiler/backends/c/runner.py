@@ -149,7 +149,8 @@ class Subprocess:
     A bare-metal target's ``build/model_run.elf`` runs under qemu-system-arm on the target's board with
     semihosting (files relative to a temporary folder) and ``-icount shift=0`` (one instruction per virtual ns);
     after each call ``stats`` holds what it measured: "stack_bytes" (the run's stack high-water mark) and, for
-    ``bench``, "instructions" per inference (SysTick ticks x 1e9 / the board's clock in Hz)."""
+    ``bench``, "instructions" per inference (SysTick ticks x 1e9 / the board's clock in Hz) and "kernels" (the
+    manifest's kernels, each with its "instructions", counted in one more run through bornc_kernel_hook)."""
 
     def __init__(self, art: Path, manifest: dict):
         from .build import find_tool
@@ -218,10 +219,17 @@ class Subprocess:
 
     def _stats(self, stdout: str) -> dict:
         """The figures a bare-metal runner printed ("stack_bytes", and "instructions" from "ticks")."""
-        found = dict(line.split()[:2] for line in stdout.splitlines() if line.startswith(("stack_bytes ", "ticks ")))
+        if not self.target.bare_metal:
+            return {}
+        per_tick = 1e9 / self.target.extra["qemu_system"]["sysclk_hz"]
+        lines = [line.split() for line in stdout.splitlines()]
+        found = dict(w[:2] for w in lines if len(w) == 2 and w[0] in ("stack_bytes", "ticks"))
         stats = {"stack_bytes": int(found["stack_bytes"])} if "stack_bytes" in found else {}
         if "ticks" in found:
-            stats["instructions"] = round(int(found["ticks"]) * 1e9 / self.target.extra["qemu_system"]["sysclk_hz"])
+            stats["instructions"] = round(int(found["ticks"]) * per_tick)
+            kernels = self.manifest.get("kernels", [])
+            stats["kernels"] = [{**kernels[int(w[1])], "instructions": round(int(w[2]) * per_tick)}
+                                for w in lines if len(w) == 3 and w[0] == "kernel" and int(w[1]) < len(kernels)]
         return stats
 
 
