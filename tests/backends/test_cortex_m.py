@@ -21,7 +21,6 @@ from ..passes.helpers import feeds_for, make, rand
 
 N = helper.make_node
 BARE = ["cortex-m4", "cortex-m55", "cortex-m7"]
-STACK_TOO_SMALL = 1024      # bytes: enough for the runner's own calls, not for them and the model's run
 MCU_CASES = ["mcu_kws_dscnn_int8", "mcu_vww_mobilenet_int8", "mcu_anomaly_autoencoder_int8"]
 
 
@@ -97,10 +96,15 @@ def test_stack_overflow_is_reported(target, tmp_path):
     register (MSPLIM) faults: an error, never a silent wrong answer."""
     _needs(target)
     m = _model()
-    small = dataclasses.replace(get_target(target), stack_bytes=STACK_TOO_SMALL)
-    compile_model(m, small, tmp_path, name="tiny")
+    compile_model(m, target, tmp_path / "fits", name="tiny")
+    run = load_artifact(tmp_path / "fits")
+    run(feeds_for(m))
+    need, runner = run.stats["stack_bytes"], run.stats["runner_stack_bytes"]
+    assert need > 64 and runner > 0
+    small = dataclasses.replace(get_target(target), stack_bytes=runner + need // 2)   # the runner fits, the run not
+    compile_model(m, small, tmp_path / "small", name="tiny")
     with pytest.raises(BorncError, match="stack overflow|stack limit"):
-        Subprocess(tmp_path, json.loads((tmp_path / "manifest.json").read_text()))(feeds_for(m))
+        load_artifact(tmp_path / "small")(feeds_for(m))
 
 
 def test_a_model_too_large_is_refused_with_suggestions(tmp_path, cli):

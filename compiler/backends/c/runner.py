@@ -148,7 +148,8 @@ class Subprocess:
     """``build/model_run`` as a child process (under qemu-user for cross targets), inputs and outputs as .npy.
     A bare-metal target's ``build/model_run.elf`` runs under qemu-system-arm on the target's board with
     semihosting (files relative to a temporary folder) and ``-icount shift=0`` (one instruction per virtual ns);
-    after each call ``stats`` holds what it measured: "stack_bytes" (the run's stack high-water mark) and, for
+    after each call ``stats`` holds what it measured: "stack_bytes" (the run's stack high-water mark),
+    "runner_stack_bytes" (the runner's own frames below the run) and, for
     ``bench``, "instructions" per inference (SysTick ticks x 1e9 / the board's clock in Hz) and "kernels" (the
     manifest's kernels, each with its "instructions", counted in one more run through bornc_kernel_hook)."""
 
@@ -223,8 +224,8 @@ class Subprocess:
             return {}
         per_tick = 1e9 / self.target.extra["qemu_system"]["sysclk_hz"]
         lines = [line.split() for line in stdout.splitlines()]
-        found = dict(w[:2] for w in lines if len(w) == 2 and w[0] in ("stack_bytes", "ticks"))
-        stats = {"stack_bytes": int(found["stack_bytes"])} if "stack_bytes" in found else {}
+        found = dict(w[:2] for w in lines if len(w) == 2 and w[0] in ("stack_bytes", "runner_stack_bytes", "ticks"))
+        stats = {k: int(found[k]) for k in ("stack_bytes", "runner_stack_bytes") if k in found}
         if "ticks" in found:
             stats["instructions"] = round(int(found["ticks"]) * per_tick)
             kernels = self.manifest.get("kernels", [])
