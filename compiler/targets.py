@@ -6,6 +6,7 @@ tools present; otherwise it names what is missing (the Debian package to install
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Target:
         return "ready"
 
 
+@functools.lru_cache(maxsize=None)
 def _has_newlib(cc: str) -> bool:
     """Whether the bare-metal compiler ``cc`` finds newlib's semihosting library (librdimon.a), which the runner
     links (Debian package libnewlib-arm-none-eabi)."""

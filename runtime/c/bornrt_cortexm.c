@@ -44,12 +44,12 @@ void bornc_default_handler(void) {
 void Reset_Handler(void) {
     const uint32_t *src = __data_load;
     uint32_t *dst;
-    for (dst = __data_start; dst < __data_end;) *dst++ = *src++;
-    for (dst = __bss_start; dst < __bss_end;) *dst++ = 0;
-#if defined(__ARM_FP)
+#if defined(__ARM_FP)                      /* first: the compiler may vectorize the loops below (Helium) */
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;        /* CPACR: full access to CP10 and CP11 */
     __asm volatile("dsb\n\tisb" ::: "memory");
 #endif
+    for (dst = __data_start; dst < __data_end;) *dst++ = *src++;
+    for (dst = __bss_start; dst < __bss_end;) *dst++ = 0;
 #if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
     __asm volatile("msr msplim, %0" ::"r"(__stack_limit));
 #endif

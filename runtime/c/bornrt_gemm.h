@@ -9,8 +9,9 @@
 
 #include <string.h>
 
-#if defined(__ARM_FEATURE_SIMD32) && !defined(__aarch64__)
-/* 32-bit Arm with the DSP (SIMD32) instructions: Cortex-M4/M7/M33/M55, ARMv6, ARMv7-A */
+#if defined(__ARM_FEATURE_SIMD32) && !defined(__aarch64__) && !defined(__ARM_NEON) && !defined(__ARM_BIG_ENDIAN)
+/* 32-bit little-endian Arm with the DSP (SIMD32) instructions and no NEON: Cortex-M4/M7/M33/M55 and ARMv6 (Pi
+ * Zero). With NEON (ARMv7-A) the portable loops stay, for the compiler to vectorize. */
 #define BORNC_ARM_SIMD32 1
 #include <arm_acle.h>
 #define BORNC_ROR8(x) (((x) >> 8) | ((x) << 24))

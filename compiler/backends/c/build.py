@@ -123,7 +123,11 @@ def storage_bytes(target: Target, obj: Path) -> int | None:
     return total
 
 
-_MAP_INPUT = re.compile(r"^ (\.\S+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
+_MAP_INPUT = re.compile(r"^ (\.\S+|COMMON)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$")
+_MAP_FILL = re.compile(r"^ \*fill\*\s+0x[0-9a-f]+\s+0x([0-9a-f]+)")
+#: output sections that take no room on the device
+_NOT_LOADED = (".comment", ".ARM.attributes", ".debug", ".stab", ".note", ".glue_7", ".v4_bx", ".vfp11_veneer", ".iplt",
+               ".rel.", ".igot")
 
 
 def bare_metal_sizes(map_path: Path, name: str) -> dict[str, int]:
@@ -147,17 +151,18 @@ def bare_metal_sizes(map_path: Path, name: str) -> dict[str, int]:
         if line.startswith(" .") and len(line.split()) == 1:
             pending = line.strip()
             continue
-        m = _MAP_INPUT.match(line)
-        if not m or out_sec not in (".vectors", ".text", ".ARM.exidx", ".data", ".bss"):
+        m, fill = _MAP_INPUT.match(line), _MAP_FILL.match(line)
+        if not (m or fill) or not out_sec or out_sec.startswith(_NOT_LOADED):
             continue
-        sec, size, obj = m.group(1), int(m.group(2), 16), Path(m.group(3)).name
+        size = int((m or fill).group(2 if m else 1), 16)
+        sec, obj = (m.group(1), Path(m.group(3)).name) if m else ("*fill*", "")
         if out_sec in (".data", ".bss"):
             role = ("arena" if obj == model_obj and sec.endswith("_static_arena") else
                     "io" if sec.startswith((".bss.bornc_io_", ".data.bornc_io_")) else "state")
             sizes[role] += size
         if out_sec == ".bss":
             continue
-        if obj == model_obj:             # .data is in flash too (its load image)
+        if obj == model_obj:             # .data is in flash too (its load image); any other section is flash
             sizes["weights" if re.fullmatch(r"\.rodata\.W\d+", sec) else "kernels"] += size
         else:
             sizes["runtime"] += size

@@ -38,6 +38,8 @@ EMBED_LIMIT_BYTES = 2 << 20
 RUNTIME_FILES = ("bornrt.h", "bornrt_gemm.h", "bornrt.c")
 #: and the startup code bare-metal artifacts add
 BARE_METAL_FILES = ("bornrt_cortexm.c",)
+#: model names whose <name>.c would overwrite one of the artifact's files
+RESERVED_NAMES = {"main", "firmware", "bornrt", "bornrt_gemm", "bornrt_cortexm"}
 
 
 def _gemm_functions() -> re.Pattern:
@@ -109,6 +111,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
     in_infos = [_io_info(g, v, "in", k) for k, v in enumerate(g.inputs)]
     out_infos = [_io_info(g, v, "out", k) for k, v in enumerate(g.outputs)]
     cname = c_identifier(name)
+    if cname in RESERVED_NAMES:
+        raise ArtifactError(f"--name {name}: {cname}.c is one of the artifact's own files; choose another name")
     ctxv = {"name": cname, "NAME": cname.upper(), "version": __version__, "abi": ABI_VERSION, "alignment": target.alignment,
             "arena_bytes": plan.arena_bytes, "weights_bytes": len(payload), "embed": embed, "inputs": in_infos,
             "outputs": out_infos, "infos": in_infos + out_infos, "kernels": em.kernels, "calls": calls,

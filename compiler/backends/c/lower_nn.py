@@ -354,7 +354,7 @@ lowering("c", "LpPool")(lambda ctx: _pool(ctx, "lp"))
 def _global(ctx: CCtx, kind: str) -> Lowered:
     xs = ctx.shape(0)
     inner = int(np.prod(xs[2:], dtype=np.int64))
-    return Lowered([Stage("global_pool", {"kind": kind, "NC": xs[0] * xs[1], "S": inner, "T": ctx.oct(), "acc": ctx.acc()})], [0])
+    return Lowered([Stage("global_pool", {"kind": kind, "NC": xs[0] * xs[1], "S": inner, "T": ctx.oct(), "acc": ctx.acc(ctx.oct())})], [0])
 
 
 lowering("c", "GlobalAveragePool")(lambda ctx: _global(ctx, "avg"))
@@ -382,7 +382,7 @@ def _softmax(ctx: CCtx, log: bool) -> Lowered:
         dim, inner = xs[ax], int(np.prod(xs[ax + 1:], dtype=np.int64))
     else:
         dim, inner = int(np.prod(xs[ax:], dtype=np.int64)), 1
-    return Lowered([Stage("softmax", {"outer": outer, "D": dim, "inner": inner, "T": ctx.oct(), "log": log, "acc": ctx.acc()})], [0])
+    return Lowered([Stage("softmax", {"outer": outer, "D": dim, "inner": inner, "T": ctx.oct(), "log": log, "acc": ctx.acc(ctx.oct())})], [0])
 
 
 lowering("c", "Softmax")(lambda ctx: _softmax(ctx, False))

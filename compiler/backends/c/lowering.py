@@ -57,11 +57,11 @@ class CCtx(LowerCtx):
     def ct(self, i: int) -> str:
         return ctype(self.ins[i].dtype, self.node)
 
-    def acc(self) -> str:
-        """C type of a float sum's accumulator: double, or float on a target whose doubles are emulated in
-        software (feature "soft-fp64": the Cortex-M4F's FPU is single precision), where a double sum would
-        call libgcc for every add."""
-        return "float" if "soft-fp64" in self.features else "double"
+    def acc(self, T: str = "float") -> str:
+        """C type of the accumulator of a sum of ``T`` values: double, or float for float (and half) values on a
+        target whose doubles are emulated in software (feature "soft-fp64": the Cortex-M4F's FPU is single
+        precision), where a double sum would call libgcc for every add."""
+        return "float" if "soft-fp64" in self.features and T != "double" else "double"
 
     def pack_bytes(self, cache_bytes: int) -> int:
         """Bytes a kernel may pack its operands into per block: ``cache_bytes`` (sized for a cache), or 2 KiB

@@ -155,6 +155,7 @@ class Subprocess:
 
     def __init__(self, art: Path, manifest: dict):
         from .build import find_tool
+        art = Path(art).resolve()           # runs start in a temporary folder
         self.art, self.manifest = art, manifest
         self.target = target = get_target(manifest["target"])
         exe = str(art / "build" / ("model_run.elf" if target.bare_metal else "model_run"))
@@ -199,9 +200,13 @@ class Subprocess:
                 args += ["--bench", str(bench)]
             if self.threads:
                 args += ["--threads", str(self.threads)]
-            if semihosting and any(" " in a for a in args):
-                raise InputError("an input name with a space cannot pass the semihosting command line")
-            cmd = self.prefix + (["-append", " ".join(args)] if semihosting else args)
+            cmd = self.prefix + args
+            if semihosting:                 # qemu passes "KERNEL ARGS..." split at spaces: no spaces anywhere
+                if any(" " in a for a in args) or len(" ".join(args)) > 1000 or len(args) > 60:
+                    raise InputError("the semihosting command line takes at most 60 arguments, 1,000 characters "
+                                     "and no spaces (an input name with a space?)")
+                (Path(tmp) / "model_run.elf").symlink_to(self.prefix[-1])
+                cmd = self.prefix[:-1] + ["model_run.elf", "-append", " ".join(args)]
             limit = 600 if semihosting else 3600
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, cwd=tmp, stdin=subprocess.DEVNULL)
@@ -236,7 +241,7 @@ class Subprocess:
 
 def load_artifact(path: str | Path, in_process: bool = True):
     """A callable ``feeds -> outputs`` for the C artifact folder ``path``."""
-    art = Path(path)
+    art = Path(path).resolve()          # the runs below start in a temporary folder
     mf = art / "manifest.json"
     if not mf.is_file():
         raise ArtifactError(f"{art} is not a bornc artifact (no manifest.json)")
