@@ -104,15 +104,14 @@ def _bench_bare_metal(art: Path, manifest: dict, feeds: dict, res: dict) -> dict
     one run tells all; not a cycle count on a chip, whose memory waits and pipeline qemu does not model), per
     multiply-accumulate (manifest flops / 2), the stack a run used, and the flash and RAM the firmware takes."""
     from .backends.c.runner import Subprocess
-    runner = Subprocess(art, manifest)
-    runner(feeds, bench=1)
-    res.update(runs=1, warmup=0, threads=1, **runner.stats)
-    if manifest.get("flops"):
-        res["instructions_per_mac"] = res["instructions"] / (manifest["flops"] / 2)
     if "firmware" not in manifest:
         raise BorncError(f"{art}: no firmware sizes in manifest.json (compiled with --no-build? run bornc compile "
                          "with the toolchain present)")
-    res["firmware"] = manifest["firmware"]
+    runner = Subprocess(art, manifest)
+    runner(feeds, bench=1)
+    res.update(runs=1, warmup=0, threads=1, firmware=manifest["firmware"], **runner.stats)
+    if manifest.get("flops"):
+        res["instructions_per_mac"] = res["instructions"] / (manifest["flops"] / 2)
     return res
 
 

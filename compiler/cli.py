@@ -430,6 +430,8 @@ _MAC_OPS = {"Conv", "QConv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedM
 
 
 def _print_bare_metal_bench(r: dict) -> None:
+    """bornc bench's text for a bare-metal artifact (bench._bench_bare_metal's figures): instructions per
+    inference and per MAC, RAM and flash by part, then instructions by operator, largest first."""
     fw = r["firmware"]
     print(f"{r['artifact']} on {r['target']}: one inference under qemu-system-arm -icount shift=0 (instructions "
           "executed, not cycles on a chip)")

@@ -254,7 +254,6 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
     first layer then reads its input codes through the table, and the float image is never stored."""
     chain: dict[int, Node] = {}
     sources: set[str] = set()
-    raw: set[str] = set()                # uint8 values cast to float (camera pixels): tabulated over their 256 values
 
     def visit(v: str) -> bool:
         if v in qmap:
@@ -266,8 +265,7 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
         if p is not None and p.op == "Cast" and not p.domain and v not in g.outputs and \
                 getattr(g.types.get(p.inputs[0]), "dtype", None) == "uint8" and p.inputs[0] not in g.constants:
             chain[id(p)] = p
-            sources.add(p.inputs[0])
-            raw.add(p.inputs[0])
+            sources.add(p.inputs[0])     # a uint8 value cast to float (camera pixels): its 256 values tabulated
             return True
         if p is None or p.domain or len(p.outputs) != 1 or not registry.has(p.op, "lut") or len(chain) >= limit:
             return False
@@ -279,7 +277,7 @@ def _lookup_table(g, x: str, qmap: dict, producers: dict, params: tuple, opsets,
     if not visit(x) or len(sources) != 1 or not chain:
         return None
     v = sources.pop()
-    if v in raw:
+    if v not in qmap:                    # the uint8 source of a Cast
         src, vals = v, {v: np.arange(256, dtype=np.uint8)}
     else:
         src, (s0, z0) = qmap[v]

@@ -31,6 +31,14 @@ def find_tool(target: Target, tool: str) -> str:
     return path
 
 
+def qemu_system_command(target: Target, kernel: str) -> list[str]:
+    """The qemu-system-arm command that runs the bare-metal ELF ``kernel`` on the target's board: no display, no
+    monitor, semihosting to the host's files, ``-icount shift=0`` (one instruction per virtual nanosecond, so
+    SysTick counts instructions). Arguments follow as ``-append "..."``."""
+    return [target.qemu, "-M", target.extra["qemu_system"]["board"], "-nographic", "-monitor", "none",
+            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", kernel]
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode:

@@ -130,8 +130,8 @@ def compile_c(model: Model, target: Target, out_dir: str | Path, name: str = "mo
         "c", model, target, name=cname, source=source, opt_level=opt_level, plan=plan, payload=payload,
         inputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]} for t in in_infos],
         outputs=[{"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "file": t["safe"] + ".npy"} for t in out_infos],
-        ops=[n.op for n in order], nodes=len(order),
-        kernels=[{"fn": k["fn"], "node": k["node"], "op": k["op"], "flops": k["flops"]} for k in em.kernels], format_version=FORMAT_VERSION, weights="embed" if embed else "file",
+        ops=[n.op for n in order], nodes=len(order), format_version=FORMAT_VERSION, weights="embed" if embed else "file",
+        kernels=[{"fn": k["fn"], "node": k["node"], "op": k["op"], "flops": k["flops"]} for k in em.kernels],
         profile={"triple": target.triple, "cc": target.cc, "cflags": flags, "features": list(target.features),
                  "alignment": target.alignment, "threads": threads}, abi_version=ABI_VERSION)
     return write_manifest(out, manifest)
@@ -387,9 +387,10 @@ def _write_bare_metal(out: Path, env, ctxv: dict, target: Target, flags: list) -
     (out / "link.ld").write_text(env.get_template("link.ld.j2").render(
         name=ctxv["name"], target=target.name, board=board.get("board", "?"), vectors=board.get("vectors"),
         flash=board["flash"], ram=board["ram"], stack_bytes=target.stack_bytes))
+    from .build import qemu_system_command
     (out / "Makefile").write_text(env.get_template("Makefile_baremetal.j2").render(
         name=ctxv["name"], target=target.name, cc=target.cc, cflags=" ".join(flags + bare_metal_defines(ctxv["name"])),
-        board=board.get("board", "?"), qemu=target.qemu))
+        board=board.get("board", "?"), qemu_command=" ".join(qemu_system_command(target, "build/model_run.elf"))))
 
 
 def _self_test_ctx(data: dict | None, ins: list, outs: list) -> dict | None:

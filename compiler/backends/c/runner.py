@@ -166,9 +166,9 @@ class Subprocess:
             cpu = target.extra.get("qemu_cpu")
             self.prefix = [find_tool(target, target.qemu)] + (["-cpu", cpu] if cpu else []) + [exe]
         elif target.run == "qemu-system":
-            board = target.extra["qemu_system"]["board"]
-            self.prefix = [find_tool(target, target.qemu), "-M", board, "-nographic", "-monitor", "none",
-                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", exe]
+            from .build import qemu_system_command
+            find_tool(target, target.qemu)
+            self.prefix = qemu_system_command(target, exe)
         self.threads = None
         self.stats: dict = {}
 
@@ -224,7 +224,8 @@ class Subprocess:
             return outs
 
     def _stats(self, stdout: str) -> dict:
-        """The figures a bare-metal runner printed ("stack_bytes", and "instructions" from "ticks")."""
+        """The figures a bare-metal runner printed: "stack_bytes", "runner_stack_bytes" and, from "ticks" and
+        "kernel K N" lines, "instructions" and the per-kernel "kernels" (see the class docstring); {} elsewhere."""
         if not self.target.bare_metal:
             return {}
         per_tick = 1e9 / self.target.extra["qemu_system"]["sysclk_hz"]
