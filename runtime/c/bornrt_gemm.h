@@ -21,6 +21,12 @@ static inline uint32_t bornc_load_u32(const void *p) {
     return v;
 }
 #endif
+#if defined(__ARM_FEATURE_MVE) && !defined(__aarch64__) && !defined(__ARM_BIG_ENDIAN)
+/* Armv8.1-M with Helium (the M-profile Vector Extension): Cortex-M55/M85. Its int8 kernels come first where both
+ * apply (these cores have the DSP instructions too). */
+#define BORNC_ARM_MVE 1
+#include <arm_mve.h>
+#endif
 
 /* ---- single-precision GEMM micro-kernel ----
  * C[6 x 16] = init + A[6 x K] * B[K x 16]: A(r, k) at A[r * lda + k * ak], B rows at stride ldb, C rows at
@@ -496,6 +502,29 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
             for (t = 0; t < 16; ++t) dst[t] = table[dst[t]];
         return;
     }
+#elif defined(BORNC_ARM_MVE)
+    /* four lanes at a time, the last step predicated: VQSHL for a positive shift, VQRDMULH (which is
+     * SaturatingRoundingDoublingHighMul, lane by lane), then the scalar form's round half away from zero */
+    {
+        const int rs = shift < 0 ? -shift : 0;
+        const int32x4_t ls = vdupq_n_s32(shift > 0 ? shift : 0), nrs = vdupq_n_s32(-rs);
+        const int32x4_t mask = vdupq_n_s32((int32_t)((1u << rs) - 1u)), half = vdupq_n_s32((int32_t)(((1u << rs) - 1u) >> 1));
+        const int32x4_t lo = vdupq_n_s32(qmin), hi = vdupq_n_s32(qmax);
+        for (; t < n; t += 4) {
+            const mve_pred16_t p = vctp32q((uint32_t)(n - t));
+            const int32x4_t x = vqshlq_s32(vaddq_n_s32(vldrwq_z_s32(acc + t, p), bias), ls);
+            const int32x4_t high = vqrdmulhq_n_s32(x, multiplier);
+            const int32x4_t threshold = vsubq_s32(half, vshrq_n_s32(high, 31));     /* + 1 where high < 0 */
+            const mve_pred16_t up = vcmpgtq_s32(vandq_s32(high, mask), threshold);
+            int32x4_t r = vshlq_s32(high, nrs);                                      /* arithmetic shift right */
+            r = vaddq_m_n_s32(r, r, 1, up);
+            r = vminq_s32(vmaxq_s32(vaddq_n_s32(r, zero_point), lo), hi);
+            vstrbq_p_u32(dst + t, vreinterpretq_u32_s32(r), p);
+        }
+        if (table)
+            for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
+        return;
+    }
 #endif
     for (; t < n; ++t) {
         const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
@@ -519,6 +548,21 @@ static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_
         }
     }
     _mm256_storeu_si256((__m256i *)out, acc);
+#elif defined(BORNC_ARM_MVE)
+    /* widening loads (VLDRH.S32) and vector-by-scalar multiply-accumulates: four outputs per instruction */
+    int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+    int kh, kw;
+    for (kh = 0; kh < KH; ++kh) {
+        const int16_t *row = src + (size_t)kh * row_stride;
+        for (kw = 0; kw < KW; ++kw) {
+            const int16_t *s = row + tap[kw];
+            const int32_t wv = w[kh * KW + kw];
+            lo = vmlaq_n_s32(lo, vldrhq_s32(s), wv);
+            hi = vmlaq_n_s32(hi, vldrhq_s32(s + 4), wv);
+        }
+    }
+    vst1q_s32(out, lo);
+    vst1q_s32(out + 4, hi);
 #elif defined(BORNC_ARM_SIMD32)
     /* two taps at a time where they are adjacent (stride 1): SMLAD of the weight pair and the two int16 values
      * in one (unaligned) word */
@@ -689,12 +733,39 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
     for (r = 0; r < 6; ++r)
         for (q = 0; q < 4; ++q) vst1q_s32(C + r * 16 + 4 * q, c[r][q]);
 }
+#elif defined(BORNC_ARM_MVE)
+/* Helium has no per-lane dot product, but VMLADAVA (Armv8.1-M ARM, VMLADAV) sums sixteen int8 x int8 products into
+ * one 32-bit register. So the packers store B k-major (BORNC_QGEMM8_KMAJOR: column t's 4*KQ values at bytes
+ * t*4KQ ..) as x - 128 (BORNC_QGEMM8_SIGNED_B: the lowering's bias adds 128 * row sum back, as for SDOT), and each
+ * output is a dot product of a weight row and a column: 2 x 2 outputs per 16 k, the tail through zeroing
+ * (predicated) loads, which read nothing past the rows. */
+#define BORNC_QGEMM8_SIGNED_B 1
+#define BORNC_QGEMM8_KMAJOR 1
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+    const int KP = 4 * KQ;
+    int r, t, k;
+    for (r = 0; r < 6; r += 2)
+        for (t = 0; t < 16; t += 2) {
+            const int8_t *a0 = (const int8_t *)(A + (size_t)r * (size_t)KQ), *a1 = a0 + KP;
+            const int8_t *b0 = (const int8_t *)B + (size_t)t * (size_t)KP, *b1 = b0 + KP;
+            int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
+            for (k = 0; k < KP; k += 16) {
+                const mve_pred16_t p = vctp8q((uint32_t)(KP - k));
+                const int8x16_t w0 = vldrbq_z_s8(a0 + k, p), w1 = vldrbq_z_s8(a1 + k, p);
+                const int8x16_t x0 = vldrbq_z_s8(b0 + k, p), x1 = vldrbq_z_s8(b1 + k, p);
+                c00 = vmladavaq_s8(c00, w0, x0); c01 = vmladavaq_s8(c01, w0, x1);
+                c10 = vmladavaq_s8(c10, w1, x0); c11 = vmladavaq_s8(c11, w1, x1);
+            }
+            C[r * 16 + t] = c00; C[r * 16 + t + 1] = c01;
+            C[(r + 1) * 16 + t] = c10; C[(r + 1) * 16 + t + 1] = c11;
+        }
+}
 #elif defined(BORNC_ARM_SIMD32)
 /* 32-bit Arm with the DSP (SIMD32) instructions. A quad widens to two
  * int16 pairs (SXTB16 / UXTB16 of the word and of the word rotated by 8: bytes 0, 2 and 1, 3) and each pair
  * product accumulates with SMLAD (two 16 x 16 multiply-adds into 32 bits; ARMv7-M ARM A7.7.122), exact for
  * int8 x uint8. Tiles of 2 rows x 2 columns keep four accumulators and eight operands in registers: the cores
- * have 13 to 14 free, and no vector registers but on the M55 (whose MVE form is a later step). */
+ * have 13 to 14 free, and no vector registers. */
 static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
     int r, t, kq;
     for (r = 0; r < 6; r += 2)
@@ -742,11 +813,23 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
 #endif
 
 /* sum_k w[k] * x[k] over K int8 weights and uint8 activations (a matrix-vector row: one activation row, where a
- * 16-column tile would waste 15 of its columns). SIMD32 Arm: SMLAD on the widened pairs of four bytes at a time. */
+ * 16-column tile would waste 15 of its columns). Helium: VMLADAVA; SIMD32 Arm: SMLAD on the widened pairs of four
+ * bytes at a time. */
 static inline int32_t bornc_qdot8(int K, const int8_t *w, const uint8_t *x) {
     int32_t acc = 0;
     int k = 0;
-#if defined(BORNC_ARM_SIMD32)
+#if defined(BORNC_ARM_MVE)
+    /* sixteen at a time with VMLADAVA on w and x - 128, plus 128 * sum(w) (VADDVA); the tail predicated */
+    int32_t wsum = 0;
+    for (; k < K; k += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(K - k));
+        const int8x16_t wv = vldrbq_z_s8(w + k, p);
+        const int8x16_t xv = vreinterpretq_s8_u8(veorq_u8(vldrbq_z_u8(x + k, p), vdupq_n_u8(0x80)));
+        acc = vmladavaq_s8(acc, wv, xv);
+        wsum = vaddvaq_s8(wsum, wv);
+    }
+    return acc + 128 * wsum;
+#elif defined(BORNC_ARM_SIMD32)
     for (; k + 4 <= K; k += 4) {
         const uint32_t wq = bornc_load_u32(w + k), xq = bornc_load_u32(x + k);
         acc = __smlad(__sxtb16(BORNC_ROR8(wq)), (int16x2_t)__uxtb16(BORNC_ROR8(xq)),
@@ -796,9 +879,27 @@ static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) 
 #endif
 
 /* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
- * to 4*KQ; nc <= 16 valid columns, the rest zero) as quads: out + kq * 64 holds column t's rows 4kq .. 4kq+3 at
- * bytes 4t .. 4t+3. */
+ * to 4*KQ; nc <= 16 valid columns, the rest zero) as bornc_qgemm8_6x16 reads it: quads, out + kq * 64 holding
+ * column t's rows 4kq .. 4kq+3 at bytes 4t .. 4t+3; or k-major (BORNC_QGEMM8_KMAJOR), column t's 4*KQ rows at
+ * out + t * 4KQ. */
 static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ, int nc, uint8_t *out) {
+#if defined(BORNC_QGEMM8_KMAJOR)
+    const int KP = 4 * KQ;
+    int k = 0, t;
+#if defined(BORNC_ARM_MVE)
+    if (nc == 16) {              /* a row's 16 values, four widening loads, each scattered to four columns */
+        const uint32_t kp = (uint32_t)KP;
+        const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0u, 1), kp), flip = vdupq_n_u32(0x80u);
+        for (; k < K; ++k) {
+            const uint8_t *src = col + (size_t)k * ldb;
+            for (t = 0; t < 16; t += 4)
+                vstrbq_scatter_offset_u32(out + (size_t)t * kp + (size_t)k, offs, veorq_u32(vldrbq_u32(src + t), flip));
+        }
+    }
+#endif
+    for (; k < KP; ++k)
+        for (t = 0; t < 16; ++t) out[(size_t)t * (size_t)KP + (size_t)k] = BORNC_QB(k < K && t < nc ? col[(size_t)k * ldb + (size_t)t] : 0u);
+#else
     int kq = 0, t, j;
 #if defined(__AVX2__)
     if (nc == 16)
@@ -821,6 +922,22 @@ static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ,
             const int k = 4 * kq + j;
             const uint8_t *src = col + (size_t)k * ldb;
             for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = BORNC_QB(k < K && t < nc ? src[t] : 0u);
+        }
+#endif
+}
+
+/* nr <= 16 rows of a uint8 matrix (K values each, rows at stride ldx) as one 16-column panel for
+ * bornc_qgemm8_6x16, row t as column t: the layout of bornc_qpack_b8, other columns zero. */
+static inline void bornc_qpack_rows8(const uint8_t *x, size_t ldx, int K, int KQ, int nr, uint8_t *out) {
+    int t, k;
+    for (t = 0; t < 16; ++t)
+        for (k = 0; k < 4 * KQ; ++k) {
+            const uint8_t v = BORNC_QB(t < nr && k < K ? x[(size_t)t * ldx + (size_t)k] : 0u);
+#if defined(BORNC_QGEMM8_KMAJOR)
+            out[(size_t)t * (size_t)(4 * KQ) + (size_t)k] = v;
+#else
+            out[(size_t)(k / 4) * 64u + (size_t)(4 * t + k % 4)] = v;
+#endif
         }
 }
 

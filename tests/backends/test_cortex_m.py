@@ -203,6 +203,7 @@ def test_makefile_builds_the_same_firmware(tmp_path):
 
 KERNEL_PROBE = r"""
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <limits.h>
 #include <string.h>
@@ -214,22 +215,52 @@ static uint32_t next(void) { seed = seed * 1664525u + 1013904223u; return seed >
 static int8_t w8(void) { uint32_t r = next() % 4u; return r == 0 ? -128 : r == 1 ? 127 : (int8_t)(next() & 0xFF); }
 static uint8_t x8(void) { uint32_t r = next() % 4u; return r == 0 ? 0 : r == 1 ? 255 : (uint8_t)(next() & 0xFF); }
 
+enum { K = 50, KQ = 13 };
+
+/* C = W x X through the packers and the tile kernel, whatever the kernel's panel layout (quads or k-major) and
+ * activation bytes (x or x - 128) */
+static void gemm(const int8_t *W, const uint8_t *X, int nc, int32_t *C) {
+    static int32_t A[6 * KQ];
+    static uint8_t B[KQ * 64], R[KQ * 64], XT[16 * K];
+    int r, t, k;
+    bornc_qpack_a8(W, K, 6, A);
+    bornc_qpack_b8(X, 16, K, KQ, nc, B);
+    for (t = 0; t < 16; ++t)
+        for (k = 0; k < K; ++k) XT[t * K + k] = X[k * 16 + t];
+    bornc_qpack_rows8(XT, K, K, KQ, nc, R);
+    if (memcmp(B, R, sizeof B)) printf("rows8 differs from b8 ");
+    bornc_qgemm8_6x16(KQ, A, B, C);
+#if defined(BORNC_QGEMM8_SIGNED_B)
+    for (r = 0; r < 6; ++r) {
+        int32_t sum = 0;
+        for (k = 0; k < K; ++k) sum += W[r * K + k];
+        for (t = 0; t < 16; ++t) C[r * 16 + t] += 128 * sum;
+    }
+#else
+    (void)r;
+#endif
+}
+
 int main(void) {
-    int32_t A[6 * 13], C[6 * 16], acc[8];
-    uint8_t B[13 * 64], x[53];
-    int8_t w[53], wdw[15];
+    int32_t C[6 * 16], acc[16];
+    uint8_t X[K * 16], x[53], q[16];
+    int8_t W[6 * K], w[53], wdw[15];
     int16_t plane[3 * 40];
     const int tap[5] = {0, 1, 2, 3, 4}, gaps[5] = {0, 1, 3, 5, 6};    /* adjacent taps; a pair, then singles */
     unsigned long sum = 0;
     int i, rep;
+#if defined(PROBE_SEMIHOSTING)
+    extern void initialise_monitor_handles(void);
+    initialise_monitor_handles();
+#endif
     for (rep = 0; rep < 20; ++rep) {
-        for (i = 0; i < 6 * 13; ++i) A[i] = (int32_t)((uint32_t)(uint8_t)w8() | (uint32_t)(uint8_t)w8() << 8 |
-                                                     (uint32_t)(uint8_t)w8() << 16 | (uint32_t)(uint8_t)w8() << 24);
-        for (i = 0; i < 13 * 64; ++i) B[i] = x8();
-        bornc_qgemm8_6x16(13, A, B, C);
-        for (i = 0; i < 96; ++i) { printf("%ld ", (long)C[i]); sum += (unsigned long)C[i]; }
+        const int nc = rep % 2 ? 16 : 1 + rep % 16;
+        for (i = 0; i < 6 * K; ++i) W[i] = w8();
+        for (i = 0; i < K * 16; ++i) X[i] = x8();
+        gemm(W, X, nc, C);
+        for (i = 0; i < 96; ++i) { printf("%ld ", (long)(i % 16 < nc ? C[i] : 0)); sum += (unsigned long)C[i]; }
         for (i = 0; i < 53; ++i) { w[i] = w8(); x[i] = x8(); }
-        printf("%ld ", (long)bornc_qdot8(53, w, x));
+        printf("%ld ", (long)bornc_qdot8(53 - rep, w, x));
         for (i = 0; i < 15; ++i) wdw[i] = w8();
         for (i = 0; i < 3 * 40; ++i) plane[i] = (int16_t)((int)x8() - (int)x8());
         bornc_qdw8(plane + 1, 40, wdw, 3, 5, tap, acc);
@@ -244,36 +275,93 @@ int main(void) {
         const int shift = (int)(next() % 40u) - 31;
         printf("R %ld %ld %d %ld\n", (long)acc_, (long)mult, shift, (long)bornc_requant(acc_, mult, shift));
     }
+    for (rep = 0; rep < 200; ++rep) {      /* the requantizing store: 1 to 16 lanes, zero points, clamps, biases */
+        const int n = 1 + rep % 16, shift = (int)(next() % 20u) - 15;
+        const int32_t mult = (int32_t)((1u << 30) | (next() & 0x3FFFFFFFu)), bias = (int32_t)(next() % 20001u) - 10000;
+        const int32_t zp = (int32_t)(next() % 256u), qmin = rep % 3 ? 0 : 10, qmax = rep % 3 ? 255 : 200;
+        for (i = 0; i < 16; ++i) acc[i] = i % 5 == 0 ? (rep % 2 ? INT32_MAX - 20000 : INT32_MIN + 20000) : (int32_t)(next() << 8) >> (rep % 20);
+        memset(q, 0xAA, sizeof q);
+        bornc_requant_store(acc, n, bias, mult, shift, zp, qmin, qmax, q, NULL);
+        printf("S");
+        for (i = 0; i < 16; ++i) printf(" %d", q[i]);
+        printf("\n");
+    }
+#if defined(PROBE_SEMIHOSTING)
+    fflush(stdout);
+    exit(sum == 0);
+#endif
     return sum == 0;
 }
 """
 
 
-def test_simd32_kernels_equal_the_portable_ones(tmp_path):
-    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile, dot product, depthwise taps), built for 32-bit Arm with the DSP
-    instructions (ARMv6 of the Pi Zero under qemu-user: the same code as on the Cortex-M4), give the integers the portable C
-    kernels give on the host (built for x86-64 without AVX2), on weights and activations at their extremes; its
-    fixed-point requantization equals bornrt.py's (the reference's) on both."""
-    t = get_target("rpi-zero")
-    if t.status() != "ready" or shutil.which("gcc") is None:
-        pytest.skip(f"rpi-zero: {t.status()}; host gcc: {shutil.which('gcc')}")
+def _probe_flags():
     from bornc.resources import resource_dir
-    rt = resource_dir("runtime") / "c"
+    return ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(resource_dir("runtime") / "c")]
+
+
+def _host_probe(tmp_path) -> str:
+    """The probe's output with the portable kernels: built for x86-64 without AVX2, run here."""
+    if shutil.which("gcc") is None:
+        pytest.skip("host gcc not installed (apt-get install gcc)")
     (tmp_path / "probe.c").write_text(KERNEL_PROBE)
-    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(rt), str(tmp_path / "probe.c")]
-    subprocess.run(["gcc", *flags, "-march=x86-64", "-o", str(tmp_path / "host")], check=True)
-    arm_flags = ["-march=armv6zk", "-mfpu=vfp", "-mfloat-abi=hard", "-marm"]
-    subprocess.run([t.cc, *flags, *arm_flags, "-static", "-o", str(tmp_path / "arm")], check=True)
-    host = subprocess.run([str(tmp_path / "host")], capture_output=True, text=True, check=True).stdout
-    arm = subprocess.run([t.qemu, str(tmp_path / "arm")], capture_output=True, text=True, check=True).stdout
-    assert arm == host
-    kernels = [ln for ln in host.splitlines() if not ln.startswith("R ")]
+    subprocess.run(["gcc", *_probe_flags(), str(tmp_path / "probe.c"), "-march=x86-64", "-o", str(tmp_path / "host")],
+                   check=True)
+    return subprocess.run([str(tmp_path / "host")], capture_output=True, text=True, check=True).stdout
+
+
+def _check_probe(host: str) -> None:
+    """The probe's shape, and its requantization lines against bornrt.py's requantize (the reference's integer path)."""
+    assert "differs" not in host
+    kernels = [ln for ln in host.splitlines() if not ln.startswith(("R ", "S"))]
     assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 for ln in kernels)
     from bornc.pyrt import rt
     req = np.array([[int(v) for v in ln.split()[1:]] for ln in host.splitlines() if ln.startswith("R ")], np.int64)
     assert len(req) == 400
-    for acc, mult, shift, got in req:                         # bornrt.py's requantize: the reference's integer path
+    for acc, mult, shift, got in req:
         assert int(rt.requantize(np.array([acc]), int(mult), int(shift), 0, -2 ** 40, 2 ** 40)[0]) == got, (acc, mult, shift)
-    probe = subprocess.run([t.cc, *flags[:-1], *arm_flags, "-E", "-dM", str(tmp_path / "probe.c")], capture_output=True,
+    stores = [ln for ln in host.splitlines() if ln.startswith("S")]
+    assert len(stores) == 200 and any(ln.split()[1:].count("170") < 15 for ln in stores)
+
+
+def test_simd32_kernels_equal_the_portable_ones(tmp_path):
+    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps), built for 32-bit
+    Arm with the DSP instructions (ARMv6 of the Pi Zero under qemu-user: the same code as on the Cortex-M4), give
+    the integers the portable C kernels give on the host (built for x86-64 without AVX2), on weights and
+    activations at their extremes; its fixed-point requantization equals bornrt.py's (the reference's) on both."""
+    t = get_target("rpi-zero")
+    if t.status() != "ready":
+        pytest.skip(f"rpi-zero: {t.status()}")
+    host = _host_probe(tmp_path)
+    arm_flags = ["-march=armv6zk", "-mfpu=vfp", "-mfloat-abi=hard", "-marm"]
+    subprocess.run([t.cc, *_probe_flags(), str(tmp_path / "probe.c"), *arm_flags, "-static", "-o", str(tmp_path / "arm")],
+                   check=True)
+    arm = subprocess.run([t.qemu, str(tmp_path / "arm")], capture_output=True, text=True, check=True).stdout
+    assert arm == host
+    _check_probe(host)
+    probe = subprocess.run([t.cc, *_probe_flags(), *arm_flags, "-E", "-dM", str(tmp_path / "probe.c")], capture_output=True,
                            text=True, check=True)
     assert "#define BORNC_ARM_SIMD32 1" in probe.stdout      # the SMLAD branch is the one compiled
+
+
+def test_helium_kernels_equal_the_portable_ones(tmp_path):
+    """The Helium (MVE) kernels (VMLADAVA tile on k-major panels, the scattering packer, dot product, widening
+    depthwise taps, the vector requantizing store), built with cortex-m55's flags and run bare metal on its
+    qemu board, give the integers and bytes the portable C kernels give on the host."""
+    _needs("cortex-m55")
+    from bornc.backends.c.build import qemu_system_command
+    t = get_target("cortex-m55")
+    host = _host_probe(tmp_path)
+    _check_probe(host)
+    art = tmp_path / "art"
+    compile_model(_model(), "cortex-m55", art, name="tiny", build=False)      # link.ld and the startup file
+    flags = [*_probe_flags(), *t.cflags, "-DPROBE_SEMIHOSTING"]
+    subprocess.run([t.cc, *flags, "-nostartfiles", "-T", str(art / "link.ld"), "--specs=rdimon.specs",
+                    str(tmp_path / "probe.c"), str(art / "bornrt_cortexm.c"), "-o", str(tmp_path / "probe.elf"), "-lm"],
+                   check=True)
+    r = subprocess.run(qemu_system_command(t, str(tmp_path / "probe.elf")), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.replace("\r\n", "\n") == host
+    probe = subprocess.run([t.cc, *flags, "-E", "-dM", str(tmp_path / "probe.c")], capture_output=True, text=True,
+                           check=True)
+    assert "#define BORNC_ARM_MVE 1" in probe.stdout and "#define BORNC_QGEMM8_KMAJOR 1" in probe.stdout
