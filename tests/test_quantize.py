@@ -79,6 +79,7 @@ SPECS = [
     ("QConv", (1, 6, 13, 17), (6, 1, 5, 5), {"group": 6, "pads": [2, 2, 2, 2], "strides": [2, 2]}),
     ("QConv", (1, 5, 9, 19), (5, 1, 3, 3), {"group": 5, "pads": [2, 1, 0, 3], "dilations": [2, 3]}),
     ("QConv", (1, 7, 23), (7, 1, 3), {"group": 7, "pads": [1, 1], "strides": [3]}),
+    ("QConv", (1, 4, 30), (4, 1, 5), {"group": 4, "pads": [2, 1]}),
     ("QConv", (1, 3, 20, 21), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
     ("QConv", (1, 2, 6, 6), (3, 2, 1, 1), {}),
     ("QMatMul", (3, 37), (11, 37), {}),
@@ -129,7 +130,8 @@ def _assert_equal(ref, got):
         assert np.unique(ref[k]).size > 1, k        # not a degenerate (all clamped) output
 
 
-@pytest.mark.parametrize("target", ["x86_64", "x86_64-v4", "python", "webgpu", "rpi4", "rpi-armv7", "rpi5"])
+@pytest.mark.parametrize("target", ["x86_64", "x86_64-v4", "python", "webgpu", "rpi4", "rpi-armv7", "rpi5", "cortex-m4",
+                                    "cortex-m55"])
 def test_integer_layers_bit_exact(int_model, target):
     """Every target's QConv/QMatMul (direct, depthwise, GEMM, 1-D, grouped, strided, dilated) equals the reference
     integer path exactly: accumulation, bias, fixed-point requantization, clamp and lookup table. On x86_64-v4 the

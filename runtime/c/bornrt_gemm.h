@@ -463,6 +463,20 @@ static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) 
     return high;
 }
 
+#if defined(BORNC_ARM_MVE)
+/* bornc_requant on four lanes, then + zero_point and the clamp: VQSHL for a positive shift, VQRDMULH (which is
+ * SaturatingRoundingDoublingHighMul, lane by lane), then the scalar form's rounding division, half away from zero. */
+static inline int32x4_t bornc_requant4(int32x4_t x, int32_t multiplier, int shift, int32_t zero_point, int32_t qmin,
+                                       int32_t qmax) {
+    const int rs = shift < 0 ? -shift : 0;
+    const int32x4_t high = vqrdmulhq_n_s32(vqshlq_s32(x, vdupq_n_s32(shift > 0 ? shift : 0)), multiplier);
+    const int32x4_t threshold = vsubq_s32(vdupq_n_s32((int32_t)(((1u << rs) - 1u) >> 1)), vshrq_n_s32(high, 31));
+    const mve_pred16_t up = vcmpgtq_s32(vandq_s32(high, vdupq_n_s32((int32_t)((1u << rs) - 1u))), threshold);
+    const int32x4_t r = vshlq_s32(high, vdupq_n_s32(-rs));                 /* arithmetic shift right */
+    return vminq_s32(vmaxq_s32(vaddq_n_s32(vaddq_m_n_s32(r, r, 1, up), zero_point), vdupq_n_s32(qmin)), vdupq_n_s32(qmax));
+}
+#endif
+
 /* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
  * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax), then table[dst[t]] when a
  * lookup table (a fused activation) is given. The AVX2 version does
@@ -503,28 +517,17 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
         return;
     }
 #elif defined(BORNC_ARM_MVE)
-    /* four lanes at a time, the last step predicated: VQSHL for a positive shift, VQRDMULH (which is
-     * SaturatingRoundingDoublingHighMul, lane by lane), then the scalar form's round half away from zero */
-    {
-        const int rs = shift < 0 ? -shift : 0;
-        const int32x4_t ls = vdupq_n_s32(shift > 0 ? shift : 0), nrs = vdupq_n_s32(-rs);
-        const int32x4_t mask = vdupq_n_s32((int32_t)((1u << rs) - 1u)), half = vdupq_n_s32((int32_t)(((1u << rs) - 1u) >> 1));
-        const int32x4_t lo = vdupq_n_s32(qmin), hi = vdupq_n_s32(qmax);
-        for (; t < n; t += 4) {
-            const mve_pred16_t p = vctp32q((uint32_t)(n - t));
-            const int32x4_t x = vqshlq_s32(vaddq_n_s32(vldrwq_z_s32(acc + t, p), bias), ls);
-            const int32x4_t high = vqrdmulhq_n_s32(x, multiplier);
-            const int32x4_t threshold = vsubq_s32(half, vshrq_n_s32(high, 31));     /* + 1 where high < 0 */
-            const mve_pred16_t up = vcmpgtq_s32(vandq_s32(high, mask), threshold);
-            int32x4_t r = vshlq_s32(high, nrs);                                      /* arithmetic shift right */
-            r = vaddq_m_n_s32(r, r, 1, up);
-            r = vminq_s32(vmaxq_s32(vaddq_n_s32(r, zero_point), lo), hi);
-            vstrbq_p_u32(dst + t, vreinterpretq_u32_s32(r), p);
-        }
-        if (table)
-            for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
-        return;
+    for (; t + 4 <= n; t += 4)
+        vstrbq_u32(dst + t, vreinterpretq_u32_s32(bornc_requant4(vaddq_n_s32(vld1q_s32(acc + t), bias), multiplier, shift,
+                                                                 zero_point, qmin, qmax)));
+    if (t < n) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - t));
+        vstrbq_p_u32(dst + t, vreinterpretq_u32_s32(bornc_requant4(vaddq_n_s32(vldrwq_z_s32(acc + t, p), bias), multiplier,
+                                                                   shift, zero_point, qmin, qmax)), p);
     }
+    if (table)
+        for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
+    return;
 #endif
     for (; t < n; ++t) {
         const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
@@ -601,6 +604,34 @@ static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_
             for (t = 0; t < 8; ++t) a[t] += wv * (int32_t)s[t];
         }
     for (t = 0; t < 8; ++t) out[t] = a[t];
+#endif
+}
+
+/* acc[f] = bias + sum over the taps t of w[t] * plane[f + off[t]] for f < n (a multiple of 8): uint8 plane, int8
+ * weights, int32 sums. A depthwise convolution of stride 1 is this 1-D correlation over a channel's padded plane
+ * (rows of pitch PW, off[t] = kh * DH * PW + kw * DW; outputs at f = oh * PW + ow, the columns ow >= OW computed and
+ * dropped), so one loop covers every row however narrow. Helium: widening byte loads (VLDRB.U32) and
+ * vector-by-scalar multiply-accumulates, eight outputs per pass. */
+static inline void bornc_qdw_flat(const uint8_t *plane, int n, const int8_t *w, const int *off, int taps, int32_t bias,
+                                  int32_t *acc) {
+    int f, t;
+#if defined(BORNC_ARM_MVE)
+    for (f = 0; f < n; f += 8) {
+        const uint8_t *p = plane + f;
+        int32x4_t lo = vdupq_n_s32(bias), hi = vdupq_n_s32(bias);
+        for (t = 0; t < taps; ++t) {
+            lo = vmlaq_n_s32(lo, vreinterpretq_s32_u32(vldrbq_u32(p + off[t])), w[t]);
+            hi = vmlaq_n_s32(hi, vreinterpretq_s32_u32(vldrbq_u32(p + off[t] + 4)), w[t]);
+        }
+        vst1q_s32(acc + f, lo);
+        vst1q_s32(acc + f + 4, hi);
+    }
+#else
+    for (f = 0; f < n; ++f) {
+        int32_t a = bias;
+        for (t = 0; t < taps; ++t) a += (int32_t)w[t] * (int32_t)plane[f + off[t]];
+        acc[f] = a;
+    }
 #endif
 }
 
@@ -749,7 +780,12 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
             const int8_t *a0 = (const int8_t *)(A + (size_t)r * (size_t)KQ), *a1 = a0 + KP;
             const int8_t *b0 = (const int8_t *)B + (size_t)t * (size_t)KP, *b1 = b0 + KP;
             int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
-            for (k = 0; k < KP; k += 16) {
+            for (k = 0; k + 16 <= KP; k += 16) {
+                const int8x16_t w0 = vld1q_s8(a0 + k), w1 = vld1q_s8(a1 + k), x0 = vld1q_s8(b0 + k), x1 = vld1q_s8(b1 + k);
+                c00 = vmladavaq_s8(c00, w0, x0); c01 = vmladavaq_s8(c01, w0, x1);
+                c10 = vmladavaq_s8(c10, w1, x0); c11 = vmladavaq_s8(c11, w1, x1);
+            }
+            if (k < KP) {
                 const mve_pred16_t p = vctp8q((uint32_t)(KP - k));
                 const int8x16_t w0 = vldrbq_z_s8(a0 + k, p), w1 = vldrbq_z_s8(a1 + k, p);
                 const int8x16_t x0 = vldrbq_z_s8(b0 + k, p), x1 = vldrbq_z_s8(b1 + k, p);
@@ -820,12 +856,17 @@ static inline int32_t bornc_qdot8(int K, const int8_t *w, const uint8_t *x) {
     int k = 0;
 #if defined(BORNC_ARM_MVE)
     /* sixteen at a time with VMLADAVA on w and x - 128, plus 128 * sum(w) (VADDVA); the tail predicated */
+    const uint8x16_t flip = vdupq_n_u8(0x80);
     int32_t wsum = 0;
-    for (; k < K; k += 16) {
+    for (; k + 16 <= K; k += 16) {
+        const int8x16_t wv = vld1q_s8(w + k);
+        acc = vmladavaq_s8(acc, wv, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x + k), flip)));
+        wsum = vaddvaq_s8(wsum, wv);
+    }
+    if (k < K) {
         const mve_pred16_t p = vctp8q((uint32_t)(K - k));
         const int8x16_t wv = vldrbq_z_s8(w + k, p);
-        const int8x16_t xv = vreinterpretq_s8_u8(veorq_u8(vldrbq_z_u8(x + k, p), vdupq_n_u8(0x80)));
-        acc = vmladavaq_s8(acc, wv, xv);
+        acc = vmladavaq_s8(acc, wv, vreinterpretq_s8_u8(veorq_u8(vldrbq_z_u8(x + k, p), flip)));
         wsum = vaddvaq_s8(wsum, wv);
     }
     return acc + 128 * wsum;
@@ -887,13 +928,18 @@ static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ,
     const int KP = 4 * KQ;
     int k = 0, t;
 #if defined(BORNC_ARM_MVE)
-    if (nc == 16) {              /* a row's 16 values, four widening loads, each scattered to four columns */
+    {                            /* a row's nc values, four widening loads, each scattered to four columns */
         const uint32_t kp = (uint32_t)KP;
         const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0u, 1), kp), flip = vdupq_n_u32(0x80u);
-        for (; k < K; ++k) {
+        const mve_pred16_t p0 = vctp32q((uint32_t)nc), p1 = vctp32q((uint32_t)(nc > 4 ? nc - 4 : 0));
+        const mve_pred16_t p2 = vctp32q((uint32_t)(nc > 8 ? nc - 8 : 0)), p3 = vctp32q((uint32_t)(nc > 12 ? nc - 12 : 0));
+        for (; k < K; ++k) {      /* columns past nc: whatever the loads give (their outputs are not stored) */
             const uint8_t *src = col + (size_t)k * ldb;
-            for (t = 0; t < 16; t += 4)
-                vstrbq_scatter_offset_u32(out + (size_t)t * kp + (size_t)k, offs, veorq_u32(vldrbq_u32(src + t), flip));
+            uint8_t *o = out + (size_t)k;
+            vstrbq_scatter_offset_u32(o, offs, veorq_u32(vldrbq_z_u32(src, p0), flip));
+            vstrbq_scatter_offset_u32(o + 4 * kp, offs, veorq_u32(vldrbq_z_u32(src + 4, p1), flip));
+            vstrbq_scatter_offset_u32(o + 8 * kp, offs, veorq_u32(vldrbq_z_u32(src + 8, p2), flip));
+            vstrbq_scatter_offset_u32(o + 12 * kp, offs, veorq_u32(vldrbq_z_u32(src + 12, p3), flip));
         }
     }
 #endif

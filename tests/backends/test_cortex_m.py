@@ -247,6 +247,7 @@ int main(void) {
     int8_t W[6 * K], w[53], wdw[15];
     int16_t plane[3 * 40];
     const int tap[5] = {0, 1, 2, 3, 4}, gaps[5] = {0, 1, 3, 5, 6};    /* adjacent taps; a pair, then singles */
+    const int flat_off[15] = {0, 1, 2, 3, 4, 40, 41, 42, 43, 44, 80, 81, 82, 83, 84};
     unsigned long sum = 0;
     int i, rep;
 #if defined(PROBE_SEMIHOSTING)
@@ -267,6 +268,8 @@ int main(void) {
         for (i = 0; i < 8; ++i) printf("%ld ", (long)acc[i]);
         bornc_qdw8(plane + 2, 40, wdw, 3, 5, gaps, acc);
         for (i = 0; i < 8; ++i) printf("%ld ", (long)acc[i]);
+        bornc_qdw_flat(X + rep, 16, wdw, flat_off, 15, (int32_t)(next() % 2001u) - 1000, acc);   /* 3 x 5 taps, pitch 40 */
+        for (i = 0; i < 16; ++i) printf("%ld ", (long)acc[i]);
         printf("\n");
     }
     for (rep = 0; rep < 400; ++rep) {      /* requantization: extremes of acc, multipliers in [2^30, 2^31), shifts */
@@ -314,7 +317,7 @@ def _check_probe(host: str) -> None:
     """The probe's shape, and its requantization lines against bornrt.py's requantize (the reference's integer path)."""
     assert "differs" not in host
     kernels = [ln for ln in host.splitlines() if not ln.startswith(("R ", "S"))]
-    assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 for ln in kernels)
+    assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 + 16 for ln in kernels)
     from bornc.pyrt import rt
     req = np.array([[int(v) for v in ln.split()[1:]] for ln in host.splitlines() if ln.startswith("R ")], np.int64)
     assert len(req) == 400
@@ -346,7 +349,7 @@ def test_simd32_kernels_equal_the_portable_ones(tmp_path):
 
 def test_helium_kernels_equal_the_portable_ones(tmp_path):
     """The Helium (MVE) kernels (VMLADAVA tile on k-major panels, the scattering packer, dot product, widening
-    depthwise taps, the vector requantizing store), built with cortex-m55's flags and run bare metal on its
+    depthwise taps on rows and on flat planes, the vector requantizing store), built with cortex-m55's flags and run bare metal on its
     qemu board, give the integers and bytes the portable C kernels give on the host."""
     _needs("cortex-m55")
     from bornc.backends.c.build import qemu_system_command

@@ -39,6 +39,10 @@ def _qconv(ctx: CCtx) -> Lowered:
     sh, sw, dh, dw, pt, pl = (geo[k] for k in ("SH", "SW", "DH", "DW", "PT", "PL"))
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
+    if cg == 1 and mg == 1 and sh == 1 and sw == 1 and "mve" in ctx.features:
+        flat = _qconv_dw_flat(ctx, geo, args)
+        if flat is not None:
+            return flat
     if cg == 1 and mg == 1:
         wp_ = w + pl + geo["PR"]
         hp = max(h + pt + geo["PB"], (oh - 1) * sh + (kh - 1) * dh + 1)
@@ -60,6 +64,23 @@ def _qconv(ctx: CCtx) -> Lowered:
     cols = 2 * kp2 * (-(-rows * ow // 16) * 16)          # int16 elements of the im2col block
     return Lowered([Stage("qconv_gemm", {**geo, "K": k, "KP2": kp2, "KE": 2 * kp2, "ROWS": rows, "COLS": cols})],
                    args, workspace=cols * 2 + 6 * kp2 * 4)
+
+
+def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
+    """Depthwise QConv of stride 1 as one 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2, Helium):
+    a uint8 plane of HP x PW padded with the zero point, OH * PW sums rounded up to 8, the taps at flat offsets.
+    None when the weights or bias are not constant (the zero point's share of the sums is folded at compile time)."""
+    g = geo
+    adj = _bias_adjusted(ctx, g["KH"] * g["KW"], True)
+    if adj is None:
+        return None
+    pw = max(g["W"] + g["PL"] + g["PR"], g["OW"] + (g["KW"] - 1) * g["DW"])
+    hp = max(g["H"] + g["PT"] + g["PB"], g["OH"] + (g["KH"] - 1) * g["DH"])
+    flat = -(-g["OH"] * pw // 8) * 8
+    off = [kh * g["DH"] * pw + kw * g["DW"] for kh in range(g["KH"]) for kw in range(g["KW"])]
+    plane = -(-max(hp * pw, flat + max(off)) // 8) * 8          # the last pass reads up to flat - 1 + max(off)
+    return Lowered([Stage("qconv_dw_flat", {**g, "HP": hp, "PW": pw, "FLAT": flat, "off": off, "PLANE": plane,
+                                            "bias_adj": adj[0]})], args, workspace=plane + 4 * flat)
 
 
 def exact_quads(features) -> bool:
