@@ -205,6 +205,39 @@ static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, con
             vst1q_f32(C + (size_t)r * ldc + 4 * q, v);
         }
 }
+#elif defined(__ARM_FP) && (__ARM_FP & 4) && !defined(__aarch64__) && !defined(__ARM_NEON) && !defined(__ARM_FEATURE_MVE)
+/* 32-bit Arm with a scalar FPU and no vectors (Cortex-M4F and M7, the Pi Zero's VFP): 3 x 4 sub-tiles, whose 12
+ * sums and 7 operands stay in the FPU's 32 single-precision registers (the whole 6 x 16 tile would live in
+ * memory: a load and a store per multiply-add). Each sum adds its products in the order of the portable loop. */
+static inline float bornc_clampf(float v, const float *clamp) {
+    if (clamp) {
+        if (v < clamp[0]) v = clamp[0];
+        if (v > clamp[1]) v = clamp[1];
+    }
+    return v;
+}
+static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, const int *offs, float *C, size_t ldc,
+                                     int first, const float *bias, const float *clamp) {
+    int r, t, k;
+    for (r = 0; r < 6; r += 3)
+        for (t = 0; t < 16; t += 4) {
+            float *c0 = C + (size_t)r * ldc + (size_t)t, *c1 = c0 + ldc, *c2 = c1 + ldc;
+            const float i0 = bias ? bias[r] : 0.0f, i1 = bias ? bias[r + 1] : 0.0f, i2 = bias ? bias[r + 2] : 0.0f;
+            float s00 = first ? i0 : c0[0], s01 = first ? i0 : c0[1], s02 = first ? i0 : c0[2], s03 = first ? i0 : c0[3];
+            float s10 = first ? i1 : c1[0], s11 = first ? i1 : c1[1], s12 = first ? i1 : c1[2], s13 = first ? i1 : c1[3];
+            float s20 = first ? i2 : c2[0], s21 = first ? i2 : c2[1], s22 = first ? i2 : c2[2], s23 = first ? i2 : c2[3];
+            for (k = 0; k < kc; ++k) {
+                const float *bk = (offs ? b + offs[k] : b + 16 * k) + t, *ak = a + 6 * k + r;
+                const float a0 = ak[0], a1 = ak[1], a2 = ak[2], b0 = bk[0], b1 = bk[1], b2 = bk[2], b3 = bk[3];
+                s00 += a0 * b0; s01 += a0 * b1; s02 += a0 * b2; s03 += a0 * b3;
+                s10 += a1 * b0; s11 += a1 * b1; s12 += a1 * b2; s13 += a1 * b3;
+                s20 += a2 * b0; s21 += a2 * b1; s22 += a2 * b2; s23 += a2 * b3;
+            }
+            c0[0] = bornc_clampf(s00, clamp); c0[1] = bornc_clampf(s01, clamp); c0[2] = bornc_clampf(s02, clamp); c0[3] = bornc_clampf(s03, clamp);
+            c1[0] = bornc_clampf(s10, clamp); c1[1] = bornc_clampf(s11, clamp); c1[2] = bornc_clampf(s12, clamp); c1[3] = bornc_clampf(s13, clamp);
+            c2[0] = bornc_clampf(s20, clamp); c2[1] = bornc_clampf(s21, clamp); c2[2] = bornc_clampf(s22, clamp); c2[3] = bornc_clampf(s23, clamp);
+        }
+}
 #else
 static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, const int *offs, float *C, size_t ldc,
                                      int first, const float *bias, const float *clamp) {
