@@ -78,8 +78,8 @@ SPECS = [
     ("QConv", (1, 16, 9, 9), (24, 16, 1, 1), {}),
     ("QConv", (1, 6, 13, 17), (6, 1, 5, 5), {"group": 6, "pads": [2, 2, 2, 2], "strides": [2, 2]}),
     ("QConv", (1, 5, 9, 19), (5, 1, 3, 3), {"group": 5, "pads": [2, 1, 0, 3], "dilations": [2, 3]}),
+    ("QConv", (1, 4, 30), (4, 1, 5), {"group": 4, "pads": [2, 1]}),      # index 9: wide weights and a table
     ("QConv", (1, 7, 23), (7, 1, 3), {"group": 7, "pads": [1, 1], "strides": [3]}),
-    ("QConv", (1, 4, 30), (4, 1, 5), {"group": 4, "pads": [2, 1]}),
     ("QConv", (1, 3, 20, 21), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
     ("QConv", (1, 2, 6, 6), (3, 2, 1, 1), {}),
     ("QMatMul", (3, 37), (11, 37), {}),
@@ -144,6 +144,18 @@ def test_integer_layers_bit_exact(int_model, target):
             pytest.skip("this CPU lacks AVX-512 VNNI")
     ex = CExecutor(target) if target not in ("python", "webgpu") else get_executor(target)
     _assert_equal(ref, ex.prepare(m)(feeds))
+
+
+def test_helium_takes_the_flat_depthwise_kernel(tmp_path):
+    """On cortex-m55 the stride-1 depthwise layers (and only they) run on bornc_qdw_flat, the strided ones on the row
+    kernel; the layer with a lookup table renders it."""
+    from bornc.compile import compile_model
+    compile_model(integer_layers_model(), "cortex-m55", tmp_path, name="q", build=False)
+    src = (tmp_path / "q.c").read_text()
+    kernels = src.split("static bornc_status_t")[1:]
+    flat = [k for k in kernels if "bornc_qdw_flat(plane" in k]
+    assert len(flat) == 2 and any("bornc_qdw8(" in k for k in kernels)
+    assert any("qtable[256]" in k for k in flat)
 
 
 @pytest.mark.parametrize("target, wmax", [("x86_64", 63), ("x86_64-v4", 127)])

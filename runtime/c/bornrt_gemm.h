@@ -1,5 +1,6 @@
 /* bornrt_gemm.h: the GEMM and int8 micro-kernels of the bornc C runtime (static inline; AVX2/FMA, AVX-VNNI,
- * AArch64 NEON and dot-product versions through the compiler's intrinsics headers, a portable loop elsewhere).
+ * AArch64 NEON and dot-product, 32-bit Arm DSP (SMLAD), Helium (MVE) and scalar-FPU versions through the
+ * compiler's intrinsics headers, a portable loop elsewhere).
  * Generated model code includes it only when one of its kernels calls these functions: the intrinsics headers
  * alone cost a C compiler about 0.3 s per translation unit. */
 #ifndef BORNRT_GEMM_H
@@ -512,7 +513,7 @@ static inline int32x4_t bornc_requant4(int32x4_t x, int32_t multiplier, int shif
 
 /* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
  * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax), then table[dst[t]] when a
- * lookup table (a fused activation) is given. The AVX2 version does
+ * lookup table (a fused activation) is given. Helium: four lanes per step (bornc_requant4). The AVX2 version does
  * 8 lanes at once for shift <= 0: SaturatingRoundingDoublingHighMul is floor((x * M + 2^30) / 2^31) (the nudge and
  * truncation of the scalar form round half up for both signs; M > 0 rules out its one overflow case), taken from
  * the 64-bit products of vpmuldq on even and odd lanes. */
@@ -878,7 +879,7 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
 #endif
 
 #ifndef BORNC_QGEMM8_EXACT
-#define BORNC_QGEMM8_EXACT 1     /* SDOT, SMLAD and the portable kernel take any int8 weights */
+#define BORNC_QGEMM8_EXACT 1     /* SDOT, SMLAD, Helium and the portable kernel take any int8 weights */
 #endif
 
 /* sum_k w[k] * x[k] over K int8 weights and uint8 activations (a matrix-vector row: one activation row, where a
@@ -945,7 +946,7 @@ static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) 
 #endif
 }
 
-/* The byte a packer stores for activation x: x, or x - 128 as int8 for the signed (SDOT) kernel. */
+/* The byte a packer stores for activation x: x, or x - 128 as int8 for the signed kernels (SDOT, Helium). */
 #if defined(BORNC_QGEMM8_SIGNED_B)
 #define BORNC_QB(x) ((uint8_t)((x) ^ 0x80u))
 #else
@@ -966,7 +967,7 @@ static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ,
         const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0u, 1), kp), flip = vdupq_n_u32(0x80u);
         const mve_pred16_t p0 = vctp32q((uint32_t)nc), p1 = vctp32q((uint32_t)(nc > 4 ? nc - 4 : 0));
         const mve_pred16_t p2 = vctp32q((uint32_t)(nc > 8 ? nc - 8 : 0)), p3 = vctp32q((uint32_t)(nc > 12 ? nc - 12 : 0));
-        for (; k < K; ++k) {      /* columns past nc: whatever the loads give (their outputs are not stored) */
+        for (; k < K; ++k) {      /* columns past nc: the zeroing loads give 0, stored as 0x80 (BORNC_QB(0)) */
             const uint8_t *src = col + (size_t)k * ldb;
             uint8_t *o = out + (size_t)k;
             vstrbq_scatter_offset_u32(o, offs, veorq_u32(vldrbq_z_u32(src, p0), flip));

@@ -289,6 +289,24 @@ int main(void) {
         for (i = 0; i < 16; ++i) printf(" %d", q[i]);
         printf("\n");
     }
+    for (rep = 0; rep < 8; ++rep) {        /* the float tile: packed or in-place B, first or accumulate, bias, clamp */
+        static float fa[6 * 19], fb[19 * 40], fc[6 * 20];
+        static const float lim[2] = {-3.0f, 2.5f};
+        const float fbias[6] = {0.5f, -1.25f, 2.0f, 0.0f, -0.75f, 3.5f};
+        int offs[19];
+        for (i = 0; i < 6 * 19; ++i) fa[i] = (float)((int)(next() % 2001u) - 1000) / 317.0f;
+        for (i = 0; i < 19 * 40; ++i) fb[i] = (float)((int)(next() % 2001u) - 1000) / 211.0f;
+        for (i = 0; i < 6 * 20; ++i) fc[i] = (float)((int)(next() % 2001u) - 1000) / 97.0f;
+        for (i = 0; i < 19; ++i) offs[i] = 40 * (int)(next() % 19u) + (int)(next() % 24u);
+        bornc_sgemm_6x16g(19, fa, fb, rep % 2 ? offs : NULL, fc, 20, rep % 4 < 2, rep % 3 ? fbias : NULL, rep & 4 ? lim : NULL);
+        printf("F");
+        for (i = 0; i < 6 * 20; ++i) {
+            uint32_t bits;
+            memcpy(&bits, fc + i, 4);
+            printf(" %08lx", (unsigned long)bits);
+        }
+        printf("\n");
+    }
 #if defined(PROBE_SEMIHOSTING)
     fflush(stdout);
     exit(sum == 0);
@@ -316,7 +334,7 @@ def _host_probe(tmp_path) -> str:
 def _check_probe(host: str) -> None:
     """The probe's shape, and its requantization lines against bornrt.py's requantize (the reference's integer path)."""
     assert "differs" not in host
-    kernels = [ln for ln in host.splitlines() if not ln.startswith(("R ", "S"))]
+    kernels = [ln for ln in host.splitlines() if not ln.startswith(("R ", "S", "F"))]
     assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 + 16 for ln in kernels)
     from bornc.pyrt import rt
     req = np.array([[int(v) for v in ln.split()[1:]] for ln in host.splitlines() if ln.startswith("R ")], np.int64)
@@ -325,13 +343,15 @@ def _check_probe(host: str) -> None:
         assert int(rt.requantize(np.array([acc]), int(mult), int(shift), 0, -2 ** 40, 2 ** 40)[0]) == got, (acc, mult, shift)
     stores = [ln for ln in host.splitlines() if ln.startswith("S")]
     assert len(stores) == 200 and any(ln.split()[1:].count("170") < 15 for ln in stores)
+    assert sum(ln.startswith("F") for ln in host.splitlines()) == 8
 
 
 def test_simd32_kernels_equal_the_portable_ones(tmp_path):
-    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps), built for 32-bit
-    Arm with the DSP instructions (ARMv6 of the Pi Zero under qemu-user: the same code as on the Cortex-M4), give
-    the integers the portable C kernels give on the host (built for x86-64 without AVX2), on weights and
-    activations at their extremes; its fixed-point requantization equals bornrt.py's (the reference's) on both."""
+    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps) and its scalar-FPU
+    float tile, built for 32-bit Arm with the DSP instructions and VFP (ARMv6 of the Pi Zero under qemu-user: the
+    same code as on the Cortex-M4F), give the integers and float bits the portable C kernels give on the host
+    (built for x86-64 without AVX2), on weights and activations at their extremes; its fixed-point
+    requantization equals bornrt.py's (the reference's) on both."""
     t = get_target("rpi-zero")
     if t.status() != "ready":
         pytest.skip(f"rpi-zero: {t.status()}")

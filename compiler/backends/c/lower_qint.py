@@ -1,11 +1,13 @@
 """C lowerings of bornc's integer layers QConv and QMatMul (see ``ops/qint.py``).
 
 With constant weights both run on the uint8 x int8 quad micro-kernel of ``runtime/c/bornrt_gemm.h``
-(bornc_qgemm8_6x16: VNNI vpdpbusd, AArch64 SDOT, portable C; on AVX2 without VNNI only for weights in [-63, 63],
-see ``exact_quads``), QConv's weights packed at compile time and its tasks split over the workers. Otherwise they
-run on the int16-pair kernel (bornc_qgemm_6x16: AVX2 vpmaddwd, VNNI vpdpwssd): uint8 activations minus their zero
-point and int8 weights are exact in int16, and each pair product sums in int32. Depthwise and
-other convolutions with fewer than 4 input channels per group run as direct loops. Requantization is the
+(bornc_qgemm8_6x16: VNNI vpdpbusd, AArch64 SDOT, Arm SMLAD, Helium VMLADAVA, portable C; on AVX2 without VNNI
+only for weights in [-63, 63], see ``exact_quads``), QConv's weights packed at compile time and its tasks split
+over the workers. Otherwise they run on the int16-pair kernel (bornc_qgemm_6x16: AVX2 vpmaddwd, VNNI vpdpwssd):
+uint8 activations minus their zero point and int8 weights are exact in int16, and each pair product sums in
+int32. Depthwise convolutions run on rows of an int16 plane (bornc_qdw8) or, of stride 1 on Helium, as one flat
+correlation over a uint8 plane (bornc_qdw_flat); other convolutions with fewer than 4 input channels per group
+run as direct loops. Requantization is the
 fixed-point ``bornc_requant``, bit-exact with the reference interpreter.
 """
 from __future__ import annotations
@@ -67,25 +69,29 @@ def _qconv(ctx: CCtx) -> Lowered:
 
 
 def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
-    """Depthwise QConv of stride 1 as one 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2, Helium):
-    a uint8 plane of HP x PW padded with the zero point, OH * PW sums rounded up to 8, the taps at flat offsets.
-    None when the weights or bias are not constant (the zero point's share of the sums is folded at compile time)."""
+    """Depthwise QConv of stride 1 as a 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2, Helium): a
+    uint8 plane of HP x PW padded with the zero point, the taps at flat offsets, the sums of RB output rows at a
+    time (RB * PW rounded up to 8; RB chosen so that the sums take no more bytes than the plane, which keeps the
+    workspace near the row kernel's int16 plane). None when the weights or bias are not constant (the zero
+    point's share of the sums is folded at compile time)."""
     g = geo
     adj = _bias_adjusted(ctx, g["KH"] * g["KW"], True)
     if adj is None:
         return None
     pw = max(g["W"] + g["PL"] + g["PR"], g["OW"] + (g["KW"] - 1) * g["DW"])
     hp = max(g["H"] + g["PT"] + g["PB"], g["OH"] + (g["KH"] - 1) * g["DH"])
-    flat = -(-g["OH"] * pw // 8) * 8
+    rb = max(1, min(g["OH"], hp // 4))
+    flat = -(-rb * pw // 8) * 8                                 # sums per block
     off = [kh * g["DH"] * pw + kw * g["DW"] for kh in range(g["KH"]) for kw in range(g["KW"])]
-    plane = -(-max(hp * pw, flat + max(off)) // 8) * 8          # the last pass reads up to flat - 1 + max(off)
-    return Lowered([Stage("qconv_dw_flat", {**g, "HP": hp, "PW": pw, "FLAT": flat, "off": off, "PLANE": plane,
-                                            "bias_adj": adj[0]})], args, workspace=plane + 4 * flat)
+    last = (g["OH"] - 1) // rb * rb * pw                        # where the last block starts
+    plane = -(-max(hp * pw, last + flat + max(off)) // 8) * 8   # its last pass reads up to last + flat - 1 + max(off)
+    return Lowered([Stage("qconv_dw_flat", {**g, "HP": hp, "PW": pw, "RB": rb, "FLAT": flat, "off": off,
+                                            "PLANE": plane, "bias_adj": adj[0]})], args, workspace=plane + 4 * flat)
 
 
 def exact_quads(features) -> bool:
-    """True when the target's uint8 x int8 quad kernel takes any int8 weights: VNNI (vpdpbusd), AArch64 SDOT and
-    portable C do; AVX2's vpmaddubsw saturates its pair sums, so there weights must lie in [-63, 63]."""
+    """True when the target's uint8 x int8 quad kernel takes any int8 weights: VNNI (vpdpbusd), AArch64 SDOT, Arm
+    SMLAD, Helium and portable C do; AVX2's vpmaddubsw saturates its pair sums, so there weights must lie in [-63, 63]."""
     f = set(features)
     return "avx2" not in f or bool(f & {"avx512vnni", "avxvnni"})
 
@@ -132,7 +138,7 @@ def _bias_adjusted(ctx: CCtx, k: int, any_weights: bool = False) -> tuple[list[i
     w = np.asarray(w, np.int64).reshape(w.shape[0], -1)
     b = np.asarray(ctx.consts[2], np.int64) if ctx.has(2) else np.zeros(w.shape[0], np.int64)
     adj = b - int(ctx.attrs["x_zero_point"]) * w.sum(axis=1)
-    adj_s = adj + 128 * w.sum(axis=1)              # for kernels that read x - 128 (AArch64 SDOT)
+    adj_s = adj + 128 * w.sum(axis=1)              # for kernels that read x - 128 (AArch64 SDOT, Helium)
     if max(np.abs(adj).max(initial=0), np.abs(adj_s).max(initial=0)) >= 1 << 31:
         return None
     return [int(v) for v in adj], [int(v) for v in adj_s]
