@@ -71,8 +71,8 @@ def _qconv(ctx: CCtx) -> Lowered:
 def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
     """Depthwise QConv of stride 1 as a 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2, Helium): a
     uint8 plane of HP x PW padded with the zero point, the taps at flat offsets, the sums of RB output rows at a
-    time (RB * PW rounded up to 8; RB chosen so that the sums take no more bytes than the plane, which keeps the
-    workspace near the row kernel's int16 plane). None when the weights or bias are not constant (the zero
+    time (RB * PW rounded up to 8; RB chosen so that the sums take no more bytes than the plane or 4 KiB, which
+    keeps the workspace near the row kernel's int16 plane). None when the weights or bias are not constant (the zero
     point's share of the sums is folded at compile time)."""
     g = geo
     adj = _bias_adjusted(ctx, g["KH"] * g["KW"], True)
@@ -80,7 +80,7 @@ def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
         return None
     pw = max(g["W"] + g["PL"] + g["PR"], g["OW"] + (g["KW"] - 1) * g["DW"])
     hp = max(g["H"] + g["PT"] + g["PB"], g["OH"] + (g["KH"] - 1) * g["DH"])
-    rb = max(1, min(g["OH"], hp // 4))
+    rb = max(1, min(g["OH"], max(hp * pw, 4096) // (4 * pw)))
     flat = -(-rb * pw // 8) * 8                                 # sums per block
     off = [kh * g["DH"] * pw + kw * g["DW"] for kh in range(g["KH"]) for kw in range(g["KW"])]
     last = (g["OH"] - 1) // rb * rb * pw                        # where the last block starts
