@@ -475,26 +475,26 @@ static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const f
  * Lite's MultiplyByQuantizedMultiplier (tensorflow/lite/kernels/internal/common.h); a positive shift multiplies
  * first, saturating to int32. Bit-exact with bornrt.py's requantize. */
 static inline int32_t bornc_requant(int32_t acc, int32_t multiplier, int shift) {
-    int64_t x = (int64_t)acc;
-    int64_t ab;
-    int32_t high;
+    int64_t x = (int64_t)acc, p;
     if (shift > 0) {
         x *= (int64_t)1 << shift;
         x = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x);
     }
     /* the reference nudges by +2^30 (or 1 - 2^30 below zero) and truncates the quotient by 2^31; with
-     * ab + 2^30 = q 2^31 + r (0 <= r < 2^31) both are q, so it is one floor (an arithmetic shift: SMULL, ADDS/ADC
+     * p + 2^30 = q 2^31 + r (0 <= r < 2^31) both are q, so it is one floor (an arithmetic shift: SMULL, ADDS/ADC
      * and two shifts on 32-bit Arm, where the 64-bit division was a library call's worth) */
-    ab = x * (int64_t)multiplier + ((int64_t)1 << 30);
-    high = (int32_t)(ab >> 31);
-    if (shift < 0) {
+    p = x * (int64_t)multiplier;
+    if (shift >= 0)
+        return (int32_t)((p + ((int64_t)1 << 30)) >> 31);
+    {
+        /* then the division by 2^rs that rounds half away from zero: with h = floor((p + 2^30) / 2^31),
+         * floor((h + 2^(rs-1) - [h < 0]) / 2^rs), which equals gemmlowp's remainder-and-threshold form
+         * (RoundingDivideByPOT); as floor((floor(a / m) + c) / n) = floor((a + c m) / (m n)), one 64-bit sum
+         * whose top word is shifted by rs - 1 */
         const int rs = -shift;
-        const int32_t mask = (int32_t)((1u << rs) - 1u);
-        const int32_t rem = high & mask;
-        const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-        high = (high >> rs) + (rem > threshold ? 1 : 0);
+        const int64_t up = ((int64_t)1 << 30) + ((int64_t)1 << (30 + rs));
+        return (int32_t)((p + (p < -((int64_t)1 << 30) ? up - ((int64_t)1 << 31) : up)) >> 32) >> (rs - 1);
     }
-    return high;
 }
 
 #if defined(BORNC_ARM_MVE)
@@ -563,11 +563,19 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
         for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
     return;
 #endif
-    for (; t < n; ++t) {
-        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
-        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
-        if (table) dst[t] = table[dst[t]];
+#define BORNC_REQUANT_LOOP                                                              \
+    for (; t < n; ++t) {                                                                \
+        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point; \
+        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));                    \
     }
+    if (shift < 0) {           /* one loop per sign of the shift: the compiler drops the other branches */
+        BORNC_REQUANT_LOOP
+    } else {
+        BORNC_REQUANT_LOOP
+    }
+#undef BORNC_REQUANT_LOOP
+    if (table)
+        for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
 }
 
 /* out[0..7] = sum over the KH x KW taps of w[kh * KW + kw] * src[kh * row_stride + tap[kw] + t] (int16 operands,
@@ -645,7 +653,7 @@ static inline void bornc_qdw8(const int16_t *src, size_t row_stride, const int8_
  * weights, int32 sums. A depthwise convolution of stride 1 is this 1-D correlation over a channel's padded plane
  * (rows of pitch PW, off[t] = kh * DH * PW + kw * DW; outputs at f = oh * PW + ow, the columns ow >= OW computed and
  * dropped), so one loop covers every row however narrow. Helium: widening byte loads (VLDRB.U32) and
- * vector-by-scalar multiply-accumulates, eight outputs per pass. */
+ * vector-by-scalar multiply-accumulates, eight outputs per pass; 32-bit Arm DSP: SMLAD on rows of three taps. */
 static inline void bornc_qdw_flat(const uint8_t *plane, int n, const int8_t *w, const int *off, int taps, int32_t bias,
                                   int32_t *acc) {
     int f, t;
@@ -661,6 +669,36 @@ static inline void bornc_qdw_flat(const uint8_t *plane, int n, const int8_t *w, 
         vst1q_s32(acc + f + 4, hi);
     }
 #else
+#if defined(BORNC_ARM_SIMD32)
+    /* rows of three adjacent taps (3-wide kernels, up to 8 rows): one word x0..x3 per row serves two outputs.
+     * UXTB16 of the word and of the word rotated by 8 give the pairs (x0, x2) and (x1, x3); SMLAD with the
+     * weights (w0, w2) sums the outer taps of output f and of output f + 1, SMLABB / SMLATB add the middle tap
+     * (x1 * w1 and x2 * w1): six multiply-adds in four instructions. The plane reads up to 2 bytes past the
+     * last output's window (the lowering sizes it so). */
+    int row3 = taps % 3 == 0 && taps <= 24;
+    for (t = 0; row3 && t < taps; t += 3) row3 = off[t + 1] == off[t] + 1 && off[t + 2] == off[t] + 2;
+    if (row3) {
+        int16x2_t outer[8], mid[8];
+        const int rows = taps / 3;
+        for (t = 0; t < rows; ++t) {
+            outer[t] = (int16x2_t)(((uint32_t)(uint16_t)(int16_t)w[3 * t + 2] << 16) | (uint32_t)(uint16_t)(int16_t)w[3 * t]);
+            mid[t] = (int16x2_t)(uint32_t)(uint16_t)(int16_t)w[3 * t + 1];
+        }
+        for (f = 0; f < n; f += 2) {
+            int32_t a0 = bias, a1 = bias;
+#pragma GCC unroll 8
+            for (t = 0; t < rows; ++t) {
+                const uint32_t word = bornc_load_u32(plane + f + off[3 * t]);
+                const int16x2_t e = (int16x2_t)__uxtb16(word), o = (int16x2_t)__uxtb16(BORNC_ROR8(word));
+                a0 = __smlabb(o, mid[t], __smlad(outer[t], e, a0));
+                a1 = __smlatb(e, mid[t], __smlad(outer[t], o, a1));
+            }
+            acc[f] = a0;
+            acc[f + 1] = a1;
+        }
+        return;
+    }
+#endif
     for (f = 0; f < n; ++f) {
         int32_t a = bias;
         for (t = 0; t < taps; ++t) a += (int32_t)w[t] * (int32_t)plane[f + off[t]];

@@ -248,6 +248,7 @@ int main(void) {
     int16_t plane[3 * 40];
     const int tap[5] = {0, 1, 2, 3, 4}, gaps[5] = {0, 1, 3, 5, 6};    /* adjacent taps; a pair, then singles */
     const int flat_off[15] = {0, 1, 2, 3, 4, 40, 41, 42, 43, 44, 80, 81, 82, 83, 84};
+    const int flat3[9] = {0, 1, 2, 40, 41, 42, 80, 81, 82};
     unsigned long sum = 0;
     int i, rep;
 #if defined(PROBE_SEMIHOSTING)
@@ -269,6 +270,8 @@ int main(void) {
         bornc_qdw8(plane + 2, 40, wdw, 3, 5, gaps, acc);
         for (i = 0; i < 8; ++i) printf("%ld ", (long)acc[i]);
         bornc_qdw_flat(X + rep, 16, wdw, flat_off, 15, (int32_t)(next() % 2001u) - 1000, acc);   /* 3 x 5 taps, pitch 40 */
+        for (i = 0; i < 16; ++i) printf("%ld ", (long)acc[i]);
+        bornc_qdw_flat(X + rep, 16, wdw, flat3, 9, (int32_t)(next() % 2001u) - 1000, acc);       /* 3 x 3: SMLAD rows */
         for (i = 0; i < 16; ++i) printf("%ld ", (long)acc[i]);
         printf("\n");
     }
@@ -335,7 +338,7 @@ def _check_probe(host: str) -> None:
     """The probe's shape, and its requantization lines against bornrt.py's requantize (the reference's integer path)."""
     assert "differs" not in host
     kernels = [ln for ln in host.splitlines() if not ln.startswith(("R ", "S", "F"))]
-    assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 + 16 for ln in kernels)
+    assert len(kernels) == 20 and all(len(ln.split()) == 96 + 1 + 16 + 16 + 16 for ln in kernels)
     from bornc.pyrt import rt
     req = np.array([[int(v) for v in ln.split()[1:]] for ln in host.splitlines() if ln.startswith("R ")], np.int64)
     assert len(req) == 400
@@ -347,7 +350,8 @@ def _check_probe(host: str) -> None:
 
 
 def test_simd32_kernels_equal_the_portable_ones(tmp_path):
-    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps) and its scalar-FPU
+    """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps on rows and on flat
+    planes) and its scalar-FPU
     float tile, built for 32-bit Arm with the DSP instructions and VFP (ARMv6 of the Pi Zero under qemu-user: the
     same code as on the Cortex-M4F), give the integers and float bits the portable C kernels give on the host
     (built for x86-64 without AVX2), on weights and activations at their extremes; its fixed-point

@@ -41,7 +41,8 @@ def _qconv(ctx: CCtx) -> Lowered:
     sh, sw, dh, dw, pt, pl = (geo[k] for k in ("SH", "SW", "DH", "DW", "PT", "PL"))
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
-    if cg == 1 and mg == 1 and sh == 1 and sw == 1 and "mve" in ctx.features:
+    if cg == 1 and mg == 1 and sh == 1 and sw == 1 and ("mve" in ctx.features or
+                                                      ("dsp" in ctx.features and kw == 3 and dw == 1 and kh <= 8)):
         flat = _qconv_dw_flat(ctx, geo, args)
         if flat is not None:
             return flat
@@ -69,11 +70,11 @@ def _qconv(ctx: CCtx) -> Lowered:
 
 
 def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
-    """Depthwise QConv of stride 1 as a 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2, Helium): a
-    uint8 plane of HP x PW padded with the zero point, the taps at flat offsets, the sums of RB output rows at a
-    time (RB * PW rounded up to 8; RB chosen so that the sums take no more bytes than the plane or 4 KiB, which
-    keeps the workspace near the row kernel's int16 plane). None when the weights or bias are not constant (the zero
-    point's share of the sums is folded at compile time)."""
+    """Depthwise QConv of stride 1 as a 1-D correlation per channel (templates/c/qconv_dw_flat.c.j2; Helium, and
+    3-wide kernels on the DSP instructions): a uint8 plane of HP x PW padded with the zero point, the taps at flat
+    offsets, the sums of RB output rows at a time (RB * PW rounded up to 8; RB chosen so that the sums take no more
+    bytes than the plane or 4 KiB, which keeps the workspace near the row kernel's int16 plane). None when the
+    weights or bias are not constant (the zero point's share of the sums is folded at compile time)."""
     g = geo
     adj = _bias_adjusted(ctx, g["KH"] * g["KW"], True)
     if adj is None:
@@ -84,7 +85,8 @@ def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
     flat = -(-rb * pw // 8) * 8                                 # sums per block
     off = [kh * g["DH"] * pw + kw * g["DW"] for kh in range(g["KH"]) for kw in range(g["KW"])]
     last = (g["OH"] - 1) // rb * rb * pw                        # where the last block starts
-    plane = -(-max(hp * pw, last + flat + max(off)) // 8) * 8   # its last pass reads up to last + flat - 1 + max(off)
+    # the last pass reads up to last + flat - 1 + max(off) (Helium), or 2 bytes further (SMLAD: a word per 2 outputs)
+    plane = -(-max(hp * pw, last + flat + max(off) + 2) // 8) * 8
     return Lowered([Stage("qconv_dw_flat", {**g, "HP": hp, "PW": pw, "RB": rb, "FLAT": flat, "off": off,
                                             "PLANE": plane, "bias_adj": adj[0]})], args, workspace=plane + 4 * flat)
 
