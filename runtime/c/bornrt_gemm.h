@@ -772,7 +772,9 @@ static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B,
 
 /* C[6 x 16] (int32) = A[6 x 4*KQ] * B[4*KQ x 16] on uint8 x int8 quads: A[r * KQ + kq] holds row r's weights for
  * k = 4kq .. 4kq+3 (int8, low byte first), B + kq * 64 the 16 columns' four uint8 values each (column t at bytes
- * 4t .. 4t+3). AVX-VNNI / AVX512-VNNI: one vpdpbusd per 8 columns and row. AVX2: vpmaddubsw then vpmaddwd by
+ * 4t .. 4t+3). Only rows r < mr and columns t < nc of C are wanted: the 32-bit Arm kernels (SMLAD, Helium),
+ * which step by 2 x 2 outputs, skip the rest; the vector ones compute the whole tile. AVX-VNNI / AVX512-VNNI: one
+ * vpdpbusd per 8 columns and row. AVX2: vpmaddubsw then vpmaddwd by
  * ones; vpmaddubsw saturates a pair sum to int16, which weights in [-63, 63] rule out (255 * 63 * 2 < 2^15), so
  * the lowering takes this kernel only for such weights. */
 #if defined(__AVX2__)
@@ -786,9 +788,10 @@ static inline void bornc_qgemm_6x16(int KP2, const int32_t *A, const int16_t *B,
 #define BORNC_DPBUSD(c, b, a) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, a), _mm256_set1_epi16(1)))
 #define BORNC_QGEMM8_EXACT 0     /* vpmaddubsw saturates: weights must lie in [-63, 63] */
 #endif
-static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
     __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     int kq;
+    (void)mr; (void)nc;              /* the whole tile: its vectors cover it */
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_si256();
     for (kq = 0; kq < KQ; ++kq) {
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + (size_t)kq * 64u));
@@ -819,9 +822,10 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
  * activations as x - 128 (x ^ 0x80) and the lowering's bias adds 128 * (row sum of W) back (qbias_s). */
 #include <arm_neon.h>
 #define BORNC_QGEMM8_SIGNED_B 1
-static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
     int32x4_t c[6][4];
     int r, q, kq;
+    (void)mr; (void)nc;              /* the whole tile: its vectors cover it */
     for (r = 0; r < 6; ++r)
         for (q = 0; q < 4; ++q) c[r][q] = vdupq_n_s32(0);
     for (kq = 0; kq < KQ; ++kq) {
@@ -844,11 +848,11 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
  * (predicated) loads, which read nothing past the rows. */
 #define BORNC_QGEMM8_SIGNED_B 1
 #define BORNC_QGEMM8_KMAJOR 1
-static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
     const int KP = 4 * KQ;
     int r, t, k;
-    for (r = 0; r < 6; r += 2)
-        for (t = 0; t < 16; t += 2) {
+    for (r = 0; r < mr; r += 2)
+        for (t = 0; t < nc; t += 2) {
             const int8_t *a0 = (const int8_t *)(A + (size_t)r * (size_t)KQ), *a1 = a0 + KP;
             const int8_t *b0 = (const int8_t *)B + (size_t)t * (size_t)KP, *b1 = b0 + KP;
             int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
@@ -874,10 +878,10 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
  * product accumulates with SMLAD (two 16 x 16 multiply-adds into 32 bits; ARMv7-M ARM A7.7.122), exact for
  * int8 x uint8. Tiles of 2 rows x 2 columns keep four accumulators and eight operands in registers: the cores
  * have 13 to 14 free, and no vector registers. */
-static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
     int r, t, kq;
-    for (r = 0; r < 6; r += 2)
-        for (t = 0; t < 16; t += 2) {
+    for (r = 0; r < mr; r += 2)
+        for (t = 0; t < nc; t += 2) {
             const int32_t *a0 = A + (size_t)r * (size_t)KQ, *a1 = a0 + KQ;
             const uint8_t *b = B + 4 * t;
             int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
@@ -898,9 +902,10 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
         }
 }
 #else
-static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int32_t *C) {
+static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
     int32_t acc[6][16];
     int r, t, kq, j;
+    (void)mr; (void)nc;
     for (r = 0; r < 6; ++r)
         for (t = 0; t < 16; ++t) acc[r][t] = 0;
     for (kq = 0; kq < KQ; ++kq) {

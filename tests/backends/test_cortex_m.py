@@ -217,19 +217,20 @@ static uint8_t x8(void) { uint32_t r = next() % 4u; return r == 0 ? 0 : r == 1 ?
 
 enum { K = 50, KQ = 13 };
 
-/* C = W x X through the packers and the tile kernel, whatever the kernel's panel layout (quads or k-major) and
- * activation bytes (x or x - 128) */
-static void gemm(const int8_t *W, const uint8_t *X, int nc, int32_t *C) {
+/* C = W x X (mr rows, nc columns wanted) through the packers and the tile kernel, whatever the kernel's panel
+ * layout (quads or k-major) and activation bytes (x or x - 128) */
+static void gemm(const int8_t *W, const uint8_t *X, int mr, int nc, int32_t *C) {
     static int32_t A[6 * KQ];
     static uint8_t B[KQ * 64], R[KQ * 64], XT[16 * K];
     int r, t, k;
-    bornc_qpack_a8(W, K, 6, A);
+    bornc_qpack_a8(W, K, mr, A);
     bornc_qpack_b8(X, 16, K, KQ, nc, B);
     for (t = 0; t < 16; ++t)
         for (k = 0; k < K; ++k) XT[t * K + k] = X[k * 16 + t];
     bornc_qpack_rows8(XT, K, K, KQ, nc, R);
     if (memcmp(B, R, sizeof B)) printf("rows8 differs from b8 ");
-    bornc_qgemm8_6x16(KQ, A, B, C);
+    memset(C, 0, 6 * 16 * sizeof *C);              /* the outputs past mr and nc may stay unwritten */
+    bornc_qgemm8_6x16(KQ, A, B, mr, nc, C);
 #if defined(BORNC_QGEMM8_SIGNED_B)
     for (r = 0; r < 6; ++r) {
         int32_t sum = 0;
@@ -256,11 +257,11 @@ int main(void) {
     initialise_monitor_handles();
 #endif
     for (rep = 0; rep < 20; ++rep) {
-        const int nc = rep % 2 ? 16 : 1 + rep % 16;
+        const int nc = rep % 2 ? 16 : 1 + rep % 16, mr = rep % 3 ? 6 : 1 + rep % 6;
         for (i = 0; i < 6 * K; ++i) W[i] = w8();
         for (i = 0; i < K * 16; ++i) X[i] = x8();
-        gemm(W, X, nc, C);
-        for (i = 0; i < 96; ++i) { printf("%ld ", (long)(i % 16 < nc ? C[i] : 0)); sum += (unsigned long)C[i]; }
+        gemm(W, X, mr, nc, C);
+        for (i = 0; i < 96; ++i) { printf("%ld ", (long)(i % 16 < nc && i / 16 < mr ? C[i] : 0)); sum += (unsigned long)C[i]; }
         for (i = 0; i < 53; ++i) { w[i] = w8(); x[i] = x8(); }
         printf("%ld ", (long)bornc_qdot8(53 - rep, w, x));
         for (i = 0; i < 15; ++i) wdw[i] = w8();
