@@ -84,6 +84,7 @@ SPECS = [
     ("QConv", (1, 2, 6, 6), (3, 2, 1, 1), {}),
     ("QMatMul", (3, 37), (11, 37), {}),
     ("QMatMul", (1, 20, 64), (30, 64), {}),
+    ("QConv", (1, 3, 7, 11), (3, 1, 3, 3), {"group": 3, "pads": [1, 1, 1, 1], "dilations": [2, 1]}),
 ]
 
 
@@ -146,16 +147,18 @@ def test_integer_layers_bit_exact(int_model, target):
     _assert_equal(ref, ex.prepare(m)(feeds))
 
 
-def test_helium_takes_the_flat_depthwise_kernel(tmp_path):
-    """On cortex-m55 the stride-1 depthwise layers (and only they) run on bornc_qdw_flat, the strided ones on the row
-    kernel; the layer with a lookup table renders it."""
+@pytest.mark.parametrize("target, n_flat", [("cortex-m55", 3), ("cortex-m4", 1)])
+def test_flat_depthwise_routing(tmp_path, target, n_flat):
+    """The stride-1 depthwise layers run on bornc_qdw_flat: all of them on cortex-m55 (Helium), those three taps
+    wide without column dilation on cortex-m4 (SMLAD rows); the strided ones on the row kernel. On cortex-m55 the
+    layer with a lookup table renders it."""
     from bornc.compile import compile_model
-    compile_model(integer_layers_model(), "cortex-m55", tmp_path, name="q", build=False)
-    src = (tmp_path / "q.c").read_text()
-    kernels = src.split("static bornc_status_t")[1:]
+    compile_model(integer_layers_model(), target, tmp_path, name="q", build=False)
+    kernels = (tmp_path / "q.c").read_text().split("static bornc_status_t")[1:]
     flat = [k for k in kernels if "bornc_qdw_flat(plane" in k]
-    assert len(flat) == 2 and any("bornc_qdw8(" in k for k in kernels)
-    assert any("qtable[256]" in k for k in flat)
+    assert len(flat) == n_flat and any("bornc_qdw8(" in k for k in kernels)
+    if target == "cortex-m55":
+        assert any("qtable[256]" in k for k in flat)
 
 
 @pytest.mark.parametrize("target, wmax", [("x86_64", 63), ("x86_64-v4", 127)])

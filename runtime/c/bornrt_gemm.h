@@ -673,8 +673,8 @@ static inline void bornc_qdw_flat(const uint8_t *plane, int n, const int8_t *w, 
     /* rows of three adjacent taps (3-wide kernels, up to 8 rows): one word x0..x3 per row serves two outputs.
      * UXTB16 of the word and of the word rotated by 8 give the pairs (x0, x2) and (x1, x3); SMLAD with the
      * weights (w0, w2) sums the outer taps of output f and of output f + 1, SMLABB / SMLATB add the middle tap
-     * (x1 * w1 and x2 * w1): six multiply-adds in four instructions. The plane reads up to 2 bytes past the
-     * last output's window (the lowering sizes it so). */
+     * (x1 * w1 and x2 * w1): six multiply-adds in four instructions. The word is the union of the two outputs'
+     * windows: nothing is read past the last output's. */
     int row3 = taps % 3 == 0 && taps <= 24;
     for (t = 0; row3 && t < taps; t += 3) row3 = off[t + 1] == off[t] + 1 && off[t + 2] == off[t] + 2;
     if (row3) {

@@ -257,7 +257,7 @@ int main(void) {
     initialise_monitor_handles();
 #endif
     for (rep = 0; rep < 20; ++rep) {
-        const int nc = rep % 2 ? 16 : 1 + rep % 16, mr = rep % 3 ? 6 : 1 + rep % 6;
+        const int nc = rep % 2 ? 16 : 1 + rep % 16, mr = rep % 3 ? 6 : 1 + rep % 5;
         for (i = 0; i < 6 * K; ++i) W[i] = w8();
         for (i = 0; i < K * 16; ++i) X[i] = x8();
         gemm(W, X, mr, nc, C);

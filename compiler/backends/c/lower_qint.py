@@ -85,8 +85,7 @@ def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
     flat = -(-rb * pw // 8) * 8                                 # sums per block
     off = [kh * g["DH"] * pw + kw * g["DW"] for kh in range(g["KH"]) for kw in range(g["KW"])]
     last = (g["OH"] - 1) // rb * rb * pw                        # where the last block starts
-    # the last pass reads up to last + flat - 1 + max(off) (Helium), or 2 bytes further (SMLAD: a word per 2 outputs)
-    plane = -(-max(hp * pw, last + flat + max(off) + 2) // 8) * 8
+    plane = -(-max(hp * pw, last + flat + max(off)) // 8) * 8   # the last pass reads up to last + flat - 1 + max(off)
     return Lowered([Stage("qconv_dw_flat", {**g, "HP": hp, "PW": pw, "RB": rb, "FLAT": flat, "off": off,
                                             "PLANE": plane, "bias_adj": adj[0]})], args, workspace=plane + 4 * flat)
 
