@@ -1,5 +1,6 @@
 """The microcontroller table: each int8 golden model of examples/mcu_models.py on each Cortex-M target, through
-the CLI as a user runs it (`bornc golden check`, `bornc compile --quantize int8`, `bornc bench --json`).
+the CLI as a user runs it (`bornc golden check`, `bornc compile --quantize int8` with the case's calibration,
+validation and fallback options, so the artifact measured is the one golden check compares, `bornc bench --json`).
 
     python examples/mcu_report.py [--targets cortex-m4 cortex-m55] [--cases mcu_kws_dscnn_int8 ...] [-o table.md]
 
@@ -39,8 +40,11 @@ def row(case: str, target: str, tmp: Path) -> dict:
     line = next(ln for ln in check if ln.startswith(case))
     exact = float(line.split()[2]) == 0.0 and line.rstrip().endswith("pass")
     out = tmp / f"{case}-{target}"
-    bornc("compile", str(folder / "model.onnx"), "--target", target, "--quantize", "int8",
-          "--calibration", str(folder / spec["quantize"]["calibration"]), "-o", str(out))
+    q = spec["quantize"]                 # the case's own quantization: the artifact golden check compares
+    opts = ["--calibration", str(folder / q["calibration"])]
+    opts += ["--validation", str(folder / q["validation"])] if "validation" in q else []
+    opts += ["--fallback-threshold", str(q["fallback_threshold"])] if "fallback_threshold" in q else []
+    bornc("compile", str(folder / "model.onnx"), "--target", target, "--quantize", q["mode"], *opts, "-o", str(out))
     inputs = [a for name, f in spec["inputs"].items() for a in ("--input", f"{name}={folder / 'inputs' / f}")]
     r = json.loads(bornc("bench", str(out), *inputs, "--json"))
     fw = r["firmware"]
@@ -61,7 +65,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", nargs="+", default=["cortex-m4", "cortex-m55"])
+    ap.add_argument("--targets", nargs="+", default=["cortex-m4", "cortex-m55", "cortex-m7"])
     ap.add_argument("--cases", nargs="+", default=CASES)
     ap.add_argument("-o", "--output", help="also write the table (markdown) here")
     a = ap.parse_args()

@@ -25,7 +25,7 @@ from bornc.targets import Target, get_target
 from ..passes.helpers import feeds_for, make, rand
 
 N = helper.make_node
-TARGETS = ["x86_64", "rpi4", "rpi-armv7", "rpi5", "rpi-zero", "cortex-m4", "cortex-m55"]
+TARGETS = ["x86_64", "rpi4", "rpi-armv7", "rpi5", "rpi-zero", "cortex-m4", "cortex-m55", "cortex-m7"]
 
 
 def _needs(target: str):
