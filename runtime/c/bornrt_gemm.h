@@ -511,6 +511,16 @@ static inline int32x4_t bornc_requant4(int32x4_t x, int32_t multiplier, int shif
 }
 #endif
 
+/* dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax) for t0 <= t < n. */
+static inline void bornc_requant_loop(const int32_t *acc, int t0, int n, int32_t bias, int32_t multiplier, int shift,
+                                      int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t *dst) {
+    int t;
+    for (t = t0; t < n; ++t) {
+        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point;
+        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
+    }
+}
+
 /* n (<= 16) accumulators of one output channel (+ bias) requantized and stored as uint8:
  * dst[t] = clamp(zero_point + bornc_requant(acc[t] + bias, multiplier, shift), qmin, qmax), then table[dst[t]] when a
  * lookup table (a fused activation) is given. Helium: four lanes per step (bornc_requant4). The AVX2 version does
@@ -546,9 +556,7 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
             const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);
             _mm_storeu_si128((__m128i *)dst, _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
         }
-        if (table)
-            for (t = 0; t < 16; ++t) dst[t] = table[dst[t]];
-        return;
+        t = 16;
     }
 #elif defined(BORNC_ARM_MVE)
     for (; t + 4 <= n; t += 4)
@@ -558,22 +566,14 @@ static inline void bornc_requant_store(const int32_t *acc, int n, int32_t bias, 
         const mve_pred16_t p = vctp32q((uint32_t)(n - t));
         vstrbq_p_u32(dst + t, vreinterpretq_u32_s32(bornc_requant4(vaddq_n_s32(vldrwq_z_s32(acc + t, p), bias), multiplier,
                                                                    shift, zero_point, qmin, qmax)), p);
+        t = n;
     }
-    if (table)
-        for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
-    return;
 #endif
-#define BORNC_REQUANT_LOOP                                                              \
-    for (; t < n; ++t) {                                                                \
-        const int32_t v = bornc_requant(acc[t] + bias, multiplier, shift) + zero_point; \
-        dst[t] = (uint8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));                    \
-    }
-    if (shift < 0) {           /* one loop per sign of the shift: the compiler drops the other branches */
-        BORNC_REQUANT_LOOP
-    } else {
-        BORNC_REQUANT_LOOP
-    }
-#undef BORNC_REQUANT_LOOP
+    /* the rest one by one, in a loop per sign of the shift: inlined there, bornc_requant loses its other branches */
+    if (shift < 0)
+        bornc_requant_loop(acc, t, n, bias, multiplier, shift, zero_point, qmin, qmax, dst);
+    else
+        bornc_requant_loop(acc, t, n, bias, multiplier, shift, zero_point, qmin, qmax, dst);
     if (table)
         for (t = 0; t < n; ++t) dst[t] = table[dst[t]];
 }
@@ -996,17 +996,35 @@ static inline void bornc_qpack_a8(const int8_t *W, int K, int rows, int32_t *A) 
 #define BORNC_QB(x) ((uint8_t)(x))
 #endif
 
-/* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
- * to 4*KQ; nc <= 16 valid columns, the rest zero) as bornc_qgemm8_6x16 reads it: quads, out + kq * 64 holding
- * column t's rows 4kq .. 4kq+3 at bytes 4t .. 4t+3; or k-major (BORNC_QGEMM8_KMAJOR), column t's 4*KQ rows at
- * out + t * 4KQ. */
-static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ, int nc, uint8_t *out) {
+/* The byte offset of (k, t) in a 16-column panel as bornc_qgemm8_6x16 reads it: quads (out + kq * 64 holds column
+ * t's rows 4kq .. 4kq+3 at bytes 4t .. 4t+3), or k-major (BORNC_QGEMM8_KMAJOR: column t's 4*KQ rows at t * 4KQ). */
+static inline size_t bornc_qpanel_at(int KQ, int k, int t) {
 #if defined(BORNC_QGEMM8_KMAJOR)
-    const int KP = 4 * KQ;
-    int k = 0, t;
+    return (size_t)t * (size_t)(4 * KQ) + (size_t)k;
+#else
+    (void)KQ;
+    return (size_t)(k / 4) * 64u + (size_t)(4 * t + k % 4);
+#endif
+}
+
+/* Rows k0 .. 4*KQ-1 of a 16-column panel from a uint8 matrix whose (k, t) lies at src[k * sk + t * st]: K rows and
+ * nc <= 16 columns, the rest stored as zero (BORNC_QB(0)). */
+static inline void bornc_qpack_panel8(const uint8_t *src, size_t sk, size_t st, int K, int KQ, int nc, int k0,
+                                      uint8_t *out) {
+    int k, t;
+    for (k = k0; k < 4 * KQ; ++k)
+        for (t = 0; t < 16; ++t)
+            out[bornc_qpanel_at(KQ, k, t)] = BORNC_QB(k < K && t < nc ? src[(size_t)k * sk + (size_t)t * st] : 0u);
+}
+
+/* One 16-column panel of a uint8 matrix (rows of stride ldb from column 0 of `col`; K rows, padded with zero rows
+ * to 4*KQ; nc <= 16 valid columns, the rest zero), in the layout of bornc_qpanel_at. The vector forms cover whole
+ * rows (AVX2: four rows of quads; Helium: scattered k-major columns), bornc_qpack_panel8 the rest. */
+static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ, int nc, uint8_t *out) {
+    int k = 0;
 #if defined(BORNC_ARM_MVE)
     {                            /* a row's nc values, four widening loads, each scattered to four columns */
-        const uint32_t kp = (uint32_t)KP;
+        const uint32_t kp = (uint32_t)(4 * KQ);
         const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0u, 1), kp), flip = vdupq_n_u32(0x80u);
         const mve_pred16_t p0 = vctp32q((uint32_t)nc), p1 = vctp32q((uint32_t)(nc > 4 ? nc - 4 : 0));
         const mve_pred16_t p2 = vctp32q((uint32_t)(nc > 8 ? nc - 8 : 0)), p3 = vctp32q((uint32_t)(nc > 12 ? nc - 12 : 0));
@@ -1019,49 +1037,28 @@ static inline void bornc_qpack_b8(const uint8_t *col, size_t ldb, int K, int KQ,
             vstrbq_scatter_offset_u32(o + 12 * kp, offs, veorq_u32(vldrbq_z_u32(src + 12, p3), flip));
         }
     }
-#endif
-    for (; k < KP; ++k)
-        for (t = 0; t < 16; ++t) out[(size_t)t * (size_t)KP + (size_t)k] = BORNC_QB(k < K && t < nc ? col[(size_t)k * ldb + (size_t)t] : 0u);
-#else
-    int kq = 0, t, j;
-#if defined(__AVX2__)
+#elif defined(__AVX2__)
     if (nc == 16)
-        for (; 4 * kq + 3 < K; ++kq) {            /* byte, then 16-bit interleave of 4 rows: 4 columns per 16 bytes */
-            const uint8_t *src = col + (size_t)(4 * kq) * ldb;
+        for (; k + 3 < K; k += 4) {               /* byte, then 16-bit interleave of 4 rows: 4 columns per 16 bytes */
+            const uint8_t *src = col + (size_t)k * ldb;
             const __m128i r0 = _mm_loadu_si128((const __m128i *)src), r1 = _mm_loadu_si128((const __m128i *)(src + ldb));
             const __m128i r2 = _mm_loadu_si128((const __m128i *)(src + 2 * ldb));
             const __m128i r3 = _mm_loadu_si128((const __m128i *)(src + 3 * ldb));
             const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
             const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
-            uint8_t *o = out + (size_t)kq * 64u;
+            uint8_t *o = out + (size_t)(k / 4) * 64u;
             _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(a, c));
             _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(a, c));
             _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(b, d));
             _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(b, d));
         }
 #endif
-    for (; kq < KQ; ++kq)
-        for (j = 0; j < 4; ++j) {
-            const int k = 4 * kq + j;
-            const uint8_t *src = col + (size_t)k * ldb;
-            for (t = 0; t < 16; ++t) out[(size_t)kq * 64u + (size_t)(4 * t + j)] = BORNC_QB(k < K && t < nc ? src[t] : 0u);
-        }
-#endif
+    bornc_qpack_panel8(col, ldb, 1u, K, KQ, nc, k, out);
 }
 
-/* nr <= 16 rows of a uint8 matrix (K values each, rows at stride ldx) as one 16-column panel for
- * bornc_qgemm8_6x16, row t as column t: the layout of bornc_qpack_b8, other columns zero. */
+/* nr <= 16 rows of a uint8 matrix (K values each, rows at stride ldx) as one 16-column panel, row t as column t. */
 static inline void bornc_qpack_rows8(const uint8_t *x, size_t ldx, int K, int KQ, int nr, uint8_t *out) {
-    int t, k;
-    for (t = 0; t < 16; ++t)
-        for (k = 0; k < 4 * KQ; ++k) {
-            const uint8_t v = BORNC_QB(t < nr && k < K ? x[(size_t)t * ldx + (size_t)k] : 0u);
-#if defined(BORNC_QGEMM8_KMAJOR)
-            out[(size_t)t * (size_t)(4 * KQ) + (size_t)k] = v;
-#else
-            out[(size_t)(k / 4) * 64u + (size_t)(4 * t + k % 4)] = v;
-#endif
-        }
+    bornc_qpack_panel8(x, 1u, ldx, K, KQ, nr, 0, out);
 }
 
 /* Rows m0 .. m0+5 of int8 weights W (rows of K) as the int16 pairs bornc_qgemm_6x16 reads; rows past `rows` and

@@ -352,11 +352,10 @@ def _check_probe(host: str) -> None:
 
 def test_simd32_kernels_equal_the_portable_ones(tmp_path):
     """bornrt_gemm.h's SMLAD kernels (qgemm8 tile and its packers, dot product, depthwise taps on rows and on flat
-    planes) and its scalar-FPU
-    float tile, built for 32-bit Arm with the DSP instructions and VFP (ARMv6 of the Pi Zero under qemu-user: the
-    same code as on the Cortex-M4F), give the integers and float bits the portable C kernels give on the host
-    (built for x86-64 without AVX2), on weights and activations at their extremes; its fixed-point
-    requantization equals bornrt.py's (the reference's) on both."""
+    planes) and its scalar-FPU float tile, built for 32-bit Arm with the DSP instructions and VFP (ARMv6 of the Pi
+    Zero under qemu-user: the same code as on the Cortex-M4F), give the integers and float bits the portable C
+    kernels give on the host (built for x86-64 without AVX2), on weights and activations at their extremes; its
+    fixed-point requantization equals bornrt.py's (the reference's) on both."""
     t = get_target("rpi-zero")
     if t.status() != "ready":
         pytest.skip(f"rpi-zero: {t.status()}")
@@ -374,8 +373,8 @@ def test_simd32_kernels_equal_the_portable_ones(tmp_path):
 
 def test_helium_kernels_equal_the_portable_ones(tmp_path):
     """The Helium (MVE) kernels (VMLADAVA tile on k-major panels, the scattering packer, dot product, widening
-    depthwise taps on rows and on flat planes, the vector requantizing store), built with cortex-m55's flags and run bare metal on its
-    qemu board, give the integers and bytes the portable C kernels give on the host."""
+    depthwise taps on rows and on flat planes, the vector requantizing store), built with cortex-m55's flags and run
+    bare metal on its qemu board, give the integers and bytes the portable C kernels give on the host."""
     _needs("cortex-m55")
     from bornc.backends.c.build import qemu_system_command
     t = get_target("cortex-m55")

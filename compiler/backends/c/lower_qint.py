@@ -5,8 +5,8 @@ With constant weights both run on the uint8 x int8 quad micro-kernel of ``runtim
 only for weights in [-63, 63], see ``exact_quads``), QConv's weights packed at compile time and its tasks split
 over the workers. Otherwise they run on the int16-pair kernel (bornc_qgemm_6x16: AVX2 vpmaddwd, VNNI vpdpwssd):
 uint8 activations minus their zero point and int8 weights are exact in int16, and each pair product sums in
-int32. Depthwise convolutions run on rows of an int16 plane (bornc_qdw8) or, of stride 1 on Helium, as one flat
-correlation over a uint8 plane (bornc_qdw_flat); other convolutions with fewer than 4 input channels per group
+int32. Depthwise convolutions run on rows of an int16 plane (bornc_qdw8) or, of stride 1 on Helium (and 3 taps
+wide on the DSP instructions), as one flat correlation over a uint8 plane (bornc_qdw_flat); other convolutions with fewer than 4 input channels per group
 run as direct loops. Requantization is the
 fixed-point ``bornc_requant``, bit-exact with the reference interpreter.
 """
@@ -41,12 +41,10 @@ def _qconv(ctx: CCtx) -> Lowered:
     sh, sw, dh, dw, pt, pl = (geo[k] for k in ("SH", "SW", "DH", "DW", "PT", "PL"))
     args = [k for k in range(3) if ctx.has(k)]
     k = cg * kh * kw
-    if cg == 1 and mg == 1 and sh == 1 and sw == 1 and ("mve" in ctx.features or
-                                                      ("dsp" in ctx.features and kw == 3 and dw == 1 and kh <= 8)):
+    if cg == 1 and mg == 1:
         flat = _qconv_dw_flat(ctx, geo, args)
         if flat is not None:
             return flat
-    if cg == 1 and mg == 1:
         wp_ = w + pl + geo["PR"]
         hp = max(h + pt + geo["PB"], (oh - 1) * sh + (kh - 1) * dh + 1)
         step = 8 if "small-ram" in ctx.features else 16        # columns the kernel computes per row: a multiple
@@ -74,8 +72,13 @@ def _qconv_dw_flat(ctx: CCtx, geo: dict, args: list) -> Lowered | None:
     3-wide kernels on the DSP instructions): a uint8 plane of HP x PW padded with the zero point, the taps at flat
     offsets, the sums of RB output rows at a time (RB * PW rounded up to 8; RB chosen so that the sums take no more
     bytes than the plane or 4 KiB, which keeps the workspace near the row kernel's int16 plane). None when the
-    weights or bias are not constant (the zero point's share of the sums is folded at compile time)."""
+    weights or bias are not constant (the zero point's share of the sums is folded at compile time), and where the
+    target has no kernel for it: a stride other than 1, or without Helium a kernel not three adjacent taps wide
+    (the rows bornc_qdw_flat's SMLAD form takes, up to 8 of them)."""
     g = geo
+    f = ctx.features
+    if g["SH"] != 1 or g["SW"] != 1 or not ("mve" in f or ("dsp" in f and g["KW"] == 3 and g["DW"] == 1 and g["KH"] <= 8)):
+        return None
     adj = _bias_adjusted(ctx, g["KH"] * g["KW"], True)
     if adj is None:
         return None
