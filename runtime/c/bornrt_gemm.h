@@ -265,6 +265,45 @@ static inline void bornc_sgemm_6x16g(int kc, const float *a, const float *b, con
 }
 #endif
 
+/* C[6 x 32] as two 6 x 16 tiles side by side. AVX-512: in 12 zmm accumulators (the 6 x 16 tile would keep
+ * only 6 sums in flight, fewer than two FMA pipes of latency 4 need). Row k of the first half is at b + 16 k or
+ * b + offs[k], of the second at b2 + 16 k or b2 + offs[k]; C gets the halves at C and C + 16. Each element is the
+ * same chain of FMAs in the same order as in bornc_sgemm_6x16g, so results do not depend on which kernel ran. */
+#if defined(__AVX512F__)
+static inline void bornc_sgemm_6x32g(int kc, const float *a, const float *b, const float *b2, const int *offs,
+                                     float *C, size_t ldc, int first, const float *bias, const float *clamp) {
+    __m512 c[6][2];
+    int r, k;
+    for (r = 0; r < 6; ++r) {
+        if (first) c[r][0] = c[r][1] = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        else { c[r][0] = _mm512_loadu_ps(C + (size_t)r * ldc); c[r][1] = _mm512_loadu_ps(C + (size_t)r * ldc + 16); }
+    }
+    for (k = 0; k < kc; ++k) {
+        const size_t o = offs ? (size_t)offs[k] : 16u * (size_t)k;
+        const __m512 b0 = _mm512_loadu_ps(b + o), b1 = _mm512_loadu_ps(b2 + o);
+        const float *ar = a + 6 * k;
+        for (r = 0; r < 6; ++r) {
+            const __m512 x = _mm512_set1_ps(ar[r]);
+            c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]); c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
+        }
+    }
+    for (r = 0; r < 6; ++r) {
+        if (clamp) {     /* as in bornc_sgemm_6x16g: max then min, NaN passes */
+            const __m512 lo = _mm512_set1_ps(clamp[0]), hi = _mm512_set1_ps(clamp[1]);
+            c[r][0] = _mm512_min_ps(hi, _mm512_max_ps(lo, c[r][0]));
+            c[r][1] = _mm512_min_ps(hi, _mm512_max_ps(lo, c[r][1]));
+        }
+        _mm512_storeu_ps(C + (size_t)r * ldc, c[r][0]); _mm512_storeu_ps(C + (size_t)r * ldc + 16, c[r][1]);
+    }
+}
+#else
+static inline void bornc_sgemm_6x32g(int kc, const float *a, const float *b, const float *b2, const int *offs,
+                                     float *C, size_t ldc, int first, const float *bias, const float *clamp) {
+    bornc_sgemm_6x16g(kc, a, b, offs, C, ldc, first, bias, clamp);
+    bornc_sgemm_6x16g(kc, a, b2, offs, C + 16, ldc, first, bias, clamp);
+}
+#endif
+
 /* Packed B (rows at b + 16 k). */
 static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
                                      const float *bias, const float *clamp) {
@@ -280,25 +319,27 @@ static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, cons
 /* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
  * B at b + offs[k], columns [0, nb)), as a stride-1 convolution over a padded copy of its input does: column j
  * of C is stored at c[dst[j]] + row * ldc, or dropped where dst[j] < 0 (the padding columns). B must be
- * readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack). tile: 96 floats. Every
+ * readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack). tile: 192 floats. Every
  * element is the same sum in the same order however rows are split over threads. */
 static inline void bornc_sgemm_po(int M, int nb, int K, const float *ap, const float *b, const int *offs,
                                   const int *dst, float *c, size_t ldc, const float *bias, const float *clamp, int p0,
                                   int p1, float *tile) {
     const int np = (nb + 15) / 16;
-    int i, j, r, t;
+    int i, j, r, t, w = 16, n;
     for (i = p0; i < p1; ++i) {
         const float *a = ap + (size_t)i * (size_t)K * 6u;
         const float *bi = bias ? bias + 6 * i : NULL;
         const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
         float *ci = c + (size_t)(6 * i) * ldc;
-        for (j = 0; j < np; ++j) {
-            const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
-            bornc_sgemm_6x16o(K, a, b + 16 * j, offs, tile, 16u, bi, clamp);
+        for (j = 0; j < np; j += w / 16) {
+            w = j + 1 < np ? 32 : 16;
+            if (w == 32) bornc_sgemm_6x32g(K, a, b + 16 * j, b + 16 * j + 16, offs, tile, 32u, 1, bi, clamp);
+            else bornc_sgemm_6x16o(K, a, b + 16 * j, offs, tile, 16u, bi, clamp);
+            n = nb - 16 * j < w ? nb - 16 * j : w;
             for (r = 0; r < rows; ++r)
                 for (t = 0; t < n; ++t) {
                     const int d = dst[16 * j + t];
-                    if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[16 * r + t];
+                    if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[w * r + t];
                 }
         }
     }
@@ -450,6 +491,11 @@ static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const f
             for (j = 0; j < np; ++j) {
                 const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
                 const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
+                if (rows == 6 && nb - 16 * j >= 32) {
+                    bornc_sgemm_6x32g(kc, a, b, b + 16u * (size_t)K, NULL, ci + 16 * j, ldc, first, bi, cl);
+                    ++j;
+                    continue;
+                }
                 if (rows == 6 && n == 16) {
                     bornc_sgemm_6x16p(kc, a, b, ci + 16 * j, ldc, first, bi, cl);
                     continue;

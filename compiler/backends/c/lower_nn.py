@@ -60,6 +60,10 @@ def split(base: int, panels: int, threads: int, macs: int) -> tuple[int, bool]:
     return chunks, parallel
 
 
+# Floats at the start of a packed convolution's workspace for the micro-kernel's edge tile (6 x 32, bornrt_gemm.h).
+TILE_FLOATS = 192
+
+
 def pack_a6(a: np.ndarray) -> np.ndarray:
     """A (M x K) float32 as bornrt_gemm.h's packed weights: 6-row panels, k-major inside a panel,
     ``out[(i * K + k) * 6 + r] = a[6 i + r, k]``, rows past M zero; flat, ceil(M / 6) * 6 * K floats."""
@@ -102,7 +106,7 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
     if kh * kw == 1 and geo["SH"] == geo["SW"] == 1 and geo["PT"] == geo["PL"] == 0 and oh == geo["H"] and ow == geo["W"]:
         mode, cols = "direct", block_columns(k, p)
         blocks, rows, extra = -(-p // cols), 0, {}
-        ws = 96 + k * cols
+        ws = TILE_FLOATS + k * cols
     elif geo["SH"] == geo["SW"] == 1:
         mode, halo = "padded", (kh - 1) * geo["DH"]
         rows = max(1, min(oh, B_BLOCK_BYTES // (4 * cg * wp) - halo))
@@ -111,11 +115,11 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         offs = [(c * rp + i * geo["DH"]) * wp + j * geo["DW"] for c in range(cg) for i in range(kh) for j in range(kw)]
         dst = [(q // wp) * ow + q % wp if q % wp < ow else -1 for q in range(-(-cols // 16) * 16)]
         extra = {"offs": offs, "dst": dst, "RP": rp, "WP": wp, "SLACK": kw * geo["DW"] + 16}
-        ws = cg * rp * wp + kw * geo["DW"] + 16 + 96
+        ws = cg * rp * wp + kw * geo["DW"] + 16 + TILE_FLOATS
     else:
         mode, cols, rows = "im2col", block_columns(k, p), 0
         blocks, extra = -(-p // cols), {}
-        ws = k * cols + 96
+        ws = k * cols + TILE_FLOATS
     panels = -(-mg // 6)
     base = geo["N"] * geo["G"] * blocks
     chunks, parallel = split(base, panels, threads, geo["N"] * geo["M"] * k * p)
@@ -126,7 +130,7 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         b = np.zeros((geo["G"], panels * 6), np.float32)
         b[:, :mg] = np.asarray(ctx.const(2, "bias"), np.float32).reshape(geo["G"], mg)
         packed[2] = b.ravel()
-    params = {**geo, **extra, "K": k, "P": p, "mode": mode, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
+    params = {**geo, **extra, "K": k, "P": p, "mode": mode, "TILE": TILE_FLOATS, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
               "MCH": chunks, "serial_tasks": 0 if parallel else tasks, "has_bias": ctx.has(2),
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
     par = tasks if parallel else 0
