@@ -304,6 +304,59 @@ static inline void bornc_sgemm_6x32g(int kc, const float *a, const float *b, con
 }
 #endif
 
+/* C[12 x 32] as two 6 x 32 tiles one above the other, rows 6..11 from the A panel a2 (bias + 6, C + 6 ldc).
+ * AVX-512: 24 zmm sums, so each B row loaded meets 12 rows of A (half the B traffic of the 6 x 32 tile; the
+ * 12-row, 32-column blocking is the one onnxruntime's MLAS uses for AVX-512, SgemmKernelAvx512F.S). */
+#if defined(__AVX512F__)
+static inline void bornc_sgemm_12x32g(int kc, const float *a, const float *a2, const float *b, const float *b2,
+                                      const int *offs, float *C, size_t ldc, int first, const float *bias,
+                                      const float *clamp) {
+    __m512 c[12][2];
+    int r, k;
+    for (r = 0; r < 12; ++r) {
+        if (first) c[r][0] = c[r][1] = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        else { c[r][0] = _mm512_loadu_ps(C + (size_t)r * ldc); c[r][1] = _mm512_loadu_ps(C + (size_t)r * ldc + 16); }
+    }
+    for (k = 0; k < kc; ++k) {
+        const size_t o = offs ? (size_t)offs[k] : 16u * (size_t)k;
+        const __m512 b0 = _mm512_loadu_ps(b + o), b1 = _mm512_loadu_ps(b2 + o);
+        for (r = 0; r < 6; ++r) {
+            const __m512 x = _mm512_set1_ps(a[6 * k + r]), y = _mm512_set1_ps(a2[6 * k + r]);
+            c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]); c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
+            c[r + 6][0] = _mm512_fmadd_ps(y, b0, c[r + 6][0]); c[r + 6][1] = _mm512_fmadd_ps(y, b1, c[r + 6][1]);
+        }
+    }
+    for (r = 0; r < 12; ++r) {
+        if (clamp) {
+            const __m512 lo = _mm512_set1_ps(clamp[0]), hi = _mm512_set1_ps(clamp[1]);
+            c[r][0] = _mm512_min_ps(hi, _mm512_max_ps(lo, c[r][0]));
+            c[r][1] = _mm512_min_ps(hi, _mm512_max_ps(lo, c[r][1]));
+        }
+        _mm512_storeu_ps(C + (size_t)r * ldc, c[r][0]); _mm512_storeu_ps(C + (size_t)r * ldc + 16, c[r][1]);
+    }
+}
+#else
+static inline void bornc_sgemm_12x32g(int kc, const float *a, const float *a2, const float *b, const float *b2,
+                                      const int *offs, float *C, size_t ldc, int first, const float *bias,
+                                      const float *clamp) {
+    bornc_sgemm_6x32g(kc, a, b, b2, offs, C, ldc, first, bias, clamp);
+    bornc_sgemm_6x32g(kc, a2, b, b2, offs, C + 6 * ldc, ldc, first, bias ? bias + 6 : NULL, clamp);
+}
+#endif
+
+/* One tile of h 6-row panels (h = 1 or 2, the second at a2) by w = 16 or 32 columns (the second 16 at b2), by
+ * the widest micro-kernel that covers it. */
+static inline void bornc_sgemm_hw(int h, int w, int kc, const float *a, const float *a2, const float *b,
+                                  const float *b2, const int *offs, float *C, size_t ldc, int first,
+                                  const float *bias, const float *clamp) {
+    if (h == 2 && w == 32) bornc_sgemm_12x32g(kc, a, a2, b, b2, offs, C, ldc, first, bias, clamp);
+    else if (w == 32) bornc_sgemm_6x32g(kc, a, b, b2, offs, C, ldc, first, bias, clamp);
+    else {
+        bornc_sgemm_6x16g(kc, a, b, offs, C, ldc, first, bias, clamp);
+        if (h == 2) bornc_sgemm_6x16g(kc, a2, b, offs, C + 6 * ldc, ldc, first, bias ? bias + 6 : NULL, clamp);
+    }
+}
+
 /* Packed B (rows at b + 16 k). */
 static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, float *C, size_t ldc, int first,
                                      const float *bias, const float *clamp) {
@@ -319,27 +372,36 @@ static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, cons
 /* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
  * B at b + offs[k], columns [0, nb)), as a stride-1 convolution over a padded copy of its input does: column j
  * of C is stored at c[dst[j]] + row * ldc, or dropped where dst[j] < 0 (the padding columns). B must be
- * readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack). tile: 192 floats. Every
+ * readable up to column ceil(nb / 16) * 16 - 1 of every row (the caller's slack). tile: 384 floats. Every
  * element is the same sum in the same order however rows are split over threads. */
 static inline void bornc_sgemm_po(int M, int nb, int K, const float *ap, const float *b, const int *offs,
                                   const int *dst, float *c, size_t ldc, const float *bias, const float *clamp, int p0,
                                   int p1, float *tile) {
     const int np = (nb + 15) / 16;
-    int i, j, r, t, w = 16, n;
-    for (i = p0; i < p1; ++i) {
+    int i, j, r, t, w = 16, h = 1;
+    for (i = p0; i < p1; i += h) {
         const float *a = ap + (size_t)i * (size_t)K * 6u;
         const float *bi = bias ? bias + 6 * i : NULL;
-        const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
+        int rows;
         float *ci = c + (size_t)(6 * i) * ldc;
+        h = i + 1 < p1 ? 2 : 1;
+        rows = M - 6 * i < 6 * h ? M - 6 * i : 6 * h;
         for (j = 0; j < np; j += w / 16) {
+            int n, d0;
             w = j + 1 < np ? 32 : 16;
-            if (w == 32) bornc_sgemm_6x32g(K, a, b + 16 * j, b + 16 * j + 16, offs, tile, 32u, 1, bi, clamp);
-            else bornc_sgemm_6x16o(K, a, b + 16 * j, offs, tile, 16u, bi, clamp);
             n = nb - 16 * j < w ? nb - 16 * j : w;
+            d0 = dst[16 * j];
+            if (rows == 6 * h && n == w && d0 >= 0 && dst[16 * j + w - 1] == d0 + w - 1) {
+                /* the columns are one run of an output row (dst rises by 1 inside a row and by less across) */
+                bornc_sgemm_hw(h, w, K, a, a + 6u * (size_t)K, b + 16 * j, b + 16 * j + 16, offs, ci + d0, ldc, 1, bi,
+                               clamp);
+                continue;
+            }
+            bornc_sgemm_hw(h, w, K, a, a + 6u * (size_t)K, b + 16 * j, b + 16 * j + 16, offs, tile, 32u, 1, bi, clamp);
             for (r = 0; r < rows; ++r)
                 for (t = 0; t < n; ++t) {
                     const int d = dst[16 * j + t];
-                    if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[w * r + t];
+                    if (d >= 0) ci[(size_t)r * ldc + (size_t)d] = tile[32 * r + t];
                 }
         }
     }
@@ -470,42 +532,49 @@ static inline void bornc_im2col_b16(const float *x, int CG, int H, int W, int KH
             }
 }
 
+/* One tile of bornc_sgemm_pp: h 6-row panels (the second at a + astep) by w columns (the second 16 at b + bstep);
+ * rows and n are the rows and columns of it that exist. A partial tile goes through `tile` (12 x 32 floats). */
+static inline void bornc_sgemm_pp_tile(int h, int w, int kc, const float *a, size_t astep, const float *b,
+                                       size_t bstep, int rows, int n, float *ci, size_t ldc, int first,
+                                       const float *bi, const float *cl, float *tile) {
+    float *dst = ci;
+    size_t ld = ldc;
+    int r, t;
+    if (rows < 6 * h || n < w) {
+        for (r = 0; r < 6 * h; ++r)
+            for (t = 0; t < w; ++t) tile[w * r + t] = !first && r < rows && t < n ? ci[(size_t)r * ldc + (size_t)t] : 0.0f;
+        dst = tile;
+        ld = (size_t)w;
+    }
+    bornc_sgemm_hw(h, w, kc, a, a + astep, b, b + bstep, NULL, dst, ld, first, bi, cl);
+    if (dst == tile)
+        for (r = 0; r < rows; ++r)
+            for (t = 0; t < n; ++t) ci[(size_t)r * ldc + (size_t)t] = tile[w * r + t];
+}
+
 /* C[6 p0 .. min(6 p1, M)) x [0, nb) = bias + A * B, then clamped (see bornc_sgemm_6x16p), for the row panels
  * p0 <= i < p1 of A packed as above (K columns) and B packed in 16-column panels (BORNC_B16); C rows at stride
- * ldc. bias: the row biases padded to whole panels, or NULL. tile: 96 floats for the edge tiles. K is walked in
- * blocks of BORNC_SGEMM_KC, each block meeting every tile of C. Each C element is the same sum in the same
- * order whatever the panel range, so splitting rows or columns over threads changes no bit. */
+ * ldc. bias: the row biases padded to whole panels, or NULL. tile: 384 floats for the edge tiles. Loop order
+ * as in BLIS (Van Zee & van de Geijn, "BLIS: A framework for rapidly instantiating BLAS functionality", ACM TOMS
+ * 41(3), 2015): K in blocks of BORNC_SGEMM_KC, then pairs of B panels, whose KC x 32 slice stays in L1 while the
+ * A panels stream past it. Each C element is the same sum in the same order whatever the panel range, so
+ * splitting rows or columns over threads changes no bit. */
 static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const float *bp, float *c, size_t ldc,
                                   const float *bias, const float *clamp, int p0, int p1, float *tile) {
     const int np = (nb + 15) / 16;
-    int pc;
+    int pc, i, j, w, h;
     for (pc = 0; pc < K; pc += BORNC_SGEMM_KC) {
         const int kc = K - pc < BORNC_SGEMM_KC ? K - pc : BORNC_SGEMM_KC, first = pc == 0;
         const float *cl = pc + kc >= K ? clamp : NULL;
-        int i, j, t, r;
-        for (i = p0; i < p1; ++i) {
-            const float *a = ap + ((size_t)i * (size_t)K + (size_t)pc) * 6u;
-            const float *bi = bias ? bias + 6 * i : NULL;
-            const int rows = M - 6 * i < 6 ? M - 6 * i : 6;
-            float *ci = c + (size_t)(6 * i) * ldc;
-            for (j = 0; j < np; ++j) {
-                const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
-                const int n = nb - 16 * j < 16 ? nb - 16 * j : 16;
-                if (rows == 6 && nb - 16 * j >= 32) {
-                    bornc_sgemm_6x32g(kc, a, b, b + 16u * (size_t)K, NULL, ci + 16 * j, ldc, first, bi, cl);
-                    ++j;
-                    continue;
-                }
-                if (rows == 6 && n == 16) {
-                    bornc_sgemm_6x16p(kc, a, b, ci + 16 * j, ldc, first, bi, cl);
-                    continue;
-                }
-                for (r = 0; r < 6; ++r)
-                    for (t = 0; t < 16; ++t)
-                        tile[16 * r + t] = !first && r < rows && t < n ? ci[(size_t)r * ldc + (size_t)(16 * j + t)] : 0.0f;
-                bornc_sgemm_6x16p(kc, a, b, tile, 16u, first, bi, cl);
-                for (r = 0; r < rows; ++r)
-                    for (t = 0; t < n; ++t) ci[(size_t)r * ldc + (size_t)(16 * j + t)] = tile[16 * r + t];
+        for (j = 0; j < np; j += w / 16) {
+            const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
+            const int left = nb - 16 * j;
+            w = left > 16 ? 32 : 16;
+            for (i = p0; i < p1; i += h) {
+                h = i + 1 < p1 ? 2 : 1;
+                bornc_sgemm_pp_tile(h, w, kc, ap + ((size_t)i * (size_t)K + (size_t)pc) * 6u, 6u * (size_t)K, b,
+                                    16u * (size_t)K, M - 6 * i < 6 * h ? M - 6 * i : 6 * h, left < w ? left : w,
+                                    c + (size_t)(6 * i) * ldc + 16 * j, ldc, first, bias ? bias + 6 * i : NULL, cl, tile);
             }
         }
     }

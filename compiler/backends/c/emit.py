@@ -257,7 +257,7 @@ class _Emitter:
         stmts = []
         for node in nodes:
             if not is_if(node):
-                stmts.append(f"if ((st = {self.kernel(node, self.lowered[id(node)])}) != BORNC_OK) return st;")
+                stmts.append(f"if (BORNC_UNLIKELY((st = {self.kernel(node, self.lowered[id(node)])}) != BORNC_OK)) return st;")
                 if self.profile:
                     stmts.append(f"if (bornc_kernel_hook) bornc_kernel_hook({len(self.kernels) - 1});")
                 continue

@@ -60,8 +60,8 @@ def split(base: int, panels: int, threads: int, macs: int) -> tuple[int, bool]:
     return chunks, parallel
 
 
-# Floats at the start of a packed convolution's workspace for the micro-kernel's edge tile (6 x 32, bornrt_gemm.h).
-TILE_FLOATS = 192
+# Floats at the start of a packed convolution's workspace for the micro-kernel's edge tile (12 x 32, bornrt_gemm.h).
+TILE_FLOATS = 384
 
 
 def pack_a6(a: np.ndarray) -> np.ndarray:
@@ -240,9 +240,24 @@ def _packed_gemm(ctx: CCtx, clamp=None) -> Lowered | None:
         if c is None or int(np.prod(np.shape(c))) not in (1, n) or (np.ndim(c) == 2 and np.shape(c)[0] != 1):
             return None
         bias = np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (n,)) * np.float32(a["beta"])
-    if m < 16 or m * n * wt.shape[0] < 4096:
+    if m * n * wt.shape[0] < 4096:
         return None
-    return _packed_xw(ctx, wt, bias, m, clamp)
+    return _packed_xw(ctx, wt, bias, m, clamp) if m >= 16 else _small_m(ctx, wt, bias, m)
+
+
+def _small_m(ctx: CCtx, wt: np.ndarray, bias: np.ndarray | None, m: int) -> Lowered:
+    """Y (m x N) = X (m x K) @ W (K x N) + bias for a constant W and fewer than 16 rows (a classifier head, one
+    decoder step): W stored K x N (transposed at compile time, alpha folded in), so gemm.c.j2's inner loop runs
+    over contiguous W and Y rows and vectorizes; each Y element still adds its K products in order."""
+    k, n = wt.shape
+    st = Stage("gemm", {"M": m, "N": n, "K": k, "T": "float", "A": "X0", "Bm": "X1", "Y": "Y0", "transB": False,
+                        "alpha": literal(1.0, "float32"), "beta": literal(1.0, "float32"),
+                        "a_index": "(size_t)m * %d + k" % k, "has_c": bias is not None, "Cm": "X2", "c_index": "n",
+                        "batch": 1, "aoff": [0], "boff": [0]})
+    packed = {1: np.ascontiguousarray(wt, np.float32).ravel()}
+    if bias is not None:
+        packed[2] = np.ascontiguousarray(bias, np.float32)
+    return Lowered([st], [0, 1, 2] if bias is not None else [0, 1], packed=packed)
 
 
 def _plain_gemm(ctx: CCtx) -> Lowered:
