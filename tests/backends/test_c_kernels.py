@@ -92,16 +92,18 @@ def test_gemm(ta, tb):
     _check(m)
 
 
-@pytest.mark.parametrize("tb, c_shape", [(0, [13]), (1, [1, 13]), (1, None)])
-def test_gemm_packed(tb, c_shape):
-    """A constant B with 37 rows of A (a ragged 16-row panel), 13 outputs (a partial 6-row panel) and K = 41:
-    the packed path with alpha folded into the weights and beta into the bias."""
-    inits = {"b": rand(13, 41) if tb else rand(41, 13)}
+@pytest.mark.parametrize("rows, n", [(37, 13), (1, 130), (5, 130)])
+@pytest.mark.parametrize("tb, c_shape", [(0, "n"), (1, "1n"), (1, None)])
+def test_gemm_packed(tb, c_shape, rows, n):
+    """A constant B, K = 41: with 37 rows of A (a ragged 16-row panel) and 13 outputs (a partial 6-row panel) the
+    packed path, alpha folded into the weights and beta into the bias; with 1 or 5 rows (a classifier head) the
+    small-M path on the weight transposed at compile time."""
+    inits = {"b": rand(n, 41) if tb else rand(41, n)}
     ins = ["a", "b"]
     if c_shape:
-        inits["c"] = rand(*c_shape)
+        inits["c"] = rand(n) if c_shape == "n" else rand(1, n)
         ins.append("c")
-    m = make([N("Gemm", ins, ["y"], transB=tb, alpha=0.75, beta=1.5)], [("a", [37, 41])], [("y", [37, 13])], inits)
+    m = make([N("Gemm", ins, ["y"], transB=tb, alpha=0.75, beta=1.5)], [("a", [rows, 41])], [("y", [rows, n])], inits)
     _check(m)
 
 

@@ -65,6 +65,30 @@ def test_outputs_bitwise_equal_for_every_thread_count(chain, tmp_path):
     np.testing.assert_allclose(outs[1], ref, rtol=1e-4, atol=1e-5)
 
 
+def _has_avx512() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512f" in flags and " avx512_vnni" in flags
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="this CPU has no AVX-512: x86_64-v4 artifacts cannot run here")
+def test_avx512_tiles_give_the_avx2_bits(chain, tmp_path):
+    """x86_64-v4's 6 x 32 and 12 x 32 AVX-512 tiles (partial tiles, an odd weight panel, in-place and tile
+    stores) add each output's products in the same order as x86_64's 6 x 16 AVX2 tile: the same bits at 1 and 2
+    threads."""
+    model, feeds = chain
+    compile_model(model, "x86_64", tmp_path / "v3", threads=1)
+    compile_model(model, "x86_64-v4", tmp_path / "v4", threads=2)
+    assert "bornc_sgemm_po" in (tmp_path / "v4" / "model.c").read_text()
+    want = load_artifact(tmp_path / "v3")(feeds)["y"]
+    v4 = load_artifact(tmp_path / "v4")
+    for t in (1, 2):
+        v4.set_threads(t)
+        assert v4(feeds)["y"].tobytes() == want.tobytes(), t
+
+
 def test_thread_cap_is_checked(chain, tmp_path):
     model, feeds = chain
     compile_model(model, "x86_64", tmp_path / "a", threads=2)
