@@ -1040,6 +1040,45 @@ static inline void bornc_qgemm8_6x16(int KQ, const int32_t *A, const uint8_t *B,
 #define BORNC_QGEMM8_EXACT 1     /* SDOT, SMLAD, Helium and the portable kernel take any int8 weights */
 #endif
 
+/* The widest int8 tile of this target: BORNC_QTILE_ROWS x BORNC_QTILE_COLS int32 sums at C (row stride
+ * BORNC_QTILE_COLS) from the consecutive 6-row weight panels at A (6 KQ int32 each) and 16-column activation
+ * panels at B (64 KQ bytes each) that the tile covers: mr <= ROWS rows and nc <= COLS columns exist, and no panel
+ * past them is read. AVX-512 VNNI: 12 x 32 in 24 zmm sums (two weight panels by two activation panels), so each
+ * 64-byte activation load meets 12 weight rows (VPDPBUSD has a latency of several cycles at 2 per cycle: 6 sums
+ * would leave the pipes idle). Elsewhere: bornc_qgemm8_6x16. Integer sums are exact in any order. */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && !defined(BORNC_QGEMM8_SIGNED_B)
+#define BORNC_QTILE_ROWS 12
+#define BORNC_QTILE_COLS 32
+static inline void bornc_qgemm8_avx512(int KQ, const int32_t *A, const uint8_t *B, int32_t *C, const int h, const int w) {
+    __m512i c[12][2];
+    int r, q, kq;
+    for (r = 0; r < 6 * h; ++r)
+        for (q = 0; q < w; ++q) c[r][q] = _mm512_setzero_si512();
+    for (kq = 0; kq < KQ; ++kq) {
+        __m512i b[2];
+        for (q = 0; q < w; ++q) b[q] = _mm512_loadu_si512((const void *)(B + (size_t)q * (size_t)KQ * 64u + (size_t)kq * 64u));
+        for (r = 0; r < 6 * h; ++r) {
+            const __m512i av = _mm512_set1_epi32(A[(size_t)(r / 6) * 6u * (size_t)KQ + (size_t)(r % 6) * (size_t)KQ + (size_t)kq]);
+            for (q = 0; q < w; ++q) c[r][q] = _mm512_dpbusd_epi32(c[r][q], b[q], av);
+        }
+    }
+    for (r = 0; r < 6 * h; ++r)
+        for (q = 0; q < w; ++q) _mm512_storeu_si512((void *)(C + 32 * r + 16 * q), c[r][q]);
+}
+static inline void bornc_qgemm8_tile(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
+    if (mr > 6 && nc > 16) bornc_qgemm8_avx512(KQ, A, B, C, 2, 2);
+    else if (mr > 6) bornc_qgemm8_avx512(KQ, A, B, C, 2, 1);
+    else if (nc > 16) bornc_qgemm8_avx512(KQ, A, B, C, 1, 2);
+    else bornc_qgemm8_avx512(KQ, A, B, C, 1, 1);
+}
+#else
+#define BORNC_QTILE_ROWS 6
+#define BORNC_QTILE_COLS 16
+static inline void bornc_qgemm8_tile(int KQ, const int32_t *A, const uint8_t *B, int mr, int nc, int32_t *C) {
+    bornc_qgemm8_6x16(KQ, A, B, mr, nc, C);
+}
+#endif
+
 /* sum_k w[k] * x[k] over K int8 weights and uint8 activations (a matrix-vector row: one activation row, where a
  * 16-column tile would waste 15 of its columns). Helium: VMLADAVA; SIMD32 Arm: SMLAD on the widened pairs of four
  * bytes at a time. */
