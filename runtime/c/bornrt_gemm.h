@@ -435,6 +435,9 @@ static inline void bornc_sgemm_xw(int N, int nb, int K, const float *wp, const f
 /* Depth of one block of K: the 6 x 256 slice of an A panel (6 KB) stays in L1 while it meets every B panel of
  * the column block (Goto & van de Geijn 2008, section 6). */
 #define BORNC_SGEMM_KC 256
+/* Weight panels per block of A (16 panels x 6 rows x KC floats = 96 KB): the block stays in L2 while every B
+ * panel pair of the column block meets it (the MC loop of Goto & van de Geijn 2008). Even, so tiles pair up. */
+#define BORNC_SGEMM_MC 16
 
 /* B in 16-column panels: element (k, j) of a K x nb block at bp[(j / 16) * K * 16 + k * 16 + j % 16]. */
 #define BORNC_B16(bp, K, k, j) ((bp)[(size_t)((j) >> 4) * (size_t)(K) * 16u + (size_t)(k) * 16u + (size_t)((j) & 15)])
@@ -556,27 +559,119 @@ static inline void bornc_sgemm_pp_tile(int h, int w, int kc, const float *a, siz
  * p0 <= i < p1 of A packed as above (K columns) and B packed in 16-column panels (BORNC_B16); C rows at stride
  * ldc. bias: the row biases padded to whole panels, or NULL. tile: 384 floats for the edge tiles. Loop order
  * as in BLIS (Van Zee & van de Geijn, "BLIS: A framework for rapidly instantiating BLAS functionality", ACM TOMS
- * 41(3), 2015): K in blocks of BORNC_SGEMM_KC, then pairs of B panels, whose KC x 32 slice stays in L1 while the
- * A panels stream past it. Each C element is the same sum in the same order whatever the panel range, so
+ * 41(3), 2015): K in blocks of BORNC_SGEMM_KC, weight panels in blocks of BORNC_SGEMM_MC, then pairs of B panels, whose
+ * KC x 32 slice stays in L1 while the block's A panels stream past it. Each C element is the same sum in the same order whatever the panel range, so
  * splitting rows or columns over threads changes no bit. */
 static inline void bornc_sgemm_pp(int M, int nb, int K, const float *ap, const float *bp, float *c, size_t ldc,
                                   const float *bias, const float *clamp, int p0, int p1, float *tile) {
     const int np = (nb + 15) / 16;
-    int pc, i, j, w, h;
+    int pc, ib, i, j, w, h;
     for (pc = 0; pc < K; pc += BORNC_SGEMM_KC) {
         const int kc = K - pc < BORNC_SGEMM_KC ? K - pc : BORNC_SGEMM_KC, first = pc == 0;
         const float *cl = pc + kc >= K ? clamp : NULL;
-        for (j = 0; j < np; j += w / 16) {
-            const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
-            const int left = nb - 16 * j;
-            w = left > 16 ? 32 : 16;
-            for (i = p0; i < p1; i += h) {
-                h = i + 1 < p1 ? 2 : 1;
-                bornc_sgemm_pp_tile(h, w, kc, ap + ((size_t)i * (size_t)K + (size_t)pc) * 6u, 6u * (size_t)K, b,
-                                    16u * (size_t)K, M - 6 * i < 6 * h ? M - 6 * i : 6 * h, left < w ? left : w,
-                                    c + (size_t)(6 * i) * ldc + 16 * j, ldc, first, bias ? bias + 6 * i : NULL, cl, tile);
+        for (ib = p0; ib < p1; ib += BORNC_SGEMM_MC) {
+            const int ie = p1 - ib < BORNC_SGEMM_MC ? p1 : ib + BORNC_SGEMM_MC;
+            for (j = 0; j < np; j += w / 16) {
+                const float *b = bp + ((size_t)j * (size_t)K + (size_t)pc) * 16u;
+                const int left = nb - 16 * j;
+                w = left > 16 ? 32 : 16;
+                for (i = ib; i < ie; i += h) {
+                    h = i + 1 < ie ? 2 : 1;
+                    bornc_sgemm_pp_tile(h, w, kc, ap + ((size_t)i * (size_t)K + (size_t)pc) * 6u, 6u * (size_t)K, b,
+                                        16u * (size_t)K, M - 6 * i < 6 * h ? M - 6 * i : 6 * h, left < w ? left : w,
+                                        c + (size_t)(6 * i) * ldc + 16 * j, ldc, first, bias ? bias + 6 * i : NULL, cl,
+                                        tile);
+                }
             }
         }
+    }
+}
+
+/* ---- Winograd F(4x4, 3x3) transforms (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * CVPR 2016; points 0, +-1, +-2, +-1/2, infinity), 16 tiles at a time in fixed-size local arrays so that every
+ * loop runs over the 16 tiles with unit stride and vectorizes (bornc.backends.c.lower_winograd).
+ * B^T rows: (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0),
+ * (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1); A^T rows: (1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0),
+ * (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1). */
+#define BORNC_WT 16
+
+/* the 6-point B^T d over 16 tiles: d[k] (k-th input, one float per tile) to o[k]; rows passed one by one, so a row
+ * split into column phases, a local array or the caller's V can be read or written where it lies */
+static inline void bornc_wino_bt(const float *d0, const float *d1, const float *d2, const float *d3, const float *d4,
+                                 const float *d5, float *o0, float *o1, float *o2, float *o3, float *o4, float *o5) {
+    int t;
+    for (t = 0; t < BORNC_WT; ++t) {
+        const float a0 = d0[t], a1 = d1[t], a2 = d2[t], a3 = d3[t], a4 = d4[t], a5 = d5[t];
+        o0[t] = 4.0f * a0 - 5.0f * a2 + a4;
+        o1[t] = -4.0f * (a1 + a2) + a3 + a4;
+        o2[t] = 4.0f * (a1 - a2) - a3 + a4;
+        o3[t] = 2.0f * (a3 - a1) - a2 + a4;
+        o4[t] = 2.0f * (a1 - a3) - a2 + a4;
+        o5[t] = 4.0f * a1 - 5.0f * a3 + a5;
+    }
+}
+
+/* B^T d B of the 16 tiles whose 6 x 6 patches start at row ih0 and columns iw0 + 4 t of an H x W plane x (zero
+ * outside it); V value xi = 6 i + j of tile t goes to v[xi * vstride + t] for all 16 t (the caller's rows have
+ * that slack; lanes past its last tile are overwritten or zeroed after). Inside the plane the rows are read in
+ * place; at its edges through a zero-padded copy. */
+static inline void bornc_wino_in16(const float *x, int H, int W, int ih0, int iw0, float *v, size_t vstride) {
+    float row[4 * BORNC_WT + 4], ph[4][BORNC_WT + 1], z[6][6][BORNC_WT];
+    int i, j, t;
+    for (i = 0; i < 6; ++i) {                          /* each patch row: B^T along the row's 6 columns, per tile */
+        const int ih = ih0 + i, lo = iw0 < 0 ? -iw0 : 0;
+        const int hi = W - iw0 < 4 * BORNC_WT + 4 ? W - iw0 : 4 * BORNC_WT + 4;
+        const float *src = row;
+        if (ih >= 0 && ih < H && lo == 0 && hi == 4 * BORNC_WT + 4) src = x + (size_t)ih * (size_t)W + (size_t)iw0;
+        else {
+            memset(row, 0, sizeof row);
+            if (ih >= 0 && ih < H && hi > lo) memcpy(row + lo, x + (size_t)ih * (size_t)W + (size_t)(iw0 + lo), (size_t)(hi - lo) * sizeof(float));
+        }
+        for (t = 0; t < BORNC_WT + 1; ++t) {           /* column phases: patch column j of tile t is phase j % 4 of t + j / 4 */
+            ph[0][t] = src[4 * t]; ph[1][t] = src[4 * t + 1]; ph[2][t] = src[4 * t + 2]; ph[3][t] = src[4 * t + 3];
+        }
+        bornc_wino_bt(ph[0], ph[1], ph[2], ph[3], ph[0] + 1, ph[1] + 1, z[0][i], z[1][i], z[2][i], z[3][i], z[4][i], z[5][i]);
+    }
+    for (j = 0; j < 6; ++j)                            /* then B^T down the rows, column transform j of each */
+        bornc_wino_bt(z[j][0], z[j][1], z[j][2], z[j][3], z[j][4], z[j][5], v + (size_t)j * vstride,
+                      v + (size_t)(6 + j) * vstride, v + (size_t)(12 + j) * vstride, v + (size_t)(18 + j) * vstride,
+                      v + (size_t)(24 + j) * vstride, v + (size_t)(30 + j) * vstride);
+}
+
+/* the 6-point A^T m over 16 tiles: m[k] to o[k], k < 4 */
+static inline void bornc_wino_at(const float *m0, const float *m1, const float *m2, const float *m3, const float *m4,
+                                 const float *m5, float *o0, float *o1, float *o2, float *o3) {
+    int t;
+    for (t = 0; t < BORNC_WT; ++t) {
+        const float s12 = m1[t] + m2[t], d12 = m1[t] - m2[t], s34 = m3[t] + m4[t], d34 = m3[t] - m4[t];
+        o0[t] = m0[t] + s12 + s34;
+        o1[t] = d12 + 2.0f * d34;
+        o2[t] = s12 + 4.0f * s34;
+        o3[t] = d12 + 8.0f * d34 + m5[t];
+    }
+}
+
+/* A^T M A + bias, then clamped to [clamp[0], clamp[1]] (NaN kept) when clamp is not NULL, of 16 tiles of one
+ * output channel: product xi of tile t at mo[xi * mstride + t] (16 readable floats; lanes past the caller's
+ * tiles are computed and dropped); output (a, c) of tile t to y[a * OW + 4 t + c] for rows a < rows and
+ * columns 4 t + c < cols. */
+static inline void bornc_wino_out16(const float *mo, size_t mstride, float bias, const float *clamp, float *y, int OW,
+                                    int rows, int cols) {
+    float q[4][6][BORNC_WT], o[4][BORNC_WT], out[4 * BORNC_WT];
+    int a, b, t;
+    for (b = 0; b < 6; ++b)                            /* A^T down each column b of the 6 x 6 products */
+        bornc_wino_at(mo + (size_t)b * mstride, mo + (size_t)(6 + b) * mstride, mo + (size_t)(12 + b) * mstride,
+                      mo + (size_t)(18 + b) * mstride, mo + (size_t)(24 + b) * mstride, mo + (size_t)(30 + b) * mstride,
+                      q[0][b], q[1][b], q[2][b], q[3][b]);
+    for (a = 0; a < 4 && a < rows; ++a) {              /* then across each output row a */
+        float *dst = cols >= 4 * BORNC_WT ? y + (size_t)a * (size_t)OW : out;
+        bornc_wino_at(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5], o[0], o[1], o[2], o[3]);
+        for (b = 0; b < 4; ++b)
+            for (t = 0; t < BORNC_WT; ++t) o[b][t] = clamp ? bornc_minf(bornc_maxf(o[b][t] + bias, clamp[0]), clamp[1]) : o[b][t] + bias;
+        for (t = 0; t < BORNC_WT; ++t) {               /* interleave: output column 4 t + b */
+            dst[4 * t] = o[0][t]; dst[4 * t + 1] = o[1][t]; dst[4 * t + 2] = o[2][t]; dst[4 * t + 3] = o[3][t];
+        }
+        if (dst == out) memcpy(y + (size_t)a * (size_t)OW, out, (size_t)cols * sizeof(float));
     }
 }
 

@@ -139,7 +139,10 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
 
 
 def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
+    from . import lower_winograd     # it builds on this module's packing helpers
     geo = conv_window(ctx)
+    if lower_winograd.applies(ctx, geo):
+        return lower_winograd.winograd_conv(ctx, geo, threads, clamp)
     packed = _packed_conv(ctx, geo, threads, clamp)
     if packed is not None:
         return packed
@@ -273,7 +276,7 @@ def _gemm(ctx: CCtx) -> Lowered:
 
 def _with_epilogue(ctx: CCtx, low: Lowered, first_extra: int, clamp) -> Lowered:
     """A Fused* node's core kernel followed by its epilogue, unless the packed micro-kernel applied it (clamp)."""
-    if clamp is not None and low.stages[0].template in ("conv_packed", "gemm_packed"):
+    if clamp is not None and low.stages[0].template in ("conv_packed", "conv_winograd", "gemm_packed"):
         return Lowered(low.stages, low.args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
     return Lowered(low.stages + _epilogue(ctx, first_extra), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
                    workspace=low.workspace, tasks=low.tasks, packed=low.packed)

@@ -1,0 +1,71 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for
+Convolutional Neural Networks", CVPR 2016, section 4), for the C target (templates/c/conv_winograd.c.j2).
+
+Each 4x4 output tile is A^T [(G g G^T) (.) (B^T d B)] A over the 6x6 input patch d: 36 products per tile and
+channel pair instead of the 144 multiply-adds of the direct form. The products of all channel pairs are 36
+GEMMs, U_xi (M x C) by V_xi (C x tiles), run on bornrt_gemm.h's micro-kernels; U = G g G^T is computed
+here at compile time (float64, rounded once to float32). Transform matrices: the interpolation points 0, +-1,
++-2, +-1/2 and infinity, as in Lavin & Gray's F(4x4, 3x3).
+
+Error: against a float64 direct convolution the transforms add rounding in B^T d B (coefficients up to 5) and
+A^T m A (up to 8). On normal inputs and weights the largest error was 3e-6 (C = 64) to 9e-6 (C = 256) of the
+output's largest magnitude, against 1e-6 to 2e-6 for the direct GEMM path (test_winograd_conv_error in
+tests/backends/test_c_kernels.py measures both and bounds it by 2e-5)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .ctypes_ import literal
+from .lower_nn import TILE_FLOATS, pack_a6, split
+from .lowering import CCtx, Lowered, Stage
+
+# The transform matrices (the C transforms, bornrt_gemm.h's bornc_wino_*, apply BT and AT written out).
+BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)
+
+#: bytes of one worker's transformed input and products (36 x (C + M) x tiles floats): within L2
+BLOCK_BYTES = 1536 * 1024
+#: tiles per row of the output below which the 16-tile transforms would mostly work on padding (OW < 45)
+MIN_TILE_COLUMNS = 12
+#: input and output channels below which the transforms cost about what the GEMM saves (measured on the 2-core
+#: build VM: 32 -> 32 channels at 208 x 208 ran as fast as the direct GEMM, 64 -> 64 at 56 x 56 1.4x faster)
+MIN_CHANNELS = 64
+
+
+def transform_weights(w: np.ndarray) -> np.ndarray:
+    """U[xi] = (G g G^T) flattened over xi = 6 a + b, for weights g (M, C, 3, 3): (36, M, C) float32."""
+    u = np.einsum("ai,mcij,bj->abmc", G, np.asarray(w, np.float64), G)
+    return u.reshape(36, w.shape[0], w.shape[1]).astype(np.float32)
+
+
+def applies(ctx: CCtx, geo: dict) -> bool:
+    """Whether a Conv takes the Winograd path: float, constant weights, one group, 3x3, stride 1, no dilation,
+    MIN_CHANNELS input and output channels, MIN_TILE_COLUMNS tiles across the output."""
+    return (ctx.oct() == "float" and ctx.consts[1] is not None and geo["G"] == 1 and geo["KH"] == geo["KW"] == 3
+            and geo["SH"] == geo["SW"] == 1 and geo["DH"] == geo["DW"] == 1 and geo["CG"] >= MIN_CHANNELS
+            and geo["MG"] >= MIN_CHANNELS and -(-geo["OW"] // 4) >= MIN_TILE_COLUMNS and len(ctx.shape(0)) == 4)
+
+
+def winograd_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered:
+    """The lowering: tasks are (image, block of tile rows, chunk of weight panels); a block's rows of 4x4 tiles
+    are as many as keep its transformed input and products within BLOCK_BYTES."""
+    c, m, tw, th = geo["CG"], geo["MG"], -(-geo["OW"] // 4), -(-geo["OH"] // 4)
+    panels = -(-m // 6)
+    rows = max(1, min(th, BLOCK_BYTES // (36 * (c + 6 * panels) * 4 * (tw + 16))))
+    blocks = -(-th // rows)
+    rows = -(-th // blocks)                      # the same number in every block
+    tp = -(-rows * tw // 16) * 16
+    chunks, parallel = split(geo["N"] * blocks, panels, threads, geo["N"] * m * c * 9 * geo["OH"] * geo["OW"])
+    tasks = geo["N"] * blocks * chunks
+    u = transform_weights(ctx.consts[1])
+    packed = {1: np.concatenate([pack_a6(u[xi]) for xi in range(36)])}
+    params = {**geo, "TW": tw, "TH": th, "ROWS": rows, "TP": tp, "LD": tp + 16, "NB": blocks, "MPAN": panels, "MCH": chunks,
+              "TILE": TILE_FLOATS, "has_bias": ctx.has(2), "serial_tasks": 0 if parallel else tasks,
+              "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
+    ws = TILE_FLOATS + 36 * (c + 6 * panels) * (tp + 16)
+    par = tasks if parallel else 0
+    return Lowered([Stage("conv_winograd", params, par)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
+                   tasks=par, packed=packed)
