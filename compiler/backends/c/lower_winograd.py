@@ -43,8 +43,9 @@ def transform_weights(w: np.ndarray) -> np.ndarray:
 
 def applies(ctx: CCtx, geo: dict) -> bool:
     """Whether a Conv takes the Winograd path: float, constant weights, one group, 3x3, stride 1, no dilation,
-    MIN_CHANNELS input and output channels, MIN_TILE_COLUMNS tiles across the output."""
-    return (ctx.oct() == "float" and ctx.consts[1] is not None and geo["G"] == 1 and geo["KH"] == geo["KW"] == 3
+    MIN_CHANNELS input and output channels, MIN_TILE_COLUMNS tiles across the output, and a target with more than
+    kilobytes of RAM (its workspace is up to BLOCK_BYTES a worker)."""
+    return ("small-ram" not in ctx.features and ctx.oct() == "float" and ctx.consts[1] is not None and geo["G"] == 1 and geo["KH"] == geo["KW"] == 3
             and geo["SH"] == geo["SW"] == 1 and geo["DH"] == geo["DW"] == 1 and geo["CG"] >= MIN_CHANNELS
             and geo["MG"] >= MIN_CHANNELS and -(-geo["OW"] // 4) >= MIN_TILE_COLUMNS and len(ctx.shape(0)) == 4)
 
