@@ -402,7 +402,8 @@ def cmd_bench(args) -> int:
     if r["inputs"] != "given":
         print(f"  inputs       {r['inputs']}: no --input/--inputs given; latency can depend on the values")
     print(f"  bornc        {r['bornc_ms']:10.3f} ms" + (f"   {r['bornc_gflop_per_s']:.1f} GFLOP/s" if "bornc_gflop_per_s" in r else "")
-          + (f" ({100 * r['peak_fraction']:.0f}% of {_cores(r['threads'])} fp32 peak)" if "peak_fraction" in r else "")
+          + (f" ({100 * r['peak_fraction']:.0f}% of {_cores(r['threads'])} fp32 peak, {r['peak_gflops_per_core']:.0f} GFLOP/s a core"
+             f"{' measured here' if r.get('peak_source') == 'measured' else ' by the target file'})" if "peak_fraction" in r else "")
           + f"   {r['threads']} thread{'s' if r['threads'] > 1 else ''}")
     if "gpu_wait_ms" in r:
         print(f"  on the GPU   {r['gpu_wait_ms']:10.3f} ms   (submit to outputs mapped; {r['dispatches_per_inference']} dispatches, "

@@ -9,7 +9,8 @@ Each is compiled once with ``bornc compile --target x86_64 --threads 2`` (``--ta
 through ``bornc bench``'s code (bornc.bench.bench_artifact): bornc and onnxruntime (ORT_ENABLE_ALL, the same
 thread count, the same inputs) in one process, in alternating blocks, medians. The C API caps the artifact at 1
 thread for the 1-thread column. Ratio = onnxruntime ms / bornc ms (above 1: bornc is faster); % of peak = the
-model's FLOPs per second over ``peak_gflops`` of targets/x86_64.toml times the threads. Cold start: a fresh
+model's FLOPs per second over one core's fp32 FMA peak measured here for the target's vector width
+(bornc.bench.measured_peak_gflops) times the threads. Cold start: a fresh
 ``model_run`` process to its first output (.npy in and out); code: the model's code and runtime sections (size -A).
 Takes about 15 minutes on a 2-core machine.
 """
