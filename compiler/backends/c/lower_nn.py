@@ -94,7 +94,8 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
     constant weight that is not depthwise. Three ways to present the input as B (K x columns): ``direct``, a
     1x1 stride-1 convolution reads its input rows in place; ``padded``, any other stride-1 convolution reads a
     padded copy of a block of input rows, tap k at a fixed offset (its output columns include the padding
-    columns, dropped at the store); ``im2col`` (strided) builds 16-column panels. Tasks: (image, group, block of
+    columns, dropped at the store); ``phased``, a strided one, the same over polyphase planes of the block
+    (:func:`_phased`); ``im2col`` (strided and dilated) builds 16-column panels. Tasks: (image, group, block of
     output columns or rows, chunk of 6-row weight panels); the chunks split one block's output channels over
     workers when blocks alone would leave workers idle."""
     mg, cg, kh, kw = geo["MG"], geo["CG"], geo["KH"], geo["KW"]
@@ -116,6 +117,8 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         dst = [(q // wp) * ow + q % wp if q % wp < ow else -1 for q in range(-(-cols // 16) * 16)]
         extra = {"offs": offs, "dst": dst, "RP": rp, "WP": wp, "SLACK": kw * geo["DW"] + 16}
         ws = cg * rp * wp + kw * geo["DW"] + 16 + TILE_FLOATS
+    elif geo["DH"] == geo["DW"] == 1 and geo["SH"] <= 4 and geo["SW"] <= 4:
+        mode, rows, cols, blocks, extra, ws = _phased(geo, cg, ow)
     else:
         mode, cols, rows = "im2col", block_columns(k, p), 0
         blocks, extra = -(-p // cols), {}
@@ -136,6 +139,26 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
     par = tasks if parallel else 0
     return Lowered([Stage("conv_packed", params, par)], [k for k in range(3) if ctx.has(k)], workspace=ws * 4,
                    tasks=par, packed=packed)
+
+
+def _phased(geo: dict, cg: int, ow: int) -> tuple:
+    """The ``phased`` mode of a strided convolution: a block of input rows copied into SH x SW polyphase planes,
+    plane (rho, phi) holding input rows rho, rho + SH, ... and columns phi, phi + SW, ... (zero where they fall in
+    the padding), so that tap (kh, kw) of output column (oh, ow) reads plane (kh % SH, kw % SW) at row
+    oh + kh // SH, column ow + kw // SW: a fixed offset plus the output column's index, as in ``padded``.
+    (mode, rows, columns, blocks, template parameters, workspace floats)."""
+    sh, sw, kh, kw = geo["SH"], geo["SW"], geo["KH"], geo["KW"]
+    wph, halo = ow + (kw - 1) // sw, (kh - 1) // sh
+    rows = max(1, min(geo["OH"], B_BLOCK_BYTES // (4 * cg * sh * sw * wph) - halo))
+    rph = rows + halo
+    cols = rows * wph
+    offs = [(((c * sh + i % sh) * sw + j % sw) * rph + i // sh) * wph + j // sw
+            for c in range(cg) for i in range(kh) for j in range(kw)]
+    dst = [(q // wph) * ow + q % wph if q % wph < ow else -1 for q in range(-(-cols // 16) * 16)]
+    slack = (kw - 1) // sw + 16
+    wrow = max(geo["PL"] + geo["W"], wph * sw)
+    extra = {"offs": offs, "dst": dst, "RPH": rph, "WPH": wph, "SLACK": slack, "WROW": wrow}
+    return "phased", rows, cols, -(-geo["OH"] // rows), extra, TILE_FLOATS + cg * sh * sw * rph * wph + slack + wrow
 
 
 def _conv_lowered(ctx: CCtx, threads: int, clamp=None) -> Lowered:
