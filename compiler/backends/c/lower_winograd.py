@@ -26,8 +26,9 @@ G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], 
               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
 AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)
 
-#: bytes of one worker's transformed input and products (36 x (C + M) x tiles floats): within L2
-BLOCK_BYTES = 1536 * 1024
+#: bytes of one worker's transformed input and products (36 x (C + M) x tiles floats): enough tiles for whole
+#: 32-column GEMM tiles on most layers (ddddocr det on the build VM: 1.5 MiB 67 ms, 3 MiB 57-63 ms, 6 MiB 63 ms)
+BLOCK_BYTES = 3072 * 1024
 #: tiles per row of the output below which the 16-tile transforms would mostly work on padding (OW < 45)
 MIN_TILE_COLUMNS = 12
 #: input and output channels below which the transforms cost about what the GEMM saves (measured on the 2-core
@@ -55,7 +56,7 @@ def winograd_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered:
     are as many as keep its transformed input and products within BLOCK_BYTES."""
     c, m, tw, th = geo["CG"], geo["MG"], -(-geo["OW"] // 4), -(-geo["OH"] // 4)
     panels = -(-m // 6)
-    rows = max(1, min(th, BLOCK_BYTES // (36 * (c + 6 * panels) * 4 * (tw + 16))))
+    rows = max(1, min(th, (BLOCK_BYTES // (36 * (c + 6 * panels) * 4) - 16) // tw))
     blocks = -(-th // rows)
     rows = -(-th // blocks)                      # the same number in every block
     tp = -(-rows * tw // 16) * 16
