@@ -29,11 +29,14 @@ AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0,
 #: bytes of one worker's transformed input and products (36 x (C + M) x tiles floats): enough tiles for whole
 #: 32-column GEMM tiles on most layers (ddddocr det on the build VM: 1.5 MiB 67 ms, 3 MiB 57-63 ms, 6 MiB 63 ms)
 BLOCK_BYTES = 3072 * 1024
-#: tiles per row of the output below which the 16-tile transforms would mostly work on padding (OW < 45)
-MIN_TILE_COLUMNS = 12
-#: input and output channels below which the transforms cost about what the GEMM saves (measured on the 2-core
-#: build VM: 32 -> 32 channels at 208 x 208 ran as fast as the direct GEMM, 64 -> 64 at 56 x 56 1.4x faster)
+#: input and output channels below which the transforms cost about what the GEMM saves, and tiles per output
+#: row below which the 16-tile transforms mostly work on padding, unless there are WIDE_CHANNELS (where the
+#: transforms are a small part): measured on the 2-core build VM against the direct GEMM path, 32 -> 32 channels
+#: at 208 x 208 ran as fast, 64 -> 64 at 56 x 56 1.4x faster, 128 -> 128 at 28 x 28 (7 tiles a row) 1.4x,
+#: 64 -> 64 at 28 x 28 no faster, 256 -> 256 at 14 x 14 1.07x, at 7 x 7 slower
 MIN_CHANNELS = 64
+MIN_TILE_COLUMNS = 12
+WIDE_CHANNELS, MIN_TILE_COLUMNS_WIDE = 128, 4
 
 
 def transform_weights(w: np.ndarray) -> np.ndarray:
@@ -44,11 +47,12 @@ def transform_weights(w: np.ndarray) -> np.ndarray:
 
 def applies(ctx: CCtx, geo: dict) -> bool:
     """Whether a Conv takes the Winograd path: float, constant weights, one group, 3x3, stride 1, no dilation,
-    MIN_CHANNELS input and output channels, MIN_TILE_COLUMNS tiles across the output, and a target with more than
-    kilobytes of RAM (its workspace is up to BLOCK_BYTES a worker)."""
+    MIN_CHANNELS input and output channels, MIN_TILE_COLUMNS tiles across the output (MIN_TILE_COLUMNS_WIDE with
+    WIDE_CHANNELS), and a target with more than kilobytes of RAM (its workspace is up to BLOCK_BYTES a worker)."""
     return ("small-ram" not in ctx.features and ctx.oct() == "float" and ctx.consts[1] is not None and geo["G"] == 1 and geo["KH"] == geo["KW"] == 3
-            and geo["SH"] == geo["SW"] == 1 and geo["DH"] == geo["DW"] == 1 and geo["CG"] >= MIN_CHANNELS
-            and geo["MG"] >= MIN_CHANNELS and -(-geo["OW"] // 4) >= MIN_TILE_COLUMNS and len(ctx.shape(0)) == 4)
+            and geo["SH"] == geo["SW"] == 1 and geo["DH"] == geo["DW"] == 1 and len(ctx.shape(0)) == 4
+            and min(geo["CG"], geo["MG"]) >= MIN_CHANNELS and -(-geo["OW"] // 4) >= (
+                MIN_TILE_COLUMNS_WIDE if min(geo["CG"], geo["MG"]) >= WIDE_CHANNELS else MIN_TILE_COLUMNS))
 
 
 def winograd_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered:
