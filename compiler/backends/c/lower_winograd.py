@@ -33,10 +33,10 @@ BLOCK_BYTES = 3072 * 1024
 #: row below which the 16-tile transforms mostly work on padding, unless there are WIDE_CHANNELS (where the
 #: transforms are a small part): measured on the 2-core build VM against the direct GEMM path, 32 -> 32 channels
 #: at 208 x 208 ran as fast, 64 -> 64 at 56 x 56 1.4x faster, 128 -> 128 at 28 x 28 (7 tiles a row) 1.4x,
-#: 64 -> 64 at 28 x 28 no faster, 256 -> 256 at 14 x 14 1.07x, at 7 x 7 slower
+#: 64 -> 64 at 28 x 28 no faster, 256 -> 256 at 14 x 14 1.07x alone but slower inside resnet50 (89 against 79 ms)
 MIN_CHANNELS = 64
 MIN_TILE_COLUMNS = 12
-WIDE_CHANNELS, MIN_TILE_COLUMNS_WIDE = 128, 4
+WIDE_CHANNELS, MIN_TILE_COLUMNS_WIDE = 128, 7
 
 
 def transform_weights(w: np.ndarray) -> np.ndarray:
