@@ -9,7 +9,7 @@ from ...ops.registry import lowering
 from ...pyrt import rt
 from ..common import geometry
 from .ctypes_ import literal
-from .lower_elementwise import c_math, elementwise_stage
+from .lower_elementwise import c_math, elementwise_stage, render_program
 from ..common.lowering import broadcast_strides, contiguous_strides
 from .lowering import Lowered, CCtx, Stage
 
@@ -133,7 +133,7 @@ def _packed_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered | None:
         b = np.zeros((geo["G"], panels * 6), np.float32)
         b[:, :mg] = np.asarray(ctx.const(2, "bias"), np.float32).reshape(geo["G"], mg)
         packed[2] = b.ravel()
-    params = {**geo, **extra, "K": k, "P": p, "mode": mode, "TILE": TILE_FLOATS, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
+    params = {**geo, **extra, "K": k, "P": p, "mode": mode, "TILE": TILE_FLOATS, "epi": None, "COLS": cols, "ROWS": rows, "NB": blocks, "MPAN": panels,
               "MCH": chunks, "serial_tasks": 0 if parallel else tasks, "has_bias": ctx.has(2),
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
     par = tasks if parallel else 0
@@ -297,12 +297,32 @@ def _gemm(ctx: CCtx) -> Lowered:
     return _packed_gemm(ctx) or _plain_gemm(ctx)
 
 
+def _task_epilogue(ctx: CCtx, first_extra: int) -> dict | None:
+    """A Fused* convolution's epilogue as statements for each task's own outputs (templates/c/task_epilogue.c.j2):
+    when the output is float and every extra operand has the output's shape (read at the same offset). None
+    otherwise (a broadcast operand: the epilogue runs as its own pass)."""
+    prog = ctx.attrs.get("epilogue") or []
+    extras = range(first_extra, len(ctx.node.inputs))
+    if not prog or ctx.oct() != "float" or any(ctx.shape(k) != ctx.oshape() or ctx.ct(k) != "float" for k in extras):
+        return None
+    stmts, result = render_program(prog, [f"a{j}" for j in range(1 + len(extras))], "float", ctx)
+    return {"stmts": stmts, "result": result, "extras": [f"X{k}" for k in extras]}
+
+
 def _with_epilogue(ctx: CCtx, low: Lowered, first_extra: int, clamp) -> Lowered:
-    """A Fused* node's core kernel followed by its epilogue, unless the packed micro-kernel applied it (clamp)."""
-    if clamp is not None and low.stages[0].template in ("conv_packed", "conv_winograd", "gemm_packed"):
+    """A Fused* node's core kernel followed by its epilogue: nothing more where the packed micro-kernel applied it
+    (clamp), inside each task of a packed or Winograd convolution where it can (:func:`_task_epilogue`), else as
+    its own parallel pass."""
+    core = low.stages[0].template
+    args = [k for k in range(len(ctx.node.inputs)) if ctx.has(k)]
+    if clamp is not None and core in ("conv_packed", "conv_winograd", "gemm_packed"):
         return Lowered(low.stages, low.args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
-    return Lowered(low.stages + _epilogue(ctx, first_extra), [k for k in range(len(ctx.node.inputs)) if ctx.has(k)],
-                   workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+    epi = _task_epilogue(ctx, first_extra) if core in ("conv_packed", "conv_winograd") else None
+    if epi is not None:
+        low.stages[0].params["epi"] = epi
+        return Lowered(low.stages, args, workspace=low.workspace, tasks=low.tasks, packed=low.packed)
+    return Lowered(low.stages + _epilogue(ctx, first_extra), args, workspace=low.workspace, tasks=low.tasks,
+                   packed=low.packed)
 
 
 @lowering("c", "FusedGemm", domain="bornc")

@@ -69,7 +69,7 @@ def winograd_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered:
     u = transform_weights(ctx.consts[1])
     packed = {1: np.concatenate([pack_a6(u[xi]) for xi in range(36)])}
     params = {**geo, "TW": tw, "TH": th, "ROWS": rows, "TP": tp, "LD": tp + 16, "NB": blocks, "MPAN": panels, "MCH": chunks,
-              "TILE": TILE_FLOATS, "has_bias": ctx.has(2), "serial_tasks": 0 if parallel else tasks,
+              "TILE": TILE_FLOATS, "has_bias": ctx.has(2), "epi": None, "serial_tasks": 0 if parallel else tasks,
               "clamp": [literal(v, "float32") for v in clamp] if clamp else None}
     ws = TILE_FLOATS + 36 * (c + 6 * panels) * (tp + 16)
     par = tasks if parallel else 0
