@@ -305,8 +305,9 @@ static inline void bornc_sgemm_6x32g(int kc, const float *a, const float *b, con
 #endif
 
 /* C[12 x 32] as two 6 x 32 tiles one above the other, rows 6..11 from the A panel a2 (bias + 6, C + 6 ldc).
- * AVX-512: 24 zmm sums, so each B row loaded meets 12 rows of A (half the B traffic of the 6 x 32 tile; the
- * 12-row, 32-column blocking is the one onnxruntime's MLAS uses for AVX-512, SgemmKernelAvx512F.S). */
+ * AVX-512: 24 zmm sums, so each B row loaded meets 12 rows of A (half the B traffic of the 6 x 32 tile). Kept
+ * apart from the 6 x 32 kernel: one loop over 6 h rows choosing the A panel per row ran 2x slower inside models
+ * (gcc did not unroll it). */
 #if defined(__AVX512F__)
 static inline void bornc_sgemm_12x32g(int kc, const float *a, const float *a2, const float *b, const float *b2,
                                       const int *offs, float *C, size_t ldc, int first, const float *bias,
