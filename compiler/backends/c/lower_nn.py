@@ -51,12 +51,13 @@ def block_columns(k: int, p: int) -> int:
 PARALLEL_MIN_MACS = 8_000_000
 
 
-def split(base: int, panels: int, threads: int, macs: int) -> tuple[int, bool]:
+def split(base: int, panels: int, threads: int, macs: int, per_thread: int = 4) -> tuple[int, bool]:
     """How a packed GEMM kernel is split: (chunks of weight panels per block, whether its tasks go to the
-    workers). Blocks alone feed the workers when there are 4 per thread; otherwise each block's output channels
-    are cut into chunks. Under PARALLEL_MIN_MACS, or on one thread, the tasks run in order on the caller."""
+    workers). Blocks alone feed the workers when there are ``per_thread`` per thread; otherwise each block's
+    output channels are cut into chunks. Under PARALLEL_MIN_MACS, or on one thread, the tasks run in order on the
+    caller."""
     parallel = threads > 1 and macs >= PARALLEL_MIN_MACS
-    chunks = 1 if not parallel or base >= 4 * threads else min(panels, -(-4 * threads // base))
+    chunks = 1 if not parallel or base >= per_thread * threads else min(panels, -(-per_thread * threads // base))
     return chunks, parallel
 
 

@@ -62,9 +62,13 @@ def winograd_conv(ctx: CCtx, geo: dict, threads: int, clamp) -> Lowered:
     panels = -(-m // 6)
     rows = max(1, min(th, (BLOCK_BYTES // (36 * (c + 6 * panels) * 4) - 16) // tw))
     blocks = -(-th // rows)
+    if threads > 1 and geo["N"] * blocks < 2 * threads:  # workers get blocks of their own: a chunk of the weight
+        blocks = min(th, -(-2 * threads // geo["N"]))      # panels would transform the block's input again
     rows = -(-th // blocks)                      # the same number in every block
+    blocks = -(-th // rows)
     tp = -(-rows * tw // 16) * 16
-    chunks, parallel = split(geo["N"] * blocks, panels, threads, geo["N"] * m * c * 9 * geo["OH"] * geo["OW"])
+    chunks, parallel = split(geo["N"] * blocks, panels, threads, geo["N"] * m * c * 9 * geo["OH"] * geo["OW"],
+                             per_thread=2)
     tasks = geo["N"] * blocks * chunks
     u = transform_weights(ctx.consts[1])
     packed = {1: np.concatenate([pack_a6(u[xi]) for xi in range(36)])}
