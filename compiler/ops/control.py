@@ -45,6 +45,11 @@ def ref_if(ctx, cond):
 
 def _loop_infer(ctx: InferCtx) -> list:
     body = ctx.attrs["body"]
+    for k, want in ((0, "int64"), (1, "bool")):      # M and cond (ONNX Loop: int64 and bool, one element each)
+        t = ctx.types[k] if k < len(ctx.types) else None
+        if isinstance(t, TensorType) and t.dtype != want:
+            raise SpecViolation(f"node {ctx.node.name!r} (Loop): input {k} ({'M' if k == 0 else 'cond'}) is {t.dtype}, "
+                                f"the operator takes {want}")
     n_carried = len(ctx.node.inputs) - 2
     carried = [ctx.types[2 + i] for i in range(n_carried)]
     scans = []

@@ -181,3 +181,18 @@ def test_nodes_out_of_order_are_imported_in_dependency_order():
     assert [n.name for n in m.graph.nodes] == ["cast", "relu", "neg"]
     out = bornc.run(m, {"x": np.array([-1.0, 0.5, 2.0], np.float32)})["y"]
     np.testing.assert_array_equal(out, [0.0, -0.5, -2.0])
+
+
+def test_loop_with_a_float_trip_count_is_refused():
+    """A Loop whose M input is a float tensor (a fuzz mutant of onnx's test_loop11 that rewired M to the float
+    state): one clear error naming the node and the input, where the reference and the numpy target used to
+    disagree on how many times it runs."""
+    from onnx.backend.test.case.node import collect_testcases
+    from bornc.errors import BorncError
+    case = next(c for c in collect_testcases() if c.name == "test_loop11")
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    loop = model.graph.node[0]
+    loop.input[0] = loop.input[2]                 # M := the float state y
+    with pytest.raises(BorncError, match=r"\(Loop\): input 0 \(M\) is float32, the operator takes int64"):
+        from_proto(model)
