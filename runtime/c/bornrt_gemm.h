@@ -364,12 +364,6 @@ static inline void bornc_sgemm_6x16p(int kc, const float *a, const float *b, flo
     bornc_sgemm_6x16g(kc, a, b, NULL, C, ldc, first, bias, clamp);
 }
 
-/* B in place (rows at b + offs[k]), all of K summed before the one store. */
-static inline void bornc_sgemm_6x16o(int K, const float *a, const float *b, const int *offs, float *C, size_t ldc,
-                                     const float *bias, const float *clamp) {
-    bornc_sgemm_6x16g(K, a, b, offs, C, ldc, 1, bias, clamp);
-}
-
 /* Rows [6 p0, min(6 p1, M)) of C = bias + A * B for A packed as above (K columns) and B read in place (row k of
  * B at b + offs[k], columns [0, nb)), as a stride-1 convolution over a padded copy of its input does: column j
  * of C is stored at c[dst[j]] + row * ldc, or dropped where dst[j] < 0 (the padding columns). B must be
